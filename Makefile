@@ -1,0 +1,26 @@
+# spladapt: the two commands of a fresh machine are "make setup" and "make test".
+GO ?= go
+DEBIAN_PACKAGES = libopenblas-dev pkg-config python3-torch python3-numpy chromium
+
+.PHONY: setup test test-nocgo build bench
+
+## setup: install Debian packages and Go modules (run as root on Debian)
+setup:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES)
+	$(GO) mod download
+	$(GO) build -o bin/spladapt ./cmd/spladapt
+
+## build: the spladapt binary in bin/
+build:
+	$(GO) build -o bin/spladapt ./cmd/spladapt
+
+## test: every test, with cgo (OpenBLAS), then the parity tests without cgo
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	CGO_ENABLED=0 $(GO) test -count=1 ./nn/...
+
+## bench: the opt-in benchmarks (long)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./...

@@ -1,0 +1,278 @@
+// Package config holds spladapt's settings: one typed Config, loaded through
+// viper with the precedence flag > SPLADAPT_* environment > config.yaml >
+// default. Unknown keys and invalid values are errors that name the key.
+//
+// Every key has a default in Default() and a documented line in the
+// repository's config.yaml; a test keeps the two in step.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/spf13/viper"
+)
+
+// Config is every setting of spladapt. The mapstructure tags are the keys of
+// config.yaml; nested structs are sections ("bm25.k1").
+type Config struct {
+	// CacheDir holds trained models, tokenised caches and indexes.
+	// Empty means $XDG_CACHE_HOME/spladapt (or ~/.cache/spladapt).
+	CacheDir string `mapstructure:"cache_dir"`
+	// Threads is the number of compute threads (BLAS and Go workers);
+	// 0 means one per CPU.
+	Threads int `mapstructure:"threads"`
+	// SkipInvalid skips malformed input records (each reported with file and
+	// line, and counted) instead of stopping at the first one.
+	SkipInvalid bool `mapstructure:"skip_invalid"`
+	// Progress is "auto" (on when stderr is a terminal), "on" or "off".
+	Progress string `mapstructure:"progress"`
+
+	BM25   BM25   `mapstructure:"bm25"`
+	Index  Index  `mapstructure:"index"`
+	Serve  Serve  `mapstructure:"serve"`
+	Eval   Eval   `mapstructure:"eval"`
+	Data   Data   `mapstructure:"data"`
+	Model  Model  `mapstructure:"model"`
+}
+
+// BM25 configures the bleve BM25 baseline.
+type BM25 struct {
+	K1 float64 `mapstructure:"k1"`
+	B  float64 `mapstructure:"b"`
+	// Depth is the number of hits retrieved per query.
+	Depth int `mapstructure:"depth"`
+}
+
+// Index configures the sparse inverted index.
+type Index struct {
+	// QuantBits is the impact width in bits (1..16); weights are quantised
+	// with one global scale.
+	QuantBits int `mapstructure:"quant_bits"`
+	// BlockSize is the number of postings per block-max entry.
+	BlockSize int `mapstructure:"block_size"`
+	// Algorithm is the default top-k method: exhaustive, maxscore or blockmax.
+	Algorithm string `mapstructure:"algorithm"`
+	// Depth is the number of hits retrieved per query.
+	Depth int `mapstructure:"depth"`
+}
+
+// Serve configures the HTTP search server.
+type Serve struct {
+	Addr string `mapstructure:"addr"`
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// TimeoutMS bounds the time to answer one request.
+	TimeoutMS int `mapstructure:"timeout_ms"`
+	// MaxK bounds the k a client may ask for.
+	MaxK int `mapstructure:"max_k"`
+}
+
+// Eval configures evaluation and comparison reports.
+type Eval struct {
+	// Measures are the measures a comparison report shows by default.
+	Measures []string `mapstructure:"measures"`
+}
+
+// Data configures dataset downloads.
+type Data struct {
+	// BaseURL is where "spladapt data pull NAME" fetches NAME.zip from.
+	BaseURL string `mapstructure:"base_url"`
+}
+
+// Model configures model shapes and encoding.
+type Model struct {
+	// MaxLength is the maximum number of tokens of a document.
+	MaxLength int `mapstructure:"max_length"`
+	// QueryMaxLength is the maximum number of tokens of a query.
+	QueryMaxLength int `mapstructure:"query_max_length"`
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		CacheDir:    "",
+		Threads:     0,
+		SkipInvalid: false,
+		Progress:    "auto",
+		BM25:        BM25{K1: 0.9, B: 0.4, Depth: 1000},
+		Index:       Index{QuantBits: 8, BlockSize: 64, Algorithm: "blockmax", Depth: 1000},
+		Serve:       Serve{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, TimeoutMS: 2000, MaxK: 1000},
+		Eval:        Eval{Measures: []string{"nDCG@10", "R@100", "AP", "RR@10"}},
+		Data:        Data{BaseURL: "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"},
+		Model:       Model{MaxLength: 256, QueryMaxLength: 64},
+	}
+}
+
+// Validate checks values and cross-field rules, naming the key at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config key %q: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Threads < 0 {
+		bad("threads", "must be >= 0 (0 = one per CPU), got %d", c.Threads)
+	}
+	switch c.Progress {
+	case "auto", "on", "off":
+	default:
+		bad("progress", "must be auto, on or off, got %q", c.Progress)
+	}
+	if c.BM25.K1 < 0 {
+		bad("bm25.k1", "must be >= 0, got %g", c.BM25.K1)
+	}
+	if c.BM25.B < 0 || c.BM25.B > 1 {
+		bad("bm25.b", "must be in [0,1], got %g", c.BM25.B)
+	}
+	if c.BM25.Depth < 1 {
+		bad("bm25.depth", "must be at least 1, got %d", c.BM25.Depth)
+	}
+	if c.Index.QuantBits < 1 || c.Index.QuantBits > 16 {
+		bad("index.quant_bits", "must be in 1..16, got %d", c.Index.QuantBits)
+	}
+	if c.Index.BlockSize < 1 {
+		bad("index.block_size", "must be at least 1, got %d", c.Index.BlockSize)
+	}
+	switch c.Index.Algorithm {
+	case "exhaustive", "maxscore", "blockmax":
+	default:
+		bad("index.algorithm", "must be exhaustive, maxscore or blockmax, got %q", c.Index.Algorithm)
+	}
+	if c.Index.Depth < 1 {
+		bad("index.depth", "must be at least 1, got %d", c.Index.Depth)
+	}
+	if c.Serve.MaxBodyBytes < 1 {
+		bad("serve.max_body_bytes", "must be positive, got %d", c.Serve.MaxBodyBytes)
+	}
+	if c.Serve.TimeoutMS < 1 {
+		bad("serve.timeout_ms", "must be positive, got %d", c.Serve.TimeoutMS)
+	}
+	if c.Serve.MaxK < 1 {
+		bad("serve.max_k", "must be positive, got %d", c.Serve.MaxK)
+	}
+	if c.Model.MaxLength < 2 {
+		bad("model.max_length", "must be at least 2, got %d", c.Model.MaxLength)
+	}
+	if c.Model.QueryMaxLength < 2 {
+		bad("model.query_max_length", "must be at least 2, got %d", c.Model.QueryMaxLength)
+	}
+	return errors.Join(errs...)
+}
+
+// NumThreads resolves Threads: 0 means one per CPU.
+func (c *Config) NumThreads() int {
+	if c.Threads > 0 {
+		return c.Threads
+	}
+	return runtime.NumCPU()
+}
+
+// Cache returns the cache directory, resolving the empty default.
+func (c *Config) Cache() string {
+	if c.CacheDir != "" {
+		return c.CacheDir
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "spladapt")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "spladapt")
+	}
+	return filepath.Join(os.TempDir(), "spladapt-cache")
+}
+
+// Keys lists every valid key ("bm25.k1", ...) with its default value.
+func Keys() map[string]any {
+	out := map[string]any{}
+	flatten("", reflect.ValueOf(Default()), out)
+	return out
+}
+
+func flatten(prefix string, v reflect.Value, out map[string]any) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key := f.Tag.Get("mapstructure")
+		if key == "" {
+			continue
+		}
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		if f.Type.Kind() == reflect.Struct {
+			flatten(key, v.Field(i), out)
+			continue
+		}
+		out[key] = v.Field(i).Interface()
+	}
+}
+
+// New returns a viper instance with every default set and SPLADAPT_*
+// environment variables bound (bm25.k1 ← SPLADAPT_BM25_K1).
+func New() *viper.Viper {
+	v := viper.New()
+	for k, d := range Keys() {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("SPLADAPT")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	return v
+}
+
+// ReadFile merges the YAML file at path into v. A missing file is an error
+// only when required is true. Keys the file has that Config does not are
+// rejected with the file and key named.
+func ReadFile(v *viper.Viper, path string, required bool) error {
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		if !required && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	fv := viper.New()
+	fv.SetConfigFile(path)
+	fv.SetConfigType("yaml")
+	if err := fv.ReadInConfig(); err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	known := Keys()
+	var unknown []string
+	for _, k := range fv.AllKeys() {
+		if _, ok := known[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config %s: unknown key %q (valid keys are listed in the repository's config.yaml)", path, unknown[0])
+	}
+	v.SetConfigFile(path)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Decode unmarshals v into a Config and validates it. Values of the wrong
+// type are errors naming the key.
+func Decode(v *viper.Viper) (Config, error) {
+	var c Config
+	if err := v.UnmarshalExact(&c); err != nil {
+		return c, fmt.Errorf("decode config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+)
+
+// The repository's config.yaml documents every key with its default.
+func TestRepositoryConfigMatchesDefaults(t *testing.T) {
+	fv := viper.New()
+	fv.SetConfigFile("../config.yaml")
+	if err := fv.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	keys := Keys()
+	for k := range keys {
+		if !fv.IsSet(k) {
+			t.Errorf("config.yaml lacks key %q", k)
+		}
+	}
+	v := New()
+	if err := ReadFile(v, "../config.yaml", true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("config.yaml values differ from Default():\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUnknownKeyNamed(t *testing.T) {
+	p := writeFile(t, "bm25:\n  k3: 1\n")
+	err := ReadFile(New(), p, true)
+	if err == nil || !strings.Contains(err.Error(), `"bm25.k3"`) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("err = %v, want unknown key bm25.k3 in %s", err, p)
+	}
+}
+
+func TestInvalidValueNamed(t *testing.T) {
+	for _, tc := range []struct{ body, key string }{
+		{"bm25:\n  b: 1.5\n", "bm25.b"},
+		{"index:\n  algorithm: magic\n", "index.algorithm"},
+		{"index:\n  quant_bits: notanumber\n", "quant_bits"},
+		{"threads: -1\n", "threads"},
+	} {
+		v := New()
+		if err := ReadFile(v, writeFile(t, tc.body), true); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Decode(v)
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%q: err = %v, want it to name %s", tc.body, err, tc.key)
+		}
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	p := writeFile(t, "bm25:\n  k1: 1.5\n  b: 0.5\n")
+	v := New()
+	if err := ReadFile(v, p, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SPLADAPT_BM25_K1", "1.7")
+	t.Setenv("SPLADAPT_BM25_DEPTH", "77")
+	v.Set("bm25.depth", 99) // what a bound, changed flag does
+	c, err := Decode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BM25.K1 != 1.7 || c.BM25.B != 0.5 || c.BM25.Depth != 99 || c.Index.QuantBits != 8 {
+		t.Errorf("got k1=%g b=%g depth=%d bits=%d, want env 1.7, file 0.5, flag 99, default 8",
+			c.BM25.K1, c.BM25.B, c.BM25.Depth, c.Index.QuantBits)
+	}
+}
+
+func TestMissingOptionalFile(t *testing.T) {
+	if err := ReadFile(New(), filepath.Join(t.TempDir(), "none.yaml"), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReadFile(New(), filepath.Join(t.TempDir(), "none.yaml"), true); err == nil {
+		t.Fatal("required missing file: no error")
+	}
+}

@@ -1,0 +1,104 @@
+// Package corpora reads the collections spladapt works on: documents,
+// queries, relevance judgments (qrels) and ranked runs, from BEIR
+// directories, TREC files, JSONL, TSV and plain directories of documents.
+//
+// Readers stream: a corpus never has to fit in memory, and lines may be of
+// any length. Gzip (".gz") is read transparently. Malformed input is an
+// error naming the file and line (*ParseError); with Options.SkipInvalid the
+// bad record is reported through Options.Report and skipped, and the count
+// is kept, so nothing is ever dropped silently.
+package corpora
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Doc is one document (or passage) of a corpus.
+type Doc struct {
+	ID    string `json:"_id"`
+	Title string `json:"title"`
+	Text  string `json:"text"`
+}
+
+// Content returns the text a model or BM25 sees: title and text joined by
+// one space (just the text when the title is empty).
+func (d Doc) Content() string {
+	if d.Title == "" {
+		return d.Text
+	}
+	if d.Text == "" {
+		return d.Title
+	}
+	return d.Title + " " + d.Text
+}
+
+// Query is one query (topic).
+type Query struct {
+	ID   string `json:"_id"`
+	Text string `json:"text"`
+}
+
+// Qrels maps query id → doc id → relevance grade. Grades may be zero or
+// negative (judged non-relevant), as in TREC qrels.
+type Qrels map[string]map[string]int
+
+// Hit is one ranked result.
+type Hit struct {
+	DocID string
+	Score float64
+	Rank  int // as written in the run file; evaluation ignores it
+}
+
+// Run maps query id → its hits in file order.
+type Run map[string][]Hit
+
+// ParseError is a malformed record: where it is and what is wrong.
+type ParseError struct {
+	File string
+	Line int // 1-based; 0 when the error concerns the whole file
+	Err  error
+}
+
+func (e *ParseError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Err)
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// Options control how readers treat bad input.
+type Options struct {
+	// SkipInvalid skips malformed records instead of failing on the first.
+	SkipInvalid bool
+	// Report receives every skipped record's error (SkipInvalid only).
+	// When nil, skipped records are only counted (see Skipped).
+	Report func(*ParseError)
+	// Skipped, when not nil, is incremented for each skipped record.
+	Skipped *int
+}
+
+// handle decides what a reader does with a bad record: returns err when
+// the reader must stop, nil when the record is skipped.
+func (o Options) handle(err *ParseError) error {
+	if !o.SkipInvalid {
+		return err
+	}
+	if o.Report != nil {
+		o.Report(err)
+	}
+	if o.Skipped != nil {
+		*o.Skipped++
+	}
+	return nil
+}
+
+// Errors shared by readers; match them with errors.Is.
+var (
+	ErrEmptyFile   = errors.New("empty file")
+	ErrInvalidUTF8 = errors.New("invalid UTF-8")
+	ErrMissingID   = errors.New("missing or empty id")
+	ErrDuplicateID = errors.New("duplicate id")
+)

@@ -1,0 +1,45 @@
+//go:build !cgo
+
+package nn
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Backend names the matrix-product implementation in use.
+const Backend = "gonum"
+
+// SetThreads is a no-op for the pure-Go backend (gonum parallelises
+// internally over GOMAXPROCS).
+func SetThreads(n int) {}
+
+var impl gonum.Implementation
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices,
+// where op(X) is X or Xᵀ: op(A) is (m, k), op(B) is (k, n), C is (m, n),
+// with leading dimensions lda, ldb, ldc. Cost: 2·m·n·k flops.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if transA {
+		ta = blas.Trans
+	}
+	if transB {
+		tb = blas.Trans
+	}
+	if k == 0 {
+		// gonum requires non-empty operands; C = beta·C.
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+		return
+	}
+	impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}

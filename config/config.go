@@ -34,12 +34,12 @@ type Config struct {
 	// Progress is "auto" (on when stderr is a terminal), "on" or "off".
 	Progress string `mapstructure:"progress"`
 
-	BM25   BM25   `mapstructure:"bm25"`
-	Index  Index  `mapstructure:"index"`
-	Serve  Serve  `mapstructure:"serve"`
-	Eval   Eval   `mapstructure:"eval"`
-	Data   Data   `mapstructure:"data"`
-	Model  Model  `mapstructure:"model"`
+	BM25  BM25  `mapstructure:"bm25"`
+	Index Index `mapstructure:"index"`
+	Serve Serve `mapstructure:"serve"`
+	Eval  Eval  `mapstructure:"eval"`
+	Data  Data  `mapstructure:"data"`
+	Model Model `mapstructure:"model"`
 }
 
 // BM25 configures the bleve BM25 baseline.

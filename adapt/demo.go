@@ -1,0 +1,208 @@
+package adapt
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spladapt/spladapt/internal/atomicfile"
+)
+
+// DemoSpec describes one synthetic domain of the built-in demo.
+//
+// The generator: a domain has Topics topics, each with Concepts concepts;
+// every concept has two surface forms (synonyms), pseudo-words built from
+// syllables. A document belongs to one topic and is DocLen tokens long:
+// about 40% shared English function words, 45% concepts of its topic (one
+// of the two forms, chosen per document with a bias so that each document
+// prefers one form of each concept), and 15% words of other topics. A
+// query is written for one document from 3–5 of its concepts, each in the
+// form the document does NOT prefer with probability SynonymRate, so that
+// exact matching fails and a model must have learnt from the corpus which
+// forms co-occur. The one relevant document of a query is its source
+// document (grade 1).
+//
+// The source and the target domains draw their pseudo-words from disjoint
+// syllable sets, so the target's vocabulary never appears in the source
+// data: exactly what continued pretraining on the target has to learn.
+type DemoSpec struct {
+	Name        string
+	Seed        uint64
+	Syllables   []string
+	Topics      int
+	Concepts    int
+	Docs        int
+	DocLen      int
+	SynonymRate float64
+	// Splits maps a qrels split name to its number of queries.
+	Splits map[string]int
+}
+
+var functionWords = strings.Fields("the of and a to in is was for on that with as by at from it an be this which or are were has had its into than also but not been other more such these their can may most over some")
+
+// DemoSource and DemoTarget are the two domains of "spladapt demo".
+func DemoSource() DemoSpec {
+	return DemoSpec{Name: "demo-source", Seed: 20240601, Syllables: syllables("bdgklmnprst", "aeiou"),
+		Topics: 40, Concepts: 12, Docs: 2000, DocLen: 48, SynonymRate: 0.5,
+		Splits: map[string]int{"train": 3000, "dev": 200}}
+}
+
+// DemoTarget uses syllables disjoint from DemoSource's.
+func DemoTarget() DemoSpec {
+	return DemoSpec{Name: "demo-target", Seed: 20240602, Syllables: syllables("fhjvwzcq", "aeiouy"),
+		Topics: 40, Concepts: 12, Docs: 2000, DocLen: 48, SynonymRate: 0.5,
+		Splits: map[string]int{"test": 300}}
+}
+
+func syllables(consonants, vowels string) []string {
+	var out []string
+	for _, c := range consonants {
+		for _, v := range vowels {
+			out = append(out, string(c)+string(v))
+		}
+	}
+	return out
+}
+
+type demoDoc struct {
+	topic  int
+	prefer []int // per concept of the topic: preferred form 0 or 1
+	words  []string
+}
+
+// GenerateDemo writes spec as a BEIR directory at dir (corpus.jsonl,
+// queries.jsonl, qrels/<split>.tsv), atomically. The same spec always gives
+// the same files.
+func GenerateDemo(dir string, spec DemoSpec) error {
+	rng := rand.New(rand.NewPCG(spec.Seed, spec.Seed^0x9e3779b97f4a7c15))
+	// concept[t][c][form] is a pseudo-word, unique in the domain.
+	seen := map[string]bool{}
+	for _, w := range functionWords {
+		seen[w] = true
+	}
+	word := func() string {
+		for {
+			n := 2 + rng.IntN(2)
+			var b strings.Builder
+			for i := 0; i < n; i++ {
+				b.WriteString(spec.Syllables[rng.IntN(len(spec.Syllables))])
+			}
+			if w := b.String(); !seen[w] {
+				seen[w] = true
+				return w
+			}
+		}
+	}
+	concept := make([][][2]string, spec.Topics)
+	for t := range concept {
+		concept[t] = make([][2]string, spec.Concepts)
+		for c := range concept[t] {
+			concept[t][c] = [2]string{word(), word()}
+		}
+	}
+	docs := make([]demoDoc, spec.Docs)
+	for i := range docs {
+		d := demoDoc{topic: rng.IntN(spec.Topics), prefer: make([]int, spec.Concepts)}
+		for c := range d.prefer {
+			d.prefer[c] = rng.IntN(2)
+		}
+		for len(d.words) < spec.DocLen {
+			switch r := rng.Float64(); {
+			case r < 0.40:
+				d.words = append(d.words, functionWords[rng.IntN(len(functionWords))])
+			case r < 0.85:
+				c := rng.IntN(spec.Concepts)
+				form := d.prefer[c]
+				if rng.Float64() < 0.15 { // the other form, now and then: co-occurrence to learn from
+					form = 1 - form
+				}
+				d.words = append(d.words, concept[d.topic][c][form])
+			default:
+				t := rng.IntN(spec.Topics)
+				d.words = append(d.words, concept[t][rng.IntN(spec.Concepts)][rng.IntN(2)])
+			}
+		}
+		docs[i] = d
+	}
+	return atomicfile.Dir(dir, func(tmp string) error {
+		if err := os.MkdirAll(filepath.Join(tmp, "qrels"), 0o755); err != nil {
+			return err
+		}
+		if err := writeJSONL(filepath.Join(tmp, "corpus.jsonl"), len(docs), func(i int) any {
+			return map[string]string{"_id": fmt.Sprintf("d%d", i), "title": "", "text": strings.Join(docs[i].words, " ")}
+		}); err != nil {
+			return err
+		}
+		type query struct{ id, text, doc string }
+		var queries []query
+		splits := sortedKeys(spec.Splits)
+		for _, split := range splits {
+			var rows []string
+			for i := 0; i < spec.Splits[split]; i++ {
+				di := rng.IntN(len(docs))
+				d := docs[di]
+				// Concepts the document actually uses.
+				used := map[int]bool{}
+				for c := 0; c < spec.Concepts; c++ {
+					for _, w := range d.words {
+						if w == concept[d.topic][c][0] || w == concept[d.topic][c][1] {
+							used[c] = true
+						}
+					}
+				}
+				cs := sortedKeys(used)
+				rng.Shuffle(len(cs), func(a, b int) { cs[a], cs[b] = cs[b], cs[a] })
+				n := min(len(cs), 3+rng.IntN(3))
+				var q []string
+				for _, c := range cs[:n] {
+					form := d.prefer[c]
+					if rng.Float64() < spec.SynonymRate {
+						form = 1 - form
+					}
+					q = append(q, concept[d.topic][c][form])
+				}
+				id := fmt.Sprintf("%s-q%d", split, i)
+				queries = append(queries, query{id, strings.Join(q, " "), fmt.Sprintf("d%d", di)})
+				rows = append(rows, fmt.Sprintf("%s\td%d\t1", id, di))
+			}
+			err := atomicfile.Write(filepath.Join(tmp, "qrels", split+".tsv"), 0o644, func(w io.Writer) error {
+				bw := bufio.NewWriter(w)
+				fmt.Fprintln(bw, "query-id\tcorpus-id\tscore")
+				for _, r := range rows {
+					fmt.Fprintln(bw, r)
+				}
+				return bw.Flush()
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return writeJSONL(filepath.Join(tmp, "queries.jsonl"), len(queries), func(i int) any {
+			return map[string]string{"_id": queries[i].id, "text": queries[i].text}
+		})
+	})
+}
+
+func writeJSONL(path string, n int, rec func(i int) any) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		enc := json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
+		for i := 0; i < n; i++ {
+			if err := enc.Encode(rec(i)); err != nil {
+				return err
+			}
+		}
+		return bw.Flush()
+	})
+}
+
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }

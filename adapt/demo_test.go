@@ -1,0 +1,78 @@
+package adapt
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func readWords(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	words := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var rec map[string]string
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range strings.Fields(rec["text"]) {
+			words[w] = true
+		}
+	}
+	return words
+}
+
+func TestDemoDomainsAreDisjointAndReproducible(t *testing.T) {
+	dir := t.TempDir()
+	src, tgt := DemoSource(), DemoTarget()
+	src.Docs, tgt.Docs = 300, 300
+	src.Splits = map[string]int{"train": 100, "dev": 20}
+	tgt.Splits = map[string]int{"test": 50}
+	for _, s := range []DemoSpec{src, tgt} {
+		if err := GenerateDemo(filepath.Join(dir, s.Name), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw := readWords(t, filepath.Join(dir, src.Name, "corpus.jsonl"))
+	tw := readWords(t, filepath.Join(dir, tgt.Name, "corpus.jsonl"))
+	shared := 0
+	for w := range tw {
+		if sw[w] {
+			shared++
+			found := false
+			for _, f := range functionWords {
+				found = found || f == w
+			}
+			if !found {
+				t.Errorf("target word %q appears in the source corpus", w)
+			}
+		}
+	}
+	if shared == 0 {
+		t.Error("domains share no function words")
+	}
+	// Same spec, same bytes.
+	again := filepath.Join(dir, "again")
+	if err := GenerateDemo(again, tgt); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"corpus.jsonl", "queries.jsonl", "qrels/test.tsv"} {
+		a, _ := os.ReadFile(filepath.Join(dir, tgt.Name, f))
+		b, _ := os.ReadFile(filepath.Join(again, f))
+		if len(a) == 0 || string(a) != string(b) {
+			t.Errorf("%s differs between two generations (%d vs %d bytes)", f, len(a), len(b))
+		}
+	}
+	q, _ := os.ReadFile(filepath.Join(dir, tgt.Name, "qrels/test.tsv"))
+	if n := strings.Count(string(q), "\n"); n != 51 {
+		t.Errorf("test qrels has %d lines, want header + 50", n)
+	}
+}

@@ -1,0 +1,236 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"sync"
+)
+
+// The SPLADE head: w[b,v] = max_t log1p(relu(z[b,t,:]·E[v,:] + bias[v])) over
+// the real (unpadded) positions t of sequence b (Formal et al., SPLADE v2,
+// arXiv:2109.10086, max pooling).
+//
+// Shape legend: B batch, T positions, C hidden width, V vocabulary size.
+//
+// Because bias, ReLU and log1p are non-decreasing,
+//
+//	max_t log1p(relu(z_t·E + b)) = log1p(relu(max_t(z_t·E) + b)),
+//
+// so the forward pass computes z·Eᵀ tile by tile (rows of positions × a block
+// of the vocabulary, one Sgemm per tile, the tile sized to stay in L2), folds
+// each tile into a running max and argmax, and applies bias/ReLU/log1p once
+// per (b, v). The (B·T)×V logit matrix (1 GB at 32×256×30522) never exists.
+//
+// The backward pass is sparse: d w[b,v] / d logit[b,t,v] is non-zero only at
+// t = argmax[b,v] and only where the pooled weight is positive.
+
+// Tile sizes of SpladePoolForward. spladeRows positions × spladeCols vocabulary
+// entries of float32 is the logit tile folded into the running max; 128×1024×4 B
+// = 512 KiB leaves room in a 1 MiB L2 for the packed operands.
+const (
+	spladeRows = 128
+	spladeCols = 1024
+)
+
+// SpladePoolForward computes the SPLADE max-pooled term weights.
+//
+//	z      (B, T, C) head-transform output (the input of the tied decoder)
+//	mask   (B, T)    1 for a real token, 0 for padding (any value > 0 counts as real)
+//	emb    (V, C)    tied decoder weights (the word embeddings)
+//	bias   (V)       decoder bias
+//	out    (B, V)    set to max_t log1p(relu(z[b,t]·emb[v] + bias[v])) over real t
+//	argmax (B, V)    set to the first real t reaching the max of z[b,t]·emb[v],
+//	                 or -1 for a sequence with no real token
+//
+// A sequence with no real token gets an all-zero row. out and argmax are
+// overwritten, never read. Cost: 2·(real positions)·V·C flops in Sgemm (padded
+// positions are skipped, not computed) plus one compare per logit; extra
+// memory is one spladeRows×spladeCols tile plus spladeRows×C gathered rows.
+func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
+	checkSplade(z, emb, bias, B, T, C, V, out, argmax)
+	if len(mask) < B*T {
+		panic(fmt.Sprintf("splade: len(mask)=%d < B·T=%d", len(mask), B*T))
+	}
+	// Real positions as (b, t) pairs, in order: a tile of rows may span
+	// sequences, so short sequences still make full-height GEMMs.
+	type pos struct{ b, t int32 }
+	real := make([]pos, 0, B*T)
+	for b := 0; b < B; b++ {
+		for t := 0; t < T; t++ {
+			if mask[b*T+t] > 0 {
+				real = append(real, pos{int32(b), int32(t)})
+			}
+		}
+	}
+	// Running maxima live in out until the final pass.
+	negInf := float32(math.Inf(-1))
+	for i := range out[:B*V] {
+		out[i] = negInf
+	}
+	for i := range argmax[:B*V] {
+		argmax[i] = -1
+	}
+	rows := make([]float32, spladeRows*C) // (R, C) gathered real rows of z
+	tile := make([]float32, spladeRows*spladeCols)
+	for r0 := 0; r0 < len(real); r0 += spladeRows {
+		chunk := real[r0:min(r0+spladeRows, len(real))]
+		R := len(chunk)
+		// Gather unless the chunk is already contiguous in z.
+		var a []float32
+		first := int(chunk[0].b)*T + int(chunk[0].t)
+		if last := int(chunk[R-1].b)*T + int(chunk[R-1].t); last-first == R-1 {
+			a = z[first*C : (last+1)*C]
+		} else {
+			for i, p := range chunk {
+				src := (int(p.b)*T + int(p.t)) * C
+				copy(rows[i*C:(i+1)*C], z[src:src+C])
+			}
+			a = rows[:R*C]
+		}
+		for v0 := 0; v0 < V; v0 += spladeCols {
+			n := min(spladeCols, V-v0)
+			Sgemm(false, true, R, n, C, 1, a, C, emb[v0*C:], C, 0, tile, n)
+			for i, p := range chunk {
+				o := int(p.b)*V + v0
+				foldMax(out[o:o+n], argmax[o:o+n], tile[i*n:(i+1)*n], p.t)
+			}
+		}
+	}
+	for b := 0; b < B; b++ {
+		row, am := out[b*V:(b+1)*V], argmax[b*V:(b+1)*V]
+		if V > 0 && am[0] < 0 {
+			clear(row) // no real token
+			continue
+		}
+		for v, m := range row {
+			s := m + bias[v]
+			if s > 0 {
+				row[v] = float32(math.Log1p(float64(s)))
+			} else {
+				row[v] = 0
+			}
+		}
+	}
+}
+
+// foldMax updates the running maximum mx and its position am with one row of
+// logits x at position t: strict >, so the first maximal position wins.
+func foldMax(mx []float32, am []int32, x []float32, t int32) {
+	mx = mx[:len(x)]
+	am = am[:len(x)]
+	for j, v := range x {
+		if v > mx[j] {
+			mx[j] = v
+			am[j] = t
+		}
+	}
+}
+
+// SpladePoolBackward accumulates the gradients of SpladePoolForward given
+// dout = dL/dout.
+//
+//	dout   (B, V)    gradient of the loss with respect to out
+//	z      (B, T, C), emb (V, C), bias (V): the forward inputs
+//	argmax (B, V), out (B, V): the forward outputs
+//	dz     (B, T, C) += gradient with respect to z
+//	demb   (V, C)    += gradient with respect to emb
+//	dbias  (V)       += gradient with respect to bias
+//
+// Only entries with out[b,v] > 0 carry gradient: there
+// dlogit = dout[b,v]·1/(1+s) with s = max + bias = expm1(out[b,v]), and it
+// flows to position argmax[b,v] only. (At s = 0 exactly the ReLU's
+// subgradient is taken as 0.) Any of dz, demb, dbias may be nil to skip it.
+// Cost: 4·C flops per positive weight; the dz and demb passes each run on up
+// to two goroutines over disjoint rows, so no locking.
+func SpladePoolBackward(dout, z, emb, bias []float32, argmax []int32, out []float32, B, T, C, V int, dz, demb, dbias []float32) {
+	checkSplade(z, emb, bias, B, T, C, V, out, argmax)
+	if len(dout) < B*V {
+		panic(fmt.Sprintf("splade: len(dout)=%d < B·V=%d", len(dout), B*V))
+	}
+	// g[b,v] = dL/dlogit at the argmax, 0 where no gradient flows.
+	g := make([]float32, B*V)
+	for i, w := range out[:B*V] {
+		if w > 0 && dout[i] != 0 && argmax[i] >= 0 {
+			g[i] = dout[i] * float32(math.Exp(-float64(w)))
+		}
+	}
+	if dz != nil {
+		if len(dz) < B*T*C {
+			panic(fmt.Sprintf("splade: len(dz)=%d < B·T·C=%d", len(dz), B*T*C))
+		}
+		// dz[b,argmax,:] += g·emb[v,:]: split by sequence.
+		parallel2(B, func(lo, hi int) {
+			for b := lo; b < hi; b++ {
+				for v := 0; v < V; v++ {
+					gv := g[b*V+v]
+					if gv == 0 {
+						continue
+					}
+					t := int(argmax[b*V+v])
+					axpy(dz[(b*T+t)*C:(b*T+t+1)*C], emb[v*C:(v+1)*C], gv)
+				}
+			}
+		})
+	}
+	if demb != nil || dbias != nil {
+		if demb != nil && len(demb) < V*C {
+			panic(fmt.Sprintf("splade: len(demb)=%d < V·C=%d", len(demb), V*C))
+		}
+		if dbias != nil && len(dbias) < V {
+			panic(fmt.Sprintf("splade: len(dbias)=%d < V=%d", len(dbias), V))
+		}
+		// demb[v,:] += g·z[b,argmax,:]: split by vocabulary range.
+		parallel2(V, func(lo, hi int) {
+			for b := 0; b < B; b++ {
+				for v := lo; v < hi; v++ {
+					gv := g[b*V+v]
+					if gv == 0 {
+						continue
+					}
+					if dbias != nil {
+						dbias[v] += gv
+					}
+					if demb != nil {
+						t := int(argmax[b*V+v])
+						axpy(demb[v*C:(v+1)*C], z[(b*T+t)*C:(b*T+t+1)*C], gv)
+					}
+				}
+			}
+		})
+	}
+}
+
+// axpy sets y += a·x over len(y) elements.
+func axpy(y, x []float32, a float32) {
+	x = x[:len(y)]
+	for i := range y {
+		y[i] += a * x[i]
+	}
+}
+
+// parallel2 runs f over [0, n) split in two halves on two goroutines, or
+// inline when n is small. f must only write state owned by its range.
+func parallel2(n int, f func(lo, hi int)) {
+	if n < 2 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	mid := n / 2
+	wg.Go(func() { f(0, mid) })
+	f(mid, n)
+	wg.Wait()
+}
+
+func checkSplade(z, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
+	switch {
+	case len(z) < B*T*C:
+		panic(fmt.Sprintf("splade: len(z)=%d < B·T·C=%d", len(z), B*T*C))
+	case len(emb) < V*C:
+		panic(fmt.Sprintf("splade: len(emb)=%d < V·C=%d", len(emb), V*C))
+	case len(bias) < V:
+		panic(fmt.Sprintf("splade: len(bias)=%d < V=%d", len(bias), V))
+	case len(out) < B*V || len(argmax) < B*V:
+		panic(fmt.Sprintf("splade: len(out)=%d, len(argmax)=%d < B·V=%d", len(out), len(argmax), B*V))
+	}
+}

@@ -40,7 +40,7 @@ func openLines(name string) (*lineReader, error) {
 			if errors.Is(err, io.EOF) {
 				return nil, &ParseError{File: name, Err: ErrEmptyFile}
 			}
-			return nil, &ParseError{File: name, Err: fmt.Errorf("gzip: %w", err)}
+			return nil, &ParseError{File: name, Err: fmt.Errorf("%w: gzip: %w", ErrTruncated, err)}
 		}
 		lr.gz = gz
 		r = gz
@@ -89,14 +89,16 @@ func (lr *lineReader) Next() (string, int, error) {
 // returned io.EOF).
 func (lr *lineReader) Empty() bool { return !lr.any }
 
+// describeReadErr turns a failed read into an error matching ErrTruncated
+// (and still the cause, e.g. io.ErrUnexpectedEOF or gzip.ErrChecksum).
 func describeReadErr(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("truncated gzip stream: %w", err)
+		return fmt.Errorf("%w: gzip stream ends early (%w)", ErrTruncated, err)
 	}
 	if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
-		return fmt.Errorf("corrupt gzip stream: %w", err)
+		return fmt.Errorf("%w: corrupt gzip stream (%w)", ErrTruncated, err)
 	}
-	return err
+	return fmt.Errorf("%w: %w", ErrTruncated, err)
 }
 
 func (lr *lineReader) Close() error {

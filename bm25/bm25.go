@@ -312,3 +312,24 @@ func ReadMeta(dir string) (Meta, error) {
 	}
 	return m, nil
 }
+
+// BuildCorpus indexes the corpus at path (anything corpora.OpenCorpus
+// reads) into dir, as Build. Malformed records follow opts; the number
+// skipped is recorded in meta.json. progress, when not nil, receives the
+// number of documents indexed so far.
+func BuildCorpus(dir, path string, opts corpora.Options, progress func(n int)) (Meta, error) {
+	skipped := 0
+	if opts.Skipped == nil {
+		opts.Skipped = &skipped
+	}
+	r, err := corpora.OpenCorpus(path, opts)
+	if err != nil {
+		return Meta{}, err
+	}
+	defer r.Close()
+	return Build(dir, r.Next, BuildOptions{
+		Progress: progress,
+		Corpus:   path,
+		Skipped:  func() int { return *opts.Skipped },
+	})
+}

@@ -13,9 +13,11 @@ import (
 // tags and <br> separate words, and runs of white space become one space.
 //
 // It is a tolerant scanner, not a full HTML5 parser: attribute values may
-// hold '>' when quoted, a '<' that does not start a tag is text, and an
-// unclosed comment or raw-text element runs to the end of the input (as in
-// browsers). Cost: one pass over s.
+// hold '>' when quoted; a '<' that does not start a tag, or starts one never
+// closed by '>', is text; an unclosed comment or raw-text element runs to
+// the end of the input (as in browsers). All Unicode white space, no-break
+// space included, counts as space. Cost: linear in len(s) but for tags
+// with unbalanced quotes.
 func StripHTML(s string) (title, text string) {
 	var out strings.Builder
 	out.Grow(len(s) / 2)
@@ -67,8 +69,14 @@ func StripHTML(s string) (title, text string) {
 		}
 		name := strings.ToLower(rest[nameStart:j])
 		end := tagEnd(rest, j)
+		if end < 0 { // an unbalanced quote: end at the first '>'
+			if k := strings.IndexByte(rest[j:], '>'); k >= 0 {
+				end = j + k
+			}
+		}
 		if end < 0 {
-			i = len(s) // an unterminated tag swallows the rest, as browsers do
+			// No '>' anywhere after: no tag can end, the rest is text.
+			emit(rest)
 			break
 		}
 		i += end + 1
@@ -110,26 +118,26 @@ func tagEnd(s string, j int) int {
 	return -1
 }
 
-// rawTextUntil returns the text before "</name" (any case) and the index
-// just past that end tag's '>', or all of s when there is no end tag.
+// rawTextUntil returns the text before "</name" (ASCII case ignored) and
+// the index just past that end tag's '>', or all of s when there is no end
+// tag.
 func rawTextUntil(s, name string) (body string, after int) {
-	lower := strings.ToLower(s)
 	from := 0
 	for {
-		k := strings.Index(lower[from:], "</"+name)
+		k := strings.Index(s[from:], "</")
 		if k < 0 {
 			return s, len(s)
 		}
 		k += from
 		next := k + 2 + len(name)
-		if next == len(s) || !isTagNameByte(s[next]) {
+		if next <= len(s) && strings.EqualFold(s[k+2:next], name) && (next == len(s) || !isTagNameByte(s[next])) {
 			gt := strings.IndexByte(s[next:], '>')
 			if gt < 0 {
 				return s[:k], len(s)
 			}
 			return s[:k], next + gt + 1
 		}
-		from = next
+		from = k + 2
 	}
 }
 

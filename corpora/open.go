@@ -154,6 +154,9 @@ func countLines(name string) (int, error) {
 		return 0, err
 	}
 	defer lr.Close()
+	if b, _ := lr.br.Peek(3); string(b) == "\xef\xbb\xbf" {
+		lr.br.Discard(3)
+	}
 	buf := make([]byte, 1<<16)
 	n, lines, nonblank := 0, 0, false
 	for {

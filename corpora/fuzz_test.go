@@ -1,0 +1,74 @@
+package corpora
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzJSONL: any bytes given to the JSONL reader end in documents or a
+// *ParseError, never a panic. Strictly, the documents returned have
+// distinct, non-blank, valid UTF-8 ids. With SkipInvalid, every non-blank
+// line is either a document or a reported, counted skip: nothing is lost.
+func FuzzJSONL(f *testing.F) {
+	for _, s := range []string{
+		`{"_id":"a","title":"t","text":"x"}` + "\n" + `{"_id":"b","text":"y"}`,
+		"\ufeff" + `{"_id":1,"text":"x"}` + "\r\n",
+		`{"_id":"a","text":"x"}` + "\n" + `{"_id":"a","text":"x"}`,
+		`{"_id":"","text":5}`,
+		"[1,2]\nnull\n{\"_id\":\"\xff\",\"text\":\"\"}\n",
+		"\n\n   \n",
+		"",
+		`{"_id":{"x":1},"text":"y"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "f.jsonl")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := OpenCorpus(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs, err := drain(r)
+		var pe *ParseError
+		if err != nil && !errors.As(err, &pe) {
+			t.Fatalf("error %v (%T), want *ParseError", err, err)
+		}
+		seen := map[string]bool{}
+		for _, d := range docs {
+			if d.ID == "" || seen[d.ID] || !utf8.ValidString(d.ID) || !utf8.ValidString(d.Text) || !utf8.ValidString(d.Title) {
+				t.Fatalf("bad document %q", d)
+			}
+			seen[d.ID] = true
+		}
+
+		opts, reported, skipped := collect()
+		r, err = OpenCorpus(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs2, err := drain(r)
+		lines, cerr := CountDocs(path)
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrEmptyFile) || lines != 0 {
+				t.Fatalf("SkipInvalid: error %v with %d non-blank lines", err, lines)
+			}
+			return
+		}
+		if len(docs2)+*skipped != lines || len(*reported) != *skipped {
+			t.Fatalf("%d docs + %d skipped (%d reported) != %d non-blank lines", len(docs2), *skipped, len(*reported), lines)
+		}
+		if len(docs) > len(docs2) {
+			t.Fatalf("strict read returned %d docs, SkipInvalid only %d", len(docs), len(docs2))
+		}
+	})
+}

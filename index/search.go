@@ -1,0 +1,473 @@
+package index
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+)
+
+// Algorithm is a top-k query processing method. All return the same hits.
+type Algorithm int
+
+const (
+	// Exhaustive is document-at-a-time over every posting of every query term.
+	Exhaustive Algorithm = iota
+	// MaxScore is document-at-a-time MaxScore (Turtle & Flood 1995): terms
+	// whose summed maxima cannot lift a document into the top k are only
+	// probed for documents found through the other ("essential") terms.
+	MaxScore
+	// BlockMax is block-max pruning over doc-number ranges, after BMP
+	// (Mallia, Suel, Tonellotto, SIGIR 2024): per-block upper bounds Σ q·max
+	// are computed for every block of R documents, the most promising
+	// blocks are scored first to raise the threshold, then the remaining
+	// blocks are scored in doc order, skipping every block whose bound is
+	// below the current k-th score.
+	BlockMax
+)
+
+var algNames = [...]string{"exhaustive", "maxscore", "blockmax"}
+
+func (a Algorithm) String() string {
+	if a >= 0 && int(a) < len(algNames) {
+		return algNames[a]
+	}
+	return fmt.Sprintf("Algorithm(%d)", int(a))
+}
+
+// ParseAlgorithm maps "exhaustive", "maxscore" or "blockmax" to its Algorithm.
+func ParseAlgorithm(s string) (Algorithm, error) {
+	for i, n := range algNames {
+		if n == s {
+			return Algorithm(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown query algorithm %q (want exhaustive, maxscore or blockmax)", s)
+}
+
+// Algorithms lists every algorithm.
+var Algorithms = []Algorithm{Exhaustive, MaxScore, BlockMax}
+
+// Hit is one result: doc number, exact integer score (Σ q·impact) and
+// the score in weight units (Raw · Factor of the query).
+type Hit struct {
+	Doc   uint32
+	Raw   uint64
+	Score float64
+}
+
+// qterm is a quantised query term.
+type qterm struct {
+	term uint32
+	q    uint64
+}
+
+// Query is a query quantised for this index (see docs/format/index.md).
+type Query struct {
+	terms  []qterm
+	factor float64 // score per raw unit
+}
+
+// Len returns the number of query terms that can match.
+func (q *Query) Len() int { return len(q.terms) }
+
+// Prepare quantises q: duplicate terms are summed, terms with weight ≤ 0
+// or no postings are dropped, weights become integers in 1..65535 relative
+// to the largest. Terms outside the vocabulary and non-finite weights are
+// errors.
+func (r *Reader) Prepare(q []TermWeight) (*Query, error) {
+	sum := make(map[uint32]float64, len(q))
+	for _, tw := range q {
+		if math.IsNaN(float64(tw.Weight)) || math.IsInf(float64(tw.Weight), 0) {
+			return nil, fmt.Errorf("query term %d has weight %v", tw.Term, tw.Weight)
+		}
+		if int64(tw.Term) >= int64(r.meta.NumTerms) {
+			return nil, fmt.Errorf("query term %d outside vocabulary of %d", tw.Term, r.meta.NumTerms)
+		}
+		sum[tw.Term] += float64(tw.Weight)
+	}
+	qmax := 0.0
+	for t, w := range sum {
+		if df, _ := r.TermStats(t); df == 0 || w <= 0 {
+			delete(sum, t)
+			continue
+		}
+		qmax = max(qmax, w)
+	}
+	out := &Query{}
+	for t, w := range sum {
+		if qi := math.Round(w / qmax * queryWeightMax); qi >= 1 {
+			out.terms = append(out.terms, qterm{term: t, q: uint64(qi)})
+		}
+	}
+	slices.SortFunc(out.terms, func(a, b qterm) int { return int(a.term) - int(b.term) })
+	out.factor = qmax / queryWeightMax * r.meta.Scale
+	return out, nil
+}
+
+// Search returns the k documents with the highest score for q, best first;
+// ties break toward the smaller doc number. Only documents sharing a term
+// with q are returned, so there may be fewer than k. Every algorithm
+// returns the same hits; they differ in speed (BlockMax is usually the
+// fastest). Cost: Exhaustive O(Σ df·|q|); MaxScore and BlockMax visit a
+// fraction of the postings, BlockMax also O(|q|·N/R) for block bounds.
+func (r *Reader) Search(q []TermWeight, k int, alg Algorithm) ([]Hit, error) {
+	pq, err := r.Prepare(q)
+	if err != nil {
+		return nil, err
+	}
+	return r.SearchPrepared(pq, k, alg)
+}
+
+// SearchPrepared is Search for a prepared query.
+func (r *Reader) SearchPrepared(pq *Query, k int, alg Algorithm) (hits []Hit, err error) {
+	if k < 1 {
+		return nil, fmt.Errorf("search: k = %d, want ≥ 1", k)
+	}
+	if len(pq.terms) == 0 {
+		return nil, nil
+	}
+	defer func() {
+		if p := recover(); p != nil { // only reachable on a corrupt, unvalidated file
+			hits, err = nil, fmt.Errorf("search: %v (run Validate): %w", p, ErrCorrupt)
+		}
+	}()
+	s, _ := r.pool.Get().(*scratch)
+	if s == nil {
+		s = &scratch{}
+	}
+	defer r.pool.Put(s)
+	s.top.reset(k)
+	cs := r.cursors(s, pq)
+	switch alg {
+	case Exhaustive:
+		exhaustive(cs, &s.top)
+	case MaxScore:
+		maxScore(cs, &s.top)
+	case BlockMax:
+		r.blockMax(s, cs, &s.top)
+	default:
+		return nil, fmt.Errorf("search: unknown algorithm %d", alg)
+	}
+	hits = s.top.sorted()
+	for i := range hits {
+		hits[i].Score = float64(hits[i].Raw) * pq.factor
+	}
+	return hits, nil
+}
+
+// scratch is per-query memory, pooled.
+type scratch struct {
+	cs  []cursor
+	ub  []uint64 // (num blocks) block upper bounds
+	acc []uint64 // (block size) scores of one block
+	sel []int
+	top topK
+}
+
+func (r *Reader) cursors(s *scratch, pq *Query) []cursor {
+	s.cs = slices.Grow(s.cs[:0], len(pq.terms))[:len(pq.terms)]
+	for i, qt := range pq.terms {
+		ti := r.termInfo(qt.term)
+		c := &s.cs[i]
+		*c = cursor{}
+		c.init(r.bitmap(ti), r.impacts(ti), r.width == 2, int(ti.df))
+		c.q = qt.q
+		c.ub = qt.q * uint64(ti.maxImp)
+		c.rmax = r.rmaxRow(ti)
+	}
+	return s.cs
+}
+
+func exhaustive(cs []cursor, top *topK) {
+	for {
+		d := uint32(endDoc)
+		for i := range cs {
+			d = min(d, cs[i].doc)
+		}
+		if d == endDoc {
+			return
+		}
+		var score uint64
+		for i := range cs {
+			if c := &cs[i]; c.doc == d {
+				score += c.q * c.impact()
+				c.next()
+			}
+		}
+		top.push(d, score)
+	}
+}
+
+func maxScore(cs []cursor, top *topK) {
+	slices.SortFunc(cs, func(a, b cursor) int {
+		if a.ub != b.ub {
+			if a.ub < b.ub {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	n := len(cs)
+	prefix := make([]uint64, n) // prefix[i] = Σ ub of cs[0..i]
+	var sum uint64
+	for i := range cs {
+		sum += cs[i].ub
+		prefix[i] = sum
+	}
+	ess := 0
+	update := func() {
+		// Docs arrive in increasing order, so a later doc can only enter
+		// with a score strictly above the k-th.
+		if th, full := top.threshold(); full {
+			for ess < n && prefix[ess] <= th {
+				ess++
+			}
+		}
+	}
+	for ess < n {
+		d := uint32(endDoc)
+		for i := ess; i < n; i++ {
+			d = min(d, cs[i].doc)
+		}
+		if d == endDoc {
+			return
+		}
+		var score uint64
+		for i := ess; i < n; i++ {
+			if c := &cs[i]; c.doc == d {
+				score += c.q * c.impact()
+				c.next()
+			}
+		}
+		th, full := top.threshold()
+		for i := ess - 1; i >= 0; i-- {
+			if full && score+prefix[i] <= th {
+				score = 0
+				break
+			}
+			c := &cs[i]
+			c.advance(d)
+			if c.doc == d {
+				score += c.q * c.impact()
+			}
+		}
+		if score > 0 && top.push(d, score) {
+			update()
+		}
+	}
+}
+
+func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
+	m := &r.meta
+	nb, R := m.NumBlocks, m.BlockSize
+	if cap(s.ub) < nb {
+		s.ub = make([]uint64, nb)
+	}
+	ub := s.ub[:nb]
+	clear(ub)
+	if cap(s.acc) < R {
+		s.acc = make([]uint64, R)
+	}
+	acc := s.acc[:R]
+
+	// Block upper bounds: rows of RMAX for dense terms, a pass over the
+	// postings for sparse ones.
+	for i := range cs {
+		c := &cs[i]
+		q := c.q
+		if c.rmax != nil {
+			if r.width == 1 {
+				row := c.rmax[:nb]
+				for b, v := range row {
+					ub[b] += q * uint64(v)
+				}
+			} else {
+				for b := range ub {
+					ub[b] += q * uint64(binary.LittleEndian.Uint16(c.rmax[2*b:]))
+				}
+			}
+			continue
+		}
+		cur, best := -1, uint64(0)
+		for c.doc != endDoc {
+			b := int(c.doc) / R
+			if b != cur {
+				if cur >= 0 {
+					ub[cur] += q * best
+				}
+				cur, best = b, 0
+			}
+			best = max(best, c.impact())
+			c.next()
+		}
+		if cur >= 0 {
+			ub[cur] += q * best
+		}
+		c.reset()
+	}
+
+	score := func(b int) {
+		start := uint32(b * R)
+		end := uint32(min((b+1)*R, m.NumDocs))
+		a := acc[:end-start]
+		clear(a)
+		for i := range cs {
+			cs[i].accumulate(start, end, a)
+		}
+		th, full := top.threshold()
+		for j, v := range a {
+			if v > 0 && (!full || v >= th) {
+				top.push(start+uint32(j), v)
+				th, full = top.threshold()
+			}
+		}
+	}
+
+	// Phase 1: the most promising blocks, in doc order, to set a threshold.
+	want := 8 + 2*(top.k+R-1)/R
+	sel := s.sel[:0]
+	sel = topBlocks(ub, want, sel)
+	s.sel = sel
+	sort.Ints(sel)
+	for _, b := range sel {
+		score(b)
+	}
+	for _, b := range sel {
+		ub[b] = 0 // done
+	}
+	// Phase 2: every other block that can still hold a top-k document.
+	for i := range cs {
+		cs[i].reset()
+	}
+	for b, u := range ub {
+		if u == 0 {
+			continue
+		}
+		if th, full := top.threshold(); full && u < th {
+			continue
+		}
+		score(b)
+	}
+}
+
+// topBlocks appends to sel the indices of the n largest non-zero bounds.
+func topBlocks(ub []uint64, n int, sel []int) []int {
+	// min-heap of indices by bound
+	less := func(a, b int) bool { return ub[sel[a]] < ub[sel[b]] }
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(sel) {
+				return
+			}
+			if r := l + 1; r < len(sel) && less(r, l) {
+				l = r
+			}
+			if !less(l, i) {
+				return
+			}
+			sel[i], sel[l] = sel[l], sel[i]
+			i = l
+		}
+	}
+	for b, u := range ub {
+		if u == 0 {
+			continue
+		}
+		if len(sel) < n {
+			sel = append(sel, b)
+			for i := len(sel) - 1; i > 0; {
+				p := (i - 1) / 2
+				if !less(i, p) {
+					break
+				}
+				sel[i], sel[p] = sel[p], sel[i]
+				i = p
+			}
+			continue
+		}
+		if u > ub[sel[0]] {
+			sel[0] = b
+			down(0)
+		}
+	}
+	return sel
+}
+
+// topK keeps the k best (score, doc) pairs: higher score first, then
+// smaller doc. h is a min-heap on that order (worst at h[0]).
+type topK struct {
+	k int
+	h []Hit
+}
+
+func (t *topK) reset(k int) {
+	t.k = k
+	t.h = t.h[:0]
+}
+
+func worse(a, b Hit) bool { return a.Raw < b.Raw || (a.Raw == b.Raw && a.Doc > b.Doc) }
+
+// threshold returns the k-th score and whether k hits are held.
+func (t *topK) threshold() (uint64, bool) {
+	if len(t.h) < t.k {
+		return 0, false
+	}
+	return t.h[0].Raw, true
+}
+
+// push offers (doc, raw) and reports whether it entered the top k.
+func (t *topK) push(doc uint32, raw uint64) bool {
+	x := Hit{Doc: doc, Raw: raw}
+	h := t.h
+	if len(h) < t.k {
+		h = append(h, x)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !worse(h[i], h[p]) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+		t.h = h
+		return true
+	}
+	if !worse(h[0], x) {
+		return false
+	}
+	h[0] = x
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		if r := l + 1; r < len(h) && worse(h[r], h[l]) {
+			l = r
+		}
+		if !worse(h[l], h[i]) {
+			break
+		}
+		h[i], h[l] = h[l], h[i]
+		i = l
+	}
+	return true
+}
+
+// sorted returns a copy of the hits, best first.
+func (t *topK) sorted() []Hit {
+	out := slices.Clone(t.h)
+	slices.SortFunc(out, func(a, b Hit) int {
+		switch {
+		case worse(b, a):
+			return -1
+		case worse(a, b):
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,134 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+)
+
+// Layer primitives on rows: every tensor is a row-major []float32 of N rows.
+// Each Forward has its Backward; Backward functions add (+=) into parameter
+// gradients and, unless stated otherwise, into dx.
+
+// LinearForward sets out (N,OC) = inp (N,IC)·Wᵀ + b, W (OC,IC), b (OC) or nil.
+// Cost: one Sgemm, 2·N·OC·IC flops.
+func LinearForward(out, inp, w, b []float32, n, ic, oc int) {
+	if b != nil {
+		for r := range n {
+			copy(out[r*oc:(r+1)*oc], b)
+		}
+		Sgemm(false, true, n, oc, ic, 1, inp, ic, w, ic, 1, out, oc)
+		return
+	}
+	Sgemm(false, true, n, oc, ic, 1, inp, ic, w, ic, 0, out, oc)
+}
+
+// LinearBackward adds dout·W to dinp (N,IC) (skipped when dinp is nil),
+// doutᵀ·inp to dw (OC,IC) and the column sums of dout to db (both skipped
+// when nil, as for a frozen layer). Cost: up to two Sgemms.
+func LinearBackward(dinp, dw, db, dout, inp, w []float32, n, ic, oc int) {
+	if dinp != nil {
+		Sgemm(false, false, n, ic, oc, 1, dout, oc, w, ic, 1, dinp, ic)
+	}
+	if dw != nil {
+		Sgemm(true, false, oc, ic, n, 1, dout, oc, inp, ic, 1, dw, ic)
+	}
+	if db != nil {
+		for r := range n {
+			row := dout[r*oc : (r+1)*oc]
+			for j, v := range row {
+				db[j] += v
+			}
+		}
+	}
+}
+
+// LayerNormForward sets out = (x−μ)/√(σ²+eps)·γ + β per row of C features
+// (σ² biased), and stores each row's μ and 1/√(σ²+eps) in mean and rstd (N)
+// for the backward pass. Statistics are accumulated in float64. out may not
+// alias x.
+func LayerNormForward(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
+	for r := range n {
+		row := x[r*c : (r+1)*c]
+		var s float64
+		for _, v := range row {
+			s += float64(v)
+		}
+		mu := s / float64(c)
+		var ss float64
+		for _, v := range row {
+			d := float64(v) - mu
+			ss += d * d
+		}
+		rs := 1 / math.Sqrt(ss/float64(c)+eps)
+		m32, r32 := float32(mu), float32(rs)
+		o := out[r*c : (r+1)*c]
+		for i, v := range row {
+			o[i] = (v-m32)*r32*gamma[i] + beta[i]
+		}
+		mean[r], rstd[r] = m32, r32
+	}
+}
+
+// LayerNormBackward adds to dx (N,C) the gradient through LayerNorm, and to
+// dgamma/dbeta (skipped when nil) their gradients, given dout and the
+// forward input x with its mean and rstd:
+// dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ⊙x̂)), ĝ = dout⊙γ, x̂ = (x−μ)·rstd.
+func LayerNormBackward(dx, dgamma, dbeta, dout, x, mean, rstd, gamma []float32, n, c int) {
+	for r := range n {
+		xr, dr, dxr := x[r*c:(r+1)*c], dout[r*c:(r+1)*c], dx[r*c:(r+1)*c]
+		mu, rs := mean[r], rstd[r]
+		var sg, sgx float64
+		for i, d := range dr {
+			g := d * gamma[i]
+			xh := (xr[i] - mu) * rs
+			sg += float64(g)
+			sgx += float64(g * xh)
+		}
+		mg, mgx := float32(sg/float64(c)), float32(sgx/float64(c))
+		for i, d := range dr {
+			xh := (xr[i] - mu) * rs
+			dxr[i] += rs * (d*gamma[i] - mg - xh*mgx)
+			if dgamma != nil {
+				dgamma[i] += d * xh
+				dbeta[i] += d
+			}
+		}
+	}
+}
+
+// DropoutForward applies inverted dropout in place: each element is kept
+// with probability 1−p and scaled by 1/(1−p), else zeroed. The multiplier
+// (0 or 1/(1−p)) is written to mask for the backward pass. p = 0 leaves x
+// unchanged and fills mask with ones.
+func DropoutForward(x, mask []float32, p float64, rng *rand.Rand) {
+	if p == 0 {
+		for i := range mask[:len(x)] {
+			mask[i] = 1
+		}
+		return
+	}
+	scale := float32(1 / (1 - p))
+	for i := range x {
+		if rng.Float64() < p {
+			mask[i] = 0
+			x[i] = 0
+		} else {
+			mask[i] = scale
+			x[i] *= scale
+		}
+	}
+}
+
+// DropoutBackward multiplies dx by the mask of DropoutForward, in place.
+func DropoutBackward(dx, mask []float32) {
+	for i, m := range mask[:len(dx)] {
+		dx[i] *= m
+	}
+}
+
+// addInto sets dst[i] += src[i].
+func addInto(dst, src []float32) {
+	for i, v := range src[:len(dst)] {
+		dst[i] += v
+	}
+}

@@ -1,0 +1,29 @@
+//go:build !cgo
+
+package nn
+
+import "runtime"
+
+// foldMaxRows folds the logit rows x (len(seg) rows of n, leading dimension
+// ldx) into running maxima: row i updates mx[seg[i]·ldm : +n] where its value
+// is strictly larger, recording position tpos[i] in am at the same offsets.
+// Ties keep the earlier row, so the first maximal position wins.
+func foldMaxRows(mx []float32, am []int32, ldm int, x []float32, ldx int, seg, tpos []int32, n int) {
+	for i, s := range seg {
+		m := mx[int(s)*ldm : int(s)*ldm+n]
+		a := am[int(s)*ldm : int(s)*ldm+n]
+		t := tpos[i]
+		for j, v := range x[i*ldx : i*ldx+n] {
+			if v > m[j] {
+				m[j] = v
+				a[j] = t
+			}
+		}
+	}
+}
+
+// headWorkers is how many goroutines the SPLADE head splits its GEMMs over.
+func headWorkers() int { return min(runtime.GOMAXPROCS(0), 2) }
+
+// singleThreadBLAS is a no-op for the pure-Go backend.
+func singleThreadBLAS() (restore func()) { return func() {} }

@@ -136,9 +136,11 @@ func ReadRun(path string) (Run, error) {
 	seen := map[string]int{}
 	var curQID string
 	var cur []Hit
+	lastLen := 0
 	flush := func() {
 		if cur != nil {
 			run[curQID] = cur
+			lastLen = len(cur)
 		}
 	}
 	for {
@@ -174,7 +176,9 @@ func ReadRun(path string) (Run, error) {
 				seen[h.DocID] = 0 // line not kept
 			}
 			if cur == nil {
-				cur = make([]Hit, 0, 16)
+				// Runs usually retrieve the same depth for every query:
+				// size for the previous query's hits to avoid regrowth.
+				cur = make([]Hit, 0, max(16, lastLen))
 			}
 		}
 		docno := f[2]

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +27,7 @@ func newBM25Cmd(a *app) *cobra.Command {
 English analyzer (possessives, lower case, stop words, Porter stemming), scored
 with Lucene's BM25 formula (k1 and b from config bm25.k1, bm25.b).`,
 	}
-	cmd.AddCommand(newBM25IndexCmd(a), newBM25SearchCmd(a))
+	cmd.AddCommand(newBM25IndexCmd(a), newBM25SearchCmd(a), newBM25TableCmd(a))
 	return cmd
 }
 
@@ -179,4 +181,89 @@ func judgedQueries(qs []corpora.Query, qrels corpora.Qrels) []corpora.Query {
 		}
 	}
 	return out
+}
+
+func newBM25TableCmd(a *app) *cobra.Command {
+	var data, out, indexDir string
+	cmd := &cobra.Command{
+		Use:   "table --data DIR [--out FILE]",
+		Short: "Evaluate BM25 on every collection in DIR and print the baseline table",
+		Long: `For every BEIR collection directly under DIR (a directory with corpus.jsonl
+and qrels/test.tsv, or qrels/dev.tsv when there is no test split): build a BM25
+index under --index-dir, search every judged query of that split, and evaluate
+with trec_eval -c semantics (nDCG@10, R@100, MAP). Prints a Markdown table, and
+writes it to --out when given. This is the command behind the README's table:
+
+  spladapt bm25 table --data ../shared/data --out bm25.md`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if data == "" {
+				return fmt.Errorf("bm25 table: --data is required")
+			}
+			if indexDir == "" {
+				indexDir = filepath.Join(cfg.Cache(), "bm25")
+			}
+			cols, err := bm25.Collections(data)
+			if err != nil {
+				return err
+			}
+			p := bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B}
+			var rows []bm25.Row
+			for _, dir := range cols {
+				name := filepath.Base(dir)
+				var bar *progress.Bar
+				stage := ""
+				row, err := bm25.EvaluateCollection(dir, bm25.TableOptions{
+					K: cfg.BM25.Depth, Params: p, Workers: cfg.NumThreads(),
+					IndexDir: filepath.Join(indexDir, name),
+					Corpora:  corporaOptions(cfg, os.Stderr),
+					Progress: func(s string, n int) {
+						if s != stage {
+							if bar != nil {
+								bar.Done()
+							}
+							stage = s
+							bar = progress.New(os.Stderr, progress.Enabled(cfg.Progress), name+" "+s, "", 0)
+						}
+						bar.AddNote(1, fmt.Sprint(n))
+					},
+				})
+				if bar != nil {
+					bar.Done()
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "%s: %d docs indexed in %.1fs, %d %s queries searched in %.2fs\n",
+					name, row.Docs, row.Index.Seconds(), row.Queries, row.Split, row.Search.Seconds())
+				rows = append(rows, row)
+			}
+			var buf bytes.Buffer
+			if err := bm25.WriteTable(&buf, rows, p, cfg.BM25.Depth); err != nil {
+				return err
+			}
+			if out != "" {
+				if err := atomicfile.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+					return err
+				}
+			}
+			_, err = cmd.OutOrStdout().Write(buf.Bytes())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "", "directory of BEIR collections (e.g. ../shared/data)")
+	f.StringVar(&out, "out", "", "also write the Markdown table to this file")
+	f.StringVar(&indexDir, "index-dir", "", "where the indexes are built, one subdirectory per collection (default: <cache_dir>/bm25)")
+	f.IntP("k", "k", 0, "hits per query (default: config bm25.depth)")
+	f.Float64("k1", 0, "BM25 k1 (default: config bm25.k1)")
+	f.Float64("b", 0, "BM25 b (default: config bm25.b)")
+	a.bind(f, "k", "bm25.depth")
+	a.bind(f, "k1", "bm25.k1")
+	a.bind(f, "b", "bm25.b")
+	return cmd
 }

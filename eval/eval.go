@@ -41,13 +41,13 @@ import (
 type Options struct {
 	// AllQueries averages over every judged query, scoring a query absent
 	// from the run as an empty ranking (trec_eval -c).
-	AllQueries bool
+	AllQueries bool `json:"all_queries"`
 	// RelThreshold is the lowest relevant grade for binary measures
 	// (trec_eval -l); 0 means trec_eval's default, 1. Must be >= 0.
-	RelThreshold int
+	RelThreshold int `json:"rel_threshold"`
 	// Depth keeps only the first Depth hits of each query after sorting
 	// (trec_eval -M); 0 means all.
-	Depth int
+	Depth int `json:"depth"`
 }
 
 // Results are the values of each measure for each evaluated query and

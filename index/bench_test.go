@@ -1,0 +1,356 @@
+package index_test
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/simple"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/synth"
+)
+
+// buildSynth builds an index of n synthetic documents in dir and returns
+// the build time.
+func buildSynth(tb testing.TB, g *synth.Gen, n, bits int, dir string) (*index.Reader, time.Duration) {
+	tb.Helper()
+	start := time.Now()
+	b, err := index.NewBuilder(index.Options{NumTerms: synth.Default.Vocab, QuantBits: bits, Fingerprint: "synth"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := range n {
+		if _, err := b.Add(strconv.Itoa(i), g.Doc(i)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, err := b.Write(dir); err != nil {
+		tb.Fatal(err)
+	}
+	el := time.Since(start)
+	r, err := index.Open(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { r.Close() })
+	return r, el
+}
+
+// BenchmarkTopK: one query at a time on a synthetic collection
+// (SPLADAPT_BENCH_DOCS documents, default 20 000).
+//
+//	go test ./index -run '^$' -bench TopK -benchtime 200x
+func BenchmarkTopK(b *testing.B) {
+	n := envInt("SPLADAPT_BENCH_DOCS", 20000)
+	g := synth.New(synth.Default)
+	r, _ := buildSynth(b, g, n, 8, filepath.Join(b.TempDir(), "idx"))
+	qs := make([]*index.Query, 100)
+	for i := range qs {
+		qs[i], _ = r.Prepare(g.Query(i))
+	}
+	for _, k := range []int{10, 1000} {
+		for _, alg := range index.Algorithms {
+			b.Run(fmt.Sprintf("alg=%v/k=%d/docs=%s", alg, k, short(n)), func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, err := r.SearchPrepared(qs[i%len(qs)], k, alg); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
+	}
+}
+
+func envInt(key string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(key)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func short(n int) string {
+	switch {
+	case n%1000000 == 0:
+		return fmt.Sprintf("%dM", n/1000000)
+	case n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return strconv.Itoa(n)
+}
+
+func percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	slices.Sort(d)
+	return d[len(d)/2], d[min(len(d)-1, len(d)*99/100)]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
+
+// TestBenchTable prints the benchmark table of the issue: our algorithms,
+// bleve and exhaustive scoring on the same queries, one thread; bytes per
+// posting; build rate; the nDCG@10 cost of quantisation. Opt-in:
+//
+//	SPLADAPT_BENCH_DOCS=100000 go test ./index -run BenchTable -v -timeout 60m
+//
+// SPLADAPT_BENCH_QUERIES (default 200), SPLADAPT_BENCH_BLEVE=0 skips bleve,
+// SPLADAPT_BENCH_QBITS (default "8") lists impact widths for the
+// quantisation measurement (float scoring is exact, in memory, ≤ 200k docs).
+func TestBenchTable(t *testing.T) {
+	n := envInt("SPLADAPT_BENCH_DOCS", 0)
+	if n == 0 {
+		t.Skip("set SPLADAPT_BENCH_DOCS (e.g. 100000) to run the benchmark table")
+	}
+	nq := envInt("SPLADAPT_BENCH_QUERIES", 200)
+	g := synth.New(synth.Default)
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+
+	r, buildTime := buildSynth(t, g, n, 8, filepath.Join(t.TempDir(), "idx"))
+	m := r.Meta()
+	secs := map[string]uint64{}
+	for _, s := range r.Sections() {
+		secs[s.Tag] = s.Length
+	}
+	P := float64(m.NumPostings)
+	t.Logf("docs=%d postings=%d (%.1f/doc) dense_terms=%d file=%d bytes", n, m.NumPostings, P/float64(n), m.DenseTerms, r.Size())
+	t.Logf("bytes/posting: total %.3f; DOCS %.3f + IMPS %.3f = %.3f; RMAX %.3f; DIDS %.3f",
+		float64(r.Size())/P, float64(secs["DOCS"])/P, float64(secs["IMPS"])/P, float64(secs["DOCS"]+secs["IMPS"])/P,
+		float64(secs["RMAX"])/P, float64(secs["DIDS"])/P)
+	t.Logf("build: %.1f s, %.0f docs/s, %.2f M postings/s (one builder goroutine)", buildTime.Seconds(), float64(n)/buildTime.Seconds(), P/buildTime.Seconds()/1e6)
+
+	qs := make([][]index.TermWeight, nq)
+	for i := range qs {
+		qs[i] = g.Query(i)
+	}
+	type row struct {
+		name     string
+		p50, p99 [2]time.Duration
+	}
+	var rows []row
+	ks := []int{10, 1000}
+	var ref [2][][]index.Hit
+	for _, alg := range []index.Algorithm{index.BlockMax, index.MaxScore, index.Exhaustive} {
+		rw := row{name: "spladapt " + alg.String()}
+		for ki, k := range ks {
+			lat := make([]time.Duration, nq)
+			for i, q := range qs {
+				start := time.Now()
+				hits, err := r.Search(q, k, alg)
+				lat[i] = time.Since(start)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if alg == index.BlockMax {
+					ref[ki] = append(ref[ki], hits)
+				} else if !sameRaw(hits, ref[ki][i]) {
+					t.Fatalf("%v query %d k=%d differs from blockmax", alg, i, k)
+				}
+			}
+			rw.p50[ki], rw.p99[ki] = percentiles(lat)
+		}
+		rows = append(rows, rw)
+	}
+	if os.Getenv("SPLADAPT_BENCH_BLEVE") != "0" {
+		bi, bt := buildBleve(t, g, n)
+		t.Logf("bleve build: %.1f s, %.0f docs/s", bt.Seconds(), float64(n)/bt.Seconds())
+		rw := row{name: "bleve v2.6.3 (scorch, in memory)"}
+		for ki, k := range ks {
+			lat := make([]time.Duration, nq)
+			for i, q := range qs {
+				req := bleve.NewSearchRequestOptions(bleveQuery(q), k, 0, false)
+				start := time.Now()
+				res, err := bi.Search(req)
+				lat[i] = time.Since(start)
+				if err != nil || len(res.Hits) == 0 {
+					t.Fatalf("bleve query %d: %v", i, err)
+				}
+			}
+			rw.p50[ki], rw.p99[ki] = percentiles(lat)
+		}
+		rows = append(rows, rw)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\n| method (docs=%d, %d queries, 1 thread) | top-10 p50 ms | top-10 p99 ms | top-1000 p50 ms | top-1000 p99 ms |\n|---|---|---|---|---|\n", n, nq)
+	for _, rw := range rows {
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", rw.name, ms(rw.p50[0]), ms(rw.p99[0]), ms(rw.p50[1]), ms(rw.p99[1]))
+	}
+	last := rows[len(rows)-1]
+	fmt.Fprintf(&sb, "\nblockmax speed-up at p50, top-10: %.1f× vs %s, %.1f× vs exhaustive\n",
+		float64(last.p50[0])/float64(rows[0].p50[0]), last.name, float64(rows[2].p50[0])/float64(rows[0].p50[0]))
+	t.Log(sb.String())
+
+	if n <= 200000 {
+		bitsList := []int{8}
+		if s := os.Getenv("SPLADAPT_BENCH_QBITS"); s != "" {
+			bitsList = nil
+			for _, f := range strings.Split(s, ",") {
+				b, _ := strconv.Atoi(f)
+				bitsList = append(bitsList, b)
+			}
+		}
+		quantCost(t, g, n, qs, bitsList)
+	}
+}
+
+func sameRaw(a, b []index.Hit) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Doc != b[i].Doc || a[i].Raw != b[i].Raw {
+			return false
+		}
+	}
+	return true
+}
+
+// quantCost compares each quantised index's top-10 with exact float
+// scoring: nDCG@10 taking the float top-10 as the relevant set (gain 1),
+// and the mean overlap of the two top-10s.
+func quantCost(t *testing.T, g *synth.Gen, n int, qs [][]index.TermWeight, bitsList []int) {
+	type post struct {
+		doc uint32
+		w   float32
+	}
+	inv := make([][]post, synth.Default.Vocab)
+	for i := range n {
+		for _, tw := range g.Doc(i) {
+			inv[tw.Term] = append(inv[tw.Term], post{uint32(i), tw.Weight})
+		}
+	}
+	acc := make([]float64, n)
+	floatTop := make([][]uint32, len(qs))
+	for qi, q := range qs {
+		clear(acc)
+		for _, tw := range q {
+			for _, p := range inv[tw.Term] {
+				acc[p.doc] += float64(tw.Weight) * float64(p.w)
+			}
+		}
+		idx := make([]uint32, 0, n)
+		for d, s := range acc {
+			if s > 0 {
+				idx = append(idx, uint32(d))
+			}
+		}
+		slices.SortFunc(idx, func(a, b uint32) int {
+			if acc[a] != acc[b] {
+				if acc[a] > acc[b] {
+					return -1
+				}
+				return 1
+			}
+			return int(a) - int(b)
+		})
+		floatTop[qi] = idx[:min(10, len(idx))]
+	}
+	for _, bits := range bitsList {
+		r, _ := buildSynth(t, g, n, bits, filepath.Join(t.TempDir(), fmt.Sprintf("q%d", bits)))
+		var ndcg, overlap float64
+		for qi, q := range qs {
+			hits, err := r.Search(q, 10, index.BlockMax)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel := map[uint32]bool{}
+			for _, d := range floatTop[qi] {
+				rel[d] = true
+			}
+			var dcg, idcg float64
+			for i, h := range hits {
+				if rel[h.Doc] {
+					dcg += 1 / math.Log2(float64(i+2))
+					overlap++
+				}
+			}
+			for i := range floatTop[qi] {
+				idcg += 1 / math.Log2(float64(i+2))
+			}
+			ndcg += dcg / idcg
+		}
+		t.Logf("quant_bits=%d: nDCG@10 vs float top-10 = %.4f, top-10 overlap = %.2f/10 (%d queries, %d docs)",
+			bits, ndcg/float64(len(qs)), overlap/float64(len(qs)), len(qs), n)
+	}
+}
+
+// termToken spells a term id in letters (bleve's simple analyzer keeps letters only).
+func termToken(t uint32) string {
+	var b []byte
+	for {
+		b = append(b, byte('a'+t%26))
+		t /= 26
+		if t == 0 {
+			break
+		}
+	}
+	return "x" + string(b)
+}
+
+// buildBleve indexes the same documents in bleve: one text field in which
+// each term's token is repeated 1+⌊2w⌋ times, so term frequency follows weight.
+func buildBleve(t *testing.T, g *synth.Gen, n int) (bleve.Index, time.Duration) {
+	im := bleve.NewIndexMapping()
+	im.DefaultAnalyzer = simple.Name
+	dm := mapping.NewDocumentMapping()
+	fm := mapping.NewTextFieldMapping()
+	fm.Store, fm.IncludeTermVectors, fm.IncludeInAll = false, false, false
+	dm.AddFieldMappingsAt("t", fm)
+	im.DefaultMapping = dm
+	start := time.Now()
+	bi, err := bleve.NewUsing("", im, scorch.Name, scorch.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bi.Close() })
+	batch := bi.NewBatch()
+	var sb strings.Builder
+	for i := range n {
+		sb.Reset()
+		for _, tw := range g.Doc(i) {
+			tok := termToken(tw.Term)
+			for range 1 + int(2*tw.Weight) {
+				sb.WriteString(tok)
+				sb.WriteByte(' ')
+			}
+		}
+		if err := batch.Index(strconv.Itoa(i), map[string]any{"t": sb.String()}); err != nil {
+			t.Fatal(err)
+		}
+		if batch.Size() == 1000 {
+			if err := bi.Batch(batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = bi.NewBatch()
+		}
+	}
+	if err := bi.Batch(batch); err != nil {
+		t.Fatal(err)
+	}
+	return bi, time.Since(start)
+}
+
+// bleveQuery is a disjunction of term queries boosted by the query weights.
+func bleveQuery(q []index.TermWeight) query.Query {
+	var qs []query.Query
+	for _, tw := range q {
+		tq := bleve.NewTermQuery(termToken(tw.Term))
+		tq.SetField("t")
+		tq.SetBoost(float64(tw.Weight))
+		qs = append(qs, tq)
+	}
+	return bleve.NewDisjunctionQuery(qs...)
+}

@@ -1,0 +1,223 @@
+// Package serve answers top-k queries over HTTP with a JSON API:
+//
+//	GET  /search?q=TEXT&k=K     text query through the QueryEncoder
+//	POST /search                {"vector": {"<key>": weight, ...}, "k": K} or {"q": "TEXT", "k": K}
+//	GET  /healthz               "ok"
+//	GET  /stats                 index counts and served-query counters
+//
+// Bad requests get a 4xx status and {"error": "..."}; bodies are limited
+// to MaxBodyBytes, answers to Timeout, k to MaxK.
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/spladapt/spladapt/index"
+)
+
+// Options bound what a client may ask.
+type Options struct {
+	MaxBodyBytes int64
+	Timeout      time.Duration
+	MaxK         int
+	DefaultK     int
+	Algorithm    index.Algorithm
+}
+
+// Server is an http.Handler over one index.
+type Server struct {
+	r       *index.Reader
+	enc     index.QueryEncoder
+	resolve index.TermResolver
+	opts    Options
+	mux     *http.ServeMux
+	queries atomic.Int64
+	errors  atomic.Int64
+	nanos   atomic.Int64
+}
+
+// New returns a server; enc encodes text queries (nil: TokenEncoder over
+// the index's vocabulary or term ids).
+func New(r *index.Reader, enc index.QueryEncoder, opts Options) *Server {
+	if opts.DefaultK < 1 {
+		opts.DefaultK = 10
+	}
+	if opts.MaxK < 1 {
+		opts.MaxK = 1000
+	}
+	if opts.MaxBodyBytes < 1 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	s := &Server{r: r, enc: enc, resolve: index.ReaderResolver(r), opts: opts, mux: http.NewServeMux()}
+	if s.enc == nil {
+		s.enc = index.TokenEncoder{Resolve: s.resolve}
+	}
+	s.mux.HandleFunc("/search", s.search)
+	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("/stats", s.stats)
+	return s
+}
+
+// Handler returns the handler with the time limit applied.
+func (s *Server) Handler() http.Handler {
+	if s.opts.Timeout <= 0 {
+		return s.mux
+	}
+	return http.TimeoutHandler(s.mux, s.opts.Timeout, `{"error":"time limit exceeded"}`)
+}
+
+// Hit is one result of the JSON API.
+type Hit struct {
+	ID    string  `json:"id"`
+	Score float64 `json:"score"`
+}
+
+// Response is the answer to /search.
+type Response struct {
+	Hits   []Hit   `json:"hits"`
+	TookMS float64 `json:"took_ms"`
+}
+
+type request struct {
+	Q      string             `json:"q"`
+	Vector map[string]float64 `json:"vector"`
+	K      int                `json:"k"`
+}
+
+func (s *Server) fail(w http.ResponseWriter, code int, err error) {
+	s.errors.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+func (s *Server) search(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	var rq request
+	switch req.Method {
+	case http.MethodGet:
+		rq.Q = req.URL.Query().Get("q")
+		if ks := req.URL.Query().Get("k"); ks != "" {
+			k, err := strconv.Atoi(ks)
+			if err != nil {
+				s.fail(w, http.StatusBadRequest, fmt.Errorf("k %q is not an integer", ks))
+				return
+			}
+			if k < 1 {
+				s.fail(w, http.StatusBadRequest, fmt.Errorf("k = %d, want 1..%d", k, s.opts.MaxK))
+				return
+			}
+			rq.K = k
+		}
+	case http.MethodPost:
+		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, s.opts.MaxBodyBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rq); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				s.fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes", mbe.Limit))
+				return
+			}
+			s.fail(w, http.StatusBadRequest, fmt.Errorf("decode request: %w", err))
+			return
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.fail(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", req.Method))
+		return
+	}
+	if rq.K == 0 {
+		rq.K = s.opts.DefaultK
+	}
+	if rq.K < 1 || rq.K > s.opts.MaxK {
+		s.fail(w, http.StatusBadRequest, fmt.Errorf("k = %d, want 1..%d", rq.K, s.opts.MaxK))
+		return
+	}
+	var vec []index.TermWeight
+	var err error
+	switch {
+	case rq.Vector != nil && rq.Q != "":
+		err = errors.New(`give "q" or "vector", not both`)
+	case rq.Vector != nil:
+		vec, err = index.ParseVector(rq.Vector, s.resolve)
+	case rq.Q != "":
+		vec, err = s.enc.Encode(rq.Q)
+	default:
+		err = errors.New(`missing query: give q (text) or a "vector"`)
+	}
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := req.Context().Err(); err != nil {
+		return // client gone or time limit hit
+	}
+	hits, err := s.r.Search(vec, rq.K, s.opts.Algorithm)
+	if err != nil {
+		if errors.Is(err, index.ErrCorrupt) {
+			s.fail(w, http.StatusInternalServerError, err)
+		} else {
+			s.fail(w, http.StatusBadRequest, err)
+		}
+		return
+	}
+	resp := Response{Hits: make([]Hit, len(hits))}
+	for i, h := range hits {
+		resp.Hits[i] = Hit{ID: s.r.DocID(h.Doc), Score: h.Score}
+	}
+	took := time.Since(start)
+	resp.TookMS = float64(took) / 1e6
+	s.queries.Add(1)
+	s.nanos.Add(int64(took))
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
+	m := s.r.Meta()
+	q := s.queries.Load()
+	mean := 0.0
+	if q > 0 {
+		mean = float64(s.nanos.Load()) / float64(q) / 1e6
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"num_docs": m.NumDocs, "num_terms": m.NumTerms, "num_postings": m.NumPostings,
+		"fingerprint": m.Fingerprint, "algorithm": s.opts.Algorithm.String(), "index_bytes": s.r.Size(),
+		"queries": q, "errors": s.errors.Load(), "mean_ms": mean,
+	})
+}
+
+// ListenAndServe serves on addr until ctx is done, then shuts down
+// gracefully (in-flight requests get up to grace to finish). ready, when
+// not nil, receives the bound address.
+func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time.Duration, ready func(addr string)) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := listen(addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -31,9 +30,9 @@ with Lucene's BM25 formula (k1 and b from config bm25.k1, bm25.b).`,
 	return cmd
 }
 
-// corporaOptions turns the skip_invalid setting into reader options that
+// bm25ReaderOptions turns the skip_invalid setting into reader options that
 // report each skipped record on stderr.
-func corporaOptions(cfg config.Config, stderr io.Writer) corpora.Options {
+func bm25ReaderOptions(cfg config.Config, stderr io.Writer) corpora.Options {
 	return corpora.Options{
 		SkipInvalid: cfg.SkipInvalid,
 		Report:      func(e *corpora.ParseError) { fmt.Fprintf(stderr, "skipped %s\n", e) },
@@ -58,7 +57,7 @@ directory and replaced only when the build succeeds.`,
 				return fmt.Errorf("bm25 index: --corpus and --out are required")
 			}
 			start := time.Now()
-			meta, err := buildBM25(cfg, corpus, out, os.Stderr)
+			meta, err := buildBM25(cfg, corpus, out, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -79,7 +78,7 @@ func buildBM25(cfg config.Config, corpus, out string, stderr io.Writer) (bm25.Me
 	}
 	bar := progress.New(stderr, progress.Enabled(cfg.Progress), "bm25 index", "docs", int64(total))
 	last := 0
-	meta, err := bm25.BuildCorpus(out, corpus, corporaOptions(cfg, stderr), func(n int) {
+	meta, err := bm25.BuildCorpus(out, corpus, bm25ReaderOptions(cfg, stderr), func(n int) {
 		bar.Add(int64(n - last))
 		last = n
 	})
@@ -113,7 +112,7 @@ length; see the bm25 package).`,
 			if err != nil {
 				return err
 			}
-			queries, err := corpora.ReadQueries(queriesPath, corporaOptions(cfg, os.Stderr))
+			queries, err := corpora.ReadQueries(queriesPath, bm25ReaderOptions(cfg, cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -122,7 +121,7 @@ length; see the bm25 package).`,
 				if err != nil {
 					return err
 				}
-				queries = judgedQueries(queries, qrels)
+				queries = bm25JudgedQueries(queries, qrels)
 			}
 			x, err := bm25.Open(idxDir)
 			if err != nil {
@@ -130,7 +129,7 @@ length; see the bm25 package).`,
 			}
 			defer x.Close()
 			start := time.Now()
-			bar := progress.New(os.Stderr, progress.Enabled(cfg.Progress), "bm25 search", "queries", int64(len(queries)))
+			bar := progress.New(cmd.ErrOrStderr(), progress.Enabled(cfg.Progress), "bm25 search", "queries", int64(len(queries)))
 			run, err := x.SearchAll(queries, bm25.SearchOptions{
 				K:       cfg.BM25.Depth,
 				Params:  bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B},
@@ -163,17 +162,12 @@ length; see the bm25 package).`,
 	f.StringVar(&qrelsPath, "qrels", "", "search only the queries judged in this qrels file (TREC or BEIR .tsv)")
 	f.StringVar(&tag, "tag", "bm25", "run tag (last column of the run)")
 	f.StringVar(&scoring, "scoring", string(bm25.Exact), "exact (Okapi BM25) or bleve (bleve's own scorer, for comparison)")
-	f.IntP("k", "k", 0, "hits per query (default: config bm25.depth)")
-	f.Float64("k1", 0, "BM25 k1 (default: config bm25.k1)")
-	f.Float64("b", 0, "BM25 b (default: config bm25.b)")
-	a.bind(f, "k", "bm25.depth")
-	a.bind(f, "k1", "bm25.k1")
-	a.bind(f, "b", "bm25.b")
+	bm25ParamFlags(a, cmd)
 	return cmd
 }
 
-// judgedQueries keeps the queries that have judgments in qrels, in order.
-func judgedQueries(qs []corpora.Query, qrels corpora.Qrels) []corpora.Query {
+// bm25JudgedQueries keeps the queries that have judgments in qrels, in order.
+func bm25JudgedQueries(qs []corpora.Query, qrels corpora.Qrels) []corpora.Query {
 	var out []corpora.Query
 	for _, q := range qs {
 		if _, ok := qrels[q.ID]; ok {
@@ -220,14 +214,14 @@ writes it to --out when given. This is the command behind the README's table:
 				row, err := bm25.EvaluateCollection(dir, bm25.TableOptions{
 					K: cfg.BM25.Depth, Params: p, Workers: cfg.NumThreads(),
 					IndexDir: filepath.Join(indexDir, name),
-					Corpora:  corporaOptions(cfg, os.Stderr),
+					Corpora:  bm25ReaderOptions(cfg, cmd.ErrOrStderr()),
 					Progress: func(s string, n int) {
 						if s != stage {
 							if bar != nil {
 								bar.Done()
 							}
 							stage = s
-							bar = progress.New(os.Stderr, progress.Enabled(cfg.Progress), name+" "+s, "", 0)
+							bar = progress.New(cmd.ErrOrStderr(), progress.Enabled(cfg.Progress), name+" "+s, "", 0)
 						}
 						bar.AddNote(1, fmt.Sprint(n))
 					},
@@ -238,7 +232,7 @@ writes it to --out when given. This is the command behind the README's table:
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(os.Stderr, "%s: %d docs indexed in %.1fs, %d %s queries searched in %.2fs\n",
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d docs indexed in %.1fs, %d %s queries searched in %.2fs\n",
 					name, row.Docs, row.Index.Seconds(), row.Queries, row.Split, row.Search.Seconds())
 				rows = append(rows, row)
 			}
@@ -259,11 +253,21 @@ writes it to --out when given. This is the command behind the README's table:
 	f.StringVar(&data, "data", "", "directory of BEIR collections (e.g. ../shared/data)")
 	f.StringVar(&out, "out", "", "also write the Markdown table to this file")
 	f.StringVar(&indexDir, "index-dir", "", "where the indexes are built, one subdirectory per collection (default: <cache_dir>/bm25)")
+	bm25ParamFlags(a, cmd)
+	return cmd
+}
+
+// bm25ParamFlags adds -k, --k1 and --b to cmd. They are bound to their
+// config keys when cmd runs, not when it is built: viper binds a key to one
+// flag, and "search" and "table" both have these flags.
+func bm25ParamFlags(a *app, cmd *cobra.Command) {
+	f := cmd.Flags()
 	f.IntP("k", "k", 0, "hits per query (default: config bm25.depth)")
 	f.Float64("k1", 0, "BM25 k1 (default: config bm25.k1)")
 	f.Float64("b", 0, "BM25 b (default: config bm25.b)")
-	a.bind(f, "k", "bm25.depth")
-	a.bind(f, "k1", "bm25.k1")
-	a.bind(f, "b", "bm25.b")
-	return cmd
+	cmd.PreRun = func(cmd *cobra.Command, args []string) {
+		a.bind(f, "k", "bm25.depth")
+		a.bind(f, "k1", "bm25.k1")
+		a.bind(f, "b", "bm25.b")
+	}
 }

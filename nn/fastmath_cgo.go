@@ -4,8 +4,13 @@ package nn
 
 /*
 #cgo CFLAGS: -O3
+// No FP traps lets gcc if-convert the selects below, so the loops vectorise
+// (values are unchanged: no reassociation, no fast-math).
+#pragma GCC optimize("no-trapping-math")
 #include <stdint.h>
 #include <cblas.h>
+#include <string.h>
+#include <math.h>
 
 // fold_max_rows folds rows of x into running maxima: for row i, the maxima
 // of sequence seg[i] (at mx + seg[i]*ldm) take x[i,j] where it is strictly
@@ -27,6 +32,102 @@ static void fold_max_rows(float *mx, int32_t *am, long ldm, const float *x, long
 		}
 	}
 }
+
+#include <string.h>
+#include <math.h>
+
+// The C twins of fastmath.go's exp64, expf32 and normCDF: same formulas and
+// coefficients, written branch-free so that gcc vectorises the loops.
+
+static inline double c_exp64(double a) {
+	const double shift = 6755399441055744.0; // 0x1.8p52
+	const double ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
+	double kd = a * 1.4426950408889634 + shift;
+	double k = kd - shift;
+	double r = a - k * ln2hi - k * ln2lo;
+	double p = 1 + r*(1+r*(1.0/2+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040+r*(1.0/40320+r*(1.0/362880+r*(1.0/3628800))))))))));
+	int64_t bits;
+	memcpy(&bits, &kd, 8);
+	bits = (bits + 1023) << 52;
+	double s;
+	memcpy(&s, &bits, 8);
+	return p * s;
+}
+
+static inline float c_expf32(float x) {
+	const float shift = 12582912.0f; // 0x1.8p23
+	const float ln2hi = 0.693145751953125f, ln2lo = 1.428606765330187e-06f;
+	float xc = x < -87.3f ? -87.3f : (x > 88.0f ? 88.0f : x);
+	float kd = xc * 1.44269504088896341f + shift;
+	float k = kd - shift;
+	float r = xc - k * ln2hi - k * ln2lo;
+	float p = 1 + r*(1+r*(1.0f/2+r*(1.0f/6+r*(1.0f/24+r*(1.0f/120+r*(1.0f/720+r*(1.0f/5040)))))));
+	int32_t bits;
+	memcpy(&bits, &kd, 4);
+	bits = (bits + 127) << 23;
+	float s;
+	memcpy(&s, &bits, 4);
+	return x < -87.3f ? 0.0f : (x > 88.0f ? INFINITY : p * s);
+}
+
+// c_normcdf returns Φ(x) and stores e^(−x²/2) in *gauss.
+static inline double c_normcdf(double x, double *gauss) {
+	double z = fabs(x) * 0.70710678118654752440;
+	z = z > 26 ? 26 : z;
+	double t = 2 / (2 + z);
+	double p = 0.17087277;
+	p = p*t - 0.82215223; p = p*t + 1.48851587; p = p*t - 1.13520398;
+	p = p*t + 0.27886807; p = p*t - 0.18628806; p = p*t + 0.09678418;
+	p = p*t + 0.37409196; p = p*t + 1.00002368; p = p*t - 1.26551223;
+	double g = c_exp64(-z * z);
+	double half = 0.5 * t * g * c_exp64(p);
+	*gauss = g;
+	return x < 0 ? half : 1 - half;
+}
+
+__attribute__((target_clones("avx2","default")))
+static void c_gelu(float *dst, const float *x, long n) {
+	for (long i = 0; i < n; i++) {
+		double g, f = x[i];
+		dst[i] = (float)(f * c_normcdf(f, &g));
+	}
+}
+
+__attribute__((target_clones("avx2","default")))
+static void c_gelu_backward(float *dx, const float *dy, const float *x, long n) {
+	for (long i = 0; i < n; i++) {
+		double g, f = x[i];
+		double c = c_normcdf(f, &g);
+		dx[i] = dy[i] * (float)(c + f * g * 0.3989422804014327);
+	}
+}
+
+// c_softmax replaces row by softmax(row); a row entirely −Inf becomes zeros.
+// Eight partial maxima and sums let the reductions vectorise.
+__attribute__((target_clones("avx2","default")))
+static void c_softmax(float *row, long n) {
+	float m8[8], s8[8];
+	for (int j = 0; j < 8; j++) { m8[j] = -INFINITY; s8[j] = 0; }
+	long n8 = n & ~7L;
+	for (long i = 0; i < n8; i += 8)
+		for (int j = 0; j < 8; j++) m8[j] = row[i+j] > m8[j] ? row[i+j] : m8[j];
+	float mx = -INFINITY;
+	for (int j = 0; j < 8; j++) mx = m8[j] > mx ? m8[j] : mx;
+	for (long i = n8; i < n; i++) mx = row[i] > mx ? row[i] : mx;
+	if (isinf(mx) && mx < 0) {
+		for (long i = 0; i < n; i++) row[i] = 0;
+		return;
+	}
+	for (long i = 0; i < n; i++) row[i] = c_expf32(row[i] - mx);
+	for (long i = 0; i < n8; i += 8)
+		for (int j = 0; j < 8; j++) s8[j] += row[i+j];
+	float sum = 0;
+	for (int j = 0; j < 8; j++) sum += s8[j];
+	for (long i = n8; i < n; i++) sum += row[i];
+	float inv = 1 / sum;
+	for (long i = 0; i < n; i++) row[i] *= inv;
+}
+
 */
 import "C"
 
@@ -65,4 +166,29 @@ func singleThreadBLAS() (restore func()) {
 	n := C.openblas_get_num_threads()
 	C.openblas_set_num_threads(1)
 	return func() { C.openblas_set_num_threads(n) }
+}
+
+// geluKernel, geluBackwardKernel and softmaxKernel run the C twins of
+// geluGo, geluBackwardGo and softmaxGo (fastmath.go).
+func geluKernel(dst, x []float32) {
+	if len(dst) == 0 {
+		return
+	}
+	_ = x[len(dst)-1]
+	C.c_gelu((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(dst)))
+}
+
+func geluBackwardKernel(dx, dy, x []float32) {
+	if len(dx) == 0 {
+		return
+	}
+	_, _ = dy[len(dx)-1], x[len(dx)-1]
+	C.c_gelu_backward((*C.float)(unsafe.Pointer(&dx[0])), (*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(dx)))
+}
+
+func softmaxKernel(row []float32) {
+	if len(row) == 0 {
+		return
+	}
+	C.c_softmax((*C.float)(unsafe.Pointer(&row[0])), C.long(len(row)))
 }

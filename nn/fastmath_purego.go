@@ -27,3 +27,7 @@ func headWorkers() int { return min(runtime.GOMAXPROCS(0), 2) }
 
 // singleThreadBLAS is a no-op for the pure-Go backend.
 func singleThreadBLAS() (restore func()) { return func() {} }
+
+func geluKernel(dst, x []float32)            { geluGo(dst, x) }
+func geluBackwardKernel(dx, dy, x []float32) { geluBackwardGo(dx, dy, x) }
+func softmaxKernel(row []float32)            { softmaxGo(row) }

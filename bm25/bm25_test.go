@@ -354,6 +354,25 @@ func TestBleveScoringFormula(t *testing.T) {
 	}
 }
 
+// TestTiesBreakByID: equal scores rank by document id whatever the
+// indexing order and batching, including at the k cut.
+func TestTiesBreakByID(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for round := 0; round < 4; round++ {
+		var docs []corpora.Doc
+		for _, i := range rng.Perm(30) {
+			docs = append(docs, corpora.Doc{ID: fmt.Sprintf("t%02d", i), Text: "alpha beta words"})
+		}
+		docs = append(docs, corpora.Doc{ID: "z-best", Text: "words"}) // shorter: scores higher
+		x := buildIndex(t, docs, 1+rng.IntN(12))
+		got := ids(searchQ(t, x, "words", 5))
+		want := []string{"z-best", "t00", "t01", "t02", "t03"}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: %v, want %v", round, got, want)
+		}
+	}
+}
+
 func TestSearchAllMatchesSearch(t *testing.T) {
 	docs := make([]corpora.Doc, 200)
 	rng := rand.New(rand.NewPCG(3, 4))

@@ -111,8 +111,8 @@ func (x *Index) NewSearcher(p Params) (*Searcher, error) {
 func (s *Searcher) Close() error { return s.r.Close() }
 
 // Search returns the k best documents for query, best first, with their
-// BM25 scores (package comment). Ties break toward the document indexed
-// first. It returns fewer than k hits when fewer documents contain a query
+// BM25 scores (package comment). Ties break toward the smaller document id
+// (string order). It returns fewer than k hits when fewer documents contain a query
 // term, and none when the query analyses to no terms. Hit.Rank is 1-based.
 // Cost: O(Σ_t df(t)) postings read and scored, plus O(m log m) to rank the
 // m matching documents.
@@ -183,7 +183,10 @@ func (s *Searcher) add(doc uint64, v float64) {
 }
 
 // rank selects the k best touched documents, resolves their ids, and
-// clears the accumulator for the next query.
+// clears the accumulator for the next query. Ties break toward the smaller
+// document id (string order): bleve numbers the documents of a batch in no
+// fixed order, so the internal number cannot decide. Only the documents
+// tied with the k-th score need their ids looked up beyond the k returned.
 func (s *Searcher) rank(k int) ([]corpora.Hit, error) {
 	ids, acc := s.ids, s.acc
 	sort.Slice(ids, func(i, j int) bool {
@@ -193,16 +196,29 @@ func (s *Searcher) rank(k int) ([]corpora.Hit, error) {
 		}
 		return ids[i] < ids[j]
 	})
-	top := ids[:min(k, len(ids))]
-	hits := make([]corpora.Hit, len(top))
+	end := min(k, len(ids))
+	for end > 0 && end < len(ids) && acc[ids[end]] == acc[ids[end-1]] {
+		end++
+	}
+	hits := make([]corpora.Hit, end)
 	var iid index.IndexInternalID
-	for i, d := range top {
+	for i, d := range ids[:end] {
 		iid = index.NewIndexInternalID(iid, d)
 		ext, err := s.r.ExternalID(iid)
 		if err != nil {
 			return nil, fmt.Errorf("resolve document number %d: %w", d, err)
 		}
-		hits[i] = corpora.Hit{DocID: ext, Score: acc[d], Rank: i + 1}
+		hits[i] = corpora.Hit{DocID: ext, Score: acc[d]}
+	}
+	sort.SliceStable(hits, func(i, j int) bool {
+		if hits[i].Score != hits[j].Score {
+			return hits[i].Score > hits[j].Score
+		}
+		return hits[i].DocID < hits[j].DocID
+	})
+	hits = hits[:min(k, len(hits))]
+	for i := range hits {
+		hits[i].Rank = i + 1
 	}
 	for _, d := range ids {
 		acc[d], s.hit[d] = 0, false

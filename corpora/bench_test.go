@@ -54,3 +54,23 @@ func BenchmarkReadCorpus(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParseJSONDoc compares the fast record parser with the
+// map-based reference on one SciFact-sized record, in the same run.
+func BenchmarkParseJSONDoc(b *testing.B) {
+	line := fmt.Sprintf(`{"_id":"4983","title":"Microstructural development of human newborn cerebral white matter","text":"%s","metadata":{"k":[1,2,"x"]}}`, strings.Repeat("Alterations of the architecture \u00e9 ", 40))
+	for _, impl := range []struct {
+		name  string
+		parse func(string, Fields) (Doc, error)
+	}{{"fast", parseJSONDoc}, {"map", parseJSONDocMap}} {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(line)))
+			for b.Loop() {
+				if _, err := impl.parse(line, BEIRFields); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

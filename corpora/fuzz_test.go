@@ -2,8 +2,10 @@ package corpora
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -69,6 +71,34 @@ func FuzzJSONL(f *testing.F) {
 		}
 		if len(docs) > len(docs2) {
 			t.Fatalf("strict read returned %d docs, SkipInvalid only %d", len(docs), len(docs2))
+		}
+	})
+}
+
+// FuzzJSONDocFastPath: the fast JSONL record parser agrees with the
+// map-based reference on every UTF-8 line, for BEIR's and for query field
+// names: the same document, or the same error.
+func FuzzJSONDocFastPath(f *testing.F) {
+	for _, s := range []string{
+		`{"_id":"a","title":"t","text":"x"}`,
+		`{"_id":1.5e3,"title":null,"text":"a\"b\\c\u00e9\ud800"}`,
+		` { "text" : "x" , "_id" : "a" , "_id" : "b" , "x" : [1,{"_id":"no"}] } `,
+		`{"\u005fid":"esc","text":"k"}`,
+		`{"_id":"a","text":{"x":"}"}}`,
+		`{}`, `[]`, `null`, `"s"`, `{"_id":"a"`, `{"_id":"","text":""}`, `{"_id":true,"text":"x"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if !utf8.ValidString(line) || strings.ContainsAny(line, "\n") {
+			return
+		}
+		for _, fields := range []Fields{BEIRFields, queryFields, {ID: "k", Title: "k", Text: "k"}} {
+			fast, ferr := parseJSONDoc(line, fields)
+			ref, rerr := parseJSONDocMap(line, fields)
+			if fast != ref || fmt.Sprint(ferr) != fmt.Sprint(rerr) {
+				t.Fatalf("fields %v, line %q:\nfast %q, %v\nref  %q, %v", fields, line, fast, ferr, ref, rerr)
+			}
 		}
 	})
 }

@@ -133,8 +133,150 @@ func (r *recordReader) next() (Query, error) {
 	return Query{ID: d.ID, Text: d.Text}, err
 }
 
-// parseJSONDoc decodes one JSONL record.
+// parseJSONDoc decodes one JSONL record. Valid lines take a fast path:
+// json.Valid, then one scan over the top-level object that slices out the
+// three values wanted (decoding only strings with escapes), last duplicate
+// key winning as in encoding/json. Invalid lines and non-objects go through
+// parseJSONDocMap, which words the error. The two agree on every input
+// (FuzzJSONDocFastPath).
 func parseJSONDoc(line string, f Fields) (Doc, error) {
+	b := []byte(line)
+	if !json.Valid(b) {
+		return parseJSONDocMap(line, f)
+	}
+	vals, ok := topLevel(line, f)
+	if !ok {
+		return parseJSONDocMap(line, f)
+	}
+	var d Doc
+	var err error
+	if vals[0] == "" || vals[0] == "null" {
+		return Doc{}, detailf(ErrMissingID, "missing %q", f.ID)
+	}
+	if d.ID, err = jsonID(json.RawMessage(vals[0]), f.ID); err != nil {
+		return Doc{}, err
+	}
+	if strings.TrimSpace(d.ID) == "" {
+		return Doc{}, detailf(ErrMissingID, "empty %q", f.ID)
+	}
+	if vals[2] == "" {
+		return Doc{}, detailf(ErrMissingField, "missing %q", f.Text)
+	}
+	if d.Text, err = fastString(vals[2], f.Text); err != nil {
+		return Doc{}, err
+	}
+	if f.Title != "" && vals[1] != "" {
+		if d.Title, err = fastString(vals[1], f.Title); err != nil {
+			return Doc{}, err
+		}
+	}
+	return d, nil
+}
+
+// fastString decodes a JSON string or null; a string without escapes is
+// its bytes between the quotes (the line is already known valid UTF-8).
+func fastString(v, name string) (string, error) {
+	if len(v) >= 2 && v[0] == '"' && strings.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1], nil
+	}
+	return jsonString(json.RawMessage(v), name)
+}
+
+// topLevel returns the raw values of f.ID, f.Title and f.Text in the JSON
+// object line ("" when absent), which must be valid JSON. ok is false when
+// the value is not an object.
+func topLevel(line string, f Fields) (vals [3]string, ok bool) {
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return vals, false
+	}
+	i = skipWS(line, i+1)
+	if line[i] == '}' {
+		return vals, true
+	}
+	for {
+		kEnd := stringEnd(line, i)
+		key := line[i+1 : kEnd-1]
+		if strings.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal([]byte(line[i:kEnd]), &k) != nil {
+				return vals, false
+			}
+			key = k
+		}
+		i = skipWS(line, kEnd)
+		i = skipWS(line, i+1) // past ':'
+		vEnd := valueEnd(line, i)
+		v := line[i:vEnd]
+		if key == f.ID {
+			vals[0] = v
+		}
+		if key == f.Title {
+			vals[1] = v
+		}
+		if key == f.Text {
+			vals[2] = v
+		}
+		i = skipWS(line, vEnd)
+		if line[i] == '}' {
+			return vals, true
+		}
+		i = skipWS(line, i+1) // past ','
+	}
+}
+
+func skipWS(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string starting at s[i] == '"'.
+func stringEnd(s string, i int) int {
+	for j := i + 1; j < len(s); j++ {
+		switch s[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(s)
+}
+
+// valueEnd returns the index just past the JSON value starting at s[i].
+func valueEnd(s string, i int) int {
+	switch s[i] {
+	case '"':
+		return stringEnd(s, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				j = stringEnd(s, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(s)
+	}
+	j := i
+	for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' && s[j] != ' ' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r' {
+		j++
+	}
+	return j
+}
+
+// parseJSONDocMap decodes one JSONL record through a map: the reference
+// implementation, and the path that words errors for malformed lines.
+func parseJSONDocMap(line string, f Fields) (Doc, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
 		return Doc{}, detailf(ErrSyntax, "malformed JSON: %s", jsonErrText(err))

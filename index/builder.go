@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"unicode/utf8"
 
-	"github.com/RoaringBitmap/roaring/v2"
-
 	"github.com/spladapt/spladapt/internal/atomicfile"
 )
 
@@ -322,14 +320,9 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 				kept = append(kept, d)
 			}
 		}
-		bm := roaring.New()
-		bm.AddMany(kept)
-		n, err := bm.WriteTo(w)
-		if err != nil {
-			return nil, err
-		}
-		if int(n) != plans[t].docBytes {
-			return nil, fmt.Errorf("term %d: roaring wrote %d bytes, planned %d (bug)", t, n, plans[t].docBytes)
+		n := writeBitmap(w, kept)
+		if n != plans[t].docBytes {
+			return nil, fmt.Errorf("term %d: bitmap of %d bytes, planned %d (bug)", t, n, plans[t].docBytes)
 		}
 	}
 	secs[secDocs] = w.end(secs[secDocs])
@@ -474,4 +467,55 @@ func (w *secWriter) end(s section) section {
 	s.length = w.pos - w.start
 	s.crc = w.crc.Sum32()
 	return s
+}
+
+// writeBitmap writes the increasing doc numbers docs in the roaring
+// portable format without run containers (cookie 12346): an array
+// container for up to 4096 values, else a bitmap container. (The roaring
+// library turns full containers into run containers, which the format
+// excludes, so the writer is ours; Validate reads the result back with the
+// library.) It returns the bytes written.
+func writeBitmap(w *secWriter, docs []uint32) int {
+	type ctr struct{ key, lo, hi int }
+	var cs []ctr
+	for i := 0; i < len(docs); {
+		key := int(docs[i] >> 16)
+		j := i
+		for j < len(docs) && int(docs[j]>>16) == key {
+			j++
+		}
+		cs = append(cs, ctr{key, i, j})
+		i = j
+	}
+	hdr := make([]byte, 8+8*len(cs))
+	binary.LittleEndian.PutUint32(hdr, roaringCookie)
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(cs)))
+	off := len(hdr)
+	for i, c := range cs {
+		card := c.hi - c.lo
+		binary.LittleEndian.PutUint16(hdr[8+4*i:], uint16(c.key))
+		binary.LittleEndian.PutUint16(hdr[10+4*i:], uint16(card-1))
+		binary.LittleEndian.PutUint32(hdr[8+4*len(cs)+4*i:], uint32(off))
+		off += containerBytes(card)
+	}
+	w.write(hdr)
+	var bm [bitmapBytes]byte
+	for _, c := range cs {
+		part := docs[c.lo:c.hi]
+		if len(part) <= arrayMaxCard {
+			buf := make([]byte, 2*len(part))
+			for i, d := range part {
+				binary.LittleEndian.PutUint16(buf[2*i:], uint16(d))
+			}
+			w.write(buf)
+			continue
+		}
+		clear(bm[:])
+		for _, d := range part {
+			lo := d & 0xFFFF
+			bm[lo>>3] |= 1 << (lo & 7)
+		}
+		w.write(bm[:])
+	}
+	return off
 }

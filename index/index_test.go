@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -447,4 +448,31 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFullContainer is the frozen failure of the first 100k-document
+// benchmark: a term in every document fills a 65536-doc container, which
+// the roaring library serialises as a run container (excluded by the
+// format); the writer must still emit a bitmap container.
+func TestFullContainer(t *testing.T) {
+	var docs []testDoc
+	for d := range 70000 {
+		vec := []TermWeight{{0, 1}}
+		if d%5 == 0 {
+			vec = append(vec, TermWeight{1, float32(d%7) + 1})
+		}
+		docs = append(docs, testDoc{strconv.Itoa(d), vec})
+	}
+	r := buildTest(t, docs, Options{}) // buildTest validates with the roaring library too
+	if df, _ := r.TermStats(0); df != 70000 {
+		t.Fatalf("df = %d, want 70000", df)
+	}
+	q := []TermWeight{{0, 0.1}, {1, 1}}
+	pq, _ := r.Prepare(q)
+	want := bruteForce(r, docs, pq, 20)
+	for _, alg := range Algorithms {
+		if got, _ := r.SearchPrepared(pq, 20, alg); !sameHits(got, want) {
+			t.Errorf("%v: %v, want %v", alg, head(got), head(want))
+		}
+	}
 }

@@ -55,7 +55,9 @@ func start(t *testing.T, n int) (*index.Reader, *synth.Gen, string, func() error
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- ListenAndServe(ctx, "127.0.0.1:0", srv.Handler(), 5*time.Second, func(a string) { addrc <- a }) }()
+	go func() {
+		done <- ListenAndServe(ctx, "127.0.0.1:0", srv.Handler(), 5*time.Second, func(a string) { addrc <- a })
+	}()
 	addr := <-addrc
 	return r, g, "http://" + addr, func() error { cancel(); return <-done }
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/progress"
+)
+
+func init() { register(newIndexCmd) }
+
+func newIndexCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "index",
+		Short: "Build and inspect sparse (SPLADE) impact indexes",
+	}
+	cmd.AddCommand(newIndexBuildCmd(a), newIndexInspectCmd(a))
+	return cmd
+}
+
+// skipOptions turns the skip_invalid setting into reader options that
+// report each skipped line on stderr.
+func skipOptions(cfg config.Config, stderr io.Writer) corpora.Options {
+	return corpora.Options{
+		SkipInvalid: cfg.SkipInvalid,
+		Report:      func(e *corpora.ParseError) { fmt.Fprintf(stderr, "skipped %s\n", e) },
+	}
+}
+
+func newIndexBuildCmd(a *app) *cobra.Command {
+	var vectors, out, vocabPath, fingerprint string
+	cmd := &cobra.Command{
+		Use:   "build --vectors FILE.jsonl --out IDX",
+		Short: "Build an index from document vectors",
+		Long: `Build an index from a JSONL file of document vectors, one line per document:
+{"id": "...", "vector": {"<term id or token>": weight, ...}}. Keys are tokens of
+--vocab (vocab.txt, one token per line) when given, term ids otherwise. The
+index directory is written through a temporary directory and a rename.
+Format: docs/format/index.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a.bind(cmd.Flags(), "quant-bits", "index.quant_bits")
+			a.bind(cmd.Flags(), "block-size", "index.block_size")
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if vectors == "" || out == "" {
+				return fmt.Errorf("index build: --vectors and --out are required")
+			}
+			opts := index.Options{QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Fingerprint: fingerprint}
+			resolve := index.IDResolver
+			if vocabPath != "" {
+				if opts.Vocab, err = index.ReadVocab(vocabPath); err != nil {
+					return err
+				}
+			}
+			b, err := index.NewBuilder(opts)
+			if err != nil {
+				return err
+			}
+			if vocabPath != "" {
+				resolve = index.VocabResolver(b.Term)
+			}
+			start := time.Now()
+			bar := progress.New(os.Stderr, progress.Enabled(cfg.Progress), "index", "docs", 0)
+			skipped := 0
+			co := skipOptions(cfg, cmd.ErrOrStderr())
+			co.Skipped = &skipped
+			err = index.ReadVectors(vectors, resolve, co, func(id string, vec []index.TermWeight) error {
+				_, err := b.Add(id, vec)
+				bar.Add(1)
+				return err
+			})
+			bar.Done()
+			if err != nil {
+				return fmt.Errorf("index build: %w", err)
+			}
+			m, err := b.Write(out)
+			if err != nil {
+				return err
+			}
+			el := time.Since(start)
+			fmt.Fprintf(cmd.OutOrStdout(), "indexed %d documents, %d postings (%d skipped lines) in %s (%.0f docs/s) → %s\n",
+				m.NumDocs, m.NumPostings, skipped, el.Round(time.Millisecond), float64(m.NumDocs)/el.Seconds(), out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&vectors, "vectors", "", "document vectors (JSONL, .gz read transparently)")
+	f.StringVar(&out, "out", "", "index directory to write")
+	f.StringVar(&vocabPath, "vocab", "", "vocab.txt naming the terms (keys are then tokens)")
+	f.StringVar(&fingerprint, "fingerprint", "", "model/vocabulary fingerprint to record")
+	f.Int("quant-bits", 0, "impact width in bits (default: config index.quant_bits)")
+	f.Int("block-size", 0, "documents per block-max block (default: config index.block_size)")
+	return cmd
+}
+
+func newIndexInspectCmd(a *app) *cobra.Command {
+	var validate bool
+	var top int
+	cmd := &cobra.Command{
+		Use:   "inspect IDX",
+		Short: "Print an index's table of contents, sizes and term statistics",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := index.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			w := cmd.OutOrStdout()
+			m := r.Meta()
+			P := float64(max(m.NumPostings, 1))
+			fmt.Fprintf(w, "index %s: format %d, %d bytes\n", args[0], m.Format, r.Size())
+			fmt.Fprintf(w, "docs %d, terms %d, postings %d (%.1f per doc), dense terms %d\n",
+				m.NumDocs, m.NumTerms, m.NumPostings, P/float64(max(m.NumDocs, 1)), m.DenseTerms)
+			fmt.Fprintf(w, "quant_bits %d, scale %g, block_size %d (%d blocks), dropped %d, clipped %d, vocabulary %v, fingerprint %q\n",
+				m.QuantBits, m.Scale, m.BlockSize, m.NumBlocks, m.DroppedPostings, m.ClippedPostings, r.HasVocab(), m.Fingerprint)
+			fmt.Fprintf(w, "\n%-5s %12s %14s %10s %14s\n", "tag", "offset", "bytes", "crc32", "bytes/posting")
+			for _, s := range r.Sections() {
+				fmt.Fprintf(w, "%-5s %12d %14d %08x %14.3f\n", s.Tag, s.Offset, s.Length, s.CRC, float64(s.Length)/P)
+			}
+			fmt.Fprintf(w, "total %31d %23.3f\n", r.Size(), float64(r.Size())/P)
+			type ts struct {
+				t       uint32
+				df, imp int
+			}
+			var terms []ts
+			used := 0
+			for t := 0; t < m.NumTerms; t++ {
+				df, imp := r.TermStats(uint32(t))
+				if df > 0 {
+					used++
+					terms = append(terms, ts{uint32(t), df, imp})
+				}
+			}
+			sort.Slice(terms, func(i, j int) bool { return terms[i].df > terms[j].df })
+			fmt.Fprintf(w, "\nterms with postings: %d of %d\n", used, m.NumTerms)
+			if len(terms) > 0 {
+				fmt.Fprintf(w, "df: max %d, median %d, min %d\n", terms[0].df, terms[len(terms)/2].df, terms[len(terms)-1].df)
+			}
+			fmt.Fprintf(w, "\n%10s %-20s %10s %10s\n", "term", "token", "df", "max imp")
+			for _, x := range terms[:min(top, len(terms))] {
+				tok, _ := r.Token(x.t)
+				fmt.Fprintf(w, "%10d %-20s %10d %10d\n", x.t, tok, x.df, x.imp)
+			}
+			if validate {
+				start := time.Now()
+				if err := r.Validate(); err != nil {
+					return fmt.Errorf("validate %s: %w", args[0], err)
+				}
+				fmt.Fprintf(w, "\nvalid (every CRC and invariant checked in %s)\n", time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&validate, "validate", false, "also check every CRC and invariant (reads the whole file)")
+	cmd.Flags().IntVar(&top, "top", 10, "list the TOP most frequent terms")
+	return cmd
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/atomicfile"
+)
+
+func init() { register(newSearchCmd) }
+
+// queryEncoderFor returns the text-query encoder of an index. Without a
+// model, text is a bag of vocabulary tokens ("tok" or "tok:weight"); a
+// SPLADE model's encoder plugs in here.
+func queryEncoderFor(r *index.Reader) index.QueryEncoder {
+	return index.TokenEncoder{Resolve: index.ReaderResolver(r)}
+}
+
+func newSearchCmd(a *app) *cobra.Command {
+	var idx, qvecs, queries, run, tag string
+	cmd := &cobra.Command{
+		Use:   "search --index IDX (--query-vectors FILE.jsonl | --queries FILE) --run OUT",
+		Short: "Retrieve the top k documents of each query into a TREC run",
+		Long: `Search an index and write a TREC run ("qid Q0 docid rank score tag").
+--query-vectors: JSONL lines {"id": "...", "vector": {"<term id or token>": w}}.
+--queries: text queries (BEIR queries.jsonl, TREC topics or TSV) encoded as
+bags of vocabulary tokens (the index needs a vocabulary).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a.bind(cmd.Flags(), "k", "index.depth")
+			a.bind(cmd.Flags(), "algorithm", "index.algorithm")
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if idx == "" || run == "" || (qvecs == "") == (queries == "") {
+				return fmt.Errorf("search: --index, --run and one of --query-vectors or --queries are required")
+			}
+			algo, err := index.ParseAlgorithm(cfg.Index.Algorithm)
+			if err != nil {
+				return err
+			}
+			r, err := index.Open(idx)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			k := cfg.Index.Depth
+			type q struct {
+				id  string
+				vec []index.TermWeight
+			}
+			var qs []q
+			if qvecs != "" {
+				err = index.ReadVectors(qvecs, index.ReaderResolver(r), skipOptions(cfg, cmd.ErrOrStderr()), func(id string, vec []index.TermWeight) error {
+					qs = append(qs, q{id, vec})
+					return nil
+				})
+			} else {
+				var tq []corpora.Query
+				tq, err = corpora.ReadQueries(queries, skipOptions(cfg, cmd.ErrOrStderr()))
+				enc := queryEncoderFor(r)
+				for _, x := range tq {
+					vec, e := enc.Encode(x.Text)
+					if e != nil {
+						return fmt.Errorf("search: query %s: %w", x.ID, e)
+					}
+					qs = append(qs, q{x.ID, vec})
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("search: %w", err)
+			}
+			start := time.Now()
+			var lat []time.Duration
+			err = atomicfile.Write(run, 0o644, func(w io.Writer) error {
+				bw := bufio.NewWriter(w)
+				for _, x := range qs {
+					t0 := time.Now()
+					hits, err := r.Search(x.vec, k, algo)
+					if err != nil {
+						return fmt.Errorf("query %s: %w", x.id, err)
+					}
+					lat = append(lat, time.Since(t0))
+					for i, h := range hits {
+						fmt.Fprintf(bw, "%s Q0 %s %d %.6f %s\n", x.id, r.DocID(h.Doc), i+1, h.Score, tag)
+					}
+				}
+				return bw.Flush()
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d queries, top %d by %v, in %s → %s\n", len(qs), k, algo, time.Since(start).Round(time.Millisecond), run)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&idx, "index", "", "index directory")
+	f.StringVar(&qvecs, "query-vectors", "", "query vectors (JSONL)")
+	f.StringVar(&queries, "queries", "", "text queries (bags of vocabulary tokens without a model)")
+	f.StringVar(&run, "run", "", "TREC run file to write")
+	f.StringVar(&tag, "tag", "spladapt", "run tag (last column)")
+	f.IntP("k", "k", 0, "hits per query (default: config index.depth)")
+	f.String("algorithm", "", "exhaustive, maxscore or blockmax (default: config index.algorithm)")
+	return cmd
+}

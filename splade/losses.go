@@ -41,6 +41,7 @@ type Mat[F Float] struct {
 	W       []F // (Rows, V) row-major
 
 	nzCol []int32 // (nnz) column of every non-zero, row by row, ascending within a row
+	nzVal []F     // (nnz) the values W[i, nzCol[·]], packed so that loops read them in order
 	nzOff []int   // (Rows+1) row i's non-zeros are nzCol[nzOff[i]:nzOff[i+1]]
 }
 
@@ -59,6 +60,7 @@ func NewMat[F Float](w []F, rows, v int) *Mat[F] {
 // Reindex rebuilds the non-zero lists after W was changed. Cost: O(Rows·V).
 func (m *Mat[F]) Reindex() {
 	m.nzCol = m.nzCol[:0]
+	m.nzVal = m.nzVal[:0]
 	if cap(m.nzOff) >= m.Rows+1 {
 		m.nzOff = m.nzOff[:m.Rows+1]
 	} else {
@@ -70,6 +72,7 @@ func (m *Mat[F]) Reindex() {
 		for j, x := range row {
 			if x != 0 {
 				m.nzCol = append(m.nzCol, int32(j))
+				m.nzVal = append(m.nzVal, x)
 			}
 		}
 	}
@@ -82,6 +85,9 @@ func (m *Mat[F]) Row(i int) []F { return m.W[i*m.V : (i+1)*m.V] }
 // NZ returns the ascending column indices of row i's non-zeros (shared,
 // read-only).
 func (m *Mat[F]) NZ(i int) []int32 { return m.nzCol[m.nzOff[i]:m.nzOff[i+1]] }
+
+// nzv returns the values of row i's non-zeros, aligned with NZ(i).
+func (m *Mat[F]) nzv(i int) []F { return m.nzVal[m.nzOff[i]:m.nzOff[i+1]] }
 
 // NNZ returns the number of non-zero entries of the whole matrix.
 func (m *Mat[F]) NNZ() int { return len(m.nzCol) }
@@ -104,23 +110,22 @@ func MeanNNZ[F Float](mats ...*Mat[F]) float64 {
 // dot returns row i of a · row k of b, iterating the non-zeros of the
 // sparser row. Cost: O(min(nnz(a_i), nnz(b_k))).
 func dot[F Float](a *Mat[F], i int, b *Mat[F], k int) float64 {
-	ai, bk := a.NZ(i), b.NZ(k)
-	ra, rb := a.Row(i), b.Row(k)
-	if len(bk) < len(ai) {
-		ai, ra, rb = bk, rb, ra
+	if b.nzOff[k+1]-b.nzOff[k] < a.nzOff[i+1]-a.nzOff[i] {
+		a, i, b, k = b, k, a, i
 	}
+	cols, vals, other := a.NZ(i), a.nzv(i), b.Row(k)
 	var s float64
-	for _, j := range ai {
-		s += float64(ra[j]) * float64(rb[j])
+	for n, j := range cols {
+		s += float64(vals[n]) * float64(other[j])
 	}
 	return s
 }
 
 // axpy adds alpha·(row k of x) into y (length V), over x's non-zeros.
 func axpy[F Float](y []F, alpha float64, x *Mat[F], k int) {
-	row := x.Row(k)
-	for _, j := range x.NZ(k) {
-		y[j] += F(alpha * float64(row[j]))
+	vals := x.nzv(k)
+	for n, j := range x.NZ(k) {
+		y[j] += F(alpha * float64(vals[n]))
 	}
 }
 

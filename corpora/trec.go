@@ -224,9 +224,11 @@ func trecFields(line string, dst []string) (n int, extra bool) {
 	}
 }
 
-func isTrecSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == '\n'
-}
+// trecSpace marks the ASCII white space bytes that separate fields (C's
+// isspace, as trec_eval uses).
+var trecSpace = [256]bool{' ': true, '\t': true, '\r': true, '\v': true, '\f': true, '\n': true}
+
+func isTrecSpace(c byte) bool { return trecSpace[c] }
 
 // WriteRun writes run in TREC format ("qid Q0 docno rank score tag"),
 // queries in ascending qid order (string order), each query's hits in the

@@ -238,3 +238,17 @@ func checkSplade(z, emb, bias []float32, B, T, C, V int, out []float32, argmax [
 		panic(fmt.Sprintf("splade: len(out)=%d, len(argmax)=%d < B·V=%d", len(out), len(argmax), B*V))
 	}
 }
+
+// SpladeEncode computes the SPLADE term weights of batch b with model m:
+// the encoder (Model.Encode), the MLM head transform over every position,
+// and SpladePoolForward with the tied decoder (word embeddings and decoder
+// bias), writing out (B,V) and argmax (B,V). Activations stay in m's default
+// pass for a backward (SpladePoolBackward, Model.HeadTransformBackward,
+// Model.Backward). Cost: see EncodeFLOPs; padded positions go through the
+// encoder and the head transform but not the vocabulary projection.
+func SpladeEncode(m *Model, b Batch, out []float32, argmax []int32) {
+	cfg := m.Config
+	h := m.Encode(b)
+	z := m.HeadTransform(h, b.B*b.T)
+	SpladePoolForward(z, b.Mask, m.wordEmb.W, m.decBias.W, b.B, b.T, cfg.HiddenSize, cfg.VocabSize, out, argmax)
+}

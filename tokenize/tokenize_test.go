@@ -231,6 +231,13 @@ func TestAgainstReference(t *testing.T) {
 			text := b.String()
 			got := tk.Tokens(text)
 			want := refTokens(set, lower, text)
+			// sugarme's own pipeline (pre-tokenizer included) must agree
+			// with the direct path.
+			ids, words := tk.pieces(text)
+			sids, swords := tk.sugarPieces(text)
+			if len(ids)+len(sids) > 0 && (!reflect.DeepEqual(ids, sids) || !reflect.DeepEqual(words, swords)) {
+				t.Fatalf("lower=%v %q: direct path %v %v, sugarme pipeline %v %v", lower, text, ids, words, sids, swords)
+			}
 			if len(got) == 0 && len(want) == 0 {
 				continue
 			}

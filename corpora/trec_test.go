@@ -376,3 +376,31 @@ func BenchmarkReadRun(b *testing.B) {
 		}
 	})
 }
+
+func FuzzReadTopics(f *testing.F) {
+	f.Add(topics)
+	f.Add("<top>\n<num> 1\n<title> a <desc> b\n</top>\n")
+	f.Add("<top><num>1</num><title>x</title></top>")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, s string) {
+		p := filepath.Join(dir, "topics")
+		os.WriteFile(p, []byte(s), 0o644)
+		for _, skip := range []bool{false, true} {
+			qs, err := ReadTopicsFields(p, TopicTitleDesc, Options{SkipInvalid: skip})
+			if err != nil {
+				var pe *ParseError
+				if !errors.As(err, &pe) {
+					t.Fatalf("error %v is not a *ParseError", err)
+				}
+				continue
+			}
+			seen := map[string]bool{}
+			for _, q := range qs {
+				if q.ID == "" || strings.TrimSpace(q.Text) == "" || seen[q.ID] || strings.ContainsAny(q.ID, " \t") {
+					t.Fatalf("invalid topic accepted: %+v", q)
+				}
+				seen[q.ID] = true
+			}
+		}
+	})
+}

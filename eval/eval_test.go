@@ -499,3 +499,24 @@ func BenchmarkEvalRun(b *testing.B) {
 		}
 	})
 }
+
+func FuzzParseMeasure(f *testing.F) {
+	for _, s := range []string{"map", "ndcg_cut.10", "P_5", "nDCG@10", "AP(rel=2)@100", "RR@1", "Judged@10", "recall.5,10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMeasure(s)
+		if err != nil {
+			if !errors.Is(err, ErrMeasure) {
+				t.Fatalf("error %v does not wrap ErrMeasure", err)
+			}
+			return
+		}
+		if err := m.validate(); err != nil {
+			t.Fatalf("%q parsed to invalid %+v: %v", s, m, err)
+		}
+		if back, err := ParseMeasure(m.Name()); err != nil || back != m {
+			t.Fatalf("%q → %+v prints %q → %+v, %v", s, m, m.Name(), back, err)
+		}
+	})
+}

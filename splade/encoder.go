@@ -1,0 +1,307 @@
+package splade
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/tokenize"
+)
+
+// Encoder turns texts into SPLADE vectors with one model whose weights are
+// shared by queries and documents:
+//
+//	w[v] = max_t log1p(relu(z_t·E[v] + bias[v]))
+//
+// over the text's tokens t, z the MLM head transform of the last hidden
+// state and E the tied decoder (nn.SpladeEncode: the vocabulary projection
+// is computed tile by tile, never as a whole (T, V) matrix). Documents are
+// cut to MaxLen tokens and queries to QueryMaxLen, [CLS] and [SEP]
+// included. A vector keeps the entries with w > 0, sorted by term; with
+// TopN > 0 only the TopN largest (ties toward the smaller term).
+//
+// An Encoder is safe for concurrent use: calls are serialised, because the
+// model's forward pass is single-pass (its parallelism is inside: OpenBLAS
+// threads and nn's two-worker head).
+type Encoder struct {
+	Model       *nn.Model
+	Tok         *tokenize.Tokenizer
+	MaxLen      int // document tokens, [CLS] and [SEP] included (≥ 2)
+	QueryMaxLen int // query tokens (≥ 2)
+	TopN        int // keep the TopN largest weights per vector; 0 keeps all
+	// BatchSize is the number of documents per forward pass in EncodeDocs
+	// (default 32).
+	BatchSize int
+
+	mu     sync.Mutex
+	out    []float32 // (B, V) pooled weights of the last batch
+	argmax []int32   // (B, V)
+}
+
+// LoadEncoder loads the model and its tokenizer from an HF checkpoint
+// directory (nn.LoadHF, tokenize.Load) and checks that they agree on the
+// vocabulary size. Maximum lengths are capped by the model's position
+// table.
+func LoadEncoder(dir string, maxLen, queryMaxLen, topN int) (*Encoder, error) {
+	m, err := nn.LoadHF(dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenize.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load encoder %s: %w", dir, err)
+	}
+	return NewEncoder(m, tok, maxLen, queryMaxLen, topN)
+}
+
+// NewEncoder checks that the model and the tokenizer share a vocabulary
+// size and the lengths are usable, capping them at the model's position
+// table.
+func NewEncoder(m *nn.Model, tok *tokenize.Tokenizer, maxLen, queryMaxLen, topN int) (*Encoder, error) {
+	if tok.VocabSize() != m.Config.VocabSize {
+		return nil, fmt.Errorf("new encoder: tokenizer has %d tokens, model vocab_size is %d", tok.VocabSize(), m.Config.VocabSize)
+	}
+	if maxLen < 2 || queryMaxLen < 2 {
+		return nil, fmt.Errorf("new encoder: max lengths %d (documents) and %d (queries) must be ≥ 2", maxLen, queryMaxLen)
+	}
+	if topN < 0 {
+		return nil, fmt.Errorf("new encoder: top-n %d, want ≥ 0 (0 keeps every weight)", topN)
+	}
+	P := m.Config.MaxPositions
+	return &Encoder{Model: m, Tok: tok, MaxLen: min(maxLen, P), QueryMaxLen: min(queryMaxLen, P), TopN: topN}, nil
+}
+
+// VocabSize is V, the width of every vector.
+func (e *Encoder) VocabSize() int { return e.Model.Config.VocabSize }
+
+// Encode encodes text as a query; it implements index.QueryEncoder. Text
+// without any word still encodes ([CLS] [SEP]) and may give an empty
+// vector, which is not an error here (the index returns no hits).
+func (e *Encoder) Encode(text string) ([]index.TermWeight, error) {
+	return e.EncodeQuery(text)
+}
+
+// EncodeQuery returns the SPLADE vector of a query (at most QueryMaxLen
+// tokens). Cost: one forward pass of batch 1.
+func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
+	ids := e.Tok.Encode(text, e.QueryMaxLen).IDs
+	vecs, err := e.encodeIDs([][]int32{ids})
+	if err != nil {
+		return nil, err
+	}
+	return vecs[0], nil
+}
+
+// EncodeQueries encodes several queries in length-bucketed batches; out[i]
+// belongs to texts[i].
+func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
+	return e.encodeTexts(texts, e.QueryMaxLen)
+}
+
+// EncodeDocs encodes documents (at most MaxLen tokens each) in batches of
+// BatchSize texts of similar length (LengthBatches), so that little padding
+// is computed; out[i] belongs to texts[i] and does not depend on which
+// other texts share its batch (up to float rounding of the GEMMs).
+// Tokenisation runs on two goroutines. Cost: dominated by the model's
+// forward pass, see nn.SpladeEncodeFLOPs.
+func (e *Encoder) EncodeDocs(texts []string) ([][]index.TermWeight, error) {
+	return e.encodeTexts(texts, e.MaxLen)
+}
+
+func (e *Encoder) encodeTexts(texts []string, maxLen int) ([][]index.TermWeight, error) {
+	encs := e.Tok.EncodeBatch(texts, maxLen)
+	seqs := make([][]int32, len(encs))
+	for i, en := range encs {
+		seqs[i] = en.IDs
+	}
+	return e.encodeIDs(seqs)
+}
+
+// encodeIDs encodes token sequences (specials included) in length-bucketed
+// batches.
+func (e *Encoder) encodeIDs(seqs [][]int32) ([][]index.TermWeight, error) {
+	out := make([][]index.TermWeight, len(seqs))
+	if len(seqs) == 0 {
+		return out, nil
+	}
+	bs := e.BatchSize
+	if bs <= 0 {
+		bs = 32
+	}
+	lengths := make([]int, len(seqs))
+	for i, s := range seqs {
+		lengths[i] = len(s)
+	}
+	batches, err := LengthBatches(lengths, bs, 0)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	V := e.VocabSize()
+	for _, idx := range batches {
+		part := make([][]int32, len(idx))
+		for k, i := range idx {
+			part[k] = seqs[i]
+		}
+		b, err := Pad(part, e.Tok.PAD())
+		if err != nil {
+			return nil, fmt.Errorf("encode: %w", err)
+		}
+		if err := e.Model.ValidateBatch(b); err != nil {
+			return nil, fmt.Errorf("encode: %w", err)
+		}
+		e.out = growF(e.out, b.B*V)
+		e.argmax = growI(e.argmax, b.B*V)
+		nn.SpladeEncode(e.Model, b, e.out, e.argmax)
+		for k, i := range idx {
+			out[i] = Sparsify(e.out[k*V:(k+1)*V], e.TopN)
+		}
+	}
+	return out, nil
+}
+
+func growF(b []float32, n int) []float32 {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]float32, n)
+}
+
+func growI(b []int32, n int) []int32 {
+	if cap(b) >= n {
+		return b[:n]
+	}
+	return make([]int32, n)
+}
+
+// Sparsify returns the entries of a dense vector with weight > 0, sorted by
+// term. With topN > 0 it keeps only the topN largest weights (ties toward
+// the smaller term), still sorted by term. Cost: O(V + nnz·log nnz).
+func Sparsify(row []float32, topN int) []index.TermWeight {
+	n := 0
+	for _, w := range row {
+		if w > 0 {
+			n++
+		}
+	}
+	out := make([]index.TermWeight, 0, n)
+	for v, w := range row {
+		if w > 0 {
+			out = append(out, index.TermWeight{Term: uint32(v), Weight: w})
+		}
+	}
+	if topN > 0 && len(out) > topN {
+		slices.SortStableFunc(out, func(a, b index.TermWeight) int {
+			switch {
+			case a.Weight > b.Weight:
+				return -1
+			case a.Weight < b.Weight:
+				return 1
+			}
+			return 0
+		})
+		out = out[:topN]
+		slices.SortFunc(out, func(a, b index.TermWeight) int { return int(a.Term) - int(b.Term) })
+	}
+	return out
+}
+
+// Fingerprints. An index built by EncodeCorpus records in its META
+// fingerprint which model built it:
+//
+//	splade vocab=sha256:<64 hex> model=sha256:<64 hex>
+//
+// vocab is VocabHash of the tokenizer's vocabulary, model the SHA-256 of
+// the checkpoint's model.safetensors (or "-" when unknown). A query
+// encoder is accepted for an index when the vocabulary hashes agree
+// (CheckIndex): a model fine-tuned further on the same vocabulary still
+// produces vectors in the index's term space.
+
+// VocabHash is the SHA-256 of the vocabulary, tokens joined by "\n" in id
+// order, in hex.
+func VocabHash(vocab []string) string {
+	h := sha256.New()
+	for i, t := range vocab {
+		if i > 0 {
+			h.Write([]byte{'\n'})
+		}
+		h.Write([]byte(t))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// FileHash is the SHA-256 of a file in hex.
+func FileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Fingerprint returns the index fingerprint of encoder e whose model was
+// loaded from modelDir ("" when not from a directory).
+func Fingerprint(e *Encoder, modelDir string) string {
+	model := "-"
+	if modelDir != "" {
+		if h, err := FileHash(filepath.Join(modelDir, "model.safetensors")); err == nil {
+			model = "sha256:" + h
+		}
+	}
+	return "splade vocab=sha256:" + VocabHash(e.Tok.Vocab()) + " model=" + model
+}
+
+// ParseFingerprint returns the vocabulary and model hashes of a fingerprint
+// written by Fingerprint; ok is false for any other string.
+func ParseFingerprint(fp string) (vocab, model string, ok bool) {
+	f := strings.Fields(fp)
+	if len(f) != 3 || f[0] != "splade" {
+		return "", "", false
+	}
+	vocab, ok1 := strings.CutPrefix(f[1], "vocab=sha256:")
+	model, ok2 := strings.CutPrefix(f[2], "model=")
+	return vocab, model, ok1 && ok2 && vocab != ""
+}
+
+// CheckIndex reports whether e may encode queries for index r: the
+// vocabulary recorded in the index's fingerprint, or failing that the
+// index's own vocabulary, must equal the encoder's, and the index's term
+// count must be the encoder's vocabulary size. The error names both sides.
+func CheckIndex(e *Encoder, r *index.Reader) error {
+	m := r.Meta()
+	if m.NumTerms != e.VocabSize() {
+		return fmt.Errorf("index has %d terms but the model's vocabulary has %d tokens: it was built with another model (fingerprint %q)", m.NumTerms, e.VocabSize(), m.Fingerprint)
+	}
+	mine := VocabHash(e.Tok.Vocab())
+	if vocab, _, ok := ParseFingerprint(m.Fingerprint); ok {
+		if vocab != mine {
+			return fmt.Errorf("index vocabulary sha256:%.12s… differs from the model's sha256:%.12s…: it was built with another model (%s)", vocab, mine, m.Fingerprint)
+		}
+		return nil
+	}
+	if r.HasVocab() {
+		vocab := e.Tok.Vocab()
+		for t := range vocab {
+			tok, _ := r.Token(uint32(t))
+			if tok != vocab[t] {
+				return fmt.Errorf("index term %d is %q but the model's token %d is %q: it was built with another vocabulary", t, tok, t, vocab[t])
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("index records no vocabulary (fingerprint %q): cannot check it against the model; rebuild it with \"spladapt encode\"", m.Fingerprint)
+}

@@ -1,0 +1,281 @@
+package splade
+
+import (
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/tokenize"
+)
+
+// toyDocs is a toy collection: five topics, each with a few documents that
+// share its words. Queries (toyQueries) name a topic in different words of
+// it, so a trained model can rank the right documents first.
+var toyDocs = map[string]string{
+	"cat1":   "the cat sat on the warm mat and purred",
+	"cat2":   "a small cat chased a mouse around the house",
+	"ship1":  "the ship sailed across the cold ocean with its crew",
+	"ship2":  "a large ship carried cargo over the sea",
+	"bread1": "fresh bread is baked in a hot oven every morning",
+	"bread2": "the baker sold warm bread and butter rolls",
+	"star1":  "a bright star shines in the night sky above the hills",
+	"star2":  "astronomers watched the distant star through a telescope",
+	"rain1":  "heavy rain fell on the city and flooded the streets",
+	"rain2":  "the storm brought rain and wind to the valley",
+}
+
+var toyQueries = map[string]struct{ text, pos, neg string }{
+	"q1":  {"cat mouse", "cat2", "ship1"},
+	"q2":  {"cat purred mat", "cat1", "bread2"},
+	"q3":  {"ship ocean crew", "ship1", "rain1"},
+	"q4":  {"ship cargo sea", "ship2", "star1"},
+	"q5":  {"bread oven", "bread1", "cat1"},
+	"q6":  {"baker butter", "bread2", "ship2"},
+	"q7":  {"star night sky", "star1", "rain2"},
+	"q8":  {"star telescope", "star2", "bread1"},
+	"q9":  {"rain flooded streets", "rain1", "star2"},
+	"q10": {"storm rain wind", "rain2", "cat2"},
+}
+
+// toyVocab is the five specials and every lower-cased word of the toy
+// collection, sorted.
+func toyVocab() []string {
+	seen := map[string]bool{}
+	for _, d := range toyDocs {
+		for _, w := range strings.Fields(d) {
+			seen[w] = true
+		}
+	}
+	for _, q := range toyQueries {
+		for _, w := range strings.Fields(q.text) {
+			seen[w] = true
+		}
+	}
+	words := make([]string, 0, len(seen))
+	for w := range seen {
+		words = append(words, w)
+	}
+	sort.Strings(words)
+	return append([]string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}, words...)
+}
+
+// tinyModelDir writes a randomly initialised tiny BERT (H 32, 2 layers, 4
+// heads) with the toy vocabulary to an HF checkpoint directory and returns
+// it.
+func tinyModelDir(t testing.TB, seed uint64) string {
+	t.Helper()
+	tok, err := tokenize.FromVocab(toyVocab(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokDir := filepath.Join(t.TempDir(), "tok")
+	if err := tok.Save(tokDir); err != nil {
+		t.Fatal(err)
+	}
+	m, err := nn.NewModel(nn.BERTConfig(tok.VocabSize(), 32, 2, 4, 64, 64), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.TokenizerDir = tokDir
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := m.SaveHF(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// denseSplade is the naive SPLADE vector of one token sequence: every
+// logit of the (T, V) matrix, then max over positions of log1p(relu(·)).
+func denseSplade(m *nn.Model, ids []int32) []float64 {
+	T, V := len(ids), m.Config.VocabSize
+	b := nn.Batch{B: 1, T: T, InputIDs: ids, Mask: make([]float32, T)}
+	for i := range b.Mask {
+		b.Mask[i] = 1
+	}
+	h := m.Encode(b)
+	z := m.HeadTransform(h, T)
+	logits := make([]float32, T*V) // (T, V)
+	m.Logits(logits, z, T)
+	w := make([]float64, V)
+	for t := 0; t < T; t++ {
+		for v := 0; v < V; v++ {
+			w[v] = math.Max(w[v], math.Log1p(math.Max(0, float64(logits[t*V+v]))))
+		}
+	}
+	return w
+}
+
+// TestEncoderMatchesDense checks batched, padded, length-bucketed encoding
+// against the naive dense computation of each text alone, and top-n
+// pruning against sorting the dense vector.
+func TestEncoderMatchesDense(t *testing.T) {
+	dir := tinyModelDir(t, 7)
+	enc, err := LoadEncoder(dir, 12, 5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.BatchSize = 3 // batches mix lengths, so rows are padded
+	var texts []string
+	for _, id := range slices.Sorted(mapsKeys(toyDocs)) {
+		texts = append(texts, toyDocs[id])
+	}
+	texts = append(texts, "cat", "")
+	vecs, err := enc.EncodeDocs(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, got []index.TermWeight, want []float64, topN int) {
+		t.Helper()
+		// Entries > 0 of the dense vector, or its topN largest.
+		type tw struct {
+			v int
+			w float64
+		}
+		var all []tw
+		for v, w := range want {
+			if w > 0 {
+				all = append(all, tw{v, w})
+			}
+		}
+		if topN > 0 && len(all) > topN {
+			sort.SliceStable(all, func(a, b int) bool { return all[a].w > all[b].w })
+			all = all[:topN]
+			sort.Slice(all, func(a, b int) bool { return all[a].v < all[b].v })
+		}
+		if len(got) != len(all) {
+			t.Fatalf("%s: %d non-zeros, dense has %d", name, len(got), len(all))
+		}
+		for i, x := range all {
+			g := got[i]
+			if int(g.Term) != x.v || math.Abs(float64(g.Weight)-x.w) > 1e-4*(1+x.w) {
+				t.Fatalf("%s: entry %d = (%d, %g), dense (%d, %g)", name, i, g.Term, g.Weight, x.v, x.w)
+			}
+		}
+	}
+	nonzero := 0
+	for i, text := range texts {
+		ids := enc.Tok.Encode(text, 12).IDs
+		want := denseSplade(enc.Model, ids)
+		check(text, vecs[i], want, 0)
+		nonzero += len(vecs[i])
+	}
+	if nonzero == 0 {
+		t.Fatal("every vector is empty: the test compares nothing")
+	}
+	// Queries: cut at QueryMaxLen = 5 tokens.
+	q, err := enc.EncodeQuery(toyDocs["ship1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := enc.Tok.Encode(toyDocs["ship1"], 5).IDs
+	if len(ids) != 5 {
+		t.Fatalf("query tokenised to %d ids, want 5", len(ids))
+	}
+	check("query", q, denseSplade(enc.Model, ids), 0)
+	// Top-n pruning.
+	enc.TopN = 4
+	vecs, err = enc.EncodeDocs(texts[:4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range texts[:4] {
+		if len(vecs[i]) != 4 {
+			t.Fatalf("top-4: %d entries", len(vecs[i]))
+		}
+		check("top4 "+text, vecs[i], denseSplade(enc.Model, enc.Tok.Encode(text, 12).IDs), 4)
+	}
+}
+
+func mapsKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// TestSparsify checks the pruning rule on hand-made rows, ties included.
+func TestSparsify(t *testing.T) {
+	row := []float32{0, 0.5, -1, 2, 0.5, 0, 3, 0.5}
+	got := Sparsify(row, 0)
+	want := tws(1, 0.5, 3, 2, 4, 0.5, 6, 3, 7, 0.5)
+	if !slices.Equal(got, want) {
+		t.Errorf("all: %v, want %v", got, want)
+	}
+	got = Sparsify(row, 3) // 3, 2, then the first 0.5 (term 1)
+	want = tws(1, 0.5, 3, 2, 6, 3)
+	if !slices.Equal(got, want) {
+		t.Errorf("top 3: %v, want %v", got, want)
+	}
+	if got := Sparsify(make([]float32, 5), 2); len(got) != 0 {
+		t.Errorf("zero row: %v", got)
+	}
+	// Property: top-n keeps the n largest, whatever the row.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for it := 0; it < 200; it++ {
+		row := make([]float32, 1+rng.IntN(40))
+		for i := range row {
+			row[i] = float32(rng.IntN(7) - 3)
+		}
+		n := rng.IntN(6)
+		got := Sparsify(row, n)
+		all := Sparsify(row, 0)
+		if n == 0 || len(all) <= n {
+			if !slices.Equal(got, all) {
+				t.Fatalf("row %v n %d: %v, want %v", row, n, got, all)
+			}
+			continue
+		}
+		var kept, min float32 = 0, math.MaxFloat32
+		for _, x := range got {
+			kept += x.Weight
+			min = float32(math.Min(float64(min), float64(x.Weight)))
+		}
+		for _, x := range all {
+			if x.Weight > min && !slices.Contains(got, x) {
+				t.Fatalf("row %v n %d: dropped %v but kept a weight %g", row, n, x, min)
+			}
+		}
+		if len(got) != n {
+			t.Fatalf("row %v n %d: %d entries", row, n, len(got))
+		}
+	}
+}
+
+// tws builds a vector from (term, weight) pairs.
+func tws(pairs ...float32) []index.TermWeight {
+	var out []index.TermWeight
+	for i := 0; i < len(pairs); i += 2 {
+		out = append(out, index.TermWeight{Term: uint32(pairs[i]), Weight: pairs[i+1]})
+	}
+	return out
+}
+
+// TestFingerprint checks the fingerprint round trip and that CheckIndex
+// accepts the encoder's own vocabulary and refuses another.
+func TestFingerprint(t *testing.T) {
+	dir := tinyModelDir(t, 1)
+	enc, err := LoadEncoder(dir, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := Fingerprint(enc, dir)
+	vocab, model, ok := ParseFingerprint(fp)
+	if !ok || vocab != VocabHash(enc.Tok.Vocab()) || !strings.HasPrefix(model, "sha256:") || len(model) != 7+64 {
+		t.Fatalf("fingerprint %q parsed as %q %q %v", fp, vocab, model, ok)
+	}
+	if _, _, ok := ParseFingerprint("something else"); ok {
+		t.Error("parsed a foreign fingerprint")
+	}
+	if VocabHash([]string{"a", "b"}) == VocabHash([]string{"ab"}) || VocabHash([]string{"a", "b"}) == VocabHash([]string{"b", "a"}) {
+		t.Error("vocabulary hash ignores boundaries or order")
+	}
+}

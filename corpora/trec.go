@@ -118,7 +118,8 @@ func parseGrade(s string) (int, error) {
 // is kept in Hit.Rank but means nothing to trec_eval). Exactly six fields
 // are required; rank must be an integer and score a finite or infinite
 // number (not NaN). A docno appearing twice for one query is an error
-// naming both lines, as trec_eval refuses such runs. Blank lines are
+// naming both lines, as trec_eval refuses such runs (trec_eval only looks
+// at the hits kept by its -M depth; this reader checks them all). Blank lines are
 // skipped. Errors are *ParseError naming the file and line.
 //
 // Cost: one pass with no per-field allocation beyond the line itself; a

@@ -25,7 +25,7 @@ const (
 	P                     // precision at k (P.k, P@k)
 	Recall                // recall at k (recall.k, R@k)
 	NDCG                  // nDCG, linear gain = grade (ndcg; ndcg_cut.k, nDCG@k)
-	Judged                // fraction of the top k that is judged (ir_measures Judged@k)
+	Judged                // judged fraction of the top min(k, retrieved) (ir_measures Judged@k; 0 for an empty ranking)
 )
 
 // Measure is one evaluation measure: a family, an optional cutoff and an

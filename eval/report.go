@@ -235,8 +235,12 @@ func (c *Comparison) describe() string {
 	if c.Options.AllQueries {
 		qs = "judged queries; a query missing from a run scores 0 (trec_eval -c)"
 	}
-	return fmt.Sprintf("%d %s. Δ is the mean per-query difference from the baseline %s, with its %d%% confidence interval (paired, Student t); p is the two-sided paired t test, and p (Holm) is adjusted with Holm–Bonferroni across the %d compared runs of each measure. W/T/L counts the queries where the run wins, ties and loses against the baseline.",
-		len(c.Queries), qs, c.Baseline, int(Level*100), len(c.Runs)-1)
+	runs := "the compared run"
+	if n := len(c.Runs) - 1; n != 1 {
+		runs = fmt.Sprintf("the %d compared runs", n)
+	}
+	return fmt.Sprintf("%d %s. Δ is the mean per-query difference from the baseline %s, with its %d%% confidence interval (paired, Student t); p is the two-sided paired t test, and p (Holm) is adjusted with Holm–Bonferroni across %s of each measure. W/T/L counts the queries where the run wins, ties and loses against the baseline.",
+		len(c.Queries), qs, c.Baseline, int(Level*100), runs)
 }
 
 // WriteMarkdown writes one table per measure.

@@ -77,7 +77,7 @@ func trecArgs(t *testing.T, flags []string) (ms []Measure, opts Options, perQuer
 	return ms, opts, perQuery
 }
 
-// CompareTrecOutput checks got against trec_eval's expected output: the
+// compareTrecOutput checks got against trec_eval's expected output: the
 // same lines in the same order, names and qids equal, values equal to the
 // printed 4 decimals. It returns a description of each difference.
 func compareTrecOutput(got, want string) []string {

@@ -23,10 +23,14 @@ import (
 // and the 3-step warm-up schedule), and apply compare.py's tolerance rule to
 // every tensor, logging max_abs/rel_l2/use per tensor as llm.c does.
 //
+// -oracle.cases GLOB adds case directories (e.g. larger ones in /tmp).
 // -oracle.out DIR also writes the Go results as DIR/<case>/*.safetensors and
 // losses.json, so that compare.py GOLDEN DIR/<case> can judge them.
 
-var oracleOut = flag.String("oracle.out", "", "write the Go results of each oracle case into `dir`/<case> for compare.py")
+var (
+	oracleOut   = flag.String("oracle.out", "", "write the Go results of each oracle case into `dir`/<case> for compare.py")
+	oracleExtra = flag.String("oracle.cases", "", "also run the oracle case directories matching this `glob` (larger cases made with make_case.py)")
+)
 
 const oracleRoot = "../testdata/oracle"
 
@@ -400,6 +404,13 @@ func oracleCases(t *testing.T) []string {
 	dirs, err := filepath.Glob(filepath.Join(oracleRoot, "*", "golden", "case.json"))
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no oracle cases under %s (%v)", oracleRoot, err)
+	}
+	if *oracleExtra != "" {
+		extra, err := filepath.Glob(filepath.Join(*oracleExtra, "golden", "case.json"))
+		if err != nil || len(extra) == 0 {
+			t.Fatalf("-oracle.cases %s: no case directory (%v)", *oracleExtra, err)
+		}
+		dirs = append(dirs, extra...)
 	}
 	for i, d := range dirs {
 		dirs[i] = filepath.Dir(filepath.Dir(d))

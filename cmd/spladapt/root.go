@@ -16,6 +16,14 @@ import (
 type app struct {
 	v          *viper.Viper
 	configPath string
+	// bindings made while the tree is built; see bind.
+	bindings []binding
+	running  bool
+}
+
+type binding struct {
+	flag *pflag.Flag
+	key  string
 }
 
 // NewRootCommand builds the whole command tree. It holds no package-level
@@ -28,6 +36,9 @@ func NewRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.bindFor(cmd); err != nil {
+				return err
+			}
 			required := cmd.Flags().Changed("config")
 			return config.ReadFile(a.v, a.configPath, required)
 		},
@@ -55,10 +66,37 @@ var subcommands []func(*app) *cobra.Command
 func register(mk func(*app) *cobra.Command) { subcommands = append(subcommands, mk) }
 
 // bind makes flag name override config key (flag > env > file > default).
+// Viper keeps one flag per key, so bindings made while the tree is built
+// are recorded and applied only for the command that runs (see bindFor):
+// two subcommands may then bind the same key to flags of their own. A bind
+// made while a command runs takes effect at once.
 func (a *app) bind(fs *pflag.FlagSet, name, key string) {
-	if err := a.v.BindPFlag(key, fs.Lookup(name)); err != nil {
-		panic(fmt.Sprintf("bind flag %s to %s: %v", name, key, err)) // programming error
+	f := fs.Lookup(name)
+	if f == nil {
+		panic(fmt.Sprintf("bind: no flag --%s for key %s", name, key)) // programming error
 	}
+	if a.running {
+		if err := a.v.BindPFlag(key, f); err != nil {
+			panic(fmt.Sprintf("bind flag %s to %s: %v", name, key, err))
+		}
+		return
+	}
+	a.bindings = append(a.bindings, binding{f, key})
+}
+
+// bindFor applies the recorded bindings whose flags belong to cmd
+// (its own flags and the persistent flags it inherits).
+func (a *app) bindFor(cmd *cobra.Command) error {
+	a.running = true
+	for _, b := range a.bindings {
+		if cmd.Flags().Lookup(b.flag.Name) != b.flag {
+			continue
+		}
+		if err := a.v.BindPFlag(b.key, b.flag); err != nil {
+			return fmt.Errorf("bind flag --%s to %s: %w", b.flag.Name, b.key, err)
+		}
+	}
+	return nil
 }
 
 // config decodes and validates the settings in force for this command.

@@ -1,0 +1,775 @@
+package splade
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/eval"
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/internal/curves"
+	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/safetensors"
+	"github.com/spladapt/spladapt/tokenize"
+)
+
+// SPLADE training.
+//
+// One optimiser step on B triples (query, positive, NNeg hard negatives):
+//
+//	tokenise and pad Q (B,Tq), P (B,Tp), N (B·NNeg,Tn)          BuildTrainBatch
+//	for X in Q, P, N, each in its own nn.Pass:
+//	    h = Encode(X) (R,T,C);  z = HeadTransform(h) (R·T,C)
+//	    W_X = SpladePoolForward(z) (R,V), argmax (R,V)            chunked head
+//	Total = InfoNCE(Q; P,N) + λ_t·reg(Q) + λ_t·FLOPS([P;N]) (+ MarginMSE)   Objective
+//	for X: dz = SpladePoolBackward(dW_X)  (sparse: argmax rows, w > 0 only)
+//	       dh = HeadTransformBackward(dz); Backward(dh)   (gradients accumulate:
+//	                                                        weights are shared)
+//	clip the global gradient norm; AdamW step with the linear schedule
+//
+// Every source of randomness is a function of (Seed, step): the order of
+// the triples (one seeded permutation per epoch), the choice of negatives
+// and the dropout masks. A run resumed from the checkpoint of step s
+// therefore repeats exactly the steps s+1… of an uninterrupted run.
+
+// TrainOptions configure a Trainer. Zero values are not defaults: fill
+// them from config (the CLI does) or by hand.
+type TrainOptions struct {
+	Weights     Weights // loss weights; Weights.WarmupSteps is the λ warm-up T
+	LR          float64 // peak learning rate
+	WeightDecay float64 // AdamW decoupled weight decay
+	MaxGradNorm float64 // clip the global gradient norm (≤ 0: no clipping)
+	WarmupSteps int     // linear learning-rate warm-up steps
+	Steps       int     // optimiser steps in all
+	BatchSize   int     // triples per step (B)
+	NNeg        int     // hard negatives per triple
+	QueryMaxLen int     // tokens per query, [CLS] and [SEP] included
+	DocMaxLen   int     // tokens per document
+	Seed        uint64
+	// TrainParams is "all", "task" (P_task only: the adaptation method's
+	// fine-tuning step) or "domain" (P_domain only), with DomainLayers the
+	// k of nn.IsDomainParam.
+	TrainParams  string
+	DomainLayers int
+	Dropout      bool // dropout (the model's config rates) while training
+	// EvalEvery evaluates on the dev sets every this many steps (and at
+	// the last step); 0 only at the last step. No dev sets: no evaluation.
+	EvalEvery int
+	// CheckpointEvery saves the resumable state to WorkDir every this many
+	// steps (and at the last step); 0 only at the last step.
+	CheckpointEvery int
+	EvalDepth       int // hits per dev query (default 100)
+	// EncodeBatch is the batch size of dev-set encoding (default 32).
+	EncodeBatch int
+}
+
+// Validate checks the options.
+func (o *TrainOptions) Validate() error {
+	switch {
+	case o.Steps < 1:
+		return fmt.Errorf("train: steps %d, want ≥ 1", o.Steps)
+	case o.BatchSize < 1 || o.NNeg < 1:
+		return fmt.Errorf("train: batch size %d and negatives %d must be ≥ 1", o.BatchSize, o.NNeg)
+	case o.QueryMaxLen < 2 || o.DocMaxLen < 2:
+		return fmt.Errorf("train: max lengths %d (queries) and %d (documents) must be ≥ 2", o.QueryMaxLen, o.DocMaxLen)
+	case !(o.LR > 0):
+		return fmt.Errorf("train: learning rate %g, want > 0", o.LR)
+	case o.WarmupSteps < 0 || o.EvalEvery < 0 || o.CheckpointEvery < 0:
+		return fmt.Errorf("train: warm-up, eval-every and checkpoint-every must be ≥ 0")
+	}
+	switch o.TrainParams {
+	case "all", "task", "domain":
+	default:
+		return fmt.Errorf("train: train params %q, want all, task or domain", o.TrainParams)
+	}
+	return nil
+}
+
+// Source is one training set: triples whose ids refer to texts.
+type Source struct {
+	Name    string // e.g. the collection directory, recorded in the metadata
+	Triples []Triple
+	Texts   *Texts
+}
+
+// DevSet is a held-out collection for model selection: the whole corpus is
+// encoded and every judged query searched exactly.
+type DevSet struct {
+	Name    string
+	DocIDs  []string
+	Docs    []string // texts, parallel to DocIDs
+	Queries []corpora.Query
+	Qrels   corpora.Qrels
+}
+
+// LoadDevSet reads a BEIR directory's corpus and the queries judged in
+// qrels/<split>.tsv.
+func LoadDevSet(dir, split string, opts corpora.Options) (*DevSet, error) {
+	b := corpora.BEIR{Dir: dir}
+	qrels, err := b.Qrels(split)
+	if err != nil {
+		return nil, fmt.Errorf("load dev set: %w", err)
+	}
+	qs, err := b.Queries(opts)
+	if err != nil {
+		return nil, fmt.Errorf("load dev set: %w", err)
+	}
+	d := &DevSet{Name: filepath.Base(filepath.Clean(dir)) + "/" + split, Qrels: qrels}
+	for _, q := range qs {
+		if _, ok := qrels[q.ID]; ok {
+			d.Queries = append(d.Queries, q)
+		}
+	}
+	if len(d.Queries) == 0 {
+		return nil, fmt.Errorf("load dev set %s: no query of queries.jsonl is judged in split %q", dir, split)
+	}
+	r, err := b.Corpus(opts)
+	if err != nil {
+		return nil, fmt.Errorf("load dev set: %w", err)
+	}
+	defer r.Close()
+	for {
+		doc, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load dev set: %w", err)
+		}
+		d.DocIDs = append(d.DocIDs, doc.ID)
+		d.Docs = append(d.Docs, doc.Content())
+	}
+	return d, nil
+}
+
+// DevMeasures are the measures reported on dev sets; the first selects
+// the best checkpoint (mean over dev sets).
+var DevMeasures = []string{"nDCG@10", "RR@10", "R@100"}
+
+// Trainer trains a SPLADE model. It is not safe for concurrent use.
+type Trainer struct {
+	Model *nn.Model
+	Tok   *tokenize.Tokenizer
+	Opt   TrainOptions
+
+	sources []Source
+	triples []Triple // all sources, ids prefixed "<source>\x00"
+	texts   *Texts
+	dev     []*DevSet
+	optim   *nn.AdamW
+	sched   nn.LinearSchedule
+	step    int // optimiser steps taken
+
+	perm      []int // permutation of the current epoch
+	permEpoch int
+
+	passes  [3]*nn.Pass
+	heads   [3]headBuf
+	grads   Grads[float32]
+	Curves  *curves.Log
+	Best    float64 // best mean dev nDCG@10 (−1 before any evaluation)
+	BestAt  int     // its step
+	BestDev map[string]float64
+}
+
+// headBuf holds one pass's pooled output for its backward.
+type headBuf struct {
+	z      []float32 // (R·T, C) head transform output, owned by the pass
+	out    []float32 // (R, V)
+	argmax []int32   // (R, V)
+	dz     []float32 // (R·T, C)
+	b      nn.Batch
+}
+
+// NewTrainer prepares training of m on the sources: it freezes parameters
+// as opt.TrainParams says and creates the AdamW optimiser. Triple ids are
+// kept apart per source, so two sources may reuse ids.
+func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*DevSet, opt TrainOptions) (*Trainer, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	if tok.VocabSize() != m.Config.VocabSize {
+		return nil, fmt.Errorf("train: tokenizer has %d tokens, model vocab_size is %d", tok.VocabSize(), m.Config.VocabSize)
+	}
+	if len(sources) == 0 {
+		return nil, fmt.Errorf("train: no training source")
+	}
+	if opt.QueryMaxLen > m.Config.MaxPositions || opt.DocMaxLen > m.Config.MaxPositions {
+		opt.QueryMaxLen = min(opt.QueryMaxLen, m.Config.MaxPositions)
+		opt.DocMaxLen = min(opt.DocMaxLen, m.Config.MaxPositions)
+	}
+	if opt.EvalDepth <= 0 {
+		opt.EvalDepth = 100
+	}
+	t := &Trainer{Model: m, Tok: tok, Opt: opt, sources: sources, dev: dev, permEpoch: -1,
+		Curves: &curves.Log{}, Best: -1}
+	t.texts = &Texts{Queries: map[string]string{}, Docs: map[string]string{}}
+	for k, s := range sources {
+		pre := strconv.Itoa(k) + "\x00"
+		for _, tr := range s.Triples {
+			c := tr
+			c.QID, c.PosID = pre+tr.QID, pre+tr.PosID
+			c.NegIDs = make([]string, len(tr.NegIDs))
+			for i, n := range tr.NegIDs {
+				c.NegIDs[i] = pre + n
+			}
+			t.triples = append(t.triples, c)
+		}
+		for id, s := range s.Texts.Queries {
+			t.texts.Queries[pre+id] = s
+		}
+		for id, s := range s.Texts.Docs {
+			t.texts.Docs[pre+id] = s
+		}
+	}
+	if len(t.triples) == 0 {
+		return nil, fmt.Errorf("train: the sources hold no triples")
+	}
+	for _, p := range m.Params {
+		switch opt.TrainParams {
+		case "all":
+			p.Frozen = false
+		case "task":
+			p.Frozen = nn.IsDomainParam(p.Name, opt.DomainLayers)
+		case "domain":
+			p.Frozen = !nn.IsDomainParam(p.Name, opt.DomainLayers)
+		}
+	}
+	t.optim = nn.NewAdamW(m.Params, opt.WeightDecay)
+	t.sched = nn.LinearSchedule{Warmup: opt.WarmupSteps, Total: opt.Steps}
+	for i := range t.passes {
+		t.passes[i] = m.NewPass()
+	}
+	return t, nil
+}
+
+// StepCount is the number of optimiser steps taken.
+func (t *Trainer) StepCount() int { return t.step }
+
+// NumTriples is the number of training triples over all sources.
+func (t *Trainer) NumTriples() int { return len(t.triples) }
+
+// TrainableParams counts the scalars that are updated.
+func (t *Trainer) TrainableParams() int {
+	n := 0
+	for _, p := range t.Model.Params {
+		if !p.Frozen {
+			n += len(p.W)
+		}
+	}
+	return n
+}
+
+// batchIndices returns the triples of step s: positions s·B … s·B+B−1 of
+// the endless sequence of per-epoch permutations (epoch e permuted with
+// PCG(Seed, e)).
+func (t *Trainer) batchIndices(s int) []int {
+	n, B := len(t.triples), t.Opt.BatchSize
+	idx := make([]int, B)
+	for i := range idx {
+		pos := s*B + i
+		e := pos / n
+		if e != t.permEpoch {
+			t.perm = rand.New(rand.NewPCG(t.Opt.Seed, uint64(e))).Perm(n)
+			t.permEpoch = e
+		}
+		idx[i] = t.perm[pos%n]
+	}
+	return idx
+}
+
+func stepSeed(seed uint64, step int, salt string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(salt))
+	h.Write([]byte(strconv.Itoa(step)))
+	return seed ^ h.Sum64()
+}
+
+// StepStats are one step's loss terms and speed.
+type StepStats struct {
+	Step     int // 1-based index of the step just taken
+	Terms    Terms
+	LR       float64
+	GradNorm float64
+	Tokens   int // real tokens of Q, P and N
+	Elapsed  time.Duration
+}
+
+// Step takes one optimiser step and returns its statistics.
+func (t *Trainer) Step() (StepStats, error) {
+	start := time.Now()
+	m, o := t.Model, t.Opt
+	s := t.step
+	tokfn := func(text string, maxLen int) []int32 { return t.Tok.Encode(text, maxLen).IDs }
+	tb, err := BuildTrainBatch(t.triples, t.batchIndices(s), t.texts, tokfn, TrainBatchOptions{
+		QueryMaxLen: o.QueryMaxLen, DocMaxLen: o.DocMaxLen, NNeg: o.NNeg, PadID: t.Tok.PAD(),
+		Rand: rand.New(rand.NewPCG(stepSeed(o.Seed, s, "negatives"), 1)),
+	})
+	if err != nil {
+		return StepStats{}, fmt.Errorf("train step %d: %w", s+1, err)
+	}
+	m.Training = o.Dropout
+	m.SeedDropout(stepSeed(o.Seed, s, "dropout"))
+	defer func() { m.Training = false }()
+	nn.ZeroGrad(m.Params)
+
+	C, V := m.Config.HiddenSize, m.Config.VocabSize
+	emb, bias := m.WordEmbeddings(), m.DecoderBias()
+	batches := [3]nn.Batch{tb.Q, tb.P, tb.N}
+	var mats [3]*Mat[float32]
+	tokens := 0
+	for i, b := range batches {
+		hb := &t.heads[i]
+		hb.b = b
+		h := t.passes[i].Encode(b)
+		hb.z = t.passes[i].HeadTransform(h, b.B*b.T)
+		hb.out = growF(hb.out, b.B*V)
+		hb.argmax = growI(hb.argmax, b.B*V)
+		nn.SpladePoolForward(hb.z, b.Mask, emb.W, bias.W, b.B, b.T, C, V, hb.out, hb.argmax)
+		mats[i] = NewMat(hb.out, b.B, V)
+		for _, x := range b.Mask {
+			tokens += int(x)
+		}
+	}
+	g := &t.grads
+	g.Q, g.P, g.N = zeroF(g.Q, tb.Q.B*V), zeroF(g.P, tb.P.B*V), zeroF(g.N, tb.N.B*V)
+	terms, err := Objective(&Batch[float32]{Q: mats[0], P: mats[1], N: mats[2]}, tb.Teacher, o.Weights, s, g)
+	if err != nil {
+		return StepStats{}, fmt.Errorf("train step %d: %w", s+1, err)
+	}
+	if math.IsNaN(terms.Total) || math.IsInf(terms.Total, 0) {
+		return StepStats{}, fmt.Errorf("train step %d: loss is %v (lower the learning rate)", s+1, terms.Total)
+	}
+	gradOf := func(p *nn.Param) []float32 {
+		if p.Frozen {
+			return nil
+		}
+		return p.G
+	}
+	for i, dout := range [3][]float32{g.Q, g.P, g.N} {
+		hb := &t.heads[i]
+		b := hb.b
+		hb.dz = zeroF(hb.dz, b.B*b.T*C)
+		nn.SpladePoolBackward(dout, hb.z, emb.W, bias.W, hb.argmax, hb.out, b.B, b.T, C, V, hb.dz, gradOf(emb), gradOf(bias))
+		dh := t.passes[i].HeadTransformBackward(hb.dz)
+		t.passes[i].Backward(dh)
+	}
+	norm := nn.ClipGradNorm(m.Params, o.MaxGradNorm)
+	lr := o.LR * t.sched.Factor(s)
+	t.optim.Step(lr)
+	t.step++
+	return StepStats{Step: t.step, Terms: terms, LR: lr, GradNorm: norm, Tokens: tokens, Elapsed: time.Since(start)}, nil
+}
+
+func zeroF(b []float32, n int) []float32 {
+	b = growF(b, n)
+	clear(b)
+	return b
+}
+
+// Evaluate encodes every dev set with the current weights (documents at
+// DocMaxLen, queries at QueryMaxLen, no pruning), retrieves the top
+// EvalDepth documents of each query exactly, and returns each measure of
+// DevMeasures per dev set ("<name> nDCG@10") and their mean over dev sets
+// ("nDCG@10"), trec_eval -c semantics.
+func (t *Trainer) Evaluate() (map[string]float64, error) {
+	enc := &Encoder{Model: t.Model, Tok: t.Tok, MaxLen: t.Opt.DocMaxLen, QueryMaxLen: t.Opt.QueryMaxLen, BatchSize: t.Opt.EncodeBatch}
+	ms, err := eval.ParseMeasures(DevMeasures...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, d := range t.dev {
+		res, err := EvaluateDev(enc, d, ms, t.Opt.EvalDepth)
+		if err != nil {
+			return nil, err
+		}
+		for i, m := range ms {
+			out[d.Name+" "+m.Name()] = res.All[i]
+			out[m.Name()] += res.All[i] / float64(len(t.dev))
+		}
+	}
+	return out, nil
+}
+
+// EvaluateDev encodes a dev set with enc, retrieves the top depth
+// documents of each query by exact sparse dot products and evaluates them
+// with trec_eval -c semantics.
+func EvaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.Results, error) {
+	docs, err := enc.EncodeDocs(d.Docs)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+	}
+	texts := make([]string, len(d.Queries))
+	for i, q := range d.Queries {
+		texts[i] = q.Text
+	}
+	qs, err := enc.EncodeQueries(texts)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+	}
+	ix := NewExactIndex(docs, enc.VocabSize())
+	run := corpora.Run{}
+	for i, q := range d.Queries {
+		var hits []corpora.Hit
+		for r, h := range ix.Search(qs[i], depth) {
+			hits = append(hits, corpora.Hit{DocID: d.DocIDs[h.Doc], Score: h.Score, Rank: r + 1})
+		}
+		run[q.ID] = hits
+	}
+	res, err := eval.Evaluate(d.Qrels, run, ms, eval.Options{AllQueries: true})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+	}
+	return res, nil
+}
+
+// ExactIndex is an in-memory inverted index over float weights, for exact
+// top-k by sparse dot product (dev evaluation, and the oracle of tests).
+type ExactIndex struct {
+	n     int
+	posts [][]posting // (V) term → postings in doc order
+}
+
+type posting struct {
+	doc int32
+	w   float32
+}
+
+// ExactHit is a document number and its exact score.
+type ExactHit struct {
+	Doc   int
+	Score float64
+}
+
+// NewExactIndex indexes docs (doc number = position) over a vocabulary of
+// v terms. Terms ≥ v are ignored.
+func NewExactIndex(docs [][]index.TermWeight, v int) *ExactIndex {
+	ix := &ExactIndex{n: len(docs), posts: make([][]posting, v)}
+	for d, vec := range docs {
+		for _, tw := range vec {
+			if int(tw.Term) < v && tw.Weight > 0 {
+				ix.posts[tw.Term] = append(ix.posts[tw.Term], posting{int32(d), tw.Weight})
+			}
+		}
+	}
+	return ix
+}
+
+// Search returns the k documents with the highest q·d > 0, best first,
+// ties toward the smaller doc number. Scores are summed in float64 in
+// query-term order. Cost: O(Σ postings of q's terms + n) plus a sort of
+// the matching documents.
+func (ix *ExactIndex) Search(q []index.TermWeight, k int) []ExactHit {
+	acc := make([]float64, ix.n)
+	for _, tw := range q {
+		if int(tw.Term) >= len(ix.posts) || tw.Weight <= 0 {
+			continue
+		}
+		for _, p := range ix.posts[tw.Term] {
+			acc[p.doc] += float64(tw.Weight) * float64(p.w)
+		}
+	}
+	var hits []ExactHit
+	for d, s := range acc {
+		if s > 0 {
+			hits = append(hits, ExactHit{d, s})
+		}
+	}
+	sort.Slice(hits, func(a, b int) bool {
+		if hits[a].Score != hits[b].Score {
+			return hits[a].Score > hits[b].Score
+		}
+		return hits[a].Doc < hits[b].Doc
+	})
+	return hits[:min(k, len(hits))]
+}
+
+// TrainHooks observe a run; any may be nil.
+type TrainHooks struct {
+	OnStep       func(s StepStats)
+	OnEval       func(step int, metrics map[string]float64, best bool)
+	OnCheckpoint func(step int)
+}
+
+// TrainMeta is splade.json, written beside the best model: how it was
+// trained and how it scored.
+type TrainMeta struct {
+	Format      int                `json:"format"`
+	Init        string             `json:"init"`
+	Sources     []string           `json:"train_sets"`
+	Dev         []string           `json:"dev_sets"`
+	Triples     int                `json:"triples"`
+	Steps       int                `json:"steps"`
+	Step        int                `json:"step"` // the step this model is from
+	TrainParams string             `json:"train_params"`
+	Options     TrainOptions       `json:"options"`
+	DevMetrics  map[string]float64 `json:"dev_metrics,omitempty"`
+	Saved       string             `json:"saved"`
+}
+
+// trainState is train_state.json in a checkpoint: where to resume.
+type trainState struct {
+	Format  int                `json:"format"`
+	Step    int                `json:"step"`
+	Key     string             `json:"key"` // options that fix the trajectory
+	Best    float64            `json:"best"`
+	BestAt  int                `json:"best_at"`
+	BestDev map[string]float64 `json:"best_dev,omitempty"`
+}
+
+// ErrCheckpointExists is returned by Run when the work directory already
+// holds a checkpoint and resuming was not asked for.
+var ErrCheckpointExists = errors.New("work directory holds a checkpoint")
+
+// RunConfig says where a run keeps its state and its result.
+type RunConfig struct {
+	WorkDir string // checkpoints: WorkDir/state (resumable), curves
+	Out     string // the best model (HF layout + splade.json + curves.*)
+	Init    string // the initial checkpoint, recorded in splade.json
+	Resume  bool   // continue from WorkDir/state when present
+}
+
+// key identifies the options that fix the trajectory: a resumed run must
+// use the same ones.
+func (t *Trainer) key() string {
+	o := t.Opt
+	o.EvalEvery, o.CheckpointEvery, o.EncodeBatch = 0, 0, 0
+	b, _ := json.Marshal(struct {
+		O       TrainOptions
+		Triples int
+	}{o, len(t.triples)})
+	h := fnv.New64a()
+	h.Write(b)
+	return strconv.FormatUint(h.Sum64(), 16)
+}
+
+// Run trains until Opt.Steps, evaluating, checkpointing and keeping the
+// best model as configured. With rc.Resume and a checkpoint in
+// rc.WorkDir it continues from there (identically to an uninterrupted
+// run); without rc.Resume an existing checkpoint is ErrCheckpointExists.
+// Without dev sets the model of the last step is the result. The context
+// is checked between steps; on cancellation the last checkpoint stays.
+func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*TrainMeta, error) {
+	stateDir := filepath.Join(rc.WorkDir, "state")
+	if _, err := os.Stat(filepath.Join(stateDir, "train_state.json")); err == nil {
+		if !rc.Resume {
+			return nil, fmt.Errorf("train: %w: %s (pass --resume to continue it, or remove it)", ErrCheckpointExists, stateDir)
+		}
+		if err := t.load(stateDir); err != nil {
+			return nil, err
+		}
+	}
+	every := func(n, s int) bool { return s == t.Opt.Steps || (n > 0 && s%n == 0) }
+	for t.step < t.Opt.Steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		st, err := t.Step()
+		if err != nil {
+			return nil, err
+		}
+		tm := st.Terms
+		vals := map[string]float64{
+			"loss": tm.Total, "infonce": tm.InfoNCE, "flops_q": tm.FLOPSQ, "flops_d": tm.FLOPSD,
+			"l1_q": tm.L1Q, "nnz_q": tm.MeanNNZQuery, "nnz_d": tm.MeanNNZDoc, "lr": st.LR, "grad_norm": st.GradNorm,
+		}
+		if tm.HasMarginMSE {
+			vals["margin_mse"] = tm.MarginMSE
+		}
+		if hooks.OnStep != nil {
+			hooks.OnStep(st)
+		}
+		if len(t.dev) > 0 && every(t.Opt.EvalEvery, t.step) {
+			ms, err := t.Evaluate()
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range ms {
+				vals["dev "+k] = v
+			}
+			sel := ms[DevMeasures[0]]
+			better := sel > t.Best
+			if better {
+				t.Best, t.BestAt, t.BestDev = sel, t.step, ms
+				if err := t.saveModel(rc, ms); err != nil {
+					return nil, err
+				}
+			}
+			if hooks.OnEval != nil {
+				hooks.OnEval(t.step, ms, better)
+			}
+		}
+		t.Curves.Add(t.step, vals)
+		if every(t.Opt.CheckpointEvery, t.step) {
+			if len(t.dev) == 0 {
+				if err := t.saveModel(rc, nil); err != nil {
+					return nil, err
+				}
+			}
+			if err := t.save(stateDir); err != nil {
+				return nil, err
+			}
+			if hooks.OnCheckpoint != nil {
+				hooks.OnCheckpoint(t.step)
+			}
+		}
+	}
+	meta := t.meta(rc, t.BestDev)
+	if len(t.dev) > 0 {
+		meta.Step = t.BestAt
+	}
+	return meta, nil
+}
+
+func (t *Trainer) meta(rc RunConfig, dev map[string]float64) *TrainMeta {
+	m := &TrainMeta{Format: 1, Init: rc.Init, Triples: len(t.triples), Steps: t.Opt.Steps, Step: t.step,
+		TrainParams: t.Opt.TrainParams, Options: t.Opt, DevMetrics: dev, Saved: time.Now().UTC().Format(time.RFC3339)}
+	for _, s := range t.sources {
+		m.Sources = append(m.Sources, s.Name)
+	}
+	for _, d := range t.dev {
+		m.Dev = append(m.Dev, d.Name)
+	}
+	return m
+}
+
+// saveModel writes the current weights to rc.Out in HF layout with
+// splade.json and the curves so far, replacing rc.Out atomically.
+func (t *Trainer) saveModel(rc RunConfig, dev map[string]float64) error {
+	meta := t.meta(rc, dev)
+	raw, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Dir(rc.Out, func(tmp string) error {
+		hf := filepath.Join(tmp, "hf")
+		if err := t.Model.SaveHF(hf, map[string]string{"spladapt": "splade", "step": strconv.Itoa(t.step)}); err != nil {
+			return err
+		}
+		ents, err := os.ReadDir(hf)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := os.Rename(filepath.Join(hf, e.Name()), filepath.Join(tmp, e.Name())); err != nil {
+				return err
+			}
+		}
+		if err := os.Remove(hf); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tmp, "splade.json"), append(raw, '\n'), 0o644); err != nil {
+			return err
+		}
+		return t.Curves.Save(filepath.Join(tmp, "curves"), "SPLADE training")
+	})
+}
+
+// save writes the resumable state: model weights, AdamW moments, the step
+// and the best result so far, and the curves, as one directory replaced
+// atomically.
+func (t *Trainer) save(stateDir string) error {
+	st := trainState{Format: 1, Step: t.step, Key: t.key(), Best: t.Best, BestAt: t.BestAt, BestDev: t.BestDev}
+	raw, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	ost := t.optim.State()
+	var tensors []safetensors.Named
+	for _, p := range t.Model.Params {
+		tensors = append(tensors,
+			safetensors.Named{Name: "m." + p.Name, Shape: p.Shape, Data: ost.M[p.Name]},
+			safetensors.Named{Name: "v." + p.Name, Shape: p.Shape, Data: ost.V[p.Name]})
+	}
+	err = atomicfile.Dir(stateDir, func(tmp string) error {
+		if err := t.Model.SaveHF(filepath.Join(tmp, "model"), nil); err != nil {
+			return err
+		}
+		if err := safetensors.WriteFile(filepath.Join(tmp, "optimizer.safetensors"), tensors,
+			map[string]string{"step": strconv.Itoa(ost.Step)}); err != nil {
+			return err
+		}
+		if err := t.Curves.Save(filepath.Join(tmp, "curves"), "SPLADE training"); err != nil {
+			return err
+		}
+		return atomicfile.WriteFile(filepath.Join(tmp, "train_state.json"), append(raw, '\n'), 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("save training state %s: %w", stateDir, err)
+	}
+	return nil
+}
+
+// load restores what save wrote.
+func (t *Trainer) load(stateDir string) error {
+	fail := func(err error) error { return fmt.Errorf("resume from %s: %w", stateDir, err) }
+	raw, err := os.ReadFile(filepath.Join(stateDir, "train_state.json"))
+	if err != nil {
+		return fail(err)
+	}
+	var st trainState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fail(err)
+	}
+	if st.Format != 1 {
+		return fail(fmt.Errorf("train_state.json format %d, want 1", st.Format))
+	}
+	if st.Key != t.key() {
+		return fail(fmt.Errorf("the checkpoint was made with other training options or data (key %s, now %s): use the same settings, or another work directory", st.Key, t.key()))
+	}
+	if st.Step > t.Opt.Steps {
+		return fail(fmt.Errorf("checkpoint at step %d is past the %d steps asked", st.Step, t.Opt.Steps))
+	}
+	saved, err := nn.LoadHF(filepath.Join(stateDir, "model"))
+	if err != nil {
+		return fail(err)
+	}
+	for _, p := range t.Model.Params {
+		q := saved.Param(p.Name)
+		if q == nil || len(q.W) != len(p.W) {
+			return fail(fmt.Errorf("checkpoint model lacks %s or has another shape", p.Name))
+		}
+		copy(p.W, q.W)
+	}
+	f, err := safetensors.ReadFile(filepath.Join(stateDir, "optimizer.safetensors"))
+	if err != nil {
+		return fail(err)
+	}
+	step, err := strconv.Atoi(f.Metadata()["step"])
+	if err != nil {
+		return fail(fmt.Errorf("optimizer.safetensors: bad step %q", f.Metadata()["step"]))
+	}
+	ost := nn.AdamWState{Step: step, M: map[string][]float32{}, V: map[string][]float32{}}
+	for _, p := range t.Model.Params {
+		if ost.M[p.Name], _, err = f.Float32("m." + p.Name); err != nil {
+			return fail(err)
+		}
+		if ost.V[p.Name], _, err = f.Float32("v." + p.Name); err != nil {
+			return fail(err)
+		}
+	}
+	if err := t.optim.Load(ost); err != nil {
+		return fail(err)
+	}
+	log, err := curves.ReadCSV(filepath.Join(stateDir, "curves.csv"))
+	if err != nil {
+		return fail(err)
+	}
+	log.Truncate(st.Step)
+	t.Curves = log
+	t.step, t.Best, t.BestAt, t.BestDev = st.Step, st.Best, st.BestAt, st.BestDev
+	return nil
+}

@@ -40,6 +40,8 @@ type Config struct {
 	Eval  Eval  `mapstructure:"eval"`
 	Data  Data  `mapstructure:"data"`
 	Model Model `mapstructure:"model"`
+
+	Pretrain Pretrain `mapstructure:"pretrain"`
 }
 
 // BM25 configures the bleve BM25 baseline.
@@ -94,6 +96,46 @@ type Model struct {
 	QueryMaxLength int `mapstructure:"query_max_length"`
 }
 
+// Pretrain configures MLM pretraining (from scratch or continued).
+type Pretrain struct {
+	// Arch, Layers, Hidden, Heads, FF and MaxPositions shape a model
+	// trained from scratch (ignored with --init).
+	Arch         string `mapstructure:"arch"`
+	Layers       int    `mapstructure:"layers"`
+	Hidden       int    `mapstructure:"hidden"`
+	Heads        int    `mapstructure:"heads"`
+	FF           int    `mapstructure:"ff"`
+	MaxPositions int    `mapstructure:"max_positions"`
+	// VocabSize is the WordPiece vocabulary trained for a model from scratch.
+	VocabSize int `mapstructure:"vocab_size"`
+	// SeqLen is the length of the packed training sequences.
+	SeqLen int `mapstructure:"seq_len"`
+	// BatchSize is sequences per micro-batch; GradAccum micro-batches make a step.
+	BatchSize int `mapstructure:"batch_size"`
+	GradAccum int `mapstructure:"grad_accum"`
+	// Steps is the number of optimizer steps.
+	Steps       int     `mapstructure:"steps"`
+	LR          float64 `mapstructure:"lr"`
+	WarmupSteps int     `mapstructure:"warmup_steps"`
+	WeightDecay float64 `mapstructure:"weight_decay"`
+	MaxGradNorm float64 `mapstructure:"max_grad_norm"`
+	// MaskProb is the share of tokens selected for the MLM loss.
+	MaskProb  float64 `mapstructure:"mask_prob"`
+	WholeWord bool    `mapstructure:"whole_word"`
+	// HeldoutEvery holds out every N-th packed sequence for evaluation.
+	HeldoutEvery int `mapstructure:"heldout_every"`
+	// HeldoutMax caps the held-out sequences evaluated (0 = all).
+	HeldoutMax int `mapstructure:"heldout_max"`
+	// EvalEvery and CheckpointEvery are in optimizer steps.
+	EvalEvery       int `mapstructure:"eval_every"`
+	CheckpointEvery int `mapstructure:"checkpoint_every"`
+	// TrainParams is domain (P_domain only), task (P_task only) or all.
+	TrainParams string `mapstructure:"train_params"`
+	// DomainLayers is k: P_domain = embeddings + the first k layers.
+	DomainLayers int    `mapstructure:"domain_layers"`
+	Seed         uint64 `mapstructure:"seed"`
+}
+
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
@@ -107,6 +149,11 @@ func Default() Config {
 		Eval:        Eval{Measures: []string{"nDCG@10", "R@100", "AP", "RR@10"}},
 		Data:        Data{BaseURL: "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"},
 		Model:       Model{MaxLength: 256, QueryMaxLength: 64},
+		Pretrain: Pretrain{Arch: "bert", Layers: 4, Hidden: 256, Heads: 4, FF: 1024, MaxPositions: 512,
+			VocabSize: 30522, SeqLen: 128, BatchSize: 32, GradAccum: 1, Steps: 10000, LR: 5e-4,
+			WarmupSteps: 500, WeightDecay: 0.01, MaxGradNorm: 1.0, MaskProb: 0.15, WholeWord: false,
+			HeldoutEvery: 100, HeldoutMax: 512, EvalEvery: 500, CheckpointEvery: 500,
+			TrainParams: "all", DomainLayers: 2, Seed: 1},
 	}
 }
 
@@ -161,6 +208,46 @@ func (c *Config) Validate() error {
 	}
 	if c.Model.QueryMaxLength < 2 {
 		bad("model.query_max_length", "must be at least 2, got %d", c.Model.QueryMaxLength)
+	}
+	p := c.Pretrain
+	if p.Arch != "bert" && p.Arch != "distilbert" {
+		bad("pretrain.arch", "must be bert or distilbert, got %q", p.Arch)
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"pretrain.layers", p.Layers}, {"pretrain.hidden", p.Hidden}, {"pretrain.heads", p.Heads},
+		{"pretrain.ff", p.FF}, {"pretrain.batch_size", p.BatchSize}, {"pretrain.grad_accum", p.GradAccum},
+		{"pretrain.steps", p.Steps}, {"pretrain.eval_every", p.EvalEvery}, {"pretrain.checkpoint_every", p.CheckpointEvery}} {
+		if f.v < 1 {
+			bad(f.key, "must be at least 1, got %d", f.v)
+		}
+	}
+	if p.Heads >= 1 && p.Hidden%p.Heads != 0 {
+		bad("pretrain.heads", "must divide pretrain.hidden (%d), got %d", p.Hidden, p.Heads)
+	}
+	if p.SeqLen < 8 || p.SeqLen > p.MaxPositions {
+		bad("pretrain.seq_len", "must be in 8..pretrain.max_positions (%d), got %d", p.MaxPositions, p.SeqLen)
+	}
+	if p.VocabSize < 100 {
+		bad("pretrain.vocab_size", "must be at least 100, got %d", p.VocabSize)
+	}
+	if p.LR <= 0 {
+		bad("pretrain.lr", "must be positive, got %g", p.LR)
+	}
+	if p.WarmupSteps < 0 || p.WeightDecay < 0 || p.MaxGradNorm < 0 || p.HeldoutMax < 0 || p.HeldoutEvery < 0 {
+		bad("pretrain", "warmup_steps, weight_decay, max_grad_norm, heldout_every and heldout_max must be >= 0")
+	}
+	if p.MaskProb <= 0 || p.MaskProb >= 1 {
+		bad("pretrain.mask_prob", "must be in (0, 1), got %g", p.MaskProb)
+	}
+	switch p.TrainParams {
+	case "domain", "task", "all":
+	default:
+		bad("pretrain.train_params", "must be domain, task or all, got %q", p.TrainParams)
+	}
+	if p.DomainLayers < 0 {
+		bad("pretrain.domain_layers", "must be >= 0, got %d", p.DomainLayers)
 	}
 	return errors.Join(errs...)
 }

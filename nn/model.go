@@ -723,7 +723,8 @@ func crossEntropyRow(row []float32, label int) float64 {
 
 // MLMBackward back-propagates dloss·∂(MLM loss) from the last MLMLoss on p
 // into every trainable parameter (dloss = 1 for the plain loss, 1/k to
-// average over k accumulated micro-batches).
+// average over k accumulated micro-batches). Call it at most once per
+// MLMLoss: it turns the stored probabilities into logit gradients in place.
 func (p *Pass) MLMBackward(dloss float32) {
 	m := p.m
 	C, V := m.Config.HiddenSize, m.Config.VocabSize

@@ -31,7 +31,7 @@ func (s *TokenStream) Docs() int { return len(s.DocStart) - 1 }
 // DataOptions control TokenizeCorpus.
 type DataOptions struct {
 	Corpora  corpora.Options // how readers treat bad records
-	Progress string          // progress mode for internal/progress ("auto", "always", "never")
+	Progress string          // progress display: "auto", "on" or "off" (internal/progress)
 }
 
 // TokenizeCorpus tokenises the documents (Doc.Content) of every corpus in

@@ -59,7 +59,7 @@ func TestTokenizeCorpusAndCache(t *testing.T) {
 	writeJSONL(t, b, docsB)
 	cache := filepath.Join(dir, "cache")
 	ctx := context.Background()
-	opts := DataOptions{Progress: "never"}
+	opts := DataOptions{Progress: "off"}
 
 	s, err := TokenizeCorpus(ctx, []string{a, b}, tok, cache, opts)
 	if err != nil {
@@ -333,7 +333,7 @@ func TestTokenizeTextDir(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
 	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("The cat sat on the mat."), 0o644)
 	os.WriteFile(filepath.Join(dir, "sub", "b.txt"), []byte("Dogs\r\nrunning"), 0o644)
-	s, err := TokenizeCorpus(context.Background(), []string{dir}, tok, t.TempDir(), DataOptions{Progress: "never"})
+	s, err := TokenizeCorpus(context.Background(), []string{dir}, tok, t.TempDir(), DataOptions{Progress: "off"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,3 +116,24 @@ func softmaxGo(row []float32) {
 		row[i] *= inv
 	}
 }
+
+// softmaxXentGo replaces row by softmax(row) and returns
+// logsumexp(row) − row[label]; the sum of the expf32 terms is in float64.
+func softmaxXentGo(row []float32, label int) float64 {
+	mx := float32(math.Inf(-1))
+	for _, v := range row {
+		mx = max(mx, v)
+	}
+	target := float64(row[label]) - float64(mx)
+	var sum float64
+	for i, v := range row {
+		e := expf32(v - mx)
+		row[i] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for i := range row {
+		row[i] *= inv
+	}
+	return math.Log(sum) - target
+}

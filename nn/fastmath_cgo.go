@@ -4,6 +4,7 @@ package nn
 
 /*
 #cgo CFLAGS: -O3
+#cgo LDFLAGS: -lm
 // No FP traps lets gcc if-convert the selects below, so the loops vectorise
 // (values are unchanged: no reassociation, no fast-math).
 #pragma GCC optimize("no-trapping-math")
@@ -128,6 +129,31 @@ static void c_softmax(float *row, long n) {
 	for (long i = 0; i < n; i++) row[i] *= inv;
 }
 
+
+// c_softmax_xent replaces row by softmax(row) and returns
+// logsumexp(row) − row[label], summing in double.
+__attribute__((target_clones("avx2","default")))
+static double c_softmax_xent(float *row, long n, long label) {
+	float m8[8];
+	double s4[4] = {0, 0, 0, 0};
+	for (int j = 0; j < 8; j++) m8[j] = -INFINITY;
+	long n8 = n & ~7L, n4 = n & ~3L;
+	for (long i = 0; i < n8; i += 8)
+		for (int j = 0; j < 8; j++) m8[j] = row[i+j] > m8[j] ? row[i+j] : m8[j];
+	float mx = -INFINITY;
+	for (int j = 0; j < 8; j++) mx = m8[j] > mx ? m8[j] : mx;
+	for (long i = n8; i < n; i++) mx = row[i] > mx ? row[i] : mx;
+	double target = (double)row[label] - (double)mx;
+	for (long i = 0; i < n; i++) row[i] = c_expf32(row[i] - mx);
+	for (long i = 0; i < n4; i += 4)
+		for (int j = 0; j < 4; j++) s4[j] += row[i+j];
+	double sum = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+	for (long i = n4; i < n; i++) sum += row[i];
+	float inv = (float)(1 / sum);
+	for (long i = 0; i < n; i++) row[i] *= inv;
+	return log(sum) - target;
+}
+
 */
 import "C"
 
@@ -191,4 +217,9 @@ func softmaxKernel(row []float32) {
 		return
 	}
 	C.c_softmax((*C.float)(unsafe.Pointer(&row[0])), C.long(len(row)))
+}
+
+func softmaxXentKernel(row []float32, label int) float64 {
+	_ = row[label]
+	return float64(C.c_softmax_xent((*C.float)(unsafe.Pointer(&row[0])), C.long(len(row)), C.long(label)))
 }

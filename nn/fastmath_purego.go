@@ -31,3 +31,5 @@ func singleThreadBLAS() (restore func()) { return func() {} }
 func geluKernel(dst, x []float32)            { geluGo(dst, x) }
 func geluBackwardKernel(dx, dy, x []float32) { geluBackwardGo(dx, dy, x) }
 func softmaxKernel(row []float32)            { softmaxGo(row) }
+
+func softmaxXentKernel(row []float32, label int) float64 { return softmaxXentGo(row, label) }

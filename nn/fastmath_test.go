@@ -204,3 +204,68 @@ func BenchmarkSoftmax(b *testing.B) {
 		})
 	}
 }
+
+func TestSoftmaxCrossEntropy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, n := range []int{1, 5, 30522} {
+		for _, scale := range []float64{0.01, 3, 30} {
+			row := make([]float32, n)
+			for i := range row {
+				row[i] = float32(rng.NormFloat64() * scale)
+			}
+			label := rng.IntN(n)
+			// float64 reference
+			mx := math.Inf(-1)
+			for _, v := range row {
+				mx = max(mx, float64(v))
+			}
+			var s float64
+			for _, v := range row {
+				s += math.Exp(float64(v) - mx)
+			}
+			want := math.Log(s) + mx - float64(row[label])
+			row0 := append([]float32(nil), row...)
+			for _, impl := range []struct {
+				name string
+				f    func([]float32, int) float64
+			}{{"kernel/" + Backend, SoftmaxCrossEntropy}, {"go", softmaxXentGo}} {
+				r := append([]float32(nil), row0...)
+				got := impl.f(r, label)
+				if d := math.Abs(got - want); d > 1e-6*math.Abs(want) && d > 1e-9 {
+					t.Fatalf("%s n=%d scale=%g: loss %.9g, want %.9g", impl.name, n, scale, got, want)
+				}
+				var ps float64
+				for i, p := range r {
+					w := math.Exp(float64(row0[i])-mx) / s
+					tol := 1e-6 + math.Abs(float64(row0[i])-mx)*0x1p-24
+					if w > 1e-30 && relErr(float64(p), w) > tol {
+						t.Fatalf("%s n=%d: p[%d] = %g, want %g", impl.name, n, i, p, w)
+					}
+					ps += float64(p)
+				}
+				if math.Abs(ps-1) > 1e-5 {
+					t.Fatalf("%s n=%d: probabilities sum to %g", impl.name, n, ps)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkSoftmaxCrossEntropy(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const V, rows = 30522, 32
+	x := randSlice(rng, V*rows)
+	for _, impl := range []struct {
+		name string
+		f    func([]float32, int) float64
+	}{{"impl=kernel/" + Backend, SoftmaxCrossEntropy}, {"impl=go-fast", softmaxXentGo}} {
+		b.Run(fmt.Sprintf("%s/vocab=%d", impl.name, V), func(b *testing.B) {
+			for b.Loop() {
+				for r := range rows {
+					impl.f(x[r*V:(r+1)*V], r)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(V*rows), "ns/elem")
+		})
+	}
+}

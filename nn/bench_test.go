@@ -35,6 +35,17 @@ func TestSpladeEncodeAgainstDense(t *testing.T) {
 		out := make([]float32, B*V)
 		arg := make([]int32, B*V)
 		SpladeEncode(m, b, out, arg)
+		// Groups of one and two sequences must give the same weights (up to
+		// GEMM rounding, which may depend on the number of rows).
+		for _, rows := range []int{T, 2*T + 1} {
+			o2, a2 := make([]float32, B*V), make([]int32, B*V)
+			spladeEncode(m, b, o2, a2, rows)
+			for i := range out {
+				if math.Abs(float64(o2[i]-out[i])) > 1e-6*(1+float64(out[i])) || (out[i] > 0) != (o2[i] > 0) {
+					t.Fatalf("%s: groups of %d rows: w[%d] = %g (argmax %d), whole batch %g (%d)", cfg.ModelType, rows, i, o2[i], a2[i], out[i], arg[i])
+				}
+			}
+		}
 
 		h := m.Encode(b)
 		z := m.HeadTransform(h, B*T)

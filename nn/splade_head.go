@@ -239,16 +239,38 @@ func checkSplade(z, emb, bias []float32, B, T, C, V int, out []float32, argmax [
 	}
 }
 
-// SpladeEncode computes the SPLADE term weights of batch b with model m:
-// the encoder (Model.Encode), the MLM head transform over every position,
-// and SpladePoolForward with the tied decoder (word embeddings and decoder
-// bias), writing out (B,V) and argmax (B,V). Activations stay in m's default
-// pass for a backward (SpladePoolBackward, Model.HeadTransformBackward,
-// Model.Backward). Cost: see EncodeFLOPs; padded positions go through the
+// spladeEncodeRows bounds the positions SpladeEncode runs through the
+// encoder at once: activations cost ~400 KB per position for distilbert-base
+// at T=256 (all layers are kept for a backward), so 2048 positions keep
+// SPLADE encoding of a 32×256 batch under ~1 GB while the GEMMs stay
+// 2048 rows tall.
+const spladeEncodeRows = 2048
+
+// SpladeEncode computes the SPLADE term weights of batch b with model m for
+// inference: the encoder (Model.Encode), the MLM head transform over every
+// position, and SpladePoolForward with the tied decoder (word embeddings and
+// decoder bias), writing out (B,V) and argmax (B,V). It runs groups of
+// sequences of at most spladeEncodeRows positions (at least one sequence)
+// through the model in turn, so memory stays bounded for large batches;
+// m's default pass is left holding the last group's activations, so a
+// training step must call Encode, HeadTransform and SpladePoolForward
+// itself. Cost: see SpladeEncodeFLOPs; padded positions go through the
 // encoder and the head transform but not the vocabulary projection.
 func SpladeEncode(m *Model, b Batch, out []float32, argmax []int32) {
-	cfg := m.Config
-	h := m.Encode(b)
-	z := m.HeadTransform(h, b.B*b.T)
-	SpladePoolForward(z, b.Mask, m.wordEmb.W, m.decBias.W, b.B, b.T, cfg.HiddenSize, cfg.VocabSize, out, argmax)
+	spladeEncode(m, b, out, argmax, spladeEncodeRows)
+}
+
+func spladeEncode(m *Model, b Batch, out []float32, argmax []int32, maxRows int) {
+	C, V, T := m.Config.HiddenSize, m.Config.VocabSize, b.T
+	per := max(1, maxRows/T) // sequences per group
+	for s0 := 0; s0 < b.B; s0 += per {
+		n := min(per, b.B-s0)
+		sub := Batch{B: n, T: T, InputIDs: b.InputIDs[s0*T : (s0+n)*T], Mask: b.Mask[s0*T : (s0+n)*T]}
+		if b.TypeIDs != nil {
+			sub.TypeIDs = b.TypeIDs[s0*T : (s0+n)*T]
+		}
+		h := m.Encode(sub)
+		z := m.HeadTransform(h, n*T)
+		SpladePoolForward(z, sub.Mask, m.wordEmb.W, m.decBias.W, n, T, C, V, out[s0*V:(s0+n)*V], argmax[s0*V:(s0+n)*V])
+	}
 }

@@ -93,7 +93,7 @@ func (e *Encoder) Encode(text string) ([]index.TermWeight, error) {
 // tokens). Cost: one forward pass of batch 1.
 func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
 	ids := e.Tok.Encode(text, e.QueryMaxLen).IDs
-	vecs, err := e.encodeIDs([][]int32{ids})
+	vecs, err := e.encodeIDs([][]int32{ids}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
 // EncodeQueries encodes several queries in length-bucketed batches; out[i]
 // belongs to texts[i].
 func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
-	return e.encodeTexts(texts, e.QueryMaxLen)
+	return e.encodeTexts(texts, e.QueryMaxLen, nil)
 }
 
 // EncodeDocs encodes documents (at most MaxLen tokens each) in batches of
@@ -113,21 +113,27 @@ func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
 // Tokenisation runs on two goroutines. Cost: dominated by the model's
 // forward pass, see nn.SpladeEncodeFLOPs.
 func (e *Encoder) EncodeDocs(texts []string) ([][]index.TermWeight, error) {
-	return e.encodeTexts(texts, e.MaxLen)
+	return e.encodeTexts(texts, e.MaxLen, nil)
 }
 
-func (e *Encoder) encodeTexts(texts []string, maxLen int) ([][]index.TermWeight, error) {
+// EncodeDocsProgress is EncodeDocs calling progress(n, tokens) after each
+// batch with the number of documents and real tokens it held.
+func (e *Encoder) EncodeDocsProgress(texts []string, progress func(docs, tokens int)) ([][]index.TermWeight, error) {
+	return e.encodeTexts(texts, e.MaxLen, progress)
+}
+
+func (e *Encoder) encodeTexts(texts []string, maxLen int, progress func(docs, tokens int)) ([][]index.TermWeight, error) {
 	encs := e.Tok.EncodeBatch(texts, maxLen)
 	seqs := make([][]int32, len(encs))
 	for i, en := range encs {
 		seqs[i] = en.IDs
 	}
-	return e.encodeIDs(seqs)
+	return e.encodeIDs(seqs, progress)
 }
 
 // encodeIDs encodes token sequences (specials included) in length-bucketed
 // batches.
-func (e *Encoder) encodeIDs(seqs [][]int32) ([][]index.TermWeight, error) {
+func (e *Encoder) encodeIDs(seqs [][]int32, progress func(docs, tokens int)) ([][]index.TermWeight, error) {
 	out := make([][]index.TermWeight, len(seqs))
 	if len(seqs) == 0 {
 		return out, nil
@@ -162,8 +168,13 @@ func (e *Encoder) encodeIDs(seqs [][]int32) ([][]index.TermWeight, error) {
 		e.out = growF(e.out, b.B*V)
 		e.argmax = growI(e.argmax, b.B*V)
 		nn.SpladeEncode(e.Model, b, e.out, e.argmax)
+		tokens := 0
 		for k, i := range idx {
 			out[i] = Sparsify(e.out[k*V:(k+1)*V], e.TopN)
+			tokens += len(seqs[i])
+		}
+		if progress != nil {
+			progress(len(idx), tokens)
 		}
 	}
 	return out, nil

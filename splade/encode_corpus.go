@@ -1,0 +1,355 @@
+package splade
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/atomicfile"
+)
+
+// Encoding a corpus into an index, resumably.
+//
+// EncodeCorpus streams the corpus in shards of ShardSize documents (corpus
+// order). Each shard is encoded (length-bucketed batches, see EncodeDocs)
+// and written to the work directory as one file, atomically; then the index
+// is built from the shards in order. A restarted run with the same model,
+// corpus and settings (manifest.json) skips the shards already written and
+// whose document ids still match the corpus.
+//
+// Shard file shard-NNNNNN.bin, little-endian:
+//
+//	magic   "SPLSHRD1"                     8 bytes
+//	first   uint64  corpus position of the shard's first document
+//	count   uint32  documents in the shard
+//	tokens  uint64  real tokens encoded (for throughput statistics)
+//	count × { idLen uvarint, id bytes, nnz uvarint, nnz × (term uint32, weight float32) }
+//	crc     uint32  CRC-32 (IEEE) of every byte before it
+//
+// Terms are increasing within a document and weights are > 0.
+
+// EncodeCorpusOptions configure EncodeCorpus.
+type EncodeCorpusOptions struct {
+	// WorkDir holds the shards and manifest.json; "" means Out+".work".
+	WorkDir string
+	// ShardSize is the number of documents per shard (default 10 000).
+	ShardSize int
+	// Index configures the builder (QuantBits, BlockSize, MaxWeight).
+	// NumTerms, Vocab and Fingerprint are set by EncodeCorpus.
+	Index index.Options
+	// Fingerprint is recorded in the index (see Fingerprint); required.
+	Fingerprint string
+	// Corpus is passed to corpora.OpenCorpus (skipping invalid records).
+	Corpus corpora.Options
+	// KeepShards keeps the work directory after the index is written.
+	KeepShards bool
+	// Progress, when not nil, is called after each batch with the
+	// documents encoded or skipped (resumed) so far.
+	Progress func(docs int)
+}
+
+// EncodeStats describe an EncodeCorpus run.
+type EncodeStats struct {
+	Docs          int         `json:"docs"`
+	Shards        int         `json:"shards"`
+	ResumedShards int         `json:"resumed_shards"` // shards found done and not re-encoded
+	EncodedDocs   int         `json:"encoded_docs"`   // documents encoded by this run
+	EncodedTokens int64       `json:"encoded_tokens"` // their real tokens
+	EncodeSeconds float64     `json:"encode_seconds"` // wall time spent encoding by this run
+	DocsPerSec    float64     `json:"docs_per_sec"`
+	TokensPerSec  float64     `json:"tokens_per_sec"`
+	Postings      int64       `json:"postings"`     // non-zeros over all documents
+	MeanNNZ       float64     `json:"mean_nnz_doc"` // Postings / Docs
+	IndexBytes    int64       `json:"index_bytes"`  // files of the index directory
+	BuildSeconds  float64     `json:"build_seconds"`
+	Meta          *index.Meta `json:"meta"`
+}
+
+// encodeManifest identifies what the shards of a work directory were made
+// from.
+type encodeManifest struct {
+	Format      int    `json:"format"`
+	Corpus      string `json:"corpus"`
+	Fingerprint string `json:"fingerprint"`
+	MaxLen      int    `json:"max_len"`
+	TopN        int    `json:"top_n"`
+	ShardSize   int    `json:"shard_size"`
+}
+
+// EncodeCorpus encodes every document of the corpus at corpusPath
+// (anything corpora.OpenCorpus reads) with enc and writes an index
+// directory at out whose vocabulary is the tokenizer's and whose
+// fingerprint is opt.Fingerprint. See the shard format above for resuming.
+// A work directory made with other settings is an error naming it. The
+// context is checked between batches; on cancellation the finished shards
+// stay for the next run. Cost: one forward pass per document, then one
+// pass over the shards to build the index (memory: 8 bytes per posting).
+func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt EncodeCorpusOptions) (*EncodeStats, error) {
+	if opt.ShardSize <= 0 {
+		opt.ShardSize = 10000
+	}
+	if opt.WorkDir == "" {
+		opt.WorkDir = filepath.Clean(out) + ".work"
+	}
+	if opt.Fingerprint == "" {
+		return nil, fmt.Errorf("encode corpus: no model fingerprint")
+	}
+	abs, err := filepath.Abs(corpusPath)
+	if err != nil {
+		return nil, fmt.Errorf("encode corpus: %w", err)
+	}
+	man := encodeManifest{Format: 1, Corpus: abs, Fingerprint: opt.Fingerprint, MaxLen: enc.MaxLen, TopN: enc.TopN, ShardSize: opt.ShardSize}
+	if err := checkManifest(opt.WorkDir, man); err != nil {
+		return nil, err
+	}
+	r, err := corpora.OpenCorpus(corpusPath, opt.Corpus)
+	if err != nil {
+		return nil, fmt.Errorf("encode corpus: %w", err)
+	}
+	defer r.Close()
+
+	st := &EncodeStats{}
+	var shards []string
+	done := 0
+	for eof := false; !eof; {
+		var ids, texts []string
+		for len(ids) < opt.ShardSize {
+			d, err := r.Next()
+			if err == io.EOF {
+				eof = true
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("encode corpus: %w", err)
+			}
+			ids = append(ids, d.ID)
+			texts = append(texts, d.Content())
+		}
+		if len(ids) == 0 {
+			break
+		}
+		path := filepath.Join(opt.WorkDir, fmt.Sprintf("shard-%06d.bin", len(shards)))
+		first := st.Docs
+		st.Docs += len(ids)
+		shards = append(shards, path)
+		if have, err := readShardIDs(path); err == nil && equalStrings(have, ids) {
+			st.ResumedShards++
+			done += len(ids)
+			if opt.Progress != nil {
+				opt.Progress(done)
+			}
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		var tokens int64
+		vecs, err := enc.EncodeDocsProgress(texts, func(n, tok int) {
+			done += n
+			tokens += int64(tok)
+			if opt.Progress != nil {
+				opt.Progress(done)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("encode corpus: shard %d (documents %d…): %w", len(shards)-1, first, err)
+		}
+		st.EncodeSeconds += time.Since(start).Seconds()
+		st.EncodedDocs += len(ids)
+		st.EncodedTokens += tokens
+		if err := writeShard(path, uint64(first), tokens, ids, vecs); err != nil {
+			return nil, err
+		}
+	}
+	st.Shards = len(shards)
+	if st.Docs == 0 {
+		return nil, fmt.Errorf("encode corpus %s: no documents", corpusPath)
+	}
+	if st.EncodeSeconds > 0 {
+		st.DocsPerSec = float64(st.EncodedDocs) / st.EncodeSeconds
+		st.TokensPerSec = float64(st.EncodedTokens) / st.EncodeSeconds
+	}
+
+	start := time.Now()
+	iopt := opt.Index
+	iopt.Vocab = enc.Tok.Vocab()
+	iopt.NumTerms = len(iopt.Vocab)
+	iopt.Fingerprint = opt.Fingerprint
+	b, err := index.NewBuilder(iopt)
+	if err != nil {
+		return nil, fmt.Errorf("encode corpus: %w", err)
+	}
+	for _, path := range shards {
+		err := readShard(path, func(id string, vec []index.TermWeight) error {
+			st.Postings += int64(len(vec))
+			_, err := b.Add(id, vec)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("encode corpus: build index: %w", err)
+		}
+	}
+	meta, err := b.Write(out)
+	if err != nil {
+		return nil, err
+	}
+	st.Meta = meta
+	st.BuildSeconds = time.Since(start).Seconds()
+	st.MeanNNZ = float64(st.Postings) / float64(st.Docs)
+	st.IndexBytes = dirSize(out)
+	if !opt.KeepShards {
+		if err := os.RemoveAll(opt.WorkDir); err != nil {
+			return nil, fmt.Errorf("encode corpus: remove work directory: %w", err)
+		}
+	}
+	return st, nil
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// checkManifest creates the work directory with its manifest, or checks
+// that an existing one was made with the same settings.
+func checkManifest(dir string, want encodeManifest) error {
+	path := filepath.Join(dir, "manifest.json")
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		var have encodeManifest
+		if err := json.Unmarshal(raw, &have); err != nil {
+			return fmt.Errorf("encode corpus: %s: %w (remove %s to start over)", path, err, dir)
+		}
+		if have != want {
+			return fmt.Errorf("encode corpus: work directory %s was made with other settings (%+v, now %+v): remove it to start over, or pass another --work", dir, have, want)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("encode corpus: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("encode corpus: %w", err)
+	}
+	raw, _ = json.MarshalIndent(want, "", "  ")
+	return atomicfile.WriteFile(path, append(raw, '\n'), 0o644)
+}
+
+const shardMagic = "SPLSHRD1"
+
+// writeShard writes one shard file atomically.
+func writeShard(path string, first uint64, tokens int64, ids []string, vecs [][]index.TermWeight) error {
+	var buf bytes.Buffer
+	buf.WriteString(shardMagic)
+	var tmp [binary.MaxVarintLen64]byte
+	buf.Write(binary.LittleEndian.AppendUint64(nil, first))
+	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(ids))))
+	buf.Write(binary.LittleEndian.AppendUint64(nil, uint64(tokens)))
+	for i, id := range ids {
+		buf.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(id)))])
+		buf.WriteString(id)
+		buf.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(vecs[i])))])
+		for _, tw := range vecs[i] {
+			var e [8]byte
+			binary.LittleEndian.PutUint32(e[:4], tw.Term)
+			binary.LittleEndian.PutUint32(e[4:], math.Float32bits(tw.Weight))
+			buf.Write(e[:])
+		}
+	}
+	buf.Write(binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(buf.Bytes())))
+	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write shard: %w", err)
+	}
+	return nil
+}
+
+// readShard checks a shard file and calls fn for every document in order.
+func readShard(path string, fn func(id string, vec []index.TermWeight) error) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("shard %s: %s", path, fmt.Sprintf(format, args...))
+	}
+	if len(data) < 8+8+4+8+4 || string(data[:8]) != shardMagic {
+		return bad("not a shard file")
+	}
+	body := data[:len(data)-4]
+	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(data[len(data)-4:]) {
+		return bad("CRC mismatch")
+	}
+	count := int(binary.LittleEndian.Uint32(data[16:20]))
+	br := bufio.NewReader(bytes.NewReader(body[28:]))
+	rest := len(body) - 28
+	for i := 0; i < count; i++ {
+		n, err := binary.ReadUvarint(br)
+		if err != nil || n > uint64(rest) {
+			return bad("document %d: bad id length", i)
+		}
+		id := make([]byte, n)
+		if _, err := io.ReadFull(br, id); err != nil {
+			return bad("document %d: %v", i, err)
+		}
+		nnz, err := binary.ReadUvarint(br)
+		if err != nil || nnz > uint64(rest)/8 {
+			return bad("document %d: bad vector length", i)
+		}
+		vec := make([]index.TermWeight, nnz)
+		var e [8]byte
+		for k := range vec {
+			if _, err := io.ReadFull(br, e[:]); err != nil {
+				return bad("document %d: %v", i, err)
+			}
+			vec[k] = index.TermWeight{Term: binary.LittleEndian.Uint32(e[:4]), Weight: math.Float32frombits(binary.LittleEndian.Uint32(e[4:]))}
+		}
+		if err := fn(string(id), vec); err != nil {
+			return fmt.Errorf("shard %s: document %q: %w", path, id, err)
+		}
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return bad("trailing bytes after %d documents", count)
+	}
+	return nil
+}
+
+// readShardIDs returns the document ids of a valid shard.
+func readShardIDs(path string) ([]string, error) {
+	var ids []string
+	err := readShard(path, func(id string, _ []index.TermWeight) error {
+		ids = append(ids, id)
+		return nil
+	})
+	return ids, err
+}

@@ -1,0 +1,291 @@
+package splade
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/tokenize"
+)
+
+// writeToyCorpus writes the toy documents as a BEIR corpus.jsonl (id
+// order) with queries.jsonl and qrels/test.tsv, and returns the directory.
+func writeToyCorpus(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	var c, q bytes.Buffer
+	enc := json.NewEncoder(&c)
+	for _, id := range slices.Sorted(mapsKeys(toyDocs)) {
+		enc.Encode(map[string]string{"_id": id, "title": "", "text": toyDocs[id]})
+	}
+	qrels := "query-id\tcorpus-id\tscore\n"
+	qe := json.NewEncoder(&q)
+	for _, id := range slices.Sorted(mapsKeys(toyQueries)) {
+		qe.Encode(map[string]string{"_id": id, "text": toyQueries[id].text})
+		qrels += id + "\t" + toyQueries[id].pos + "\t1\n"
+	}
+	for name, data := range map[string]string{"corpus.jsonl": c.String(), "queries.jsonl": q.String(), "qrels/test.tsv": qrels, "qrels/train.tsv": qrels} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestEncodeCorpusSearch encodes the toy corpus into an index in shards of
+// 3 and checks, for every toy query and for single-word queries, that the
+// index's top hit is the brute-force best document over the encoded
+// vectors; then the stats, the fingerprint and the vocabulary.
+func TestEncodeCorpusSearch(t *testing.T) {
+	dir := tinyModelDir(t, 21)
+	enc, err := LoadEncoder(dir, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus := writeToyCorpus(t)
+	out := filepath.Join(t.TempDir(), "idx")
+	fp := Fingerprint(enc, dir)
+	st, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{
+		ShardSize: 3, Fingerprint: fp, Index: index.Options{QuantBits: 16},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Docs != 10 || st.Shards != 4 || st.EncodedDocs != 10 || st.ResumedShards != 0 || st.IndexBytes == 0 || st.EncodedTokens == 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if _, err := os.Stat(out + ".work"); !os.IsNotExist(err) {
+		t.Errorf("work directory left behind: %v", err)
+	}
+	r, err := index.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Meta().Fingerprint != fp || !r.HasVocab() || r.NumDocs() != 10 {
+		t.Errorf("meta %+v", r.Meta())
+	}
+	if err := CheckIndex(enc, r); err != nil {
+		t.Errorf("own index refused: %v", err)
+	}
+	ids := slices.Sorted(mapsKeys(toyDocs))
+	var texts []string
+	for _, id := range ids {
+		texts = append(texts, toyDocs[id])
+	}
+	vecs, err := enc.EncodeDocs(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var postings int64
+	for _, v := range vecs {
+		postings += int64(len(v))
+	}
+	if postings != st.Postings || r.Meta().NumPostings != postings {
+		t.Errorf("postings: %d encoded, stats %d, index %d", postings, st.Postings, r.Meta().NumPostings)
+	}
+	ix := NewExactIndex(vecs, enc.VocabSize())
+	queries := []string{}
+	for _, q := range toyQueries {
+		queries = append(queries, q.text)
+	}
+	queries = append(queries, strings.Fields(toyDocs["star2"])...)
+	for _, qt := range queries {
+		q, err := enc.EncodeQuery(qt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ix.Search(q, 2)
+		for _, alg := range []index.Algorithm{index.Exhaustive, index.MaxScore, index.BlockMax} {
+			hits, err := r.Search(q, 1, alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) == 0 {
+				if len(hits) != 0 {
+					t.Errorf("%q: %v hits, brute force none", qt, hits)
+				}
+				continue
+			}
+			// Quantisation (16 bits) may only swap documents whose exact
+			// scores are within its error.
+			if got := r.DocID(hits[0].Doc); got != ids[want[0].Doc] && !(len(want) > 1 && want[0].Score-want[1].Score < 1e-3*want[0].Score) {
+				t.Errorf("%q (%v): index top hit %s, brute force %s (%v)", qt, alg, got, ids[want[0].Doc], want)
+			}
+		}
+	}
+}
+
+// TestEncodeCorpusResume interrupts encoding after the first shard and
+// checks that the next run encodes only the rest and writes the same index
+// as an uninterrupted run; a changed setting in the same work directory is
+// refused.
+func TestEncodeCorpusResume(t *testing.T) {
+	dir := tinyModelDir(t, 4)
+	enc, err := LoadEncoder(dir, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.BatchSize = 2
+	corpus := writeToyCorpus(t)
+	fp := Fingerprint(enc, dir)
+	tmp := t.TempDir()
+	straight := filepath.Join(tmp, "straight")
+	if _, err := EncodeCorpus(context.Background(), enc, corpus, straight, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "resumed")
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = EncodeCorpus(ctx, enc, corpus, out, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp, Progress: func(n int) {
+		if n >= 4 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out+".work", "shard-000000.bin")); err != nil {
+		t.Fatalf("first shard not kept: %v", err)
+	}
+	enc.TopN = 3
+	if _, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp}); err == nil || !strings.Contains(err.Error(), "other settings") {
+		t.Errorf("changed top-n in the same work directory: %v", err)
+	}
+	enc.TopN = 0
+	st, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ResumedShards != 1 || st.EncodedDocs != 6 || st.Shards != 3 {
+		t.Errorf("resumed run: %+v", st)
+	}
+	a, _ := os.ReadFile(filepath.Join(straight, index.FileName))
+	b, _ := os.ReadFile(filepath.Join(out, index.FileName))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("resumed index differs from the straight one (%d and %d bytes)", len(a), len(b))
+	}
+}
+
+// TestCheckIndexVocabulary: an encoder with the same vocabulary but other
+// weights is accepted; one with another vocabulary is refused, whether the
+// index has a SPLADE fingerprint or only its vocabulary.
+func TestCheckIndexVocabulary(t *testing.T) {
+	dir := tinyModelDir(t, 2)
+	enc, err := LoadEncoder(dir, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus := writeToyCorpus(t)
+	out := filepath.Join(t.TempDir(), "idx")
+	if _, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{Fingerprint: Fingerprint(enc, dir)}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := index.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	other, err := LoadEncoder(tinyModelDir(t, 99), 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckIndex(other, r); err != nil {
+		t.Errorf("same vocabulary, other weights: %v", err)
+	}
+	// Same size, two tokens swapped.
+	v := toyVocab()
+	v[10], v[11] = v[11], v[10]
+	swapped := encoderWithVocab(t, v)
+	if err := CheckIndex(swapped, r); err == nil || !strings.Contains(err.Error(), "another model") {
+		t.Errorf("swapped vocabulary: %v", err)
+	}
+	grown := encoderWithVocab(t, append(toyVocab(), "extra"))
+	if err := CheckIndex(grown, r); err == nil || !strings.Contains(err.Error(), "terms") {
+		t.Errorf("larger vocabulary: %v", err)
+	}
+	// An index without fingerprint falls back to its vocabulary.
+	b, _ := index.NewBuilder(index.Options{Vocab: toyVocab()})
+	b.Add("d", []index.TermWeight{{Term: 6, Weight: 1}})
+	plain := filepath.Join(t.TempDir(), "plain")
+	if _, err := b.Write(plain); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := index.Open(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	if err := CheckIndex(enc, pr); err != nil {
+		t.Errorf("plain index with the same vocabulary: %v", err)
+	}
+	if err := CheckIndex(swapped, pr); err == nil || !strings.Contains(err.Error(), "another vocabulary") {
+		t.Errorf("plain index, swapped vocabulary: %v", err)
+	}
+}
+
+func encoderWithVocab(t *testing.T, vocab []string) *Encoder {
+	t.Helper()
+	tok, err := tokenize.FromVocab(vocab, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := nn.NewModel(nn.BERTConfig(len(vocab), 32, 2, 4, 64, 64), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewEncoder(m, tok, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+// FuzzReadShard: any bytes end in an error or in documents, never a panic;
+// a shard that decodes re-encodes to a shard that decodes to the same
+// documents.
+func FuzzReadShard(f *testing.F) {
+	dir := f.TempDir()
+	good := filepath.Join(dir, "good.bin")
+	if err := writeShard(good, 3, 7, []string{"a", "bb"}, [][]index.TermWeight{{{Term: 1, Weight: 0.5}}, nil}); err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := os.ReadFile(good)
+	f.Add(seed)
+	f.Add([]byte(shardMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "s.bin")
+		os.WriteFile(p, data, 0o644)
+		var ids []string
+		var vecs [][]index.TermWeight
+		if err := readShard(p, func(id string, v []index.TermWeight) error {
+			ids, vecs = append(ids, id), append(vecs, v)
+			return nil
+		}); err != nil {
+			return
+		}
+		q := filepath.Join(t.TempDir(), "again.bin")
+		first := binary.LittleEndian.Uint64(data[8:16])
+		tokens := int64(binary.LittleEndian.Uint64(data[20:28]))
+		if err := writeShard(q, first, tokens, ids, vecs); err != nil {
+			t.Fatal(err)
+		}
+		ids2, err := readShardIDs(q)
+		if err != nil || !slices.Equal(ids, ids2) {
+			t.Fatalf("re-encoded shard: %v, ids %q then %q", err, ids, ids2)
+		}
+	})
+}

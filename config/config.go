@@ -42,6 +42,7 @@ type Config struct {
 	Model Model `mapstructure:"model"`
 
 	Pretrain Pretrain `mapstructure:"pretrain"`
+	Splade   Splade   `mapstructure:"splade"`
 }
 
 // BM25 configures the bleve BM25 baseline.
@@ -136,6 +137,46 @@ type Pretrain struct {
 	Seed         uint64 `mapstructure:"seed"`
 }
 
+// Splade configures SPLADE training ("spladapt train splade") and corpus
+// encoding ("spladapt encode"); maximum lengths are model.max_length and
+// model.query_max_length.
+type Splade struct {
+	// LambdaD and LambdaQ weigh the FLOPS regulariser of documents and the
+	// query regulariser (QueryReg: flops or l1), warmed up quadratically
+	// over LambdaWarmupSteps steps.
+	LambdaD           float64 `mapstructure:"lambda_d"`
+	LambdaQ           float64 `mapstructure:"lambda_q"`
+	QueryReg          string  `mapstructure:"query_reg"`
+	LambdaWarmupSteps int     `mapstructure:"lambda_warmup_steps"`
+	// MarginMSE weighs MarginMSE when the triples carry teacher margins.
+	MarginMSE   float64 `mapstructure:"margin_mse"`
+	LR          float64 `mapstructure:"lr"`
+	WeightDecay float64 `mapstructure:"weight_decay"`
+	MaxGradNorm float64 `mapstructure:"max_grad_norm"`
+	WarmupSteps int     `mapstructure:"warmup_steps"`
+	Steps       int     `mapstructure:"steps"`
+	// BatchSize is triples per step; NNeg hard negatives per triple.
+	BatchSize int  `mapstructure:"batch_size"`
+	NNeg      int  `mapstructure:"n_neg"`
+	Dropout   bool `mapstructure:"dropout"`
+	// TrainParams is all, task (P_task only) or domain; DomainLayers is k.
+	TrainParams     string `mapstructure:"train_params"`
+	DomainLayers    int    `mapstructure:"domain_layers"`
+	EvalEvery       int    `mapstructure:"eval_every"`
+	CheckpointEvery int    `mapstructure:"checkpoint_every"`
+	Seed            uint64 `mapstructure:"seed"`
+	// MineNegatives BM25 negatives are kept per (query, positive) from the
+	// top MineDepth hits, when training from BEIR qrels.
+	MineNegatives int `mapstructure:"mine_negatives"`
+	MineDepth     int `mapstructure:"mine_depth"`
+	// TopN prunes each encoded vector to its TopN largest weights (0: off).
+	TopN int `mapstructure:"top_n"`
+	// EncodeBatchSize is texts per forward pass when encoding; ShardSize
+	// documents per resumable shard of "spladapt encode".
+	EncodeBatchSize int `mapstructure:"encode_batch_size"`
+	ShardSize       int `mapstructure:"shard_size"`
+}
+
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
@@ -154,6 +195,11 @@ func Default() Config {
 			WarmupSteps: 500, WeightDecay: 0.01, MaxGradNorm: 1.0, MaskProb: 0.15, WholeWord: false,
 			HeldoutEvery: 100, HeldoutMax: 512, EvalEvery: 500, CheckpointEvery: 500,
 			TrainParams: "all", DomainLayers: 2, Seed: 1},
+		Splade: Splade{LambdaD: 0.008, LambdaQ: 0.01, QueryReg: "flops", LambdaWarmupSteps: 2000,
+			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
+			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
+			EvalEvery: 1000, CheckpointEvery: 500, Seed: 1, MineNegatives: 8, MineDepth: 100,
+			TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
 	}
 }
 
@@ -248,6 +294,34 @@ func (c *Config) Validate() error {
 	}
 	if p.DomainLayers < 0 {
 		bad("pretrain.domain_layers", "must be >= 0, got %d", p.DomainLayers)
+	}
+	sp := c.Splade
+	if sp.LambdaD < 0 || sp.LambdaQ < 0 || sp.MarginMSE < 0 || sp.WeightDecay < 0 || sp.MaxGradNorm < 0 ||
+		sp.LambdaWarmupSteps < 0 || sp.WarmupSteps < 0 || sp.EvalEvery < 0 || sp.CheckpointEvery < 0 || sp.TopN < 0 || sp.DomainLayers < 0 {
+		bad("splade", "lambda_d, lambda_q, margin_mse, weight_decay, max_grad_norm, lambda_warmup_steps, warmup_steps, eval_every, checkpoint_every, top_n and domain_layers must be >= 0")
+	}
+	if sp.QueryReg != "flops" && sp.QueryReg != "l1" {
+		bad("splade.query_reg", "must be flops or l1, got %q", sp.QueryReg)
+	}
+	if !(sp.LR > 0) {
+		bad("splade.lr", "must be positive, got %g", sp.LR)
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"splade.steps", sp.Steps}, {"splade.batch_size", sp.BatchSize}, {"splade.n_neg", sp.NNeg},
+		{"splade.mine_negatives", sp.MineNegatives}, {"splade.encode_batch_size", sp.EncodeBatchSize}, {"splade.shard_size", sp.ShardSize}} {
+		if f.v < 1 {
+			bad(f.key, "must be at least 1, got %d", f.v)
+		}
+	}
+	if sp.MineDepth < sp.MineNegatives {
+		bad("splade.mine_depth", "must be at least splade.mine_negatives (%d), got %d", sp.MineNegatives, sp.MineDepth)
+	}
+	switch sp.TrainParams {
+	case "domain", "task", "all":
+	default:
+		bad("splade.train_params", "must be domain, task or all, got %q", sp.TrainParams)
 	}
 	return errors.Join(errs...)
 }

@@ -57,29 +57,29 @@ type Options struct {
 
 // Result summarises a finished run.
 type Result struct {
-	Steps        int     `json:"steps"`
-	Tokens       int64   `json:"tokens"`
-	Seconds      float64 `json:"seconds"`
-	TokensPerSec float64 `json:"tokens_per_s"`
-	HeldoutLoss  float64 `json:"heldout_loss"`
-	HeldoutPPL   float64 `json:"heldout_ppl"`
-	HeldoutSeqs  int     `json:"heldout_sequences"`
-	TrainSeqs    int     `json:"train_sequences"`
-	Trainable    int     `json:"trainable_params"`
-	Params       int     `json:"params"`
-	TrainParams  string  `json:"train_params"`
-	DomainLayers int     `json:"domain_layers"`
+	Steps        int      `json:"steps"`
+	Tokens       int64    `json:"tokens"`
+	Seconds      float64  `json:"seconds"`
+	TokensPerSec float64  `json:"tokens_per_s"`
+	HeldoutLoss  float64  `json:"heldout_loss"`
+	HeldoutPPL   float64  `json:"heldout_ppl"`
+	HeldoutSeqs  int      `json:"heldout_sequences"`
+	TrainSeqs    int      `json:"train_sequences"`
+	Trainable    int      `json:"trainable_params"`
+	Params       int      `json:"params"`
+	TrainParams  string   `json:"train_params"`
+	DomainLayers int      `json:"domain_layers"`
 	Corpora      []string `json:"corpora"`
-	Init         string  `json:"init"`
-	Resumed      bool    `json:"resumed"`
+	Init         string   `json:"init"`
+	Resumed      bool     `json:"resumed"`
 }
 
 // state is what a resumable checkpoint records besides weights and moments.
 type state struct {
-	Step     int      `json:"step"`
-	Position Position `json:"position"`
-	Tokens   int64    `json:"tokens"`
-	Seconds  float64  `json:"seconds"`
+	Step     int             `json:"step"`
+	Position Position        `json:"position"`
+	Tokens   int64           `json:"tokens"`
+	Seconds  float64         `json:"seconds"`
 	Config   config.Pretrain `json:"config"`
 }
 

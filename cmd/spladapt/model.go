@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/pretrain"
 )
 
 func init() { register(newModelCmd) }
@@ -16,7 +17,45 @@ func newModelCmd(a *app) *cobra.Command {
 		Use:   "model",
 		Short: "Inspect model checkpoints",
 	}
-	cmd.AddCommand(newModelInfoCmd(a))
+	cmd.AddCommand(newModelInfoCmd(a), newModelSwapCmd(a))
+	return cmd
+}
+
+func newModelSwapCmd(a *app) *cobra.Command {
+	var domain, task, out string
+	var k int
+	cmd := &cobra.Command{
+		Use:   "swap --domain CKPT_A --task CKPT_B --out CKPT",
+		Short: "Build a model from P_domain of one checkpoint and P_task of another",
+		Long: `Build the model P_domain(CKPT_A) + P_task(CKPT_B) (Vast et al., ECIR 2024):
+P_domain is the embeddings (the tied MLM decoder included) and the first k
+layers, P_task the other layers and the MLM head. The checkpoints must have
+the same architecture, shapes and vocabulary. k defaults to
+pretrain.domain_layers.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("domain-layers") {
+				k = cfg.Pretrain.DomainLayers
+			}
+			if err := pretrain.Swap(domain, task, out, k); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: P_domain (embeddings + %d layers) from %s, P_task from %s\n", out, k, domain, task)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&domain, "domain", "", "checkpoint whose P_domain is taken (required)")
+	f.StringVar(&task, "task", "", "checkpoint whose P_task is taken (required)")
+	f.StringVar(&out, "out", "", "output checkpoint directory (required)")
+	f.IntVar(&k, "domain-layers", 2, "k: P_domain = embeddings + the first k layers (default pretrain.domain_layers)")
+	for _, n := range []string{"domain", "task", "out"} {
+		cmd.MarkFlagRequired(n)
+	}
 	return cmd
 }
 

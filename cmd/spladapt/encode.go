@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/internal/progress"
+	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/splade"
+)
+
+func init() {
+	register(newEncodeCmd)
+	register(newFuseCmd)
+}
+
+// loadEncoder loads a SPLADE encoder from a checkpoint directory with the
+// lengths, top-n and batch size of cfg, and sets the compute threads.
+func loadEncoder(cfg config.Config, modelDir string) (*splade.Encoder, error) {
+	nn.SetThreads(cfg.NumThreads())
+	enc, err := splade.LoadEncoder(modelDir, cfg.Model.MaxLength, cfg.Model.QueryMaxLength, cfg.Splade.TopN)
+	if err != nil {
+		return nil, err
+	}
+	enc.BatchSize = cfg.Splade.EncodeBatchSize
+	return enc, nil
+}
+
+// spladeQueryEncoder returns the text-query encoder of model modelDir for
+// index r, refusing a model whose vocabulary is not the index's.
+func spladeQueryEncoder(cfg config.Config, modelDir string, r *index.Reader) (index.QueryEncoder, error) {
+	enc, err := loadEncoder(cfg, modelDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := splade.CheckIndex(enc, r); err != nil {
+		return nil, fmt.Errorf("model %s: %w", modelDir, err)
+	}
+	return enc, nil
+}
+
+func newEncodeCmd(a *app) *cobra.Command {
+	var model, corpus, out, work, statsPath string
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "encode --model CKPT --corpus PATH --out IDX",
+		Short: "Encode a corpus with a SPLADE model into an index",
+		Long: `Encode every document of --corpus (a BEIR directory, .jsonl, .tsv or a
+directory of documents) with the SPLADE model --model and build the index
+--out, whose vocabulary is the model's and whose fingerprint names the model
+("spladapt search/serve --model" refuse a model with another vocabulary).
+Documents are streamed in shards of splade.shard_size, batched by length
+(splade.encode_batch_size), and each finished shard is saved in the work
+directory (default IDX.work): an interrupted run resumes where it stopped.
+Documents are cut to model.max_length tokens; splade.top_n > 0 keeps only the
+largest weights of each vector. Prints documents, mean non-zeros per
+document, index size and encoding throughput (--stats FILE: as JSON).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a.bind(cmd.Flags(), "top-n", "splade.top_n")
+			a.bind(cmd.Flags(), "batch-size", "splade.encode_batch_size")
+			a.bind(cmd.Flags(), "shard-size", "splade.shard_size")
+			a.bind(cmd.Flags(), "max-length", "model.max_length")
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if model == "" || corpus == "" || out == "" {
+				return fmt.Errorf("encode: --model, --corpus and --out are required")
+			}
+			enc, err := loadEncoder(cfg, model)
+			if err != nil {
+				return err
+			}
+			total, _ := corpora.CountDocs(corpus)
+			bar := progress.New(cmd.ErrOrStderr(), progress.Enabled(cfg.Progress), "encode", "docs", int64(total))
+			last := 0
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			st, err := splade.EncodeCorpus(ctx, enc, corpus, out, splade.EncodeCorpusOptions{
+				WorkDir:     work,
+				ShardSize:   cfg.Splade.ShardSize,
+				Index:       index.Options{QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
+				Fingerprint: splade.Fingerprint(enc, model),
+				Corpus:      skipOptions(cfg, cmd.ErrOrStderr()),
+				KeepShards:  keep,
+				Progress: func(n int) {
+					bar.Add(int64(n - last))
+					last = n
+				},
+			})
+			bar.Done()
+			if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
+				return fmt.Errorf("encode: interrupted; run the same command again to resume")
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "encoded %d documents (%d resumed shards of %d) → %s: %.1f non-zeros per document, index %d bytes, %.1f docs/s, %.0f tokens/s\n",
+				st.Docs, st.ResumedShards, st.Shards, out, st.MeanNNZ, st.IndexBytes, st.DocsPerSec, st.TokensPerSec)
+			if statsPath != "" {
+				raw, err := json.MarshalIndent(st, "", "  ")
+				if err != nil {
+					return err
+				}
+				return atomicfile.WriteFile(statsPath, append(raw, '\n'), 0o644)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "SPLADE checkpoint directory")
+	f.StringVar(&corpus, "corpus", "", "corpus to encode")
+	f.StringVar(&out, "out", "", "index directory to write")
+	f.StringVar(&work, "work", "", "directory of resumable shards (default OUT.work)")
+	f.BoolVar(&keep, "keep-shards", false, "keep the work directory after the index is built")
+	f.StringVar(&statsPath, "stats", "", "write the encoding statistics as JSON to this file")
+	f.Int("top-n", 0, "keep the n largest weights per document (default: config splade.top_n)")
+	f.Int("batch-size", 0, "documents per forward pass (default: config splade.encode_batch_size)")
+	f.Int("shard-size", 0, "documents per resumable shard (default: config splade.shard_size)")
+	f.Int("max-length", 0, "document tokens (default: config model.max_length)")
+	return cmd
+}
+
+func newFuseCmd(a *app) *cobra.Command {
+	var runs []string
+	var weights []float64
+	var method, out, tag string
+	var rrfK, depth int
+	cmd := &cobra.Command{
+		Use:   "fuse --run RUN --run RUN [--method rrf|interp] --out RUN",
+		Short: "Fuse TREC runs (reciprocal rank fusion or score interpolation)",
+		Long: `Fuse two or more TREC runs into one, e.g. BM25 and SPLADE.
+  rrf:    score(d) = Σ_i w_i / (k + rank_i(d))        (Cormack et al. 2009; k = --rrf-k)
+  interp: score(d) = Σ_i w_i · (s_i(d) − min_i)/(max_i − min_i)
+          per query min-max normalised scores; a run without d adds 0.
+Ranks follow trec_eval's order (score descending, ties by docno descending).
+Weights (--weight, one per --run) default to 1 each. The fused run keeps the
+top --depth documents per query.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := a.config(); err != nil {
+				return err
+			}
+			if len(runs) < 2 || out == "" {
+				return fmt.Errorf("fuse: at least two --run and --out are required")
+			}
+			if len(weights) == 0 {
+				for range runs {
+					weights = append(weights, 1)
+				}
+			}
+			if len(weights) != len(runs) {
+				return fmt.Errorf("fuse: %d --weight for %d --run", len(weights), len(runs))
+			}
+			var in []corpora.Run
+			for _, p := range runs {
+				r, err := corpora.ReadRun(p)
+				if err != nil {
+					return err
+				}
+				in = append(in, r)
+			}
+			fused, err := FuseRuns(in, weights, method, rrfK, depth)
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.Write(out, 0o644, func(w io.Writer) error {
+				bw := bufio.NewWriter(w)
+				if err := corpora.WriteRun(bw, fused, tag); err != nil {
+					return err
+				}
+				return bw.Flush()
+			}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "fused %d runs (%s) over %d queries → %s\n", len(runs), method, len(fused), out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&runs, "run", nil, "TREC run to fuse (repeatable)")
+	f.Float64SliceVar(&weights, "weight", nil, "weight of each run, in --run order (default 1 each)")
+	f.StringVar(&method, "method", "rrf", "rrf or interp")
+	f.IntVar(&rrfK, "rrf-k", 60, "k of reciprocal rank fusion")
+	f.IntVar(&depth, "depth", 1000, "documents kept per query")
+	f.StringVar(&out, "out", "", "fused run to write")
+	f.StringVar(&tag, "tag", "fused", "run tag (last column)")
+	return cmd
+}
+
+// FuseRuns fuses runs query by query (the union of their queries) as the
+// fuse command describes, keeping the best depth documents per query
+// (ties by docno ascending). A NaN score is an error.
+func FuseRuns(runs []corpora.Run, weights []float64, method string, rrfK, depth int) (corpora.Run, error) {
+	if method != "rrf" && method != "interp" {
+		return nil, fmt.Errorf("fuse: method %q, want rrf or interp", method)
+	}
+	if rrfK < 0 || depth < 1 {
+		return nil, fmt.Errorf("fuse: rrf-k %d must be ≥ 0 and depth %d ≥ 1", rrfK, depth)
+	}
+	qids := map[string]bool{}
+	for _, r := range runs {
+		for q := range r {
+			qids[q] = true
+		}
+	}
+	out := corpora.Run{}
+	for q := range qids {
+		score := map[string]float64{}
+		for i, r := range runs {
+			hits := append([]corpora.Hit(nil), r[q]...)
+			for _, h := range hits {
+				if math.IsNaN(h.Score) {
+					return nil, fmt.Errorf("fuse: query %s, document %s: NaN score", q, h.DocID)
+				}
+			}
+			// trec_eval's order: score descending, ties by docno descending.
+			sort.SliceStable(hits, func(a, b int) bool {
+				if hits[a].Score != hits[b].Score {
+					return hits[a].Score > hits[b].Score
+				}
+				return hits[a].DocID > hits[b].DocID
+			})
+			if len(hits) == 0 {
+				continue
+			}
+			lo, hi := hits[len(hits)-1].Score, hits[0].Score
+			for rank, h := range hits {
+				switch method {
+				case "rrf":
+					score[h.DocID] += weights[i] / float64(rrfK+rank+1)
+				case "interp":
+					n := 1.0
+					if hi > lo {
+						n = (h.Score - lo) / (hi - lo)
+					}
+					score[h.DocID] += weights[i] * n
+				}
+			}
+		}
+		hits := make([]corpora.Hit, 0, len(score))
+		for d, s := range score {
+			hits = append(hits, corpora.Hit{DocID: d, Score: s})
+		}
+		sort.Slice(hits, func(a, b int) bool {
+			if hits[a].Score != hits[b].Score {
+				return hits[a].Score > hits[b].Score
+			}
+			return hits[a].DocID < hits[b].DocID
+		})
+		if len(hits) > depth {
+			hits = hits[:depth]
+		}
+		for i := range hits {
+			hits[i].Rank = i + 1
+		}
+		out[q] = hits
+	}
+	return out, nil
+}

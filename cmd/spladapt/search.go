@@ -23,14 +23,15 @@ func queryEncoderFor(r *index.Reader) index.QueryEncoder {
 }
 
 func newSearchCmd(a *app) *cobra.Command {
-	var idx, qvecs, queries, run, tag string
+	var idx, qvecs, queries, run, tag, model string
 	cmd := &cobra.Command{
 		Use:   "search --index IDX (--query-vectors FILE.jsonl | --queries FILE) --run OUT",
 		Short: "Retrieve the top k documents of each query into a TREC run",
 		Long: `Search an index and write a TREC run ("qid Q0 docid rank score tag").
 --query-vectors: JSONL lines {"id": "...", "vector": {"<term id or token>": w}}.
 --queries: text queries (BEIR queries.jsonl, TREC topics or TSV) encoded as
-bags of vocabulary tokens (the index needs a vocabulary).`,
+bags of vocabulary tokens (the index needs a vocabulary), or with --model by
+that SPLADE checkpoint (refused unless its vocabulary is the index's).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.bind(cmd.Flags(), "k", "index.depth")
@@ -66,6 +67,13 @@ bags of vocabulary tokens (the index needs a vocabulary).`,
 				var tq []corpora.Query
 				tq, err = corpora.ReadQueries(queries, skipOptions(cfg, cmd.ErrOrStderr()))
 				enc := queryEncoderFor(r)
+				if model != "" {
+					e, merr := spladeQueryEncoder(cfg, model, r)
+					if merr != nil {
+						return merr
+					}
+					enc = e
+				}
 				for _, x := range tq {
 					vec, e := enc.Encode(x.Text)
 					if e != nil {
@@ -106,6 +114,7 @@ bags of vocabulary tokens (the index needs a vocabulary).`,
 	f.StringVar(&qvecs, "query-vectors", "", "query vectors (JSONL)")
 	f.StringVar(&queries, "queries", "", "text queries (bags of vocabulary tokens without a model)")
 	f.StringVar(&run, "run", "", "TREC run file to write")
+	f.StringVar(&model, "model", "", "SPLADE checkpoint that encodes the --queries texts")
 	f.StringVar(&tag, "tag", "spladapt", "run tag (last column)")
 	f.IntP("k", "k", 0, "hits per query (default: config index.depth)")
 	f.String("algorithm", "", "exhaustive, maxscore or blockmax (default: config index.algorithm)")

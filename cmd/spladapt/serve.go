@@ -16,13 +16,15 @@ import (
 func init() { register(newServeCmd) }
 
 func newServeCmd(a *app) *cobra.Command {
-	var idx string
+	var idx, model string
 	var noValidate bool
 	cmd := &cobra.Command{
 		Use:   "serve --index IDX [--addr 127.0.0.1:8080]",
 		Short: "Answer searches over HTTP (JSON API)",
 		Long: `Serve an index over HTTP until SIGINT or SIGTERM, then shut down gracefully.
-  GET  /search?q=TEXT&k=K   text as a bag of vocabulary tokens ("tok" or "tok:weight")
+  GET  /search?q=TEXT&k=K   text as a bag of vocabulary tokens ("tok" or "tok:weight"),
+                            or encoded by the SPLADE checkpoint --model (its
+                            vocabulary must be the index's)
   POST /search              {"vector": {"<term id or token>": weight}, "k": K} or {"q": TEXT, "k": K}
   GET  /healthz, GET /stats
 Limits from config serve.max_body_bytes, serve.timeout_ms and serve.max_k.
@@ -52,7 +54,13 @@ The index is validated at start (CRCs and invariants) unless --no-validate.`,
 					return fmt.Errorf("serve: validate %s: %w", idx, err)
 				}
 			}
-			srv := serve.New(r, queryEncoderFor(r), serve.Options{
+			enc := queryEncoderFor(r)
+			if model != "" {
+				if enc, err = spladeQueryEncoder(cfg, model, r); err != nil {
+					return err
+				}
+			}
+			srv := serve.New(r, enc, serve.Options{
 				MaxBodyBytes: cfg.Serve.MaxBodyBytes,
 				Timeout:      time.Duration(cfg.Serve.TimeoutMS) * time.Millisecond,
 				MaxK:         cfg.Serve.MaxK,
@@ -67,6 +75,7 @@ The index is validated at start (CRCs and invariants) unless --no-validate.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&idx, "index", "", "index directory")
+	f.StringVar(&model, "model", "", "SPLADE checkpoint that encodes text queries")
 	f.BoolVar(&noValidate, "no-validate", false, "skip the full validation at start")
 	f.String("addr", "", "listen address (default: config serve.addr)")
 	f.String("algorithm", "", "exhaustive, maxscore or blockmax (default: config index.algorithm)")

@@ -255,3 +255,73 @@ func hitsClose(a, b []corpora.Hit) bool {
 	}
 	return true
 }
+
+// TestSpladeTable runs "splade table" on two toy collections and checks
+// every figure of table.json against an independent evaluation of the runs
+// it kept, and the fused run against FuseRuns of the other two.
+func TestSpladeTable(t *testing.T) {
+	data := t.TempDir()
+	for _, name := range []string{"alpha", "beta"} {
+		toy := writeSpladeToy(t)
+		dst := filepath.Join(data, name)
+		if err := os.Rename(toy, dst); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := os.ReadFile(filepath.Join(dst, "qrels", "dev.tsv"))
+		os.WriteFile(filepath.Join(dst, "qrels", "test.tsv"), raw, 0o644)
+	}
+	model := writeTinyModel(t, 3)
+	work := t.TempDir()
+	args := []string{"splade", "table", "--model", model, "--data", data, "--work", work}
+	out, errOut, err := bm25CLI(t, map[string]string{"SPLADAPT_MODEL_MAX_LENGTH": "16"}, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "| alpha | test | 10 | 10 |") || !strings.Contains(out, "| beta | test | 10 | 10 |") || !strings.Contains(out, "| mean |") {
+		t.Errorf("table:\n%s", out)
+	}
+	raw, err := os.ReadFile(filepath.Join(work, "table.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []spladeRow
+	if err := json.Unmarshal(raw, &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("table.json: %v, %d rows", err, len(rows))
+	}
+	ms, _ := eval.ParseMeasures(spladeTableMeasures...)
+	for _, row := range rows {
+		qrels, _ := corpora.BEIR{Dir: filepath.Join(data, row.Name)}.Qrels("test")
+		runs := map[string]corpora.Run{}
+		for _, name := range []string{"bm25", "splade", "fused"} {
+			r, err := corpora.ReadRun(filepath.Join(work, row.Name, name+".trec"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs[name] = r
+		}
+		fused, _ := FuseRuns([]corpora.Run{runs["bm25"], runs["splade"]}, []float64{1, 1}, "rrf", 60, 1000)
+		for name, want := range map[string]map[string]float64{"bm25": row.BM25, "splade": row.Splade, "fused": row.Fused} {
+			run := runs[name]
+			if name == "fused" {
+				run = fused
+			}
+			res, err := eval.Evaluate(qrels, run, ms, eval.Options{AllQueries: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, m := range ms {
+				if math.Abs(res.All[i]-want[m.Name()]) > 1e-4 {
+					t.Errorf("%s %s %s: table %.6f, recomputed %.6f", row.Name, name, m.Name(), want[m.Name()], res.All[i])
+				}
+			}
+		}
+		if row.NNZDoc <= 0 || row.NNZQuery <= 0 || row.Encode == nil || row.Encode.IndexBytes <= 0 || row.Encode.DocsPerSec <= 0 {
+			t.Errorf("%s: %+v", row.Name, row)
+		}
+	}
+	// A second run reuses the indexes (same model): same numbers.
+	out2, _, err := bm25CLI(t, map[string]string{"SPLADAPT_MODEL_MAX_LENGTH": "16"}, args...)
+	if err != nil || out2 != out {
+		t.Errorf("second run: %v\n%s\nfirst:\n%s", err, out2, out)
+	}
+}

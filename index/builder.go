@@ -180,7 +180,7 @@ func quantize(w float32, scale float64, maxImp int) (imp int, clipped bool) {
 // termPlan is pass one of writing: what each term will occupy.
 type termPlan struct {
 	df, maxImp int
-	docBytes   int
+	off, len   int // its encoded postings in the POST buffer
 	dense      uint32
 }
 
@@ -225,18 +225,15 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 	}
 	width := m.impactWidth()
 
-	// Pass one: df, max impact, bitmap size and dense rank per term.
+	// Pass one: quantise and encode every term's postings (kept in memory,
+	// ≈ 2 bytes per posting); df, max impact and dense rank per term.
 	plans := make([]termPlan, V)
+	var post []byte
+	keptDocs := make([]uint32, 0, 1024)
+	keptImps := make([]uint16, 0, 1024)
 	for t := 0; t < len(b.docs); t++ {
 		p := &plans[t]
-		lastKey, card, containers := -1, 0, 0
-		flush := func() {
-			if card > arrayMaxCard {
-				p.docBytes += bitmapBytes
-			} else {
-				p.docBytes += 2 * card
-			}
-		}
+		keptDocs, keptImps = keptDocs[:0], keptImps[:0]
 		for i, d := range b.docs[t] {
 			imp, clipped := quantize(b.weights[t][i], m.Scale, maxImp)
 			if clipped {
@@ -246,21 +243,19 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 				m.DroppedPostings++
 				continue
 			}
-			p.df++
+			keptDocs = append(keptDocs, d)
+			keptImps = append(keptImps, uint16(imp))
 			p.maxImp = max(p.maxImp, imp)
-			if k := int(d >> 16); k != lastKey {
-				if lastKey >= 0 {
-					flush()
-				}
-				lastKey, card = k, 0
-				containers++
+		}
+		p.df = len(keptDocs)
+		p.off = len(post)
+		if p.df > 0 {
+			var err error
+			if post, err = appendTerm(post, keptDocs, keptImps, width); err != nil {
+				return nil, fmt.Errorf("term %d: %w", t, err)
 			}
-			card++
 		}
-		if containers > 0 {
-			flush()
-			p.docBytes += 8 + 8*containers
-		}
+		p.len = len(post) - p.off
 		m.NumPostings += int64(p.df)
 	}
 	for t := range plans {
@@ -292,55 +287,22 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 	// TERM
 	w.begin()
 	var ent [termSize]byte
-	var docOff, impOff uint64
 	for t := range plans {
 		p := plans[t]
-		binary.LittleEndian.PutUint64(ent[0:], docOff)
-		binary.LittleEndian.PutUint32(ent[8:], uint32(p.docBytes))
-		binary.LittleEndian.PutUint32(ent[12:], uint32(p.df))
-		binary.LittleEndian.PutUint64(ent[16:], impOff)
-		binary.LittleEndian.PutUint32(ent[24:], p.dense)
-		binary.LittleEndian.PutUint16(ent[28:], uint16(p.maxImp))
+		clear(ent[:])
+		binary.LittleEndian.PutUint64(ent[0:], uint64(p.off))
+		binary.LittleEndian.PutUint64(ent[8:], uint64(p.len))
+		binary.LittleEndian.PutUint32(ent[16:], uint32(p.df))
+		binary.LittleEndian.PutUint32(ent[20:], p.dense)
+		binary.LittleEndian.PutUint16(ent[24:], uint16(p.maxImp))
 		w.write(ent[:])
-		docOff += uint64(p.docBytes)
-		impOff += uint64(p.df)
 	}
 	secs[secTerm] = w.end(secs[secTerm])
 
-	// DOCS
+	// POST
 	w.begin()
-	kept := make([]uint32, 0, 1024)
-	for t := 0; t < len(b.docs); t++ {
-		if plans[t].df == 0 {
-			continue
-		}
-		kept = kept[:0]
-		for i, d := range b.docs[t] {
-			if imp, _ := quantize(b.weights[t][i], m.Scale, maxImp); imp > 0 {
-				kept = append(kept, d)
-			}
-		}
-		n := writeBitmap(w, kept)
-		if n != plans[t].docBytes {
-			return nil, fmt.Errorf("term %d: bitmap of %d bytes, planned %d (bug)", t, n, plans[t].docBytes)
-		}
-	}
-	secs[secDocs] = w.end(secs[secDocs])
-
-	// IMPS
-	w.begin()
-	var ib [2]byte
-	for t := 0; t < len(b.docs); t++ {
-		for _, wt := range b.weights[t] {
-			imp, _ := quantize(wt, m.Scale, maxImp)
-			if imp == 0 {
-				continue
-			}
-			binary.LittleEndian.PutUint16(ib[:], uint16(imp))
-			w.write(ib[:width])
-		}
-	}
-	secs[secImps] = w.end(secs[secImps])
+	w.write(post)
+	secs[secPost] = w.end(secs[secPost])
 
 	// RMAX
 	w.begin()
@@ -467,55 +429,4 @@ func (w *secWriter) end(s section) section {
 	s.length = w.pos - w.start
 	s.crc = w.crc.Sum32()
 	return s
-}
-
-// writeBitmap writes the increasing doc numbers docs in the roaring
-// portable format without run containers (cookie 12346): an array
-// container for up to 4096 values, else a bitmap container. (The roaring
-// library turns full containers into run containers, which the format
-// excludes, so the writer is ours; Validate reads the result back with the
-// library.) It returns the bytes written.
-func writeBitmap(w *secWriter, docs []uint32) int {
-	type ctr struct{ key, lo, hi int }
-	var cs []ctr
-	for i := 0; i < len(docs); {
-		key := int(docs[i] >> 16)
-		j := i
-		for j < len(docs) && int(docs[j]>>16) == key {
-			j++
-		}
-		cs = append(cs, ctr{key, i, j})
-		i = j
-	}
-	hdr := make([]byte, 8+8*len(cs))
-	binary.LittleEndian.PutUint32(hdr, roaringCookie)
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(cs)))
-	off := len(hdr)
-	for i, c := range cs {
-		card := c.hi - c.lo
-		binary.LittleEndian.PutUint16(hdr[8+4*i:], uint16(c.key))
-		binary.LittleEndian.PutUint16(hdr[10+4*i:], uint16(card-1))
-		binary.LittleEndian.PutUint32(hdr[8+4*len(cs)+4*i:], uint32(off))
-		off += containerBytes(card)
-	}
-	w.write(hdr)
-	var bm [bitmapBytes]byte
-	for _, c := range cs {
-		part := docs[c.lo:c.hi]
-		if len(part) <= arrayMaxCard {
-			buf := make([]byte, 2*len(part))
-			for i, d := range part {
-				binary.LittleEndian.PutUint16(buf[2*i:], uint16(d))
-			}
-			w.write(buf)
-			continue
-		}
-		clear(bm[:])
-		for _, d := range part {
-			lo := d & 0xFFFF
-			bm[lo>>3] |= 1 << (lo & 7)
-		}
-		w.write(bm[:])
-	}
-	return off
 }

@@ -14,29 +14,24 @@ const (
 	FileName     = "index.spl"
 	MetaFileName = "meta.json"
 	Magic        = "SPLADIDX"
-	Version      = 1
+	Version      = 2
 
 	headerSize   = 16
 	tocEntrySize = 32
 	termSize     = 32
 	noDense      = math.MaxUint32
 
-	roaringCookie      = 12346 // portable format, arrays and bitmaps only
-	roaringCookieRuns  = 12347
-	arrayMaxCard       = 4096
-	bitmapBytes        = 8192
 	queryWeightMax     = 65535
 	defaultFingerprint = ""
 )
 
 // Section tags in file order.
-var sectionTags = [...]string{"META", "TERM", "DOCS", "IMPS", "RMAX", "DIDS", "VOCB"}
+var sectionTags = [...]string{"META", "TERM", "POST", "RMAX", "DIDS", "VOCB"}
 
 const (
 	secMeta = iota
 	secTerm
-	secDocs
-	secImps
+	secPost
 	secRmax
 	secDids
 	secVocb

@@ -328,21 +328,22 @@ func TestWorkedExample(t *testing.T) {
 	for _, s := range r.Sections() {
 		sizes[s.Tag] = s.Length
 	}
-	for tag, n := range map[string]uint64{"TERM": 128, "DOCS": 58, "IMPS": 5, "RMAX": 4, "DIDS": 38, "VOCB": 28} {
+	for tag, n := range map[string]uint64{"TERM": 128, "POST": 35, "RMAX": 4, "DIDS": 38, "VOCB": 28} {
 		if sizes[tag] != n {
 			t.Errorf("section %s: %d bytes, document says %d", tag, sizes[tag], n)
 		}
-	}
-	if got := r.sec[secImps]; !bytes.Equal(got, []byte{0x20, 0x80, 0xff, 0x40, 0xff}) {
-		t.Errorf("IMPS = % x", got)
 	}
 	if got := r.sec[secRmax]; !bytes.Equal(got, []byte{0xff, 0x00, 0x40, 0xff}) {
 		t.Errorf("RMAX = % x", got)
 	}
 	ti := r.termInfo(1)
-	wantB := []byte{0x3a, 0x30, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0x10, 0, 0, 0, 0, 0, 1, 0}
-	if got := r.bitmap(ti); !bytes.Equal(got, wantB) {
-		t.Errorf("bitmap of b = % x, want % x", got, wantB)
+	p, err := r.postings(ti, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantP := []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x03}
+	if got := r.sec[secPost][ti.off : ti.off+ti.len]; !bytes.Equal(got, wantP) || p.nc != 1 {
+		t.Errorf("postings of b = % x, want % x", got, wantP)
 	}
 	if tok, _ := r.Token(3); tok != "d" || r.DocID(2) != "d2" {
 		t.Errorf("Token(3) = %q, DocID(2) = %q", tok, r.DocID(2))
@@ -451,9 +452,9 @@ func FuzzOpen(f *testing.F) {
 }
 
 // TestFullContainer is the frozen failure of the first 100k-document
-// benchmark: a term in every document fills a 65536-doc container, which
-// the roaring library serialises as a run container (excluded by the
-// format); the writer must still emit a bitmap container.
+// benchmark of format 1 (roaring bitmaps: a full 65536-doc container):
+// a term in every document (all gaps 0, Rice parameter 0, one bit per
+// posting) beside a sparser one.
 func TestFullContainer(t *testing.T) {
 	var docs []testDoc
 	for d := range 70000 {

@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
-	"math/bits"
 	"path/filepath"
 	"sync"
 	"unicode/utf8"
-
-	"github.com/RoaringBitmap/roaring/v2"
 )
 
 // Reader is an open index. Postings stay in the memory-mapped file; a
@@ -31,16 +28,14 @@ type Reader struct {
 
 // termInfo is one decoded TERM entry.
 type termInfo struct {
-	docOff uint64
-	docLen uint32
-	df     uint32
-	impOff uint64
-	dense  uint32
-	maxImp uint16
+	off, len uint64 // postings in POST
+	df       uint32
+	dense    uint32
+	maxImp   uint16
 }
 
 // Open maps dir/index.spl and checks its structure: header, TOC, META,
-// section sizes and every term's bitmap header (O(V + containers)). It
+// section sizes, every term's TERM entry and chunk directory (O(V + P/128)). It
 // does not check CRCs or posting contents: call Validate for that before
 // trusting a file of unknown origin.
 func Open(dir string) (*Reader, error) {
@@ -81,9 +76,6 @@ func newReader(data []byte) (*Reader, error) {
 	if got, want := uint64(len(r.sec[secTerm])), uint64(m.NumTerms)*termSize; got != want {
 		return nil, secErr("TERM", "%d bytes, want %d for %d terms: %w", got, want, m.NumTerms, ErrCorrupt)
 	}
-	if got, want := uint64(len(r.sec[secImps])), uint64(m.NumPostings)*uint64(r.width); got != want {
-		return nil, secErr("IMPS", "%d bytes, want %d for %d postings: %w", got, want, m.NumPostings, ErrCorrupt)
-	}
 	if got, want := uint64(len(r.sec[secRmax])), uint64(m.DenseTerms)*uint64(m.NumBlocks)*uint64(r.width); got != want {
 		return nil, secErr("RMAX", "%d bytes, want %d for %d dense terms: %w", got, want, m.DenseTerms, ErrCorrupt)
 	}
@@ -95,18 +87,18 @@ func newReader(data []byte) (*Reader, error) {
 	} else if n := binary.LittleEndian.Uint32(v); n != 0 && (int(n) != m.NumTerms || uint64(len(v)) < 4+4*(uint64(n)+1)) {
 		return nil, secErr("VOCB", "%d tokens for %d terms in %d bytes: %w", n, m.NumTerms, len(v), ErrCorrupt)
 	}
-	var docOff, impOff uint64
+	var off, total uint64
 	dense := uint32(0)
 	for t := 0; t < m.NumTerms; t++ {
 		ti := r.termInfo(uint32(t))
-		if ti.docOff != docOff || ti.impOff != impOff {
-			return nil, secErr("TERM", "term %d: docs offset %d impacts start %d, want %d and %d: %w", t, ti.docOff, ti.impOff, docOff, impOff, ErrCorrupt)
+		if ti.off != off {
+			return nil, secErr("TERM", "term %d: postings offset %d, want %d: %w", t, ti.off, off, ErrCorrupt)
 		}
-		docOff += uint64(ti.docLen)
-		impOff += uint64(ti.df)
-		if docOff > uint64(len(r.sec[secDocs])) || impOff > uint64(m.NumPostings) {
-			return nil, secErr("TERM", "term %d: postings beyond the DOCS or IMPS section: %w", t, ErrCorrupt)
+		if ti.len > uint64(len(r.sec[secPost]))-off {
+			return nil, secErr("TERM", "term %d: postings beyond the POST section: %w", t, ErrCorrupt)
 		}
+		off += ti.len
+		total += uint64(ti.df)
 		wantDense := ti.df > 0 && int(ti.df) >= m.NumBlocks
 		if wantDense != (ti.dense != noDense) || (wantDense && ti.dense != dense) {
 			return nil, secErr("TERM", "term %d: dense rank %d, want %v rank %d: %w", t, ti.dense, wantDense, dense, ErrCorrupt)
@@ -118,70 +110,56 @@ func newReader(data []byte) (*Reader, error) {
 			return nil, secErr("TERM", "term %d: max impact %d with df %d: %w", t, ti.maxImp, ti.df, ErrCorrupt)
 		}
 		if ti.df == 0 {
-			if ti.docLen != 0 {
-				return nil, secErr("TERM", "term %d: %d bitmap bytes without postings: %w", t, ti.docLen, ErrCorrupt)
+			if ti.len != 0 {
+				return nil, secErr("TERM", "term %d: %d postings bytes without postings: %w", t, ti.len, ErrCorrupt)
 			}
 			continue
 		}
-		if err := checkBitmapHeader(r.bitmap(ti), int(ti.df), m.NumDocs); err != nil {
-			return nil, secErr("DOCS", "term %d: %v: %w", t, err, ErrCorrupt)
+		if _, err := r.postings(ti, true); err != nil {
+			return nil, secErr("POST", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
 	}
-	if docOff != uint64(len(r.sec[secDocs])) || impOff != uint64(m.NumPostings) || int(dense) != m.DenseTerms {
-		return nil, secErr("TERM", "terms cover %d DOCS bytes, %d postings, %d dense terms; want %d, %d, %d: %w",
-			docOff, impOff, dense, len(r.sec[secDocs]), m.NumPostings, m.DenseTerms, ErrCorrupt)
+	if off != uint64(len(r.sec[secPost])) || total != uint64(m.NumPostings) || int(dense) != m.DenseTerms {
+		return nil, secErr("TERM", "terms cover %d POST bytes, %d postings, %d dense terms; want %d, %d, %d: %w",
+			off, total, dense, len(r.sec[secPost]), m.NumPostings, m.DenseTerms, ErrCorrupt)
 	}
 	return r, nil
 }
 
-// checkBitmapHeader checks a roaring portable bitmap's header against its
-// length: cookie, container count, keys, cardinalities and offsets.
-func checkBitmapHeader(bm []byte, df, numDocs int) error {
-	if len(bm) < 8 {
-		return fmt.Errorf("bitmap of %d bytes is too short", len(bm))
+// postings returns term ti's postings; with check it also checks the
+// chunk directory: it fits, last docs increase strictly and are < N,
+// chunk offsets start at 0 and leave every chunk room for its Rice
+// parameter, impacts and at least one bit per posting. O(chunks).
+func (r *Reader) postings(ti termInfo, check bool) (termPostings, error) {
+	b := r.sec[secPost][ti.off : ti.off+ti.len]
+	df := int(ti.df)
+	nc := numChunks(df)
+	p := termPostings{df: df, nc: nc, width: r.width}
+	if uint64(nc)*skipEntrySize > uint64(len(b)) {
+		return p, fmt.Errorf("%d chunk entries do not fit in %d bytes", nc, len(b))
 	}
-	cookie := binary.LittleEndian.Uint32(bm)
-	if cookie&0xFFFF == roaringCookieRuns {
-		return fmt.Errorf("run containers are not supported")
+	p.dir, p.data = b[:nc*skipEntrySize], b[nc*skipEntrySize:]
+	if !check {
+		return p, nil
 	}
-	if cookie != roaringCookie {
-		return fmt.Errorf("bad roaring cookie %d", cookie)
-	}
-	nc := uint64(binary.LittleEndian.Uint32(bm[4:]))
-	if nc == 0 || 8+8*nc > uint64(len(bm)) {
-		return fmt.Errorf("%d containers do not fit in %d bytes", nc, len(bm))
-	}
-	pos := 8 + 8*nc
-	total, lastKey := 0, -1
-	maxKey := (numDocs - 1) >> 16
-	for c := uint64(0); c < nc; c++ {
-		key := int(binary.LittleEndian.Uint16(bm[8+4*c:]))
-		card := int(binary.LittleEndian.Uint16(bm[10+4*c:])) + 1
-		off := uint64(binary.LittleEndian.Uint32(bm[8+4*nc+4*c:]))
-		if key <= lastKey || key > maxKey {
-			return fmt.Errorf("container %d: key %d after %d (largest possible %d)", c, key, lastKey, maxKey)
+	prevLast := int64(-1)
+	for c := 0; c < nc; c++ {
+		last := int64(p.lastDoc(c))
+		n := min(chunkSize, df-c*chunkSize)
+		if last <= prevLast || last >= int64(r.meta.NumDocs) || last-prevLast < int64(n) {
+			return p, fmt.Errorf("chunk %d: last doc %d after %d cannot hold %d postings below %d documents", c, last, prevLast, n, r.meta.NumDocs)
 		}
-		lastKey = key
-		if off != pos {
-			return fmt.Errorf("container %d: offset %d, want %d", c, off, pos)
+		prevLast = last
+		start := uint64(p.chunkOff(c))
+		end := uint64(len(p.data))
+		if c+1 < nc {
+			end = uint64(p.chunkOff(c + 1))
 		}
-		pos += uint64(containerBytes(card))
-		total += card
+		if (c == 0 && start != 0) || end > uint64(len(p.data)) || start > end || end-start < uint64(1+n*r.width+(n+7)/8) {
+			return p, fmt.Errorf("chunk %d: bytes %d..%d of %d too few or misplaced", c, start, end, len(p.data))
+		}
 	}
-	if pos != uint64(len(bm)) {
-		return fmt.Errorf("containers end at %d of %d bytes", pos, len(bm))
-	}
-	if total != df {
-		return fmt.Errorf("cardinality %d, df %d", total, df)
-	}
-	return nil
-}
-
-func containerBytes(card int) int {
-	if card > arrayMaxCard {
-		return bitmapBytes
-	}
-	return 2 * card
+	return p, nil
 }
 
 // Close unmaps the file. Queries must have finished.
@@ -206,22 +184,12 @@ func (r *Reader) NumTerms() int { return r.meta.NumTerms }
 func (r *Reader) termInfo(t uint32) termInfo {
 	e := r.sec[secTerm][int(t)*termSize:]
 	return termInfo{
-		docOff: binary.LittleEndian.Uint64(e[0:]),
-		docLen: binary.LittleEndian.Uint32(e[8:]),
-		df:     binary.LittleEndian.Uint32(e[12:]),
-		impOff: binary.LittleEndian.Uint64(e[16:]),
-		dense:  binary.LittleEndian.Uint32(e[24:]),
-		maxImp: binary.LittleEndian.Uint16(e[28:]),
+		off:    binary.LittleEndian.Uint64(e[0:]),
+		len:    binary.LittleEndian.Uint64(e[8:]),
+		df:     binary.LittleEndian.Uint32(e[16:]),
+		dense:  binary.LittleEndian.Uint32(e[20:]),
+		maxImp: binary.LittleEndian.Uint16(e[24:]),
 	}
-}
-
-func (r *Reader) bitmap(ti termInfo) []byte {
-	return r.sec[secDocs][ti.docOff : ti.docOff+uint64(ti.docLen)]
-}
-
-func (r *Reader) impacts(ti termInfo) []byte {
-	w := uint64(r.width)
-	return r.sec[secImps][ti.impOff*w : (ti.impOff+uint64(ti.df))*w]
 }
 
 func (r *Reader) rmaxRow(ti termInfo) []byte {
@@ -333,25 +301,20 @@ func (r *Reader) Validate() error {
 		if ti.df == 0 {
 			continue
 		}
-		bm := r.bitmap(ti)
-		docs, err := decodeBitmap(bm, int(ti.df), m.NumDocs)
+		p, err := r.postings(ti, true)
 		if err != nil {
-			return secErr("DOCS", "term %d: %v: %w", t, err, ErrCorrupt)
+			return secErr("POST", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
-		var rb roaring.Bitmap // independent check with the roaring library
-		if _, err := rb.FromBuffer(bm); err != nil {
-			return secErr("DOCS", "term %d: roaring: %v: %w", t, err, ErrCorrupt)
+		docs, imps, err := decodeAll(p)
+		if err != nil {
+			return secErr("POST", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
-		if err := rb.Validate(); err != nil || rb.GetCardinality() != uint64(ti.df) {
-			return secErr("DOCS", "term %d: roaring validation (%v) or cardinality %d ≠ df %d: %w", t, err, rb.GetCardinality(), ti.df, ErrCorrupt)
-		}
-		imps := r.impacts(ti)
 		best := 0
 		clear(row)
 		for i, d := range docs {
-			imp := r.impactAt(imps, i)
+			imp := int(imps[i])
 			if imp < 1 || imp > maxImp {
-				return secErr("IMPS", "term %d posting %d: impact %d not in 1..%d: %w", t, i, imp, maxImp, ErrCorrupt)
+				return secErr("POST", "term %d posting %d: impact %d not in 1..%d: %w", t, i, imp, maxImp, ErrCorrupt)
 			}
 			best = max(best, imp)
 			b := int(d) / m.BlockSize
@@ -424,46 +387,15 @@ func validateStrings(s []byte, n, w int, unique bool) error {
 	return nil
 }
 
-// decodeBitmap decodes a bitmap whose header passed checkBitmapHeader and
-// checks its containers: arrays strictly increasing, bitmap popcounts
-// equal to cardinalities, all doc numbers < numDocs.
-func decodeBitmap(bm []byte, df, numDocs int) ([]uint32, error) {
-	if err := checkBitmapHeader(bm, df, numDocs); err != nil {
-		return nil, err
-	}
-	nc := int(binary.LittleEndian.Uint32(bm[4:]))
-	out := make([]uint32, 0, df)
-	for c := 0; c < nc; c++ {
-		key := uint32(binary.LittleEndian.Uint16(bm[8+4*c:])) << 16
-		card := int(binary.LittleEndian.Uint16(bm[10+4*c:])) + 1
-		off := int(binary.LittleEndian.Uint32(bm[8+4*nc+4*c:]))
-		data := bm[off : off+containerBytes(card)]
-		n0 := len(out)
-		if card <= arrayMaxCard {
-			prev := -1
-			for i := 0; i < card; i++ {
-				lo := int(binary.LittleEndian.Uint16(data[2*i:]))
-				if lo <= prev {
-					return nil, fmt.Errorf("array container %d not strictly increasing at %d", c, i)
-				}
-				prev = lo
-				out = append(out, key|uint32(lo))
-			}
-		} else {
-			for w := 0; w < 1024; w++ {
-				word := binary.LittleEndian.Uint64(data[8*w:])
-				for word != 0 {
-					out = append(out, key|uint32(w*64+bits.TrailingZeros64(word)))
-					word &= word - 1
-				}
-			}
-			if len(out)-n0 != card {
-				return nil, fmt.Errorf("bitmap container %d has %d bits set, cardinality %d", c, len(out)-n0, card)
-			}
-		}
-		if last := out[len(out)-1]; int64(last) >= int64(numDocs) {
-			return nil, fmt.Errorf("doc %d ≥ %d documents", last, numDocs)
+// decodeAll decodes every chunk of p strictly (see decodeChunk) and
+// checks that doc numbers increase strictly across chunks.
+func decodeAll(p termPostings) ([]uint32, []uint16, error) {
+	docs := make([]uint32, p.df)
+	imps := make([]uint16, p.df)
+	for c := 0; c < p.nc; c++ {
+		if _, err := p.decodeChunk(c, docs[c*chunkSize:], imps[c*chunkSize:], true); err != nil {
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	return docs, imps, nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 )
 
 // Algorithm is a top-k query processing method. All return the same hits.
@@ -20,10 +19,9 @@ const (
 	MaxScore
 	// BlockMax is block-max pruning over doc-number ranges, after BMP
 	// (Mallia, Suel, Tonellotto, SIGIR 2024): per-block upper bounds Σ q·max
-	// are computed for every block of R documents, the most promising
-	// blocks are scored first to raise the threshold, then the remaining
-	// blocks are scored in doc order, skipping every block whose bound is
-	// below the current k-th score.
+	// are computed for every block of R documents, then blocks are scored
+	// in decreasing order of bound (each with a small dense accumulator)
+	// until the next bound is below the current k-th score.
 	BlockMax
 )
 
@@ -172,7 +170,8 @@ func (r *Reader) cursors(s *scratch, pq *Query) []cursor {
 		ti := r.termInfo(qt.term)
 		c := &s.cs[i]
 		*c = cursor{}
-		c.init(r.bitmap(ti), r.impacts(ti), r.width == 2, int(ti.df))
+		p, _ := r.postings(ti, false) // checked by Open
+		c.init(p)
 		c.q = qt.q
 		c.ub = qt.q * uint64(ti.maxImp)
 		c.rmax = r.rmaxRow(ti)
@@ -309,13 +308,58 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 		c.reset()
 	}
 
-	score := func(b int) {
+	// Blocks in decreasing order of bound (a max-heap popped lazily),
+	// scored until the bound falls below the k-th score: a block whose
+	// bound is below it holds no top-k document.
+	heap := s.sel[:0]
+	for b, u := range ub {
+		if u > 0 {
+			heap = append(heap, b)
+		}
+	}
+	s.sel = heap
+	better := func(a, b int) bool { // heap order: larger bound, then smaller block
+		return ub[a] > ub[b] || (ub[a] == ub[b] && a < b)
+	}
+	down := func(i int) {
+		n := len(heap)
+		for {
+			l := 2*i + 1
+			if l >= n {
+				return
+			}
+			if r := l + 1; r < n && better(heap[r], heap[l]) {
+				l = r
+			}
+			if !better(heap[l], heap[i]) {
+				return
+			}
+			heap[i], heap[l] = heap[l], heap[i]
+			i = l
+		}
+	}
+	for i := len(heap)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for len(heap) > 0 {
+		b := heap[0]
+		if th, full := top.threshold(); full && ub[b] < th {
+			return
+		}
+		heap[0] = heap[len(heap)-1]
+		heap = heap[:len(heap)-1]
+		down(0)
+
 		start := uint32(b * R)
 		end := uint32(min((b+1)*R, m.NumDocs))
 		a := acc[:end-start]
 		clear(a)
 		for i := range cs {
-			cs[i].accumulate(start, end, a)
+			c := &cs[i]
+			if c.rmax != nil && r.impactAt(c.rmax, b) == 0 {
+				continue
+			}
+			c.accumulate(start, end, a)
 		}
 		th, full := top.threshold()
 		for j, v := range a {
@@ -325,76 +369,6 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 			}
 		}
 	}
-
-	// Phase 1: the most promising blocks, in doc order, to set a threshold.
-	want := 8 + 2*(top.k+R-1)/R
-	sel := s.sel[:0]
-	sel = topBlocks(ub, want, sel)
-	s.sel = sel
-	sort.Ints(sel)
-	for _, b := range sel {
-		score(b)
-	}
-	for _, b := range sel {
-		ub[b] = 0 // done
-	}
-	// Phase 2: every other block that can still hold a top-k document.
-	for i := range cs {
-		cs[i].reset()
-	}
-	for b, u := range ub {
-		if u == 0 {
-			continue
-		}
-		if th, full := top.threshold(); full && u < th {
-			continue
-		}
-		score(b)
-	}
-}
-
-// topBlocks appends to sel the indices of the n largest non-zero bounds.
-func topBlocks(ub []uint64, n int, sel []int) []int {
-	// min-heap of indices by bound
-	less := func(a, b int) bool { return ub[sel[a]] < ub[sel[b]] }
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(sel) {
-				return
-			}
-			if r := l + 1; r < len(sel) && less(r, l) {
-				l = r
-			}
-			if !less(l, i) {
-				return
-			}
-			sel[i], sel[l] = sel[l], sel[i]
-			i = l
-		}
-	}
-	for b, u := range ub {
-		if u == 0 {
-			continue
-		}
-		if len(sel) < n {
-			sel = append(sel, b)
-			for i := len(sel) - 1; i > 0; {
-				p := (i - 1) / 2
-				if !less(i, p) {
-					break
-				}
-				sel[i], sel[p] = sel[p], sel[i]
-				i = p
-			}
-			continue
-		}
-		if u > ub[sel[0]] {
-			sel[0] = b
-			down(0)
-		}
-	}
-	return sel
 }
 
 // topK keeps the k best (score, doc) pairs: higher score first, then

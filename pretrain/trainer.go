@@ -118,9 +118,13 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st.Config != cfg {
-			return nil, fmt.Errorf("pretrain: the checkpoint in %s was made with other settings (%+v); resume with the same config or remove it", stateDir, st.Config)
+		if !resumable(st.Config, cfg) {
+			return nil, fmt.Errorf("pretrain: the checkpoint in %s was made with other settings (%+v); resume with the same config (only steps, eval_every, checkpoint_every and heldout_max may change) or remove it", stateDir, st.Config)
 		}
+		if st.Config.Steps != cfg.Steps {
+			logf("resume: steps changed from %d to %d; the learning-rate schedule decays to 0 at step %d from here on", st.Config.Steps, cfg.Steps, cfg.Steps)
+		}
+		st.Config = cfg
 		resumed = true
 		logf("resuming from step %d (%s)", st.Step, stateDir)
 	} else {
@@ -271,6 +275,15 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	}
 	os.RemoveAll(o.WorkDir)
 	return res, nil
+}
+
+// resumable reports whether a run saved with settings a may continue with
+// settings b: everything that shapes the model, the data, the masking or
+// the optimizer must agree; the length of the run and how often it
+// evaluates and checkpoints may change.
+func resumable(a, b config.Pretrain) bool {
+	a.Steps, a.EvalEvery, a.CheckpointEvery, a.HeldoutMax = b.Steps, b.EvalEvery, b.CheckpointEvery, b.HeldoutMax
+	return a == b
 }
 
 // initModel loads o.Init, or builds a model from scratch with its own

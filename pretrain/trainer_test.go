@@ -92,6 +92,11 @@ func TestTrainResumeGivesTheSameCurve(t *testing.T) {
 		t.Fatalf("restart without --resume: err = %v, want a hint to pass --resume", err)
 	}
 	broken.Resume = true
+	other := broken
+	other.Config.LR *= 2
+	if _, err := Train(context.Background(), other); err == nil || !strings.Contains(err.Error(), "other settings") {
+		t.Fatalf("resume with another learning rate: err = %v", err)
+	}
 	if _, err := Train(context.Background(), broken); err != nil {
 		t.Fatal(err)
 	}

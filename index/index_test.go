@@ -436,7 +436,7 @@ func FuzzOpen(f *testing.F) {
 		if r.NumTerms() < 3 {
 			q = q[:r.NumTerms()]
 		}
-		hits := make([][]Hit, 3)
+		hits := make([][]Hit, len(Algorithms))
 		for i, alg := range Algorithms {
 			hits[i], _ = r.Search(q, 5, alg) // corrupt postings may give an error, never a panic
 		}

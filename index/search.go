@@ -23,9 +23,14 @@ const (
 	// in decreasing order of bound (each with a small dense accumulator)
 	// until the next bound is below the current k-th score.
 	BlockMax
+	// TAAT is exhaustive term-at-a-time scoring: each query term's postings
+	// are decoded chunk by chunk and added into a dense accumulator of N
+	// scores (8·N bytes of pooled scratch), then the top k are selected in
+	// one pass over it. O(Σ df + N).
+	TAAT
 )
 
-var algNames = [...]string{"exhaustive", "maxscore", "blockmax"}
+var algNames = [...]string{"exhaustive", "maxscore", "blockmax", "taat"}
 
 func (a Algorithm) String() string {
 	if a >= 0 && int(a) < len(algNames) {
@@ -34,18 +39,18 @@ func (a Algorithm) String() string {
 	return fmt.Sprintf("Algorithm(%d)", int(a))
 }
 
-// ParseAlgorithm maps "exhaustive", "maxscore" or "blockmax" to its Algorithm.
+// ParseAlgorithm maps "exhaustive", "maxscore", "blockmax" or "taat" to its Algorithm.
 func ParseAlgorithm(s string) (Algorithm, error) {
 	for i, n := range algNames {
 		if n == s {
 			return Algorithm(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown query algorithm %q (want exhaustive, maxscore or blockmax)", s)
+	return 0, fmt.Errorf("unknown query algorithm %q (want exhaustive, maxscore, blockmax or taat)", s)
 }
 
 // Algorithms lists every algorithm.
-var Algorithms = []Algorithm{Exhaustive, MaxScore, BlockMax}
+var Algorithms = []Algorithm{Exhaustive, MaxScore, BlockMax, TAAT}
 
 // Hit is one result: doc number, exact integer score (Σ q·impact) and
 // the score in weight units (Raw · Factor of the query).
@@ -126,16 +131,17 @@ func (r *Reader) SearchPrepared(pq *Query, k int, alg Algorithm) (hits []Hit, er
 	if len(pq.terms) == 0 {
 		return nil, nil
 	}
-	defer func() {
-		if p := recover(); p != nil { // only reachable on a corrupt, unvalidated file
-			hits, err = nil, fmt.Errorf("search: %v (run Validate): %w", p, ErrCorrupt)
-		}
-	}()
 	s, _ := r.pool.Get().(*scratch)
 	if s == nil {
 		s = &scratch{}
 	}
-	defer r.pool.Put(s)
+	defer func() {
+		if p := recover(); p != nil { // only reachable on a corrupt, unvalidated file
+			hits, err = nil, fmt.Errorf("search: %v (run Validate): %w", p, ErrCorrupt)
+			return // s may be dirty (TAAT accumulator): not pooled
+		}
+		r.pool.Put(s)
+	}()
 	s.top.reset(k)
 	cs := r.cursors(s, pq)
 	switch alg {
@@ -145,6 +151,8 @@ func (r *Reader) SearchPrepared(pq *Query, k int, alg Algorithm) (hits []Hit, er
 		maxScore(cs, &s.top)
 	case BlockMax:
 		r.blockMax(s, cs, &s.top)
+	case TAAT:
+		r.taat(s, cs, &s.top)
 	default:
 		return nil, fmt.Errorf("search: unknown algorithm %d", alg)
 	}
@@ -157,11 +165,12 @@ func (r *Reader) SearchPrepared(pq *Query, k int, alg Algorithm) (hits []Hit, er
 
 // scratch is per-query memory, pooled.
 type scratch struct {
-	cs  []cursor
-	ub  []uint64 // (num blocks) block upper bounds
-	acc []uint64 // (block size) scores of one block
-	sel []int
-	top topK
+	cs    []cursor
+	ub    []uint64 // (num blocks) block upper bounds
+	acc   []uint64 // (block size) scores of one block
+	dense []uint64 // (num docs) TAAT accumulator, zero between queries
+	sel   []int
+	top   topK
 }
 
 func (r *Reader) cursors(s *scratch, pq *Query) []cursor {
@@ -349,6 +358,7 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 		heap[0] = heap[len(heap)-1]
 		heap = heap[:len(heap)-1]
 		down(0)
+		dbgScored++
 
 		start := uint32(b * R)
 		end := uint32(min((b+1)*R, m.NumDocs))
@@ -367,6 +377,34 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 				top.push(start+uint32(j), v)
 				th, full = top.threshold()
 			}
+		}
+	}
+}
+
+func (r *Reader) taat(s *scratch, cs []cursor, top *topK) {
+	n := r.meta.NumDocs
+	if cap(s.dense) < n {
+		s.dense = make([]uint64, n)
+	}
+	acc := s.dense[:n] // all zero between queries
+	for i := range cs {
+		c := &cs[i]
+		q := c.q
+		for c.doc != endDoc {
+			for j, d := range c.docs[:c.n] {
+				acc[d] += q * uint64(c.imps[j])
+			}
+			c.load(c.c + 1)
+		}
+	}
+	th, full := top.threshold()
+	for d, v := range acc {
+		if v > 0 {
+			if !full || v >= th {
+				top.push(uint32(d), v)
+				th, full = top.threshold()
+			}
+			acc[d] = 0
 		}
 	}
 }
@@ -445,3 +483,5 @@ func (t *topK) sorted() []Hit {
 	})
 	return out
 }
+
+var dbgScored int // blocks scored by the last BlockMax query (tests)

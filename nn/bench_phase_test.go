@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"testing"
@@ -44,3 +45,29 @@ func TestPhaseBreakdown(t *testing.T) {
 		fmt.Printf("%s: encode %.3fs (%.1f GF) head %.3fs pool %.3fs (%.1f GF)\n", s.name, te[1], fe/te[1]/1e9, th[1], tp[1], fp/tp[1]/1e9)
 	}
 }
+
+// BenchmarkSpladeTiling compares tile shapes and worker counts of the
+// pooling forward (workers=1 keeps OpenBLAS multi-threaded).
+func BenchmarkSpladeTiling(b *testing.B) {
+	const B, T, V = 8, 256, 30522
+	for _, C := range []int{256, 768} {
+		rng := newBenchRNG()
+		lens := make([]int, B)
+		for i := range lens {
+			lens[i] = T
+		}
+		z, mask, emb, bias := spladeCase(rng, B, T, C, V, lens, false)
+		out := make([]float32, B*V)
+		arg := make([]int32, B*V)
+		for _, tl := range []spladeTiling{{256, 512, 2}, {128, 1024, 2}, {512, 256, 2}, {256, 1024, 2}, {512, 512, 2}, {1024, 1024, 1}, {2048, 4096, 1}} {
+			b.Run(fmt.Sprintf("hidden=%d/rows=%d/cols=%d/workers=%d", C, tl.rows, tl.cols, tl.workers), func(b *testing.B) {
+				for b.Loop() {
+					spladePool(z, mask, emb, bias, B, T, C, V, out, arg, tl)
+				}
+				b.ReportMetric(2*float64(B*T*C*V)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+			})
+		}
+	}
+}
+
+func newBenchRNG() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }

@@ -55,6 +55,14 @@ const (
 // max pass overlaps the other's GEMM. Do not call Sgemm from other goroutines
 // of the same process meanwhile: the OpenBLAS thread count is global.
 func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
+	spladePool(z, mask, emb, bias, B, T, C, V, out, argmax, spladeTiling{spladeRows, spladeCols, headWorkers()})
+}
+
+// spladeTiling is SpladePoolForward's tile shape and worker count (a
+// parameter so that benchmarks can compare others).
+type spladeTiling struct{ rows, cols, workers int }
+
+func spladePool(z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32, tl spladeTiling) {
 	checkSplade(z, emb, bias, B, T, C, V, out, argmax)
 	if len(mask) < B*T {
 		panic(fmt.Sprintf("splade: len(mask)=%d < B·T=%d", len(mask), B*T))
@@ -89,20 +97,20 @@ func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float
 				copy(rows[i*C:(i+1)*C], z[src:src+C])
 			}
 		}
-		nblocks := (V + spladeCols - 1) / spladeCols
+		nblocks := (V + tl.cols - 1) / tl.cols
 		work := func(w, nw int) {
-			tile := make([]float32, spladeRows*spladeCols) // (R, n) logits
-			for r0 := 0; r0 < nr; r0 += spladeRows {
-				r1 := min(r0+spladeRows, nr)
+			tile := make([]float32, tl.rows*tl.cols) // (R, n) logits
+			for r0 := 0; r0 < nr; r0 += tl.rows {
+				r1 := min(r0+tl.rows, nr)
 				for bi := w; bi < nblocks; bi += nw {
-					v0 := bi * spladeCols
-					n := min(spladeCols, V-v0)
+					v0 := bi * tl.cols
+					n := min(tl.cols, V-v0)
 					Sgemm(false, true, r1-r0, n, C, 1, rows[r0*C:], C, emb[v0*C:], C, 0, tile, n)
 					foldMaxRows(out[v0:], argmax[v0:], V, tile, n, seg[r0:r1], tpos[r0:r1], n)
 				}
 			}
 		}
-		if nblocks >= 2 && headWorkers() >= 2 {
+		if nblocks >= 2 && tl.workers >= 2 {
 			restore := singleThreadBLAS()
 			var wg sync.WaitGroup
 			wg.Go(func() { work(1, 2) })

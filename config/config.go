@@ -42,6 +42,7 @@ type Config struct {
 	Model Model `mapstructure:"model"`
 
 	Pretrain Pretrain `mapstructure:"pretrain"`
+	Adapt    Adapt    `mapstructure:"adapt"`
 	Splade   Splade   `mapstructure:"splade"`
 }
 
@@ -60,7 +61,7 @@ type Index struct {
 	QuantBits int `mapstructure:"quant_bits"`
 	// BlockSize is the number of postings per block-max entry.
 	BlockSize int `mapstructure:"block_size"`
-	// Algorithm is the default top-k method: exhaustive, maxscore or blockmax.
+	// Algorithm is the default top-k method: exhaustive, maxscore, blockmax or taat.
 	Algorithm string `mapstructure:"algorithm"`
 	// Depth is the number of hits retrieved per query.
 	Depth int `mapstructure:"depth"`
@@ -177,6 +178,32 @@ type Splade struct {
 	ShardSize       int `mapstructure:"shard_size"`
 }
 
+// Adapt configures the adaptation pipeline ("spladapt adapt").
+type Adapt struct {
+	// Source are the source-domain BEIR collections: their corpora are the
+	// source MLM corpus, their SourceSplit qrels the SPLADE training data.
+	Source      []string `mapstructure:"source"`
+	SourceSplit string   `mapstructure:"source_split"`
+	// Dev are BEIR collections for SPLADE model selection (DevSplit qrels).
+	Dev      []string `mapstructure:"dev"`
+	DevSplit string   `mapstructure:"dev_split"`
+	// Targets are the target collections (--target adds to them);
+	// TargetSplit is the qrels split evaluated when a target has one.
+	Targets     []string `mapstructure:"targets"`
+	TargetSplit string   `mapstructure:"target_split"`
+	// Base is the starting checkpoint; empty trains one from scratch on
+	// the source corpora with the pretrain.* settings.
+	Base string `mapstructure:"base"`
+	// SourceMLMSteps and TargetMLMSteps are the MLM steps of P_domain on
+	// the source (skipped for a base trained on the source) and on each
+	// target.
+	SourceMLMSteps int `mapstructure:"source_mlm_steps"`
+	TargetMLMSteps int `mapstructure:"target_mlm_steps"`
+	// FullBaseline adds the baseline of full continued pretraining on the
+	// target followed by SPLADE fine-tuning of the whole model.
+	FullBaseline bool `mapstructure:"full_baseline"`
+}
+
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
@@ -195,6 +222,8 @@ func Default() Config {
 			WarmupSteps: 500, WeightDecay: 0.01, MaxGradNorm: 1.0, MaskProb: 0.15, WholeWord: false,
 			HeldoutEvery: 100, HeldoutMax: 512, EvalEvery: 500, CheckpointEvery: 500,
 			TrainParams: "all", DomainLayers: 2, Seed: 1},
+		Adapt: Adapt{Source: []string{}, SourceSplit: "train", Dev: []string{}, DevSplit: "dev", Targets: []string{},
+			TargetSplit: "test", Base: "", SourceMLMSteps: 1000, TargetMLMSteps: 1000, FullBaseline: false},
 		Splade: Splade{LambdaD: 0.008, LambdaQ: 0.01, QueryReg: "flops", LambdaWarmupSteps: 2000,
 			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
@@ -233,9 +262,9 @@ func (c *Config) Validate() error {
 		bad("index.block_size", "must be at least 1, got %d", c.Index.BlockSize)
 	}
 	switch c.Index.Algorithm {
-	case "exhaustive", "maxscore", "blockmax":
+	case "exhaustive", "maxscore", "blockmax", "taat":
 	default:
-		bad("index.algorithm", "must be exhaustive, maxscore or blockmax, got %q", c.Index.Algorithm)
+		bad("index.algorithm", "must be exhaustive, maxscore, blockmax or taat, got %q", c.Index.Algorithm)
 	}
 	if c.Index.Depth < 1 {
 		bad("index.depth", "must be at least 1, got %d", c.Index.Depth)
@@ -291,6 +320,12 @@ func (c *Config) Validate() error {
 	case "domain", "task", "all":
 	default:
 		bad("pretrain.train_params", "must be domain, task or all, got %q", p.TrainParams)
+	}
+	if c.Adapt.SourceMLMSteps < 0 {
+		bad("adapt.source_mlm_steps", "must be >= 0, got %d", c.Adapt.SourceMLMSteps)
+	}
+	if c.Adapt.TargetMLMSteps < 1 {
+		bad("adapt.target_mlm_steps", "must be at least 1, got %d", c.Adapt.TargetMLMSteps)
 	}
 	if p.DomainLayers < 0 {
 		bad("pretrain.domain_layers", "must be >= 0, got %d", p.DomainLayers)

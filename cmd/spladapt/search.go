@@ -15,10 +15,16 @@ import (
 
 func init() { register(newSearchCmd) }
 
-// queryEncoderFor returns the text-query encoder of an index. Without a
-// model, text is a bag of vocabulary tokens ("tok" or "tok:weight"); a
-// SPLADE model's encoder plugs in here.
+// queryEncoderFor returns the text-query encoder of an index. A BM25
+// index (index build-bm25) analyses the text as its documents were;
+// otherwise, without a model, text is a bag of vocabulary tokens ("tok" or
+// "tok:weight"); a SPLADE model's encoder plugs in here.
 func queryEncoderFor(r *index.Reader) index.QueryEncoder {
+	if index.IsBM25(r) {
+		if e, err := index.NewBM25Encoder(r); err == nil {
+			return e
+		}
+	}
 	return index.TokenEncoder{Resolve: index.ReaderResolver(r)}
 }
 
@@ -30,8 +36,9 @@ func newSearchCmd(a *app) *cobra.Command {
 		Long: `Search an index and write a TREC run ("qid Q0 docid rank score tag").
 --query-vectors: JSONL lines {"id": "...", "vector": {"<term id or token>": w}}.
 --queries: text queries (BEIR queries.jsonl, TREC topics or TSV) encoded as
-bags of vocabulary tokens (the index needs a vocabulary), or with --model by
-that SPLADE checkpoint (refused unless its vocabulary is the index's).`,
+bags of vocabulary tokens (the index needs a vocabulary), as analysed BM25
+terms for an index from "index build-bm25", or with --model by that SPLADE
+checkpoint (refused unless its vocabulary is the index's).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.bind(cmd.Flags(), "k", "index.depth")
@@ -117,6 +124,6 @@ that SPLADE checkpoint (refused unless its vocabulary is the index's).`,
 	f.StringVar(&model, "model", "", "SPLADE checkpoint that encodes the --queries texts")
 	f.StringVar(&tag, "tag", "spladapt", "run tag (last column)")
 	f.IntP("k", "k", 0, "hits per query (default: config index.depth)")
-	f.String("algorithm", "", "exhaustive, maxscore or blockmax (default: config index.algorithm)")
+	f.String("algorithm", "", "exhaustive, maxscore, blockmax or taat (default: config index.algorithm)")
 	return cmd
 }

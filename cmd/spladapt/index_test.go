@@ -1,0 +1,68 @@
+package main
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spladapt/spladapt/corpora"
+)
+
+// TestIndexBuildBM25Search: "index build-bm25" then "search --queries"
+// retrieves, for every query, the documents "bm25 search" retrieves, in
+// the same order (the tiny collection has no tied scores).
+func TestIndexBuildBM25Search(t *testing.T) {
+	tiny := filepath.Join("..", "..", "bm25", "testdata", "tiny")
+	dir := t.TempDir()
+	idx := filepath.Join(dir, "engine")
+	out, _, err := bm25CLI(t, nil, "index", "build-bm25", "--corpus", tiny, "--out", idx, "--k1", "1.2", "--b", "0.75")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "indexed 4 documents (0 skipped)") || !strings.Contains(out, "k1 1.2 b 0.75") {
+		t.Errorf("build-bm25 output %q", out)
+	}
+	ours := filepath.Join(dir, "ours.trec")
+	for _, alg := range []string{"exhaustive", "maxscore", "blockmax", "taat"} {
+		if _, _, err := bm25CLI(t, nil, "search", "--index", idx, "--queries", tiny, "--run", ours, "-k", "10", "--algorithm", alg); err != nil {
+			t.Fatal(err)
+		}
+		bidx := filepath.Join(dir, "bleve")
+		if _, _, err := bm25CLI(t, nil, "bm25", "index", "--corpus", tiny, "--out", bidx); err != nil {
+			t.Fatal(err)
+		}
+		ref := filepath.Join(dir, "ref.trec")
+		if _, _, err := bm25CLI(t, nil, "bm25", "search", "--index", bidx, "--queries", tiny, "--run", ref, "-k", "10", "--k1", "1.2", "--b", "0.75"); err != nil {
+			t.Fatal(err)
+		}
+		a, err := corpora.ReadRun(ours)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := corpora.ReadRun(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs := func(hs []corpora.Hit) []string {
+			var out []string
+			for _, h := range hs {
+				out = append(out, h.DocID)
+			}
+			return out
+		}
+		if len(b) == 0 {
+			t.Fatal("reference run is empty")
+		}
+		for qid, hs := range b {
+			if !slices.Equal(docs(a[qid]), docs(hs)) {
+				t.Errorf("%s: query %s: engine %v, bm25 %v", alg, qid, docs(a[qid]), docs(hs))
+			}
+		}
+		for qid := range a {
+			if b[qid] == nil {
+				t.Errorf("%s: query %s retrieved by the engine only", alg, qid)
+			}
+		}
+	}
+}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/index/serve"
-	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/splade"
 	"github.com/spladapt/spladapt/tokenize"

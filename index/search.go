@@ -276,10 +276,11 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 	}
 	ub := s.ub[:nb]
 	clear(ub)
-	if cap(s.acc) < R {
-		s.acc = make([]uint64, R)
+	W := min(R, m.NumDocs) // widest block (block_size may exceed N)
+	if cap(s.acc) < W {
+		s.acc = make([]uint64, W)
 	}
-	acc := s.acc[:R]
+	acc := s.acc[:W]
 
 	// Block upper bounds: rows of RMAX for dense terms, a pass over the
 	// postings for sparse ones.

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/internal/atomicfile"
 )
 
@@ -206,3 +207,27 @@ func writeJSONL(path string, n int, rec func(i int) any) error {
 }
 
 func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }
+
+// DemoConfig returns the settings of "spladapt demo": cfg with a tiny
+// BERT (2 layers, hidden 64) and short runs, source and target set to the
+// two demo collections, and the full continued-pretraining baseline on.
+// cache_dir, threads and progress are kept from cfg.
+func DemoConfig(cfg config.Config, source, target string) config.Config {
+	d := config.Default()
+	d.CacheDir, d.Threads, d.Progress, d.SkipInvalid = cfg.CacheDir, cfg.Threads, cfg.Progress, cfg.SkipInvalid
+	p := &d.Pretrain
+	p.Layers, p.Hidden, p.Heads, p.FF, p.MaxPositions = 2, 64, 2, 256, 128
+	p.VocabSize, p.SeqLen, p.BatchSize = 2000, 64, 32
+	p.Steps, p.LR, p.WarmupSteps = 400, 2e-3, 40
+	p.EvalEvery, p.CheckpointEvery, p.HeldoutEvery, p.HeldoutMax = 100, 100, 20, 0
+	s := &d.Splade
+	s.Steps, s.BatchSize, s.LR, s.WarmupSteps = 300, 32, 1e-3, 30
+	s.LambdaD, s.LambdaQ, s.LambdaWarmupSteps = 1e-3, 1e-3, 100
+	s.EvalEvery, s.CheckpointEvery, s.MineNegatives, s.MineDepth = 100, 100, 4, 30
+	d.Model.MaxLength, d.Model.QueryMaxLength = 64, 16
+	d.Adapt.Source, d.Adapt.Dev = []string{source}, []string{source}
+	d.Adapt.Targets = []string{target}
+	d.Adapt.TargetMLMSteps = 200
+	d.Adapt.FullBaseline = true
+	return d
+}

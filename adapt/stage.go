@@ -181,13 +181,17 @@ func stageKey(s Stage) (key string, cfg json.RawMessage, inputs map[string]strin
 }
 
 // Fingerprint identifies the content of a file or directory. A directory
-// that is a finished stage is identified by its meta.json key (so a stage
-// depends on what built its input, not on re-reading it); other files by
+// that is a finished stage, or directly inside one, is identified by the
+// stage's meta.json key (so a stage depends on what built its input, not on
+// re-reading it); other files by
 // their relative path, size and modification time, which a changed corpus
 // changes. Hidden entries (".name") are ignored.
 func Fingerprint(path string) (string, error) {
 	if m, err := ReadMeta(path); err == nil {
 		return "stage:" + m.Key, nil
+	}
+	if m, err := ReadMeta(filepath.Dir(path)); err == nil { // a stage's model/ or index/
+		return "stage:" + m.Key + "/" + filepath.Base(path), nil
 	}
 	h := sha256.New()
 	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {

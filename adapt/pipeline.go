@@ -1,0 +1,623 @@
+package adapt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spladapt/spladapt/bm25"
+	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/eval"
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/pretrain"
+	"github.com/spladapt/spladapt/splade"
+)
+
+// Plan is what one adapt run does: the settings and the targets. It is
+// saved as RUNDIR/plan.json so that "spladapt adapt status" can rebuild the
+// stage list.
+type Plan struct {
+	Config  config.Config `json:"config"`
+	Targets []string      `json:"targets"`
+}
+
+// System names in runs and reports.
+const (
+	SysBM25     = "bm25"
+	SysZeroShot = "zero-shot"
+	SysAdapted  = "adapted"
+	SysFull     = "full-mlm"
+)
+
+// Pipeline runs a Plan in a run directory.
+type Pipeline struct {
+	Plan   Plan
+	Runner *Runner
+	Log    io.Writer
+	// CorpusOpts is how corpora treat bad records.
+	CorpusOpts corpora.Options
+}
+
+// TargetResult is what the pipeline produced for one target.
+type TargetResult struct {
+	Target     string                        `json:"target"`
+	Name       string                        `json:"name"`
+	Index      map[string]string             `json:"index"`     // system → index directory
+	Evaluated  bool                          `json:"evaluated"` // false: no queries/qrels, stopped at the index
+	Report     string                        `json:"report"`    // comparison report directory
+	Means      map[string]map[string]float64 `json:"means"`     // system → measure → mean
+	Deltas     map[string]eval.Delta         `json:"-"`
+	Comparison *eval.Comparison              `json:"-"`
+	Perplexity map[string]float64            `json:"perplexity"` // model → held-out perplexity on the target
+}
+
+// Result of a whole run.
+type Result struct {
+	RunDir  string          `json:"run_dir"`
+	Targets []*TargetResult `json:"targets"`
+	Summary string          `json:"summary"` // summary directory
+}
+
+func (p *Pipeline) logf(format string, args ...any) {
+	if p.Log != nil {
+		fmt.Fprintf(p.Log, format+"\n", args...)
+	}
+}
+
+// targetName is a stage-safe name for a target directory.
+func targetName(dir string) string {
+	n := filepath.Base(filepath.Clean(dir))
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, n)
+}
+
+// Stages lists every stage of the plan in order (for status and for Run).
+func (p *Pipeline) Stages() []Stage {
+	var ss []Stage
+	ss = append(ss, p.baseStage(), p.sourceMLMStage(), p.spladeSourceStage())
+	for _, t := range p.Plan.Targets {
+		ss = append(ss, p.targetStages(t)...)
+	}
+	ss = append(ss, p.summaryStage())
+	return ss
+}
+
+// Run executes the plan: shared source stages, then each target's stages,
+// then the summary over targets.
+func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
+	if err := os.MkdirAll(p.Runner.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	b, _ := json.MarshalIndent(p.Plan, "", "  ")
+	if err := atomicfile.WriteFile(filepath.Join(p.Runner.Dir, "plan.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	for _, s := range p.Stages() {
+		if _, err := p.Runner.Run(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{RunDir: p.Runner.Dir, Summary: p.Runner.Path("summary")}
+	for _, t := range p.Plan.Targets {
+		tr, err := p.readTarget(t)
+		if err != nil {
+			return nil, err
+		}
+		res.Targets = append(res.Targets, tr)
+	}
+	return res, nil
+}
+
+func (p *Pipeline) cfg() config.Config { return p.Plan.Config }
+
+// model is the checkpoint a model stage leaves in its directory.
+func (p *Pipeline) model(stage string) string { return filepath.Join(p.Runner.Path(stage), "model") }
+
+// index is the index an encoding stage leaves in its directory.
+func (p *Pipeline) index(stage string) string { return filepath.Join(p.Runner.Path(stage), "index") }
+
+// --- source stages -----------------------------------------------------
+
+// baseStage is the starting checkpoint: adapt.base as given, or a model
+// trained from scratch (MLM, all parameters) on the source corpora.
+func (p *Pipeline) baseStage() Stage {
+	c := p.cfg()
+	if c.Adapt.Base != "" {
+		return Stage{Name: "base", Config: map[string]any{"base": c.Adapt.Base}, Inputs: []string{c.Adapt.Base},
+			Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+				return copyDir(c.Adapt.Base, filepath.Join(out, "model"))
+			}}
+	}
+	pc := c.Pretrain
+	pc.TrainParams = "all"
+	return Stage{Name: "base", Config: map[string]any{"from_scratch": pc, "source": c.Adapt.Source}, Inputs: c.Adapt.Source,
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: c.Adapt.Source, FromScratch: true,
+				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
+				CacheDir: filepath.Join(c.Cache(), "tokens"), Config: pc, Progress: c.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
+			if err != nil {
+				return err
+			}
+			notes["pretrain"] = res
+			return moveDir(filepath.Join(work, "model"), filepath.Join(out, "model"))
+		}}
+}
+
+// mlmStage continues MLM of init on corpora, training trainParams for steps.
+func (p *Pipeline) mlmStage(name, init string, corpora []string, trainParams string, steps int) Stage {
+	c := p.cfg()
+	pc := c.Pretrain
+	pc.TrainParams, pc.Steps = trainParams, steps
+	pc.WarmupSteps = min(pc.WarmupSteps, steps/10)
+	return Stage{Name: name, Config: map[string]any{"pretrain": pc, "corpora": corpora}, Inputs: append([]string{init}, corpora...),
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: corpora, Init: init,
+				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
+				CacheDir: filepath.Join(c.Cache(), "tokens"), Config: pc, Progress: c.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
+			if err != nil {
+				return err
+			}
+			notes["pretrain"] = res
+			return moveDir(filepath.Join(work, "model"), filepath.Join(out, "model"))
+		}}
+}
+
+// sourceMLMStage is step (1) of the method: MLM of P_domain on the source
+// corpus, P_task frozen. A base trained from scratch on the source corpora
+// already is P_domain(source): the stage then passes it through.
+func (p *Pipeline) sourceMLMStage() Stage {
+	c := p.cfg()
+	base := p.model("base")
+	if c.Adapt.Base == "" || c.Adapt.SourceMLMSteps == 0 {
+		return Stage{Name: "source-mlm", Config: map[string]any{"pass_through": true}, Inputs: []string{base},
+			Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+				notes["pass_through"] = "base trained on the source corpora (or adapt.source_mlm_steps = 0)"
+				return copyDir(base, filepath.Join(out, "model"))
+			}}
+	}
+	return p.mlmStage("source-mlm", base, c.Adapt.Source, "domain", c.Adapt.SourceMLMSteps)
+}
+
+// spladeStage fine-tunes init into SPLADE on the source training data,
+// training trainParams.
+func (p *Pipeline) spladeStage(name, init, trainParams string) Stage {
+	c := p.cfg()
+	sc := c
+	sc.Splade.TrainParams = trainParams
+	sc.Splade.DomainLayers = c.Pretrain.DomainLayers
+	key := map[string]any{"splade": sc.Splade, "model": sc.Model, "bm25": sc.BM25, "source": c.Adapt.Source,
+		"split": c.Adapt.SourceSplit, "dev": c.Adapt.Dev, "dev_split": c.Adapt.DevSplit}
+	return Stage{Name: name, Config: key, Inputs: append(append([]string{init}, c.Adapt.Source...), c.Adapt.Dev...),
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			meta, err := splade.TrainJob{Init: init, Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"),
+				Resume: true, Train: c.Adapt.Source, Split: c.Adapt.SourceSplit, Dev: c.Adapt.Dev, DevSplit: c.Adapt.DevSplit,
+				Config: sc, CorpusOpts: p.CorpusOpts, Log: p.Log, Progress: c.Progress}.Run(ctx)
+			if err != nil {
+				return err
+			}
+			notes["splade"] = meta
+			return moveDir(filepath.Join(work, "model"), filepath.Join(out, "model"))
+		}}
+}
+
+// spladeSourceStage is step (3): SPLADE fine-tuning of P_task on the
+// source data with P_domain(source) frozen. Its model is the zero-shot
+// model P_domain(source) + P_task.
+func (p *Pipeline) spladeSourceStage() Stage {
+	return p.spladeStage("splade-source", p.model("source-mlm"), "task")
+}
+
+// --- per-target stages -------------------------------------------------
+
+func (p *Pipeline) targetStages(target string) []Stage {
+	c := p.cfg()
+	n := targetName(target)
+	zeroShot := p.model("splade-source")
+	var ss []Stage
+	// (2) MLM of P_domain on the target, P_task frozen.
+	ss = append(ss, p.mlmStage("target-mlm-"+n, p.model("source-mlm"), []string{target}, "domain", c.Adapt.TargetMLMSteps))
+	// (4) adapted = P_domain(target) + P_task.
+	tm := p.model("target-mlm-" + n)
+	ss = append(ss, Stage{Name: "adapted-" + n, Config: map[string]any{"k": c.Pretrain.DomainLayers},
+		Inputs: []string{p.Runner.Path("target-mlm-" + n), p.Runner.Path("splade-source")},
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			return pretrain.Swap(tm, zeroShot, filepath.Join(out, "model"), c.Pretrain.DomainLayers)
+		}})
+	models := map[string]string{SysZeroShot: zeroShot, SysAdapted: p.model("adapted-" + n)}
+	if c.Adapt.FullBaseline {
+		// The "MLM" baseline: continued pretraining of the whole encoder
+		// on the target, then SPLADE fine-tuning of everything on the source.
+		ss = append(ss, p.mlmStage("full-mlm-"+n, p.model("base"), []string{target}, "all", c.Adapt.TargetMLMSteps))
+		ss = append(ss, p.spladeStage("splade-full-"+n, p.model("full-mlm-"+n), "all"))
+		models[SysFull] = p.model("splade-full-" + n)
+	}
+	for _, sys := range slices.Sorted(mapKeys(models)) {
+		ss = append(ss, p.encodeStage("index-"+sys+"-"+n, models[sys], target))
+	}
+	ss = append(ss, p.bm25Stage(target))
+	ss = append(ss, p.evalStage(target, models))
+	return ss
+}
+
+// encodeStage encodes target's corpus with model into an index.
+func (p *Pipeline) encodeStage(name, model, target string) Stage {
+	c := p.cfg()
+	key := map[string]any{"max_length": c.Model.MaxLength, "top_n": c.Splade.TopN, "quant_bits": c.Index.QuantBits,
+		"block_size": c.Index.BlockSize, "shard": c.Splade.ShardSize}
+	return Stage{Name: name, Config: key, Inputs: []string{model, target},
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			enc, err := splade.LoadEncoder(model, c.Model.MaxLength, c.Model.QueryMaxLength, c.Splade.TopN)
+			if err != nil {
+				return err
+			}
+			idx := filepath.Join(work, "index")
+			st, err := splade.EncodeCorpus(ctx, enc, target, idx, splade.EncodeCorpusOptions{
+				WorkDir: filepath.Join(work, "shards"), ShardSize: c.Splade.ShardSize,
+				Index:       index.Options{QuantBits: c.Index.QuantBits, BlockSize: c.Index.BlockSize},
+				Fingerprint: splade.Fingerprint(enc, model), Corpus: p.CorpusOpts})
+			if err != nil {
+				return err
+			}
+			notes["encode"] = st
+			p.logf("%s: %d documents, %.0f docs/s, %.1f non-zeros per document, index %d bytes", name, st.Docs, st.DocsPerSec, st.MeanNNZ, st.IndexBytes)
+			return moveDir(idx, filepath.Join(out, "index"))
+		}}
+}
+
+func (p *Pipeline) bm25Stage(target string) Stage {
+	c := p.cfg()
+	return Stage{Name: "bm25-" + targetName(target), Config: map[string]any{"k1": c.BM25.K1, "b": c.BM25.B}, Inputs: []string{target},
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			m, err := bm25.BuildCorpus(filepath.Join(work, "bm25"), target, p.CorpusOpts, nil)
+			if err != nil {
+				return err
+			}
+			notes["docs"] = m
+			return moveDir(filepath.Join(work, "bm25"), filepath.Join(out, "bm25"))
+		}}
+}
+
+// hasQrels reports whether target is a BEIR directory with queries and the
+// target split's judgments.
+func (p *Pipeline) hasQrels(target string) bool {
+	b := corpora.BEIR{Dir: target}
+	if !corpora.IsBEIR(target) || !b.HasQrels(p.cfg().Adapt.TargetSplit) {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(target, "queries.jsonl"))
+	return err == nil
+}
+
+// evalStage searches every index with the target's queries, evaluates,
+// and writes the comparison report (baseline: zero-shot). For a target
+// without queries and qrels it records that the pipeline stopped at the
+// indexes.
+func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
+	c := p.cfg()
+	n := targetName(target)
+	inputs := []string{p.Runner.Path("bm25-" + n)}
+	for sys := range models {
+		inputs = append(inputs, p.Runner.Path("index-"+sys+"-"+n), filepath.Dir(models[sys]))
+	}
+	slices.Sort(inputs)
+	key := map[string]any{"measures": c.Eval.Measures, "depth": c.Index.Depth, "split": c.Adapt.TargetSplit,
+		"algorithm": c.Index.Algorithm, "k1": c.BM25.K1, "b": c.BM25.B}
+	return Stage{Name: "eval-" + n, Config: key, Inputs: append(inputs, target),
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			if !p.hasQrels(target) {
+				notes["evaluated"] = false
+				p.logf("%s has no queries.jsonl and qrels/%s.tsv: the pipeline stops at the adapted index (%s)",
+					target, c.Adapt.TargetSplit, p.index("index-"+SysAdapted+"-"+n))
+				return nil
+			}
+			b := corpora.BEIR{Dir: target}
+			qrels, err := b.Qrels(c.Adapt.TargetSplit)
+			if err != nil {
+				return err
+			}
+			all, err := b.Queries(p.CorpusOpts)
+			if err != nil {
+				return err
+			}
+			var queries []corpora.Query
+			for _, q := range all {
+				if _, ok := qrels[q.ID]; ok {
+					queries = append(queries, q)
+				}
+			}
+			runs := map[string]corpora.Run{}
+			bx, err := bm25.Open(filepath.Join(p.Runner.Path("bm25-"+n), "bm25"))
+			if err != nil {
+				return err
+			}
+			runs[SysBM25], err = bx.SearchAll(queries, bm25.SearchOptions{K: c.Index.Depth, Params: bm25.Params{K1: c.BM25.K1, B: c.BM25.B}, Workers: c.NumThreads()})
+			bx.Close()
+			if err != nil {
+				return err
+			}
+			alg, err := index.ParseAlgorithm(c.Index.Algorithm)
+			if err != nil {
+				return err
+			}
+			for sys, model := range models {
+				run, err := searchText(model, p.index("index-"+sys+"-"+n), queries, c, alg)
+				if err != nil {
+					return fmt.Errorf("%s: %w", sys, err)
+				}
+				runs[sys] = run
+			}
+			for sys, run := range runs {
+				err := atomicfile.Write(filepath.Join(out, "runs", sys+".trec"), 0o644, func(w io.Writer) error {
+					return corpora.WriteRun(w, run, "spladapt-"+sys)
+				})
+				if err != nil {
+					return err
+				}
+			}
+			ms, err := eval.ParseMeasures(c.Eval.Measures...)
+			if err != nil {
+				return err
+			}
+			var others []eval.NamedRun
+			for _, sys := range []string{SysAdapted, SysFull, SysBM25} {
+				if run, ok := runs[sys]; ok {
+					others = append(others, eval.NamedRun{Name: sys, Run: run})
+				}
+			}
+			cmp, err := eval.Compare(qrels, eval.NamedRun{Name: SysZeroShot, Run: runs[SysZeroShot]}, others, ms,
+				eval.Options{AllQueries: true, RelThreshold: 1})
+			if err != nil {
+				return err
+			}
+			cmp.Title = fmt.Sprintf("%s (%s split): adapted vs zero-shot", n, c.Adapt.TargetSplit)
+			if err := cmp.WriteDir(filepath.Join(out, "report")); err != nil {
+				return err
+			}
+			notes["evaluated"] = true
+			notes["queries"] = len(queries)
+			// Held-out perplexity on the target before and after MLM on it.
+			ppl := map[string]float64{}
+			for label, dir := range map[string]string{"source-mlm": p.model("source-mlm"), "target-mlm": p.model("target-mlm-" + n)} {
+				_, pp, _, err := pretrain.EvalCorpus(ctx, dir, []string{target}, c.Pretrain, filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
+				if err != nil {
+					return err
+				}
+				ppl[label] = pp
+			}
+			if c.Adapt.FullBaseline {
+				_, pp, _, err := pretrain.EvalCorpus(ctx, p.model("full-mlm-"+n), []string{target}, c.Pretrain, filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
+				if err != nil {
+					return err
+				}
+				ppl["full-mlm"] = pp
+			}
+			notes["perplexity"] = ppl
+			return nil
+		}}
+}
+
+// searchText encodes queries with the model and searches the index.
+func searchText(model, idxDir string, queries []corpora.Query, c config.Config, alg index.Algorithm) (corpora.Run, error) {
+	enc, err := splade.LoadEncoder(model, c.Model.MaxLength, c.Model.QueryMaxLength, c.Splade.TopN)
+	if err != nil {
+		return nil, err
+	}
+	r, err := index.Open(idxDir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if err := splade.CheckIndex(enc, r); err != nil {
+		return nil, err
+	}
+	texts := make([]string, len(queries))
+	for i, q := range queries {
+		texts[i] = q.Text
+	}
+	vecs, err := enc.EncodeQueries(texts)
+	if err != nil {
+		return nil, err
+	}
+	run := corpora.Run{}
+	for i, q := range queries {
+		hits, err := r.Search(vecs[i], c.Index.Depth, alg)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: %w", q.ID, err)
+		}
+		hs := make([]corpora.Hit, len(hits))
+		for j, h := range hits {
+			hs[j] = corpora.Hit{DocID: r.DocID(h.Doc), Score: h.Score, Rank: j + 1}
+		}
+		run[q.ID] = hs
+	}
+	return run, nil
+}
+
+// --- summary -----------------------------------------------------------
+
+func (p *Pipeline) summaryStage() Stage {
+	var inputs []string
+	for _, t := range p.Plan.Targets {
+		inputs = append(inputs, p.Runner.Path("eval-"+targetName(t)))
+	}
+	return Stage{Name: "summary", Config: map[string]any{"targets": p.Plan.Targets}, Inputs: inputs,
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			var trs []*TargetResult
+			for _, t := range p.Plan.Targets {
+				tr, err := p.readTarget(t)
+				if err != nil {
+					return err
+				}
+				trs = append(trs, tr)
+			}
+			times := p.stageTimes()
+			return writeSummary(out, trs, p.cfg(), times)
+		}}
+}
+
+// stageTimes reads each finished stage's wall time.
+func (p *Pipeline) stageTimes() []StageTime {
+	var out []StageTime
+	for _, s := range p.Stages() {
+		if s.Name == "summary" {
+			continue
+		}
+		if m, err := ReadMeta(p.Runner.Path(s.Name)); err == nil {
+			out = append(out, StageTime{Stage: s.Name, Seconds: m.Seconds})
+		}
+	}
+	return out
+}
+
+// StageTime is one stage's wall-clock time.
+type StageTime struct {
+	Stage   string  `json:"stage"`
+	Seconds float64 `json:"seconds"`
+}
+
+// readTarget collects a target's results from its finished stages.
+func (p *Pipeline) readTarget(target string) (*TargetResult, error) {
+	n := targetName(target)
+	tr := &TargetResult{Target: target, Name: n, Index: map[string]string{}}
+	for _, sys := range []string{SysZeroShot, SysAdapted, SysFull} {
+		d := p.index("index-" + sys + "-" + n)
+		if _, err := os.Stat(d); err == nil {
+			tr.Index[sys] = d
+		}
+	}
+	evalDir := p.Runner.Path("eval-" + n)
+	m, err := ReadMeta(evalDir)
+	if err != nil {
+		return nil, err
+	}
+	if ev, _ := m.Notes["evaluated"].(bool); !ev {
+		return tr, nil
+	}
+	tr.Evaluated = true
+	tr.Report = filepath.Join(evalDir, "report")
+	b, err := os.ReadFile(filepath.Join(tr.Report, "report.json"))
+	if err != nil {
+		return nil, err
+	}
+	var cmp eval.Comparison
+	if err := json.Unmarshal(b, &cmp); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(tr.Report, "report.json"), err)
+	}
+	tr.Comparison = &cmp
+	tr.Means = map[string]map[string]float64{}
+	for _, mc := range cmp.Measures {
+		for i, run := range cmp.Runs {
+			if tr.Means[run] == nil {
+				tr.Means[run] = map[string]float64{}
+			}
+			tr.Means[run][mc.Measure] = mc.Means[i]
+		}
+	}
+	if pp, ok := m.Notes["perplexity"].(map[string]any); ok {
+		tr.Perplexity = map[string]float64{}
+		for k, v := range pp {
+			if f, ok := v.(float64); ok {
+				tr.Perplexity[k] = f
+			}
+		}
+	}
+	return tr, nil
+}
+
+// --- helpers -----------------------------------------------------------
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// moveDir renames src to dst (dst must not exist; Runner gives an empty
+// temporary out directory, which is replaced).
+func moveDir(src, dst string) error {
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	return os.Rename(src, dst)
+}
+
+// copyDir copies the regular files of src (one level deep plus
+// subdirectories) into dst.
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		outF, err := os.Create(target)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(outF, in); err != nil {
+			outF.Close()
+			return err
+		}
+		return outF.Close()
+	})
+}
+
+var errNoTargets = errors.New("adapt: no target given (--target DIR or adapt.targets)")
+
+// Validate checks the plan before anything runs.
+func (p *Pipeline) Validate() error {
+	c := p.cfg()
+	if len(p.Plan.Targets) == 0 {
+		return errNoTargets
+	}
+	if len(c.Adapt.Source) == 0 {
+		return errors.New("adapt: no source collection (adapt.source)")
+	}
+	seen := map[string]string{}
+	for _, t := range p.Plan.Targets {
+		if _, err := os.Stat(t); err != nil {
+			return fmt.Errorf("adapt: target %s: %w", t, err)
+		}
+		n := targetName(t)
+		if prev, dup := seen[n]; dup {
+			return fmt.Errorf("adapt: targets %s and %s have the same name %q", prev, t, n)
+		}
+		seen[n] = t
+	}
+	for _, s := range c.Adapt.Source {
+		if !corpora.IsBEIR(s) {
+			return fmt.Errorf("adapt: source %s is not a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)", s)
+		}
+	}
+	return nil
+}
+
+var _ = time.Now

@@ -1,0 +1,213 @@
+package splade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/spladapt/spladapt/bm25"
+	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/internal/progress"
+	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/tokenize"
+)
+
+// TrainJob is one whole SPLADE training run as "spladapt train splade"
+// and the adapt pipeline run it: load the initial checkpoint, build the
+// training sources (BM25-mined triples from BEIR qrels, or triples files,
+// optionally with teacher scores), load the dev sets, train, and keep the
+// best model at Out.
+type TrainJob struct {
+	Init    string // initial checkpoint (HF layout with tokenizer files)
+	Out     string // best model
+	WorkDir string // resumable state and mined negatives (default Out.work)
+	Resume  bool
+
+	Train   []string // BEIR directories with training qrels
+	Split   string   // qrels split to train on
+	Triples []string // triples files instead of mining, one per Train dir
+	Teacher []string // teacher-score files, one per Train dir
+	Dev     []string // BEIR directories for model selection
+	DevSplit string
+
+	Config     config.Config   // sections splade, model and bm25
+	CorpusOpts corpora.Options // bad-record handling
+	Log        io.Writer       // progress lines (nil: none)
+	Progress   string          // progress bar mode: auto, on, off
+}
+
+// Run executes the job. An interrupted run returns an error wrapping
+// context.Canceled; its state is in WorkDir for Resume.
+func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
+	if len(j.Train) == 0 || j.Init == "" || j.Out == "" {
+		return nil, errors.New("train splade: training directories, initial checkpoint and output are required")
+	}
+	if len(j.Triples) > 0 && len(j.Triples) != len(j.Train) {
+		return nil, fmt.Errorf("train splade: %d triples files for %d training directories (give one per directory, in order)", len(j.Triples), len(j.Train))
+	}
+	if len(j.Teacher) > 0 && len(j.Teacher) != len(j.Train) {
+		return nil, fmt.Errorf("train splade: %d teacher files for %d training directories (give one per directory, in order)", len(j.Teacher), len(j.Train))
+	}
+	if j.WorkDir == "" {
+		j.WorkDir = filepath.Clean(j.Out) + ".work"
+	}
+	if j.Split == "" {
+		j.Split = "train"
+	}
+	if j.DevSplit == "" {
+		j.DevSplit = "dev"
+	}
+	log := j.Log
+	if log == nil {
+		log = io.Discard
+	}
+	cfg := j.Config
+	m, err := nn.LoadHF(j.Init)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenize.Load(j.Init)
+	if err != nil {
+		return nil, fmt.Errorf("train splade: %w", err)
+	}
+	var sources []Source
+	for i, dir := range j.Train {
+		var ts []Triple
+		if len(j.Triples) > 0 {
+			ts, err = ReadTriples(j.Triples[i], j.CorpusOpts)
+		} else {
+			ts, err = MineSource(ctx, cfg, dir, j.Split, filepath.Join(j.WorkDir, fmt.Sprintf("mined-%d", i)), j.CorpusOpts, log)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(j.Teacher) > 0 {
+			sc, err := ReadTeacherScores(j.Teacher[i], j.CorpusOpts)
+			if err != nil {
+				return nil, err
+			}
+			var st ApplyStats
+			ts, st = sc.Apply(ts)
+			fmt.Fprintf(log, "%s: teacher scores for %d triples; dropped %d triples and %d negatives without a score (first missing: query %q, document %q)\n",
+				dir, st.Triples, st.DroppedTriples, st.DroppedNegs, st.FirstMissingQID, st.FirstMissingDoc)
+		}
+		texts, err := LoadTexts(dir, ts, j.CorpusOpts)
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(filepath.Clean(dir)) + "/" + j.Split
+		if len(j.Triples) > 0 {
+			name = filepath.Base(filepath.Clean(dir)) + ":" + j.Triples[i]
+		}
+		sources = append(sources, Source{Name: name, Triples: ts, Texts: texts})
+		fmt.Fprintf(log, "%s: %d triples\n", name, len(ts))
+	}
+	var devSets []*DevSet
+	for _, dir := range j.Dev {
+		d, err := LoadDevSet(dir, j.DevSplit, j.CorpusOpts)
+		if err != nil {
+			return nil, err
+		}
+		devSets = append(devSets, d)
+		fmt.Fprintf(log, "dev %s: %d queries, %d documents\n", d.Name, len(d.Queries), len(d.Docs))
+	}
+	opt, err := OptionsFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := NewTrainer(m, tok, sources, devSets, opt)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(log, "training %s: %d of %d parameters (%s), %d steps of %d triples × (1 + %d negatives)\n",
+		j.Init, tr.TrainableParams(), m.NumParams(), opt.TrainParams, opt.Steps, opt.BatchSize, opt.NNeg)
+	bar := progress.New(log, progress.Enabled(j.Progress), "train splade", "steps", int64(opt.Steps))
+	var tokens int
+	var secs float64
+	meta, err := tr.Run(ctx, RunConfig{WorkDir: j.WorkDir, Out: j.Out, Init: j.Init, Resume: j.Resume}, TrainHooks{
+		OnStep: func(s StepStats) {
+			tokens += s.Tokens
+			secs += s.Elapsed.Seconds()
+			bar.AddNote(1, fmt.Sprintf("loss %.3f nce %.3f nnz q %.0f d %.0f, %.0f tok/s",
+				s.Terms.Total, s.Terms.InfoNCE, s.Terms.MeanNNZQuery, s.Terms.MeanNNZDoc, float64(tokens)/max(secs, 1e-9)))
+		},
+		OnEval: func(step int, ms map[string]float64, best bool) {
+			mark := ""
+			if best {
+				mark = " (best, saved)"
+			}
+			fmt.Fprintf(log, "step %d: dev %v%s\n", step, ms, mark)
+		},
+	})
+	bar.Done()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, fmt.Errorf("train splade: interrupted at step %d; continue with --resume (state in %s): %w", tr.StepCount(), j.WorkDir, err)
+		}
+		return nil, err
+	}
+	return meta, nil
+}
+
+// OptionsFromConfig maps the config (sections splade and model) onto
+// TrainOptions.
+func OptionsFromConfig(cfg config.Config) (TrainOptions, error) {
+	sp := cfg.Splade
+	w := Weights{InfoNCE: 1, MarginMSE: sp.MarginMSE, FLOPSD: sp.LambdaD, WarmupSteps: sp.LambdaWarmupSteps}
+	switch sp.QueryReg {
+	case "flops":
+		w.FLOPSQ = sp.LambdaQ
+	case "l1":
+		w.L1Q = sp.LambdaQ
+	default:
+		return TrainOptions{}, fmt.Errorf("splade.query_reg %q: want flops or l1", sp.QueryReg)
+	}
+	return TrainOptions{
+		Weights: w, LR: sp.LR, WeightDecay: sp.WeightDecay, MaxGradNorm: sp.MaxGradNorm,
+		WarmupSteps: sp.WarmupSteps, Steps: sp.Steps, BatchSize: sp.BatchSize, NNeg: sp.NNeg,
+		QueryMaxLen: cfg.Model.QueryMaxLength, DocMaxLen: cfg.Model.MaxLength, Seed: sp.Seed,
+		TrainParams: sp.TrainParams, DomainLayers: sp.DomainLayers, Dropout: sp.Dropout,
+		EvalEvery: sp.EvalEvery, CheckpointEvery: sp.CheckpointEvery, EncodeBatch: sp.EncodeBatchSize,
+	}, nil
+}
+
+// MineSource builds (or reuses) a BM25 index of dir's corpus under cache
+// and mines hard negatives for split's qrels (judged positives excluded),
+// cached beside it.
+func MineSource(ctx context.Context, cfg config.Config, dir, split, cache string, opts corpora.Options, log io.Writer) ([]Triple, error) {
+	idxDir := filepath.Join(cache, "bm25")
+	if _, err := bm25.ReadMeta(idxDir); err != nil {
+		fmt.Fprintf(log, "%s: building the BM25 index for negative mining\n", dir)
+		if _, err := bm25.BuildCorpus(idxDir, dir, opts, nil); err != nil {
+			return nil, err
+		}
+	}
+	idx, err := bm25.Open(idxDir)
+	if err != nil {
+		return nil, err
+	}
+	defer idx.Close()
+	p := bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B}
+	s, err := idx.NewSearcher(p)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var st MineStats
+	sp := cfg.Splade
+	ts, hit, err := MineCached(ctx, filepath.Join(cache, split+".triples.tsv"), fmt.Sprintf("bm25 k1=%g b=%g", p.K1, p.B),
+		dir, split, s, sp.MineNegatives, sp.MineDepth, sp.Seed, MineOptions{Stats: &st})
+	if err != nil {
+		return nil, err
+	}
+	how := "mined"
+	if hit {
+		how = "cached"
+	}
+	fmt.Fprintf(log, "%s/%s: %s %d triples from %d judged queries (skipped: %d without positive in the corpus, %d not in queries.jsonl, %d without negatives; %d with fewer than %d negatives)\n",
+		dir, split, how, st.Triples, st.Queries, st.NoPositive, st.MissingQuery, st.NoNegatives, st.FewNegatives, sp.MineNegatives)
+	return ts, nil
+}

@@ -26,11 +26,11 @@ type TrainJob struct {
 	WorkDir string // resumable state and mined negatives (default Out.work)
 	Resume  bool
 
-	Train   []string // BEIR directories with training qrels
-	Split   string   // qrels split to train on
-	Triples []string // triples files instead of mining, one per Train dir
-	Teacher []string // teacher-score files, one per Train dir
-	Dev     []string // BEIR directories for model selection
+	Train    []string // BEIR directories with training qrels
+	Split    string   // qrels split to train on
+	Triples  []string // triples files instead of mining, one per Train dir
+	Teacher  []string // teacher-score files, one per Train dir
+	Dev      []string // BEIR directories for model selection
 	DevSplit string
 
 	Config     config.Config   // sections splade, model and bm25

@@ -379,13 +379,19 @@ func zeroF(b []float32, n int) []float32 {
 	return b
 }
 
+// DevTopN caps the non-zeros of each dev-set vector during training-time
+// evaluation, so that memory stays bounded (8 bytes per posting) while the
+// vectors are still dense early in training; once the regulariser has made
+// them sparse (typically tens to hundreds of non-zeros) it changes nothing.
+const DevTopN = 1024
+
 // Evaluate encodes every dev set with the current weights (documents at
-// DocMaxLen, queries at QueryMaxLen, no pruning), retrieves the top
+// DocMaxLen, queries at QueryMaxLen, at most DevTopN weights), retrieves the top
 // EvalDepth documents of each query exactly, and returns each measure of
 // DevMeasures per dev set ("<name> nDCG@10") and their mean over dev sets
 // ("nDCG@10"), trec_eval -c semantics.
 func (t *Trainer) Evaluate() (map[string]float64, error) {
-	enc := &Encoder{Model: t.Model, Tok: t.Tok, MaxLen: t.Opt.DocMaxLen, QueryMaxLen: t.Opt.QueryMaxLen, BatchSize: t.Opt.EncodeBatch}
+	enc := &Encoder{Model: t.Model, Tok: t.Tok, MaxLen: t.Opt.DocMaxLen, QueryMaxLen: t.Opt.QueryMaxLen, BatchSize: t.Opt.EncodeBatch, TopN: DevTopN}
 	ms, err := eval.ParseMeasures(DevMeasures...)
 	if err != nil {
 		return nil, err
@@ -406,11 +412,17 @@ func (t *Trainer) Evaluate() (map[string]float64, error) {
 
 // EvaluateDev encodes a dev set with enc, retrieves the top depth
 // documents of each query by exact sparse dot products and evaluates them
-// with trec_eval -c semantics.
+// with trec_eval -c semantics. Documents are encoded in chunks and only
+// their postings are kept (8 bytes each).
 func EvaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.Results, error) {
-	docs, err := enc.EncodeDocs(d.Docs)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+	ix := NewExactIndex(nil, enc.VocabSize())
+	const chunk = 4096
+	for lo := 0; lo < len(d.Docs); lo += chunk {
+		docs, err := enc.EncodeDocs(d.Docs[lo:min(lo+chunk, len(d.Docs))])
+		if err != nil {
+			return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+		}
+		ix.Add(docs)
 	}
 	texts := make([]string, len(d.Queries))
 	for i, q := range d.Queries {
@@ -420,7 +432,6 @@ func EvaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.R
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
 	}
-	ix := NewExactIndex(docs, enc.VocabSize())
 	run := corpora.Run{}
 	for i, q := range d.Queries {
 		var hits []corpora.Hit
@@ -457,15 +468,23 @@ type ExactHit struct {
 // NewExactIndex indexes docs (doc number = position) over a vocabulary of
 // v terms. Terms ≥ v are ignored.
 func NewExactIndex(docs [][]index.TermWeight, v int) *ExactIndex {
-	ix := &ExactIndex{n: len(docs), posts: make([][]posting, v)}
-	for d, vec := range docs {
+	ix := &ExactIndex{posts: make([][]posting, v)}
+	ix.Add(docs)
+	return ix
+}
+
+// Add appends documents, numbered from the current count on.
+func (ix *ExactIndex) Add(docs [][]index.TermWeight) {
+	v := len(ix.posts)
+	for _, vec := range docs {
+		d := int32(ix.n)
+		ix.n++
 		for _, tw := range vec {
 			if int(tw.Term) < v && tw.Weight > 0 {
-				ix.posts[tw.Term] = append(ix.posts[tw.Term], posting{int32(d), tw.Weight})
+				ix.posts[tw.Term] = append(ix.posts[tw.Term], posting{d, tw.Weight})
 			}
 		}
 	}
-	return ix
 }
 
 // Search returns the k documents with the highest q·d > 0, best first,

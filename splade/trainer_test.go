@@ -312,6 +312,12 @@ func TestExactIndex(t *testing.T) {
 	if got := ix.Search(tws(1, 2, 3, 1), 1); len(got) != 1 || got[0].Doc != 0 {
 		t.Errorf("k=1: %v", got)
 	}
+	// Built in two chunks: the same documents and numbers.
+	inc := NewExactIndex(docs[:2], 4)
+	inc.Add(docs[2:])
+	if got := inc.Search(tws(1, 2, 3, 1), 10); !slices.Equal(got, want) {
+		t.Errorf("chunked: %v, want %v", got, want)
+	}
 }
 
 type indexTW = index.TermWeight

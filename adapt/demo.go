@@ -21,15 +21,16 @@ import (
 //
 // The generator: a domain has Topics topics, each with Concepts concepts;
 // every concept has two surface forms (synonyms), pseudo-words built from
-// syllables. A document belongs to one topic and is DocLen tokens long:
-// about 40% shared English function words, 45% concepts of its topic (one
-// of the two forms, chosen per document with a bias so that each document
-// prefers one form of each concept), and 15% words of other topics. A
-// query is written for one document from 3–5 of its concepts, each in the
-// form the document does NOT prefer with probability SynonymRate, so that
-// exact matching fails and a model must have learnt from the corpus which
-// forms co-occur. The one relevant document of a query is its source
-// document (grade 1).
+// syllables. A document belongs to one topic, uses DocConcepts of its
+// topic's concepts and is DocLen tokens long: about 40% shared English
+// function words, 45% its concepts (in the form the document prefers,
+// the other form 15% of the time, so that the corpus shows which forms
+// co-occur), and 15% words of other topics. A query is written for one
+// document from 3–4 of its concepts, each in the form the document does
+// NOT prefer with probability SynonymRate, so that exact matching often
+// fails and a model must have learnt from the corpus which forms belong
+// together. The one relevant document of a query is its source document
+// (grade 1).
 //
 // The source and the target domains draw their pseudo-words from disjoint
 // syllable sets, so the target's vocabulary never appears in the source
@@ -40,6 +41,7 @@ type DemoSpec struct {
 	Syllables   []string
 	Topics      int
 	Concepts    int
+	DocConcepts int
 	Docs        int
 	DocLen      int
 	SynonymRate float64
@@ -47,19 +49,19 @@ type DemoSpec struct {
 	Splits map[string]int
 }
 
-var functionWords = strings.Fields("the of and a to in is was for on that with as by at from it an be this which or are were has had its into than also but not been other more such these their can may most over some")
+var functionWords = strings.Fields("the of and a to in is was for on that with as by at from it an be this which or are were has had its into than also but not been other more such these their can may most over some just quite very zero yet major equal size any each however often")
 
 // DemoSource and DemoTarget are the two domains of "spladapt demo".
 func DemoSource() DemoSpec {
 	return DemoSpec{Name: "demo-source", Seed: 20240601, Syllables: syllables("bdgklmnprst", "aeiou"),
-		Topics: 40, Concepts: 12, Docs: 2000, DocLen: 48, SynonymRate: 0.5,
+		Topics: 40, Concepts: 30, DocConcepts: 6, Docs: 2000, DocLen: 48, SynonymRate: 0.5,
 		Splits: map[string]int{"train": 3000, "dev": 200}}
 }
 
 // DemoTarget uses syllables disjoint from DemoSource's.
 func DemoTarget() DemoSpec {
 	return DemoSpec{Name: "demo-target", Seed: 20240602, Syllables: syllables("fhjvwzcq", "aeiouy"),
-		Topics: 40, Concepts: 12, Docs: 2000, DocLen: 48, SynonymRate: 0.5,
+		Topics: 40, Concepts: 30, DocConcepts: 6, Docs: 2000, DocLen: 48, SynonymRate: 0.5,
 		Splits: map[string]int{"test": 300}}
 }
 
@@ -74,9 +76,10 @@ func syllables(consonants, vowels string) []string {
 }
 
 type demoDoc struct {
-	topic  int
-	prefer []int // per concept of the topic: preferred form 0 or 1
-	words  []string
+	topic    int
+	concepts []int // the concepts of its topic it uses
+	prefer   []int // per concept of the topic: preferred form 0 or 1
+	words    []string
 }
 
 // GenerateDemo writes spec as a BEIR directory at dir (corpus.jsonl,
@@ -115,12 +118,13 @@ func GenerateDemo(dir string, spec DemoSpec) error {
 		for c := range d.prefer {
 			d.prefer[c] = rng.IntN(2)
 		}
+		d.concepts = rng.Perm(spec.Concepts)[:spec.DocConcepts]
 		for len(d.words) < spec.DocLen {
 			switch r := rng.Float64(); {
 			case r < 0.40:
 				d.words = append(d.words, functionWords[rng.IntN(len(functionWords))])
 			case r < 0.85:
-				c := rng.IntN(spec.Concepts)
+				c := d.concepts[rng.IntN(len(d.concepts))]
 				form := d.prefer[c]
 				if rng.Float64() < 0.15 { // the other form, now and then: co-occurrence to learn from
 					form = 1 - form
@@ -150,18 +154,9 @@ func GenerateDemo(dir string, spec DemoSpec) error {
 			for i := 0; i < spec.Splits[split]; i++ {
 				di := rng.IntN(len(docs))
 				d := docs[di]
-				// Concepts the document actually uses.
-				used := map[int]bool{}
-				for c := 0; c < spec.Concepts; c++ {
-					for _, w := range d.words {
-						if w == concept[d.topic][c][0] || w == concept[d.topic][c][1] {
-							used[c] = true
-						}
-					}
-				}
-				cs := sortedKeys(used)
+				cs := append([]int(nil), d.concepts...)
 				rng.Shuffle(len(cs), func(a, b int) { cs[a], cs[b] = cs[b], cs[a] })
-				n := min(len(cs), 3+rng.IntN(3))
+				n := min(len(cs), 3+rng.IntN(2))
 				var q []string
 				for _, c := range cs[:n] {
 					form := d.prefer[c]
@@ -216,7 +211,7 @@ func DemoConfig(cfg config.Config, source, target string) config.Config {
 	d := config.Default()
 	d.CacheDir, d.Threads, d.Progress, d.SkipInvalid = cfg.CacheDir, cfg.Threads, cfg.Progress, cfg.SkipInvalid
 	p := &d.Pretrain
-	p.Layers, p.Hidden, p.Heads, p.FF, p.MaxPositions = 2, 64, 2, 256, 128
+	p.Layers, p.Hidden, p.Heads, p.FF, p.MaxPositions = 4, 64, 2, 256, 128
 	p.VocabSize, p.SeqLen, p.BatchSize = 2000, 64, 32
 	p.Steps, p.LR, p.WarmupSteps = 400, 2e-3, 40
 	p.EvalEvery, p.CheckpointEvery, p.HeldoutEvery, p.HeldoutMax = 100, 100, 20, 0

@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"slices"
 	"testing"
+
+	"github.com/spladapt/spladapt/tokenize"
 )
 
 func readWords(t *testing.T, path string) map[string]bool {
@@ -74,5 +77,38 @@ func TestDemoDomainsAreDisjointAndReproducible(t *testing.T) {
 	q, _ := os.ReadFile(filepath.Join(dir, tgt.Name, "qrels/test.tsv"))
 	if n := strings.Count(string(q), "\n"); n != 51 {
 		t.Errorf("test qrels has %d lines, want header + 50", n)
+	}
+}
+
+// A vocabulary trained on the source alone covers the target's letters:
+// target words split into pieces, never into [UNK].
+func TestDemoTargetTokenisesWithoutUnknowns(t *testing.T) {
+	dir := t.TempDir()
+	src, tgt := DemoSource(), DemoTarget()
+	src.Docs, tgt.Docs = 300, 100
+	src.Splits, tgt.Splits = map[string]int{"train": 10}, map[string]int{"test": 10}
+	for _, s := range []DemoSpec{src, tgt} {
+		if err := GenerateDemo(filepath.Join(dir, s.Name), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var texts []string
+	for w := range readWords(t, filepath.Join(dir, src.Name, "corpus.jsonl")) {
+		texts = append(texts, w)
+	}
+	vocab, err := tokenize.TrainWordPiece(slices.Values(texts), 500, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenize.FromVocab(vocab, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for w := range readWords(t, filepath.Join(dir, tgt.Name, "corpus.jsonl")) {
+		for _, piece := range tok.Tokens(w) {
+			if piece == "[UNK]" {
+				t.Fatalf("target word %q tokenises to %v", w, tok.Tokens(w))
+			}
+		}
 	}
 }

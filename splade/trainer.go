@@ -580,7 +580,8 @@ func (t *Trainer) key() string {
 // rc.WorkDir it continues from there (identically to an uninterrupted
 // run); without rc.Resume an existing checkpoint is ErrCheckpointExists.
 // Without dev sets the model of the last step is the result. The context
-// is checked between steps; on cancellation the last checkpoint stays.
+// is checked between steps; on cancellation the state of the last step
+// taken is saved (so a resumed run loses nothing) and ctx.Err() returned.
 func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*TrainMeta, error) {
 	stateDir := filepath.Join(rc.WorkDir, "state")
 	if _, err := os.Stat(filepath.Join(stateDir, "train_state.json")); err == nil {
@@ -592,8 +593,14 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*Tra
 		}
 	}
 	every := func(n, s int) bool { return s == t.Opt.Steps || (n > 0 && s%n == 0) }
+	saved := t.step
 	for t.step < t.Opt.Steps {
 		if err := ctx.Err(); err != nil {
+			if t.step > saved {
+				if serr := t.save(stateDir); serr != nil {
+					return nil, errors.Join(err, serr)
+				}
+			}
 			return nil, err
 		}
 		st, err := t.Step()
@@ -641,6 +648,7 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*Tra
 			if err := t.save(stateDir); err != nil {
 				return nil, err
 			}
+			saved = t.step
 			if hooks.OnCheckpoint != nil {
 				hooks.OnCheckpoint(t.step)
 			}

@@ -199,7 +199,9 @@ func TestTrainResume(t *testing.T) {
 		}
 	}
 	opt := toyOptions()
-	opt.Steps, opt.CheckpointEvery, opt.Dropout, opt.NNeg = 8, 2, true, 2
+	// Checkpoints every 3 steps: the stop after step 4 falls between two,
+	// so resuming relies on the state saved at cancellation.
+	opt.Steps, opt.CheckpointEvery, opt.Dropout, opt.NNeg = 8, 3, true, 2
 	run := func(work string, stopAt int, resume bool) ([]float64, *nn.Model) {
 		m, tok := loadTiny(t, dir)
 		tr, err := NewTrainer(m, tok, []Source{src}, nil, opt)

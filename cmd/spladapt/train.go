@@ -172,7 +172,7 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			})
 			bar.Done()
 			if errors.Is(err, context.Canceled) {
-				return fmt.Errorf("train splade: interrupted at step %d; continue with --resume (state in %s)", tr.StepCount(), work)
+				return fmt.Errorf("train splade: interrupted after step %d, state saved in %s; continue with --resume", tr.StepCount(), work)
 			}
 			if err != nil {
 				return err

@@ -10,7 +10,6 @@ func BlockStats(r *Reader, q []TermWeight, k int) (scored, candidates int, th ui
 	s := &scratch{}
 	s.top.reset(k)
 	cs := r.cursors(s, pq)
-	dbgScored = 0
 	r.blockMax(s, cs, &s.top)
 	for _, u := range s.ub {
 		if u > 0 {
@@ -18,37 +17,6 @@ func BlockStats(r *Reader, q []TermWeight, k int) (scored, candidates int, th ui
 		}
 	}
 	th, _ = s.top.threshold()
-	return dbgScored, candidates, th
+	return s.scored, candidates, th
 }
 
-// EssentialShare returns, for the final k-th score th of q, the postings
-// of all query terms and of the MaxScore-essential ones (terms outside the
-// longest prefix, by increasing q·max impact, whose bounds sum to ≤ th).
-func EssentialShare(r *Reader, q []TermWeight, th uint64) (all, essential int) {
-	pq, _ := r.Prepare(q)
-	type tb struct {
-		ub uint64
-		df int
-	}
-	var ts []tb
-	for _, qt := range pq.terms {
-		df, mi := r.TermStats(qt.term)
-		ts = append(ts, tb{qt.q * uint64(mi), df})
-		all += df
-	}
-	for i := range ts {
-		for j := i + 1; j < len(ts); j++ {
-			if ts[j].ub < ts[i].ub {
-				ts[i], ts[j] = ts[j], ts[i]
-			}
-		}
-	}
-	var sum uint64
-	for _, x := range ts {
-		sum += x.ub
-		if sum > th {
-			essential += x.df
-		}
-	}
-	return all, essential
-}

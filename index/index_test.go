@@ -477,3 +477,36 @@ func TestFullContainer(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockMaxPrunes: on a collection whose terms cluster by doc range
+// (block j's documents use terms 3j..3j+2 plus one term common to all),
+// a query on one block's terms scores only blocks whose bound can beat
+// the k-th score — here just that block — and still equals brute force.
+func TestBlockMaxPrunes(t *testing.T) {
+	const R, blocks = 16, 40
+	var docs []testDoc
+	for d := range R * blocks {
+		j := uint32(d / R)
+		vec := []TermWeight{{0, 0.1}, {1 + 3*j + uint32(d%3), 1 + float32(d%5)}}
+		docs = append(docs, testDoc{strconv.Itoa(d), vec})
+	}
+	r := buildTest(t, docs, Options{BlockSize: R})
+	q := []TermWeight{{0, 1}, {1 + 3*7, 1}, {1 + 3*7 + 1, 1}, {1 + 3*7 + 2, 1}}
+	scored, candidates, _ := BlockStats(r, q, 5)
+	if candidates != blocks || scored != 1 {
+		t.Errorf("scored %d of %d candidate blocks, want 1 of %d", scored, candidates, blocks)
+	}
+	pq, _ := r.Prepare(q)
+	if got, want := head(mustSearch(t, r, pq, 5, BlockMax)), head(bruteForce(r, docs, pq, 5)); !sameHits(got, want) {
+		t.Errorf("blockmax %v, brute force %v", got, want)
+	}
+}
+
+func mustSearch(t *testing.T, r *Reader, pq *Query, k int, alg Algorithm) []Hit {
+	t.Helper()
+	h, err := r.SearchPrepared(pq, k, alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}

@@ -165,12 +165,13 @@ func (r *Reader) SearchPrepared(pq *Query, k int, alg Algorithm) (hits []Hit, er
 
 // scratch is per-query memory, pooled.
 type scratch struct {
-	cs    []cursor
-	ub    []uint64 // (num blocks) block upper bounds
-	acc   []uint64 // (block size) scores of one block
-	dense []uint64 // (num docs) TAAT accumulator, zero between queries
-	sel   []int
-	top   topK
+	cs     []cursor
+	ub     []uint64 // (num blocks) block upper bounds
+	acc    []uint64 // (block size) scores of one block
+	dense  []uint64 // (num docs) TAAT accumulator, zero between queries
+	scored int      // blocks scored by the last BlockMax query
+	sel    []int
+	top    topK
 }
 
 func (r *Reader) cursors(s *scratch, pq *Query) []cursor {
@@ -321,6 +322,7 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 	// Blocks in decreasing order of bound (a max-heap popped lazily),
 	// scored until the bound falls below the k-th score: a block whose
 	// bound is below it holds no top-k document.
+	s.scored = 0
 	heap := s.sel[:0]
 	for b, u := range ub {
 		if u > 0 {
@@ -359,7 +361,7 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 		heap[0] = heap[len(heap)-1]
 		heap = heap[:len(heap)-1]
 		down(0)
-		dbgScored++
+		s.scored++
 
 		start := uint32(b * R)
 		end := uint32(min((b+1)*R, m.NumDocs))
@@ -484,5 +486,3 @@ func (t *topK) sorted() []Hit {
 	})
 	return out
 }
-
-var dbgScored int // blocks scored by the last BlockMax query (tests)

@@ -323,8 +323,31 @@ func (t *Trainer) Step() (StepStats, error) {
 	m.Training = o.Dropout
 	m.SeedDropout(stepSeed(o.Seed, s, "dropout"))
 	defer func() { m.Training = false }()
-	nn.ZeroGrad(m.Params)
+	terms, tokens, err := t.Gradients(tb, s)
+	if err != nil {
+		return StepStats{}, fmt.Errorf("train step %d: %w", s+1, err)
+	}
+	norm := nn.ClipGradNorm(m.Params, o.MaxGradNorm)
+	lr := o.LR * t.sched.Factor(s)
+	t.optim.Step(lr)
+	t.step++
+	return StepStats{Step: t.step, Terms: terms, LR: lr, GradNorm: norm, Tokens: tokens, Elapsed: time.Since(start)}, nil
+}
 
+// Gradients sets the parameter gradients (ZeroGrad first) to those of the
+// objective on batch tb at 0-based step (for the λ warm-up): forward of Q,
+// P and N in their own passes, Objective, and the backward of each, the
+// three accumulating into the shared weights. Frozen parameters get none.
+// It returns the loss terms and the number of real tokens. Dropout follows
+// Model.Training.
+func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
+	m, o := t.Model, t.Opt
+	if t.passes[0] == nil {
+		for i := range t.passes {
+			t.passes[i] = m.NewPass()
+		}
+	}
+	nn.ZeroGrad(m.Params)
 	C, V := m.Config.HiddenSize, m.Config.VocabSize
 	emb, bias := m.WordEmbeddings(), m.DecoderBias()
 	batches := [3]nn.Batch{tb.Q, tb.P, tb.N}
@@ -345,12 +368,12 @@ func (t *Trainer) Step() (StepStats, error) {
 	}
 	g := &t.grads
 	g.Q, g.P, g.N = zeroF(g.Q, tb.Q.B*V), zeroF(g.P, tb.P.B*V), zeroF(g.N, tb.N.B*V)
-	terms, err := Objective(&Batch[float32]{Q: mats[0], P: mats[1], N: mats[2]}, tb.Teacher, o.Weights, s, g)
+	terms, err := Objective(&Batch[float32]{Q: mats[0], P: mats[1], N: mats[2]}, tb.Teacher, o.Weights, step, g)
 	if err != nil {
-		return StepStats{}, fmt.Errorf("train step %d: %w", s+1, err)
+		return Terms{}, 0, err
 	}
 	if math.IsNaN(terms.Total) || math.IsInf(terms.Total, 0) {
-		return StepStats{}, fmt.Errorf("train step %d: loss is %v (lower the learning rate)", s+1, terms.Total)
+		return Terms{}, 0, fmt.Errorf("loss is %v (lower the learning rate)", terms.Total)
 	}
 	gradOf := func(p *nn.Param) []float32 {
 		if p.Frozen {
@@ -366,11 +389,7 @@ func (t *Trainer) Step() (StepStats, error) {
 		dh := t.passes[i].HeadTransformBackward(hb.dz)
 		t.passes[i].Backward(dh)
 	}
-	norm := nn.ClipGradNorm(m.Params, o.MaxGradNorm)
-	lr := o.LR * t.sched.Factor(s)
-	t.optim.Step(lr)
-	t.step++
-	return StepStats{Step: t.step, Terms: terms, LR: lr, GradNorm: norm, Tokens: tokens, Elapsed: time.Since(start)}, nil
+	return terms, tokens, nil
 }
 
 func zeroF(b []float32, n int) []float32 {

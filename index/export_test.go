@@ -19,4 +19,3 @@ func BlockStats(r *Reader, q []TermWeight, k int) (scored, candidates int, th ui
 	th, _ = s.top.threshold()
 	return s.scored, candidates, th
 }
-

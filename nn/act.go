@@ -48,16 +48,28 @@ func SoftmaxInPlace(row []float32) { softmaxKernel(row) }
 // so that splitting allocates nothing (training steps are allocation-free).
 type ewJob struct {
 	op      int
-	a, b, c []float32 // the kernel's slices, all of the same length
+	a, b, c []float32        // the kernel's slices, all of the same length
+	n       int              // opFunc: the range [0, n)
+	f       func(lo, hi int) // opFunc
 }
 
 const (
 	opGELU = iota
 	opGELUBackward
+	opFunc
 )
+
+func (j ewJob) len() int {
+	if j.op == opFunc {
+		return j.n
+	}
+	return len(j.a)
+}
 
 func (j ewJob) run(lo, hi int) {
 	switch j.op {
+	case opFunc:
+		j.f(lo, hi)
 	case opGELU:
 		geluKernel(j.a[lo:hi], j.b[lo:hi])
 	case opGELUBackward:
@@ -78,8 +90,8 @@ var (
 // split2 runs j over its length, split in two halves (the upper one on the
 // helper goroutine) when the length is at least parallelMin.
 func split2(j ewJob) {
-	n := len(j.a)
-	if n < parallelMin || !ewMu.TryLock() {
+	n := j.len()
+	if (j.op != opFunc && n < parallelMin) || n < 2 || !ewMu.TryLock() {
 		j.run(0, n)
 		return
 	}
@@ -93,9 +105,30 @@ func split2(j ewJob) {
 		}()
 	})
 	mid := (n / 2) &^ 15
+	if j.op == opFunc {
+		mid = n / 2
+	}
 	ewRange = [2]int{mid, n}
 	ewWork <- j
 	j.run(0, mid)
 	<-ewDone
 	ewMu.Unlock()
+}
+
+// parallelBLAS runs f(lo, hi) over [0, n) in two halves, the upper one on the
+// helper goroutine, with OpenBLAS on one thread meanwhile: for many small
+// independent products (attention heads), two single-threaded BLAS calls
+// side by side beat one two-threaded call after another, whose threads
+// synchronise on every small call. f must only write state owned by its
+// range; when the helper is busy (a concurrent caller) f runs inline on the
+// whole range. The OpenBLAS thread count is process-wide: do not run other
+// BLAS work meanwhile. It allocates nothing if f is an existing func value.
+func parallelBLAS(n int, f func(lo, hi int)) {
+	if n < 2 || headWorkers() < 2 {
+		f(0, n)
+		return
+	}
+	prev := singleThreadBLAS()
+	split2(ewJob{op: opFunc, n: n, f: f})
+	restoreBLAS(prev)
 }

@@ -186,13 +186,16 @@ func foldMaxRows(mx []float32, am []int32, ldm int, x []float32, ldx int, seg, t
 // two when OpenBLAS may use two or more threads.
 func headWorkers() int { return min(int(C.openblas_get_num_threads()), 2) }
 
-// singleThreadBLAS sets OpenBLAS to one thread and returns the function that
-// restores the previous count.
-func singleThreadBLAS() (restore func()) {
+// singleThreadBLAS sets OpenBLAS to one thread and returns the previous
+// count, for restoreBLAS.
+func singleThreadBLAS() (prev int) {
 	n := C.openblas_get_num_threads()
 	C.openblas_set_num_threads(1)
-	return func() { C.openblas_set_num_threads(n) }
+	return int(n)
 }
+
+// restoreBLAS sets the OpenBLAS thread count back to prev.
+func restoreBLAS(prev int) { C.openblas_set_num_threads(C.int(prev)) }
 
 // geluKernel, geluBackwardKernel and softmaxKernel run the C twins of
 // geluGo, geluBackwardGo and softmaxGo (fastmath.go).

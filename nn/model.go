@@ -290,6 +290,13 @@ type Pass struct {
 	dQ, dK, dV []float32 // (N,C)
 	dFF        []float32 // (N,F)
 	dAtt       []float32 // (T,T) one head's score gradient
+	dAtt2      []float32 // (T,T) the same for the second attention worker
+
+	// Attention heads run on two workers (parallelBLAS); the range functions
+	// are made once per pass so that running them allocates nothing.
+	attLayer    *layerActs
+	attFwdRange func(lo, hi int)
+	attBwdRange func(lo, hi int)
 
 	head headActs
 
@@ -319,15 +326,24 @@ func (p *Pass) ensure(B, T int) {
 	N, C, F, NH := B*T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumHeads
 	A := B * NH * T * T
 	p.embSum, p.embMean, p.embRstd = grow(p.embSum, N*C), grow(p.embMean, N), grow(p.embRstd, N)
-	p.embMask, p.x0 = grow(p.embMask, N*C), grow(p.x0, N*C)
+	p.x0 = grow(p.x0, N*C)
+	// Dropout multipliers only when dropout runs (inference saves 2·N·C
+	// floats per layer and N·C for the embeddings).
+	drop := p.m.Training && cfg.HiddenDropout > 0
+	if drop {
+		p.embMask = grow(p.embMask, N*C)
+	}
 	for i := range p.layers {
 		la := &p.layers[i]
 		la.q, la.k, la.v, la.ctx = grow(la.q, N*C), grow(la.k, N*C), grow(la.v, N*C), grow(la.ctx, N*C)
 		la.att = grow(la.att, A)
-		la.mask1, la.res1, la.a = grow(la.mask1, N*C), grow(la.res1, N*C), grow(la.a, N*C)
+		la.res1, la.a = grow(la.res1, N*C), grow(la.a, N*C)
 		la.mean1, la.rstd1, la.mean2, la.rstd2 = grow(la.mean1, N), grow(la.rstd1, N), grow(la.mean2, N), grow(la.rstd2, N)
 		la.ff1, la.ffg = grow(la.ff1, N*F), grow(la.ffg, N*F)
-		la.mask2, la.res2, la.out = grow(la.mask2, N*C), grow(la.res2, N*C), grow(la.out, N*C)
+		la.res2, la.out = grow(la.res2, N*C), grow(la.out, N*C)
+		if drop {
+			la.mask1, la.mask2 = grow(la.mask1, N*C), grow(la.mask2, N*C)
+		}
 	}
 }
 
@@ -339,6 +355,46 @@ func (m *Model) Encode(b Batch) []float32 { return m.pass.Encode(b) }
 // Backward back-propagates dh (B,T,C), the gradient w.r.t. the output of
 // the last Encode, into the parameter gradients. See Pass.Backward.
 func (m *Model) Backward(dh []float32) { m.pass.Backward(dh) }
+
+// attentionHeadsBackward back-propagates p.dCtx through the attention of
+// layer la for the (sequence, head) pairs lo..hi-1 (bi·NH + h) into p.dQ,
+// p.dK and p.dV. The worker that starts at 0 uses p.dAtt as scratch, the
+// other p.dAtt2.
+func (p *Pass) attentionHeadsBackward(la *layerActs, lo, hi int) {
+	cfg := p.m.Config
+	T, C, NH, HS := p.batch.T, cfg.HiddenSize, cfg.NumHeads, cfg.HeadSize()
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	dP := p.dAtt
+	if lo > 0 {
+		dP = p.dAtt2
+	}
+	for bh := lo; bh < hi; bh++ {
+		bi, h := bh/NH, bh%NH
+		off := bi*T*C + h*HS
+		a0 := bh * T * T
+		P, PD := la.att[a0:a0+T*T], la.attD[a0:a0+T*T]
+		// dPD = dctx_h·V_hᵀ (T,T); dV_h = PDᵀ·dctx_h.
+		Sgemm(false, true, T, T, HS, 1, p.dCtx[off:], C, la.v[off:], C, 0, dP, T)
+		Sgemm(true, false, T, HS, T, 1, PD, T, p.dCtx[off:], C, 0, p.dV[off:], C)
+		if la.dropAtt {
+			DropoutBackward(dP, la.attMask[a0:a0+T*T])
+		}
+		// Softmax: dS = P⊙(dP − Σ_t P·dP), then the 1/√HS scale.
+		for s := range T {
+			pr, dr := P[s*T:(s+1)*T], dP[s*T:(s+1)*T]
+			var dot float32
+			for t, pv := range pr {
+				dot += pv * dr[t]
+			}
+			for t, pv := range pr {
+				dr[t] = pv * (dr[t] - dot) * scale
+			}
+		}
+		// dQ_h = dS·K_h; dK_h = dSᵀ·Q_h.
+		Sgemm(false, false, T, HS, T, 1, dP, T, la.k[off:], C, 0, p.dQ[off:], C)
+		Sgemm(true, false, T, HS, T, 1, dP, T, la.q[off:], C, 0, p.dK[off:], C)
+	}
+}
 
 // HeadTransform applies the MLM head transform to n rows; see Pass.HeadTransform.
 func (m *Model) HeadTransform(x []float32, n int) []float32 { return m.pass.HeadTransform(x, n) }
@@ -425,39 +481,50 @@ func (p *Pass) Encode(b Batch) []float32 {
 // attentionForward computes la.ctx from la.q, la.k, la.v head by head:
 // P = softmax(Q_h·K_hᵀ/√HS with padded keys at −∞), ctx_h = P·V_h.
 func (p *Pass) attentionForward(la *layerActs, b Batch) {
-	cfg := p.m.Config
-	B, T, C, NH, HS := b.B, b.T, cfg.HiddenSize, cfg.NumHeads, cfg.HeadSize()
-	scale := float32(1 / math.Sqrt(float64(HS)))
-	negInf := float32(math.Inf(-1))
 	if la.dropAtt {
+		// Dropout draws from m.rng in a fixed order: stay sequential.
 		la.attD = grow(la.attD, len(la.att))
 		la.attMask = grow(la.attMask, len(la.att))
-	} else {
-		la.attD = la.att
+		p.attentionHeads(la, b, 0, b.B*p.m.Config.NumHeads)
+		return
 	}
-	for bi := range B {
+	la.attD = la.att
+	if p.attFwdRange == nil {
+		p.attFwdRange = func(lo, hi int) { p.attentionHeads(p.attLayer, p.batch, lo, hi) }
+	}
+	p.attLayer = la
+	parallelBLAS(b.B*p.m.Config.NumHeads, p.attFwdRange)
+}
+
+// attentionHeads runs attentionForward for the (sequence, head) pairs
+// lo..hi-1, numbered bi·NH + h.
+func (p *Pass) attentionHeads(la *layerActs, b Batch, lo, hi int) {
+	cfg := p.m.Config
+	T, C, NH, HS := b.T, cfg.HiddenSize, cfg.NumHeads, cfg.HeadSize()
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	negInf := float32(math.Inf(-1))
+	for bh := lo; bh < hi; bh++ {
+		bi, h := bh/NH, bh%NH
 		mask := b.Mask[bi*T : (bi+1)*T]
-		for h := range NH {
-			off := bi*T*C + h*HS
-			S := la.att[(bi*NH+h)*T*T : (bi*NH+h+1)*T*T] // (T,T)
-			Sgemm(false, true, T, T, HS, scale, la.q[off:], C, la.k[off:], C, 0, S, T)
-			for s := range T {
-				row := S[s*T : (s+1)*T]
-				for t, mv := range mask {
-					if mv == 0 {
-						row[t] = negInf
-					}
+		off := bi*T*C + h*HS
+		S := la.att[bh*T*T : (bh+1)*T*T] // (T,T)
+		Sgemm(false, true, T, T, HS, scale, la.q[off:], C, la.k[off:], C, 0, S, T)
+		for s := range T {
+			row := S[s*T : (s+1)*T]
+			for t, mv := range mask {
+				if mv == 0 {
+					row[t] = negInf
 				}
-				SoftmaxInPlace(row)
 			}
-			PD := S
-			if la.dropAtt {
-				PD = la.attD[(bi*NH+h)*T*T : (bi*NH+h+1)*T*T]
-				copy(PD, S)
-				DropoutForward(PD, la.attMask[(bi*NH+h)*T*T:(bi*NH+h+1)*T*T], cfg.AttnDropout, p.m.rng)
-			}
-			Sgemm(false, false, T, HS, T, 1, PD, T, la.v[off:], C, 0, la.ctx[off:], C)
+			SoftmaxInPlace(row)
 		}
+		PD := S
+		if la.dropAtt {
+			PD = la.attD[bh*T*T : (bh+1)*T*T]
+			copy(PD, S)
+			DropoutForward(PD, la.attMask[bh*T*T:(bh+1)*T*T], cfg.AttnDropout, p.m.rng)
+		}
+		Sgemm(false, false, T, HS, T, 1, PD, T, la.v[off:], C, 0, la.ctx[off:], C)
 	}
 }
 
@@ -496,7 +563,7 @@ func (p *Pass) Backward(dh []float32) {
 	m := p.m
 	cfg := m.Config
 	b := p.batch
-	B, T, C, F, NH, HS := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumHeads, cfg.HeadSize()
+	B, T, C, F, NH := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumHeads
 	N := B * T
 	stop := m.lowestTrainable()
 	if stop >= len(m.layers) {
@@ -504,10 +571,9 @@ func (p *Pass) Backward(dh []float32) {
 	}
 	p.dA, p.dB, p.dRes, p.dProj = grow(p.dA, N*C), grow(p.dB, N*C), grow(p.dRes, N*C), grow(p.dProj, N*C)
 	p.dCtx, p.dQ, p.dK, p.dV = grow(p.dCtx, N*C), grow(p.dQ, N*C), grow(p.dK, N*C), grow(p.dV, N*C)
-	p.dFF, p.dAtt = grow(p.dFF, N*F), grow(p.dAtt, T*T)
+	p.dFF, p.dAtt, p.dAtt2 = grow(p.dFF, N*F), grow(p.dAtt, T*T), grow(p.dAtt2, T*T)
 	dout := p.dA
 	copy(dout, dh[:N*C])
-	scale := float32(1 / math.Sqrt(float64(HS)))
 
 	for l := len(m.layers) - 1; l >= 0 && l >= stop; l-- {
 		lp, la := &m.layers[l], &p.layers[l]
@@ -542,35 +608,12 @@ func (p *Pass) Backward(dh []float32) {
 		clear(p.dCtx)
 		LinearBackward(p.dCtx, gradOf(lp.ow), gradOf(lp.ob), p.dProj, la.ctx, lp.ow.W, N, C, C)
 
-		// Attention, head by head.
-		for bi := range B {
-			for h := range NH {
-				off := bi*T*C + h*HS
-				a0 := (bi*NH + h) * T * T
-				P, PD := la.att[a0:a0+T*T], la.attD[a0:a0+T*T]
-				dP := p.dAtt
-				// dPD = dctx_h·V_hᵀ (T,T); dV_h = PDᵀ·dctx_h.
-				Sgemm(false, true, T, T, HS, 1, p.dCtx[off:], C, la.v[off:], C, 0, dP, T)
-				Sgemm(true, false, T, HS, T, 1, PD, T, p.dCtx[off:], C, 0, p.dV[off:], C)
-				if la.dropAtt {
-					DropoutBackward(dP, la.attMask[a0:a0+T*T])
-				}
-				// Softmax: dS = P⊙(dP − Σ_t P·dP), then the 1/√HS scale.
-				for s := range T {
-					pr, dr := P[s*T:(s+1)*T], dP[s*T:(s+1)*T]
-					var dot float32
-					for t, pv := range pr {
-						dot += pv * dr[t]
-					}
-					for t, pv := range pr {
-						dr[t] = pv * (dr[t] - dot) * scale
-					}
-				}
-				// dQ_h = dS·K_h; dK_h = dSᵀ·Q_h.
-				Sgemm(false, false, T, HS, T, 1, dP, T, la.k[off:], C, 0, p.dQ[off:], C)
-				Sgemm(true, false, T, HS, T, 1, dP, T, la.q[off:], C, 0, p.dK[off:], C)
-			}
+		// Attention, head by head, on two workers.
+		if p.attBwdRange == nil {
+			p.attBwdRange = func(lo, hi int) { p.attentionHeadsBackward(p.attLayer, lo, hi) }
 		}
+		p.attLayer = la
+		parallelBLAS(B*NH, p.attBwdRange)
 		var dxArg []float32 // nil: nothing below needs ∂/∂x
 		if needDx {
 			dxArg = dx
@@ -697,28 +740,9 @@ func (p *Pass) MLMLoss(b Batch, labels []int32) (loss float64, count int) {
 	var sum float64
 	for i, lab := range p.mlmLabels {
 		row := p.mlmLogits[i*V : (i+1)*V]
-		sum += crossEntropyRow(row, int(lab))
+		sum += SoftmaxCrossEntropy(row, int(lab))
 	}
 	return sum / float64(M), M
-}
-
-// crossEntropyRow returns logsumexp(row) − row[label] in float64 and
-// replaces row by softmax(row).
-func crossEntropyRow(row []float32, label int) float64 {
-	mx := row[0]
-	for _, v := range row {
-		mx = max(mx, v)
-	}
-	var s float64
-	for _, v := range row {
-		s += math.Exp(float64(v - mx))
-	}
-	loss := math.Log(s) + float64(mx) - float64(row[label])
-	inv := 1 / s
-	for j, v := range row {
-		row[j] = float32(math.Exp(float64(v-mx)) * inv)
-	}
-	return loss
 }
 
 // MLMBackward back-propagates dloss·∂(MLM loss) from the last MLMLoss on p

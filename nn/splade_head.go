@@ -111,12 +111,12 @@ func spladePool(z, mask, emb, bias []float32, B, T, C, V int, out []float32, arg
 			}
 		}
 		if nblocks >= 2 && tl.workers >= 2 {
-			restore := singleThreadBLAS()
+			prev := singleThreadBLAS()
 			var wg sync.WaitGroup
 			wg.Go(func() { work(1, 2) })
 			work(0, 2)
 			wg.Wait()
-			restore()
+			restoreBLAS(prev)
 		} else {
 			work(0, 1)
 		}

@@ -212,7 +212,7 @@ func Default() Config {
 		SkipInvalid: false,
 		Progress:    "auto",
 		BM25:        BM25{K1: 0.9, B: 0.4, Depth: 1000},
-		Index:       Index{QuantBits: 8, BlockSize: 64, Algorithm: "blockmax", Depth: 1000},
+		Index:       Index{QuantBits: 8, BlockSize: 64, Algorithm: "taat", Depth: 1000},
 		Serve:       Serve{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, TimeoutMS: 2000, MaxK: 1000},
 		Eval:        Eval{Measures: []string{"nDCG@10", "R@100", "AP", "RR@10"}},
 		Data:        Data{BaseURL: "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"},

@@ -155,12 +155,20 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			bar := progress.New(stderr, progress.Enabled(cfg.Progress), "train splade", "steps", int64(opt.Steps))
 			var tokens int
 			var secs float64
+			warned := false
 			meta, err := tr.Run(ctx, splade.RunConfig{WorkDir: work, Out: out, Init: initDir, Resume: resume}, splade.TrainHooks{
 				OnStep: func(s splade.StepStats) {
 					tokens += s.Tokens
 					secs += s.Elapsed.Seconds()
 					bar.AddNote(1, fmt.Sprintf("loss %.3f nce %.3f nnz q %.0f d %.0f, %.0f tok/s",
 						s.Terms.Total, s.Terms.InfoNCE, s.Terms.MeanNNZQuery, s.Terms.MeanNNZDoc, float64(tokens)/secs))
+					// Collapse: the regulariser has emptied the vectors and
+					// InfoNCE sits at log(B + B·NNeg); it does not recover.
+					if !warned && (s.Terms.MeanNNZDoc < 1 || s.Terms.MeanNNZQuery < 1) {
+						warned = true
+						fmt.Fprintf(stderr, "\nwarning: step %d: vectors have collapsed (mean non-zeros: queries %.2f, documents %.2f); lower splade.lambda_q/lambda_d or raise splade.lambda_warmup_steps, or start from a better-trained MLM checkpoint\n",
+							s.Step, s.Terms.MeanNNZQuery, s.Terms.MeanNNZDoc)
+					}
 				},
 				OnEval: func(step int, ms map[string]float64, best bool) {
 					mark := ""

@@ -32,13 +32,19 @@ import (
 // together. The one relevant document of a query is its source document
 // (grade 1).
 //
-// The source and the target domains draw their pseudo-words from disjoint
-// syllable sets, so the target's vocabulary never appears in the source
-// data: exactly what continued pretraining on the target has to learn.
+// The source's words have two syllables and the target's three, from one
+// syllable inventory, so the target's vocabulary never appears in the
+// source data (its words split into pieces the source vocabulary knows):
+// exactly what continued pretraining on the target has to learn.
 type DemoSpec struct {
 	Name        string
 	Seed        uint64
 	Syllables   []string
+	// WordSyllables is the number of syllables of a concept word. The demo
+	// domains share one syllable inventory but not word lengths (2 in the
+	// source, 3 in the target), so no target word occurs in the source
+	// while its pieces do, as domain terms split into known word pieces.
+	WordSyllables int
 	Topics      int
 	Concepts    int
 	DocConcepts int
@@ -53,14 +59,14 @@ var functionWords = strings.Fields("the of and a to in is was for on that with a
 
 // DemoSource and DemoTarget are the two domains of "spladapt demo".
 func DemoSource() DemoSpec {
-	return DemoSpec{Name: "demo-source", Seed: 20240601, Syllables: syllables("bdgklmnprst", "aeiou"),
+	return DemoSpec{Name: "demo-source", Seed: 20240601, Syllables: syllables("bdfgklmnprstvz", "aeiou"), WordSyllables: 2,
 		Topics: 40, Concepts: 30, DocConcepts: 6, Docs: 2000, DocLen: 48, SynonymRate: 0.5,
 		Splits: map[string]int{"train": 3000, "dev": 200}}
 }
 
 // DemoTarget uses syllables disjoint from DemoSource's.
 func DemoTarget() DemoSpec {
-	return DemoSpec{Name: "demo-target", Seed: 20240602, Syllables: syllables("fhjvwzcq", "aeiouy"),
+	return DemoSpec{Name: "demo-target", Seed: 20240602, Syllables: syllables("bdfgklmnprstvz", "aeiou"), WordSyllables: 3,
 		Topics: 40, Concepts: 30, DocConcepts: 6, Docs: 2000, DocLen: 48, SynonymRate: 0.5,
 		Splits: map[string]int{"test": 300}}
 }
@@ -94,7 +100,7 @@ func GenerateDemo(dir string, spec DemoSpec) error {
 	}
 	word := func() string {
 		for {
-			n := 2 + rng.IntN(2)
+			n := spec.WordSyllables
 			var b strings.Builder
 			for i := 0; i < n; i++ {
 				b.WriteString(spec.Syllables[rng.IntN(len(spec.Syllables))])
@@ -212,11 +218,11 @@ func DemoConfig(cfg config.Config, source, target string) config.Config {
 	d.CacheDir, d.Threads, d.Progress, d.SkipInvalid = cfg.CacheDir, cfg.Threads, cfg.Progress, cfg.SkipInvalid
 	p := &d.Pretrain
 	p.Layers, p.Hidden, p.Heads, p.FF, p.MaxPositions = 4, 64, 2, 256, 128
-	p.VocabSize, p.SeqLen, p.BatchSize = 2000, 64, 32
+	p.VocabSize, p.SeqLen, p.BatchSize = 3000, 64, 32
 	p.Steps, p.LR, p.WarmupSteps = 400, 2e-3, 40
 	p.EvalEvery, p.CheckpointEvery, p.HeldoutEvery, p.HeldoutMax = 100, 100, 20, 0
 	s := &d.Splade
-	s.Steps, s.BatchSize, s.LR, s.WarmupSteps = 300, 32, 1e-3, 30
+	s.Steps, s.BatchSize, s.LR, s.WarmupSteps = 300, 32, 5e-4, 30
 	s.LambdaD, s.LambdaQ, s.LambdaWarmupSteps = 1e-3, 1e-3, 100
 	s.EvalEvery, s.CheckpointEvery, s.MineNegatives, s.MineDepth = 100, 100, 4, 30
 	d.Model.MaxLength, d.Model.QueryMaxLength = 64, 16

@@ -104,11 +104,23 @@ func TestDemoTargetTokenisesWithoutUnknowns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	multi := 0
+	n := 0
 	for w := range readWords(t, filepath.Join(dir, tgt.Name, "corpus.jsonl")) {
-		for _, piece := range tok.Tokens(w) {
+		pieces := tok.Tokens(w)
+		for _, piece := range pieces {
 			if piece == "[UNK]" {
-				t.Fatalf("target word %q tokenises to %v", w, tok.Tokens(w))
+				t.Fatalf("target word %q tokenises to %v", w, pieces)
 			}
 		}
+		if len(w) > 4 {
+			n++
+			if len(pieces) <= 3 {
+				multi++ // split into syllable-sized pieces, not letters
+			}
+		}
+	}
+	if multi*2 < n {
+		t.Errorf("only %d of %d target words split into at most 3 pieces", multi, n)
 	}
 }

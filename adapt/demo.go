@@ -37,20 +37,20 @@ import (
 // source data (its words split into pieces the source vocabulary knows):
 // exactly what continued pretraining on the target has to learn.
 type DemoSpec struct {
-	Name        string
-	Seed        uint64
-	Syllables   []string
+	Name      string
+	Seed      uint64
+	Syllables []string
 	// WordSyllables is the number of syllables of a concept word. The demo
 	// domains share one syllable inventory but not word lengths (2 in the
 	// source, 3 in the target), so no target word occurs in the source
 	// while its pieces do, as domain terms split into known word pieces.
 	WordSyllables int
-	Topics      int
-	Concepts    int
-	DocConcepts int
-	Docs        int
-	DocLen      int
-	SynonymRate float64
+	Topics        int
+	Concepts      int
+	DocConcepts   int
+	Docs          int
+	DocLen        int
+	SynonymRate   float64
 	// Splits maps a qrels split name to its number of queries.
 	Splits map[string]int
 }

@@ -237,10 +237,12 @@ func (p *Pipeline) targetStages(target string) []Stage {
 			return pretrain.Swap(tm, zeroShot, filepath.Join(out, "model"), c.Pretrain.DomainLayers)
 		}})
 	models := map[string]string{SysZeroShot: zeroShot, SysAdapted: p.model("adapted-" + n)}
-	if c.Adapt.FullBaseline {
-		// The "MLM" baseline: continued pretraining of the whole encoder
-		// on the target, then SPLADE fine-tuning of everything on the source.
+	if c.Adapt.FullBaseline || c.Adapt.FullMLM {
+		// Continued pretraining of the whole encoder on the target ...
 		ss = append(ss, p.mlmStage("full-mlm-"+n, p.model("base"), []string{target}, "all", c.Adapt.TargetMLMSteps))
+	}
+	if c.Adapt.FullBaseline {
+		// ... then, for the "MLM" baseline, SPLADE fine-tuning of everything on the source.
 		ss = append(ss, p.spladeStage("splade-full-"+n, p.model("full-mlm-"+n), "all"))
 		models[SysFull] = p.model("splade-full-" + n)
 	}
@@ -311,6 +313,9 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 	inputs := []string{p.Runner.Path("bm25-" + n)}
 	for sys := range models {
 		inputs = append(inputs, p.Runner.Path("index-"+sys+"-"+n), filepath.Dir(models[sys]))
+	}
+	if c.Adapt.FullBaseline || c.Adapt.FullMLM {
+		inputs = append(inputs, p.Runner.Path("full-mlm-"+n))
 	}
 	slices.Sort(inputs)
 	key := map[string]any{"measures": c.Eval.Measures, "depth": c.Index.Depth, "split": c.Adapt.TargetSplit,
@@ -397,7 +402,7 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 				}
 				ppl[label] = pp
 			}
-			if c.Adapt.FullBaseline {
+			if c.Adapt.FullBaseline || c.Adapt.FullMLM {
 				_, pp, _, err := pretrain.EvalCorpus(ctx, p.model("full-mlm-"+n), []string{target}, c.Pretrain, filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
 				if err != nil {
 					return err

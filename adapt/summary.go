@@ -170,7 +170,11 @@ func (s *Summary) writeMarkdown(w io.Writer) error {
 	}
 	if len(s.Perplexity) > 0 {
 		fmt.Fprintf(w, "## Held-out MLM perplexity on each target\n\n| target | P_domain(source) | P_domain(target) |")
-		hasFull := contains(s.Systems, SysFull)
+		hasFull := false
+		for _, pp := range s.Perplexity {
+			_, ok := pp["full-mlm"]
+			hasFull = hasFull || ok
+		}
 		if hasFull {
 			fmt.Fprintf(w, " full continued |")
 		}

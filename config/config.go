@@ -199,8 +199,10 @@ type Adapt struct {
 	// target.
 	SourceMLMSteps int `mapstructure:"source_mlm_steps"`
 	TargetMLMSteps int `mapstructure:"target_mlm_steps"`
-	// FullBaseline adds the baseline of full continued pretraining on the
-	// target followed by SPLADE fine-tuning of the whole model.
+	// FullMLM adds full continued pretraining (all parameters) on each
+	// target, for the perplexity comparison; FullBaseline implies it and
+	// adds SPLADE fine-tuning of the whole model and its evaluation.
+	FullMLM      bool `mapstructure:"full_mlm"`
 	FullBaseline bool `mapstructure:"full_baseline"`
 }
 
@@ -223,7 +225,7 @@ func Default() Config {
 			HeldoutEvery: 100, HeldoutMax: 512, EvalEvery: 500, CheckpointEvery: 500,
 			TrainParams: "all", DomainLayers: 2, Seed: 1},
 		Adapt: Adapt{Source: []string{}, SourceSplit: "train", Dev: []string{}, DevSplit: "dev", Targets: []string{},
-			TargetSplit: "test", Base: "", SourceMLMSteps: 1000, TargetMLMSteps: 1000, FullBaseline: false},
+			TargetSplit: "test", Base: "", SourceMLMSteps: 1000, TargetMLMSteps: 1000, FullMLM: false, FullBaseline: false},
 		Splade: Splade{LambdaD: 0.008, LambdaQ: 0.01, QueryReg: "flops", LambdaWarmupSteps: 2000,
 			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,

@@ -127,9 +127,24 @@ func TestBenchTable(t *testing.T) {
 	}
 	P := float64(m.NumPostings)
 	t.Logf("docs=%d postings=%d (%.1f/doc) dense_terms=%d file=%d bytes", n, m.NumPostings, P/float64(n), m.DenseTerms, r.Size())
-	t.Logf("bytes/posting: POST (doc ids + impacts + chunk directory) %.3f; + TERM %.3f + RMAX (block maxima) %.3f = %.3f; + DIDS (doc-id map) %.3f + rest = whole file %.3f",
-		float64(secs["POST"])/P, float64(secs["TERM"])/P, float64(secs["RMAX"])/P, float64(secs["POST"]+secs["TERM"]+secs["RMAX"])/P,
+	ps := r.PostingSizes()
+	per := func(n int64) float64 { return float64(n) / P }
+	t.Logf("bytes/posting: doc ids %.3f (array containers %.3f for %.1f%% of postings in %d containers = %.2f B/id; bitmap containers %.3f for %.1f%% in %d = %.2f B/id; roaring headers %.3f) + impacts %.3f (bit-packed data %.3f, mean width %.2f bits; chunk frames %.3f) + TERM %.3f + RMAX (block maxima) %.3f = %.3f; + DIDS (doc-id map) %.3f + rest = whole file %.3f",
+		per(ps.ArrayBytes+ps.BitmapBytes+ps.RoaringHeaders),
+		per(ps.ArrayBytes), 100*per(ps.ArrayPostings), ps.ArrayContainers, float64(ps.ArrayBytes)/max(1, float64(ps.ArrayPostings)),
+		per(ps.BitmapBytes), 100*per(ps.BitmapPostings), ps.BitmapContainers, float64(ps.BitmapBytes)/max(1, float64(ps.BitmapPostings)),
+		per(ps.RoaringHeaders),
+		per(ps.ImpactData+ps.ImpactHeaders), per(ps.ImpactData), float64(ps.ImpactBits)/P, per(ps.ImpactHeaders),
+		per(ps.Term), per(ps.Rmax), float64(secs["DOCS"]+secs["IMPS"]+secs["TERM"]+secs["RMAX"])/P,
 		float64(secs["DIDS"])/P, float64(r.Size())/P)
+	hTerm, hAll := index.ImpactEntropy(r)
+	t.Logf("impact entropy (order 0): %.2f bits/posting with one distribution per term, %.2f for the whole index; bit-packed width %.2f", hTerm, hAll, float64(ps.ImpactBits)/P)
+	if got, want := ps.ArrayBytes+ps.BitmapBytes+ps.RoaringHeaders, int64(secs["DOCS"]); got != want {
+		t.Errorf("doc-id parts sum to %d bytes, DOCS is %d", got, want)
+	}
+	if got, want := ps.ImpactData+ps.ImpactHeaders, int64(secs["IMPS"]); got != want {
+		t.Errorf("impact parts sum to %d bytes, IMPS is %d", got, want)
+	}
 	t.Logf("build: %.1f s, %.0f docs/s, %.2f M postings/s (one builder goroutine)", buildTime.Seconds(), float64(n)/buildTime.Seconds(), P/buildTime.Seconds()/1e6)
 
 	qs := make([][]index.TermWeight, nq)

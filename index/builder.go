@@ -179,9 +179,10 @@ func quantize(w float32, scale float64, maxImp int) (imp int, clipped bool) {
 
 // termPlan is pass one of writing: what each term will occupy.
 type termPlan struct {
-	df, maxImp int
-	off, len   int // its encoded postings in the POST buffer
-	dense      uint32
+	df, maxImp     int
+	docOff, docLen int // its roaring bitmap in the DOCS buffer
+	impOff, impLen int // its impacts in the IMPS buffer
+	dense          uint32
 }
 
 // Write writes the index directory dir (index.spl and meta.json) through a
@@ -228,7 +229,7 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 	// Pass one: quantise and encode every term's postings (kept in memory,
 	// ≈ 2 bytes per posting); df, max impact and dense rank per term.
 	plans := make([]termPlan, V)
-	var post []byte
+	var docsBuf, impsBuf []byte
 	keptDocs := make([]uint32, 0, 1024)
 	keptImps := make([]uint16, 0, 1024)
 	for t := 0; t < len(b.docs); t++ {
@@ -248,14 +249,15 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 			p.maxImp = max(p.maxImp, imp)
 		}
 		p.df = len(keptDocs)
-		p.off = len(post)
+		p.docOff, p.impOff = len(docsBuf), len(impsBuf)
 		if p.df > 0 {
-			var err error
-			if post, err = appendTerm(post, keptDocs, keptImps, width); err != nil {
-				return nil, fmt.Errorf("term %d: %w", t, err)
-			}
+			docsBuf = appendBitmap(docsBuf, keptDocs)
+			impsBuf = appendImpacts(impsBuf, keptImps, width)
 		}
-		p.len = len(post) - p.off
+		p.docLen, p.impLen = len(docsBuf)-p.docOff, len(impsBuf)-p.impOff
+		if p.docLen > math.MaxUint32 {
+			return nil, fmt.Errorf("term %d: roaring bitmap of %d bytes exceeds 4 GiB", t, p.docLen)
+		}
 		m.NumPostings += int64(p.df)
 	}
 	for t := range plans {
@@ -290,19 +292,25 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 	for t := range plans {
 		p := plans[t]
 		clear(ent[:])
-		binary.LittleEndian.PutUint64(ent[0:], uint64(p.off))
-		binary.LittleEndian.PutUint64(ent[8:], uint64(p.len))
-		binary.LittleEndian.PutUint32(ent[16:], uint32(p.df))
-		binary.LittleEndian.PutUint32(ent[20:], p.dense)
-		binary.LittleEndian.PutUint16(ent[24:], uint16(p.maxImp))
+		binary.LittleEndian.PutUint64(ent[0:], uint64(p.docOff))
+		binary.LittleEndian.PutUint32(ent[8:], uint32(p.docLen))
+		binary.LittleEndian.PutUint32(ent[12:], uint32(p.df))
+		binary.LittleEndian.PutUint64(ent[16:], uint64(p.impOff))
+		binary.LittleEndian.PutUint32(ent[24:], p.dense)
+		binary.LittleEndian.PutUint16(ent[28:], uint16(p.maxImp))
 		w.write(ent[:])
 	}
 	secs[secTerm] = w.end(secs[secTerm])
 
-	// POST
+	// DOCS
 	w.begin()
-	w.write(post)
-	secs[secPost] = w.end(secs[secPost])
+	w.write(docsBuf)
+	secs[secDocs] = w.end(secs[secDocs])
+
+	// IMPS
+	w.begin()
+	w.write(impsBuf)
+	secs[secImps] = w.end(secs[secImps])
 
 	// RMAX
 	w.begin()

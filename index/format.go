@@ -14,24 +14,30 @@ const (
 	FileName     = "index.spl"
 	MetaFileName = "meta.json"
 	Magic        = "SPLADIDX"
-	Version      = 2
+	Version      = 3
 
 	headerSize   = 16
 	tocEntrySize = 32
 	termSize     = 32
 	noDense      = math.MaxUint32
 
+	roaringCookie     = 12346 // portable format, arrays and bitmaps only
+	roaringCookieRuns = 12347
+	arrayMaxCard      = 4096 // largest array container; larger ones are bitmaps
+	bitmapBytes       = 8192 // a bitmap container: 65536 bits
+
 	queryWeightMax     = 65535
 	defaultFingerprint = ""
 )
 
 // Section tags in file order.
-var sectionTags = [...]string{"META", "TERM", "POST", "RMAX", "DIDS", "VOCB"}
+var sectionTags = [...]string{"META", "TERM", "DOCS", "IMPS", "RMAX", "DIDS", "VOCB"}
 
 const (
 	secMeta = iota
 	secTerm
-	secPost
+	secDocs
+	secImps
 	secRmax
 	secDids
 	secVocb

@@ -328,7 +328,7 @@ func TestWorkedExample(t *testing.T) {
 	for _, s := range r.Sections() {
 		sizes[s.Tag] = s.Length
 	}
-	for tag, n := range map[string]uint64{"TERM": 128, "POST": 35, "RMAX": 4, "DIDS": 38, "VOCB": 28} {
+	for tag, n := range map[string]uint64{"TERM": 128, "DOCS": 58, "IMPS": 10, "RMAX": 4, "DIDS": 38, "VOCB": 28} {
 		if sizes[tag] != n {
 			t.Errorf("section %s: %d bytes, document says %d", tag, sizes[tag], n)
 		}
@@ -337,13 +337,18 @@ func TestWorkedExample(t *testing.T) {
 		t.Errorf("RMAX = % x", got)
 	}
 	ti := r.termInfo(1)
-	p, err := r.postings(ti, true)
-	if err != nil {
-		t.Fatal(err)
+	wantD := []byte{0x3a, 0x30, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 16, 0, 0, 0, 0, 0, 1, 0}
+	if got := r.bitmap(ti); !bytes.Equal(got, wantD) {
+		t.Errorf("roaring bitmap of b = % x, want % x", got, wantD)
 	}
-	wantP := []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x03}
-	if got := r.sec[secPost][ti.off : ti.off+ti.len]; !bytes.Equal(got, wantP) || p.nc != 1 {
-		t.Errorf("postings of b = % x, want % x", got, wantP)
+	wantI := []byte{0x80, 7, 0x80, 0x3f}
+	if got := r.impLayout(ti).b; !bytes.Equal(got, wantI) {
+		t.Errorf("impacts of b = % x, want % x", got, wantI)
+	}
+	for term, want := range map[uint32][]byte{0: {0x20, 0}, 2: {}, 3: {0x40, 8, 0, 0xbf}} {
+		if got := r.impLayout(r.termInfo(term)).b; !bytes.Equal(got, want) {
+			t.Errorf("impacts of term %d = % x, want % x", term, got, want)
+		}
 	}
 	if tok, _ := r.Token(3); tok != "d" || r.DocID(2) != "d2" {
 		t.Errorf("Token(3) = %q, DocID(2) = %q", tok, r.DocID(2))
@@ -452,9 +457,9 @@ func FuzzOpen(f *testing.F) {
 }
 
 // TestFullContainer is the frozen failure of the first 100k-document
-// benchmark of format 1 (roaring bitmaps: a full 65536-doc container):
-// a term in every document (all gaps 0, Rice parameter 0, one bit per
-// posting) beside a sparser one.
+// benchmark of format 1 (roaring bitmaps: a full 65536-doc container,
+// which the roaring library would write as a run container): a term in
+// every document beside a sparser one.
 func TestFullContainer(t *testing.T) {
 	var docs []testDoc
 	for d := range 70000 {

@@ -10,320 +10,469 @@ import (
 // endDoc is the doc number of an exhausted cursor (doc numbers are < N ≤ 2³²−1).
 const endDoc = math.MaxUint32
 
-// chunkSize is the number of postings per chunk (the last chunk of a term
-// may hold fewer).
+// chunkSize is the number of impacts per bit-packed chunk (the last chunk
+// of a term may hold fewer).
 const chunkSize = 128
-
-// skipEntrySize is the size of one chunk directory entry: last doc
-// (uint32) and the chunk's data offset (uint32).
-const skipEntrySize = 8
-
-// maxRiceK bounds the Rice parameter: gaps are < 2³², so larger k never helps.
-const maxRiceK = 31
 
 // numChunks returns ⌈df / chunkSize⌉.
 func numChunks(df int) int { return (df + chunkSize - 1) / chunkSize }
 
-// bitWriter appends bits least-significant first.
-type bitWriter struct {
-	buf  []byte
-	acc  uint64
-	nacc uint
-}
+// ---- DOCS: roaring portable bitmaps ----
 
-func (w *bitWriter) write(v uint64, n uint) { // n ≤ 32
-	w.acc |= v << w.nacc
-	w.nacc += n
-	for w.nacc >= 8 {
-		w.buf = append(w.buf, byte(w.acc))
-		w.acc >>= 8
-		w.nacc -= 8
-	}
-}
-
-// zeros writes n zero bits.
-func (w *bitWriter) zeros(n uint64) {
-	for n > 0 {
-		m := min(n, 32)
-		w.write(0, uint(m))
-		n -= m
-	}
-}
-
-func (w *bitWriter) flush() {
-	if w.nacc > 0 {
-		w.buf = append(w.buf, byte(w.acc))
-		w.acc, w.nacc = 0, 0
-	}
-}
-
-// riceCost returns the bits of Rice-coding gaps (summing to sum) with k.
-func riceCost(gaps []uint32, k uint) uint64 {
-	c := uint64(len(gaps)) * uint64(k+1)
-	for _, g := range gaps {
-		c += uint64(g >> k)
-	}
-	return c
-}
-
-// bestRice picks the Rice parameter of gaps: the best of the three values
-// around log2(mean·ln 2), the optimum for geometric gaps.
-func bestRice(gaps []uint32) uint {
-	var sum uint64
-	for _, g := range gaps {
-		sum += uint64(g)
-	}
-	k0 := 0
-	if m := float64(sum) / float64(len(gaps)) * math.Ln2; m >= 1 {
-		k0 = int(math.Log2(m))
-	}
-	best, bestK := uint64(math.MaxUint64), uint(0)
-	for k := max(0, k0-1); k <= min(maxRiceK, k0+1); k++ {
-		if c := riceCost(gaps, uint(k)); c < best {
-			best, bestK = c, uint(k)
+// appendBitmap appends the increasing doc numbers docs in the roaring
+// portable format without run containers (cookie 12346): an array
+// container for up to 4096 values, else a bitmap container. (The roaring
+// library turns full containers into run containers, which the format
+// excludes, so the writer is ours; Validate reads the result back with the
+// library.)
+func appendBitmap(out []byte, docs []uint32) []byte {
+	type ctr struct{ key, lo, hi int }
+	var cs []ctr
+	for i := 0; i < len(docs); {
+		key := int(docs[i] >> 16)
+		j := i
+		for j < len(docs) && int(docs[j]>>16) == key {
+			j++
 		}
+		cs = append(cs, ctr{key, i, j})
+		i = j
 	}
-	return bestK
-}
-
-// appendTerm appends the encoding of one term's postings (docs strictly
-// increasing, impacts in 1..maxImpact beside them) to out: the chunk
-// directory, then each chunk (see docs/format/index.md). It returns the
-// extended slice, or an error when a chunk offset overflows uint32.
-func appendTerm(out []byte, docs []uint32, imps []uint16, width int) ([]byte, error) {
 	start := len(out)
-	nc := numChunks(len(docs))
-	out = append(out, make([]byte, skipEntrySize*nc)...)
-	dataStart := len(out)
-	gaps := make([]uint32, 0, chunkSize)
-	var bw bitWriter
-	prev := int64(-1)
+	out = binary.LittleEndian.AppendUint32(out, roaringCookie)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(cs)))
+	for _, c := range cs {
+		out = binary.LittleEndian.AppendUint16(out, uint16(c.key))
+		out = binary.LittleEndian.AppendUint16(out, uint16(c.hi-c.lo-1))
+	}
+	off := 8 + 8*len(cs)
+	for _, c := range cs {
+		out = binary.LittleEndian.AppendUint32(out, uint32(off))
+		off += containerBytes(c.hi - c.lo)
+	}
+	for _, c := range cs {
+		part := docs[c.lo:c.hi]
+		if len(part) <= arrayMaxCard {
+			for _, d := range part {
+				out = binary.LittleEndian.AppendUint16(out, uint16(d))
+			}
+			continue
+		}
+		at := len(out)
+		out = append(out, make([]byte, bitmapBytes)...)
+		bm := out[at:]
+		for _, d := range part {
+			lo := d & 0xFFFF
+			bm[lo>>3] |= 1 << (lo & 7)
+		}
+	}
+	if len(out)-start != off {
+		panic(fmt.Sprintf("roaring bitmap of %d bytes, planned %d", len(out)-start, off)) // bug
+	}
+	return out
+}
+
+func containerBytes(card int) int {
+	if card > arrayMaxCard {
+		return bitmapBytes
+	}
+	return 2 * card
+}
+
+// checkBitmapHeader checks a roaring portable bitmap's header against its
+// length: cookie, container count, keys, cardinalities and offsets.
+// O(containers).
+func checkBitmapHeader(bm []byte, df, numDocs int) error {
+	if len(bm) < 8 {
+		return fmt.Errorf("bitmap of %d bytes is too short", len(bm))
+	}
+	cookie := binary.LittleEndian.Uint32(bm)
+	if cookie&0xFFFF == roaringCookieRuns {
+		return fmt.Errorf("run containers are not supported")
+	}
+	if cookie != roaringCookie {
+		return fmt.Errorf("bad roaring cookie %d", cookie)
+	}
+	nc := uint64(binary.LittleEndian.Uint32(bm[4:]))
+	if nc == 0 || 8+8*nc > uint64(len(bm)) {
+		return fmt.Errorf("%d containers do not fit in %d bytes", nc, len(bm))
+	}
+	pos := 8 + 8*nc
+	total, lastKey := 0, -1
+	maxKey := (numDocs - 1) >> 16
+	for c := uint64(0); c < nc; c++ {
+		key := int(binary.LittleEndian.Uint16(bm[8+4*c:]))
+		card := int(binary.LittleEndian.Uint16(bm[10+4*c:])) + 1
+		off := uint64(binary.LittleEndian.Uint32(bm[8+4*nc+4*c:]))
+		if key <= lastKey || key > maxKey {
+			return fmt.Errorf("container %d: key %d after %d (largest possible %d)", c, key, lastKey, maxKey)
+		}
+		lastKey = key
+		if off != pos {
+			return fmt.Errorf("container %d: offset %d, want %d", c, off, pos)
+		}
+		pos += uint64(containerBytes(card))
+		total += card
+	}
+	if pos != uint64(len(bm)) {
+		return fmt.Errorf("containers end at %d of %d bytes", pos, len(bm))
+	}
+	if total != df {
+		return fmt.Errorf("cardinality %d, df %d", total, df)
+	}
+	return nil
+}
+
+// decodeBitmap decodes a bitmap whose header passed checkBitmapHeader and
+// checks its containers: arrays strictly increasing, bitmap popcounts
+// equal to cardinalities, all doc numbers < numDocs.
+func decodeBitmap(bm []byte, df, numDocs int) ([]uint32, error) {
+	if err := checkBitmapHeader(bm, df, numDocs); err != nil {
+		return nil, err
+	}
+	nc := int(binary.LittleEndian.Uint32(bm[4:]))
+	out := make([]uint32, 0, df)
 	for c := 0; c < nc; c++ {
-		lo, hi := c*chunkSize, min(len(docs), (c+1)*chunkSize)
-		off := len(out) - dataStart
-		if off > math.MaxUint32 {
-			return nil, fmt.Errorf("postings of a term exceed 4 GiB")
-		}
-		binary.LittleEndian.PutUint32(out[start+skipEntrySize*c:], docs[hi-1])
-		binary.LittleEndian.PutUint32(out[start+skipEntrySize*c+4:], uint32(off))
-		gaps = gaps[:0]
-		for _, d := range docs[lo:hi] {
-			gaps = append(gaps, uint32(int64(d)-prev-1))
-			prev = int64(d)
-		}
-		k := bestRice(gaps)
-		out = append(out, byte(k))
-		for _, imp := range imps[lo:hi] {
-			if width == 1 {
-				out = append(out, byte(imp))
-			} else {
-				out = binary.LittleEndian.AppendUint16(out, imp)
+		key := uint32(binary.LittleEndian.Uint16(bm[8+4*c:])) << 16
+		card := int(binary.LittleEndian.Uint16(bm[10+4*c:])) + 1
+		off := int(binary.LittleEndian.Uint32(bm[8+4*nc+4*c:]))
+		data := bm[off : off+containerBytes(card)]
+		n0 := len(out)
+		if card <= arrayMaxCard {
+			prev := -1
+			for i := 0; i < card; i++ {
+				lo := int(binary.LittleEndian.Uint16(data[2*i:]))
+				if lo <= prev {
+					return nil, fmt.Errorf("array container %d not strictly increasing at %d", c, i)
+				}
+				prev = lo
+				out = append(out, key|uint32(lo))
+			}
+		} else {
+			for w := 0; w < 1024; w++ {
+				word := binary.LittleEndian.Uint64(data[8*w:])
+				for word != 0 {
+					out = append(out, key|uint32(w*64+bits.TrailingZeros64(word)))
+					word &= word - 1
+				}
+			}
+			if len(out)-n0 != card {
+				return nil, fmt.Errorf("bitmap container %d has %d bits set, cardinality %d", c, len(out)-n0, card)
 			}
 		}
-		bw.buf = out
-		for _, g := range gaps {
-			bw.zeros(uint64(g >> k))
-			bw.write(1, 1)
-			bw.write(uint64(g)&(1<<k-1), k)
+		if last := out[len(out)-1]; int64(last) >= int64(numDocs) {
+			return nil, fmt.Errorf("doc %d ≥ %d documents", last, numDocs)
 		}
-		bw.flush()
-		out = bw.buf
 	}
 	return out, nil
 }
 
-// termPostings is one term's encoded postings inside the mapped file.
-type termPostings struct {
-	dir   []byte // chunk directory, nc entries
-	data  []byte // chunk data
-	nc    int
+// ---- IMPS: impacts in doc order, bit-packed per 128-posting chunk ----
+
+// impLayout describes one term's IMPS bytes: c chunk headers of hw bytes
+// (base: w bytes; bit width: 1 byte), then the chunks' packed data.
+type impLayout struct {
+	b     []byte // the term's IMPS bytes
+	w     int    // base width: 1 (quant_bits ≤ 8) or 2
+	nc    int    // chunks
 	df    int
-	width int
+	hdata int // offset of the packed data (= nc·(w+1))
 }
 
-func (p *termPostings) lastDoc(c int) uint32 {
-	return binary.LittleEndian.Uint32(p.dir[skipEntrySize*c:])
+func newImpLayout(b []byte, df, w int) impLayout {
+	nc := numChunks(df)
+	return impLayout{b: b, w: w, nc: nc, df: df, hdata: nc * (w + 1)}
 }
 
-func (p *termPostings) chunkOff(c int) int {
-	return int(binary.LittleEndian.Uint32(p.dir[skipEntrySize*c+4:]))
+// head returns chunk c's base and bit width.
+func (l *impLayout) head(c int) (base uint16, width uint) {
+	h := l.b[c*(l.w+1):]
+	if l.w == 1 {
+		return uint16(h[0]), uint(h[1])
+	}
+	return binary.LittleEndian.Uint16(h), uint(h[2])
 }
 
-// chunk returns chunk c's bytes and its number of postings.
-func (p *termPostings) chunk(c int) ([]byte, int) {
-	end := len(p.data)
-	if c+1 < p.nc {
-		end = p.chunkOff(c + 1)
+// chunkLen returns the number of impacts in chunk c.
+func (l *impLayout) chunkLen(c int) int {
+	if c == l.nc-1 {
+		return l.df - c*chunkSize
 	}
-	n := chunkSize
-	if c == p.nc-1 {
-		n = p.df - c*chunkSize
-	}
-	return p.data[p.chunkOff(c):end], n
+	return chunkSize
 }
 
-// firstDocBase returns the doc before chunk c's first (−1 for chunk 0).
-func (p *termPostings) base(c int) int64 {
-	if c == 0 {
-		return -1
-	}
-	return int64(p.lastDoc(c - 1))
+// dataLen returns the bytes of chunk c's packed data: ⌈n·width/8⌉.
+func (l *impLayout) dataLen(c int) int {
+	_, width := l.head(c)
+	return (l.chunkLen(c)*int(width) + 7) / 8
 }
 
-// decodeChunk decodes chunk c into docs and imps (len ≥ n) and returns n.
-// The last doc decoded must be the directory's. With strict it also
-// checks what Validate needs: the stream ends in the chunk's last byte with
-// zero padding, the Rice parameter is ≤ 31. A corrupt chunk yields an
-// error, never an out-of-range read.
-func (p *termPostings) decodeChunk(c int, docs []uint32, imps []uint16, strict bool) (int, error) {
-	b, n := p.chunk(c)
-	if len(b) < 1+n*p.width {
-		return 0, fmt.Errorf("chunk %d: %d bytes, too short for %d impacts", c, len(b), n)
+// check checks that the headers fit, every width is ≤ quantBits and the
+// packed data fills the term's bytes exactly. O(chunks).
+func (l *impLayout) check(quantBits int) error {
+	if l.hdata > len(l.b) {
+		return fmt.Errorf("%d chunk headers do not fit in %d bytes", l.nc, len(l.b))
 	}
-	k := uint(b[0])
-	if k > maxRiceK {
-		return 0, fmt.Errorf("chunk %d: Rice parameter %d > %d", c, k, maxRiceK)
-	}
-	if p.width == 1 {
-		for i, v := range b[1 : 1+n] {
-			imps[i] = uint16(v)
+	n := l.hdata
+	for c := 0; c < l.nc; c++ {
+		if _, width := l.head(c); int(width) > quantBits {
+			return fmt.Errorf("chunk %d: bit width %d > quant_bits %d", c, width, quantBits)
 		}
-	} else {
-		for i := range n {
-			imps[i] = binary.LittleEndian.Uint16(b[1+2*i:])
-		}
+		n += l.dataLen(c)
 	}
-	s := b[1+n*p.width:]
-	nbits := uint64(len(s)) * 8
-	pos := uint64(0)
-	prev := p.base(c)
-	mask := uint64(1)<<k - 1
-	for i := range n {
-		// unary part: zeros up to a one bit
-		var q uint64
-		for {
-			if pos >= nbits {
-				return 0, fmt.Errorf("chunk %d: bit stream ends inside posting %d", c, i)
+	if n != len(l.b) {
+		return fmt.Errorf("chunks need %d bytes, term has %d", n, len(l.b))
+	}
+	return nil
+}
+
+// chunkFrame returns the frame of reference of one chunk: its smallest
+// impact and the bits of (largest − smallest).
+func chunkFrame(imps []uint16) (base uint16, width uint) {
+	lo, hi := imps[0], imps[0]
+	for _, v := range imps[1:] {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	return lo, uint(bits.Len16(hi - lo))
+}
+
+// appendImpacts appends one term's IMPS bytes: the chunk headers (base =
+// the chunk's smallest impact, w bytes; bit width of largest − smallest,
+// 1 byte), then each chunk's impact − base packed in that many bits,
+// least significant bit first, zero-padded to a whole byte.
+func appendImpacts(out []byte, imps []uint16, w int) []byte {
+	for lo := 0; lo < len(imps); lo += chunkSize {
+		base, width := chunkFrame(imps[lo:min(len(imps), lo+chunkSize)])
+		if w == 1 {
+			out = append(out, byte(base))
+		} else {
+			out = binary.LittleEndian.AppendUint16(out, base)
+		}
+		out = append(out, byte(width))
+	}
+	for lo := 0; lo < len(imps); lo += chunkSize {
+		ch := imps[lo:min(len(imps), lo+chunkSize)]
+		base, width := chunkFrame(ch)
+		var acc uint64
+		var nacc uint
+		for _, v := range ch {
+			acc |= uint64(v-base) << nacc
+			nacc += width
+			for nacc >= 8 {
+				out = append(out, byte(acc))
+				acc >>= 8
+				nacc -= 8
 			}
-			w, valid := peek(s, pos)
-			if w == 0 {
-				q += uint64(valid)
-				pos += uint64(valid)
-				continue
-			}
-			tz := uint64(bits.TrailingZeros64(w))
-			q += tz
-			pos += tz + 1
-			break
 		}
-		if q > math.MaxUint32 {
-			return 0, fmt.Errorf("chunk %d: gap overflow at posting %d", c, i)
-		}
-		var low uint64
-		if k > 0 {
-			if pos+uint64(k) > nbits {
-				return 0, fmt.Errorf("chunk %d: bit stream ends inside posting %d", c, i)
-			}
-			w, _ := peek(s, pos)
-			low = w & mask
-			pos += uint64(k)
-		}
-		d := prev + 1 + int64(q<<k|low)
-		if d > int64(p.lastDoc(c)) {
-			return 0, fmt.Errorf("chunk %d: doc %d after last doc %d", c, d, p.lastDoc(c))
-		}
-		docs[i] = uint32(d)
-		prev = d
-	}
-	if prev != int64(p.lastDoc(c)) {
-		return 0, fmt.Errorf("chunk %d: last doc %d, directory says %d", c, prev, p.lastDoc(c))
-	}
-	if strict {
-		if (pos+7)/8 != uint64(len(s)) {
-			return 0, fmt.Errorf("chunk %d: stream of %d bits in %d bytes", c, pos, len(s))
-		}
-		if pos%8 != 0 && s[len(s)-1]>>(pos%8) != 0 {
-			return 0, fmt.Errorf("chunk %d: non-zero padding bits", c)
+		if nacc > 0 {
+			out = append(out, byte(acc))
 		}
 	}
-	return n, nil
+	return out
 }
 
-// peek returns up to 64 bits of s from bit pos (LSB first) and how many of
-// them are real (the rest are zero).
-func peek(s []byte, pos uint64) (uint64, uint) {
-	i, sh := pos>>3, uint(pos&7)
-	if i+8 <= uint64(len(s)) {
-		return binary.LittleEndian.Uint64(s[i:]) >> sh, 64 - sh
+// unpack decodes n values of width bits (LSB first) from data, adding base,
+// into out[:n]. data holds at least ⌈n·width/8⌉ bytes (checked by Open).
+// It returns the padding bits after the last value (for Validate).
+func unpack(out []uint16, data []byte, n int, base uint16, width uint) (pad uint64) {
+	if width == 0 {
+		for i := range out[:n] {
+			out[i] = base
+		}
+		return 0
 	}
-	var w uint64
-	for j := i; j < uint64(len(s)); j++ {
-		w |= uint64(s[j]) << (8 * (j - i))
+	mask := uint64(1)<<width - 1
+	var acc uint64
+	var nacc uint
+	p := 0
+	for i := range out[:n] {
+		for nacc < width {
+			acc |= uint64(data[p]) << nacc
+			p++
+			nacc += 8
+		}
+		out[i] = base + uint16(acc&mask)
+		acc >>= width
+		nacc -= width
 	}
-	return w >> sh, uint(8*(uint64(len(s))-i)) - sh
+	return acc
 }
 
-// cursor walks one term's postings in doc order, one decoded chunk at a
-// time. It moves forward with next/advance; seek may also move backward
-// (block-max scoring visits blocks out of order). A corrupt chunk panics
-// with the decoding error; SearchPrepared turns that into ErrCorrupt.
-type cursor struct {
-	p    termPostings
-	q    uint64 // quantised query weight
-	ub   uint64 // q · max impact of the term
-	rmax []byte // block maxima row (dense terms), else nil
-
+// impCursor decodes one term's impacts a chunk at a time, moving forward
+// cheaply (a running data offset) and backward by rescanning the headers.
+type impCursor struct {
+	l    impLayout
 	c    int // decoded chunk, −1 none
-	n    int // postings in it
-	i    int // position in it
-	doc  uint32
-	docs [chunkSize]uint32
+	hc   int // chunk whose data starts at hoff
+	hoff int
 	imps [chunkSize]uint16
 }
 
-func (c *cursor) init(p termPostings) {
-	c.p = p
+func (ic *impCursor) init(l impLayout) {
+	ic.l, ic.c, ic.hc, ic.hoff = l, -1, 0, l.hdata
+}
+
+// load decodes chunk c (< nc) into ic.imps.
+func (ic *impCursor) load(c int) {
+	if c == ic.c {
+		return
+	}
+	l := &ic.l
+	if c < ic.hc {
+		ic.hc, ic.hoff = 0, l.hdata
+	}
+	for ic.hc < c {
+		ic.hoff += l.dataLen(ic.hc)
+		ic.hc++
+	}
+	base, width := l.head(c)
+	unpack(ic.imps[:], l.b[ic.hoff:], l.chunkLen(c), base, width)
+	ic.c = c
+}
+
+// at returns the impact of posting rank.
+func (ic *impCursor) at(rank int) uint64 {
+	if rank>>7 != ic.c {
+		ic.load(rank >> 7)
+	}
+	return uint64(ic.imps[rank&(chunkSize-1)])
+}
+
+// decodeImpacts decodes all of a term's impacts strictly: each chunk's
+// padding bits are zero and its frame is the one the writer picks (base =
+// smallest impact, width = bits of largest − smallest; a sum base + value
+// that wraps past 65535 breaks the first).
+func decodeImpacts(l impLayout) ([]uint16, error) {
+	out := make([]uint16, l.nc*chunkSize)
+	off := l.hdata
+	for c := 0; c < l.nc; c++ {
+		base, width := l.head(c)
+		n := l.chunkLen(c)
+		if pad := unpack(out[c*chunkSize:], l.b[off:], n, base, width); pad != 0 {
+			return nil, fmt.Errorf("chunk %d: non-zero padding bits", c)
+		}
+		if b, w := chunkFrame(out[c*chunkSize : c*chunkSize+n]); b != base || w != width {
+			return nil, fmt.Errorf("chunk %d: frame base %d width %d, impacts need base %d width %d", c, base, width, b, w)
+		}
+		off += l.dataLen(c)
+	}
+	return out[:l.df], nil
+}
+
+// ---- cursor: doc numbers from the roaring bytes, impacts beside them ----
+
+// cursor walks one term's postings in doc order, straight from the
+// roaring bytes of the mapped file: array containers are indexed, bitmap
+// containers scanned word by word; rank (the posting's index, which
+// locates its impact) is kept up to date with popcounts. It moves forward
+// with next/advance; seek may also move backward (block-max scoring visits
+// blocks out of order). Corrupt bytes of an unvalidated file may make it
+// panic with an index error; SearchPrepared turns that into ErrCorrupt.
+type cursor struct {
+	bm   []byte // roaring portable bitmap (header checked by Open)
+	q    uint64 // quantised query weight
+	ub   uint64 // q · max impact of the term
+	rmax []byte // block maxima row (dense terms), else nil
+	df   int
+
+	nc     int    // containers
+	c      int    // current container
+	key    uint32 // its high bits, shifted
+	card   int
+	data   []byte // its data
+	bitmap bool
+	cstart int    // rank of its first element
+	i      int    // array: index; bitmap: bit of the current doc
+	rank   int    // rank of the current doc
+	doc    uint32 // current doc, endDoc when exhausted
+
+	imp impCursor
+}
+
+func (c *cursor) init(bm []byte, imps impLayout, df int) {
+	c.bm, c.df = bm, df
+	c.nc = int(binary.LittleEndian.Uint32(bm[4:]))
+	c.imp.init(imps)
 	c.reset()
 }
 
 // reset positions the cursor on the first posting.
 func (c *cursor) reset() {
-	c.c = -1
-	c.load(0)
+	c.c, c.cstart = 0, 0
+	c.load()
+	c.first()
 }
 
-// load decodes chunk ch and positions on its first posting (endDoc past
-// the last chunk).
-func (c *cursor) load(ch int) {
-	if ch >= c.p.nc {
-		c.c, c.n, c.i, c.doc = c.p.nc, 0, 0, endDoc
+// load reads container c.c's header; false when past the last one.
+func (c *cursor) load() bool {
+	if c.c >= c.nc {
+		c.doc = endDoc
+		c.card = 0
+		return false
+	}
+	h := 8 + 4*c.c
+	c.key = uint32(binary.LittleEndian.Uint16(c.bm[h:])) << 16
+	c.card = int(binary.LittleEndian.Uint16(c.bm[h+2:])) + 1
+	off := int(binary.LittleEndian.Uint32(c.bm[8+4*c.nc+4*c.c:]))
+	c.bitmap = c.card > arrayMaxCard
+	c.data = c.bm[off : off+containerBytes(c.card)]
+	return true
+}
+
+// first positions on the first element of the loaded container.
+func (c *cursor) first() {
+	if c.c >= c.nc {
+		c.doc = endDoc
 		return
 	}
-	if ch != c.c {
-		n, err := c.p.decodeChunk(ch, c.docs[:], c.imps[:], false)
-		if err != nil {
-			panic(err)
-		}
-		c.c, c.n = ch, n
+	c.rank = c.cstart
+	if !c.bitmap {
+		c.i = 0
+		c.doc = c.key | uint32(binary.LittleEndian.Uint16(c.data))
+		return
 	}
-	c.i = 0
-	c.doc = c.docs[0]
+	j := nextSet(c.data, 0)
+	if j >= 1<<16 {
+		c.nextContainer()
+		return
+	}
+	c.i = j
+	c.doc = c.key | uint32(j)
+}
+
+func (c *cursor) nextContainer() {
+	c.cstart += c.card
+	c.c++
+	if c.load() {
+		c.first()
+	}
 }
 
 // impact returns the impact of the current posting.
-func (c *cursor) impact() uint64 { return uint64(c.imps[c.i]) }
+func (c *cursor) impact() uint64 { return c.imp.at(c.rank) }
 
 // next moves to the next posting.
 func (c *cursor) next() {
 	if c.doc == endDoc {
 		return
 	}
-	c.i++
-	if c.i < c.n {
-		c.doc = c.docs[c.i]
+	if !c.bitmap {
+		c.i++
+		if c.i < c.card {
+			c.rank++
+			c.doc = c.key | uint32(binary.LittleEndian.Uint16(c.data[2*c.i:]))
+			return
+		}
+		c.nextContainer()
 		return
 	}
-	c.load(c.c + 1)
+	j := nextSet(c.data, c.i+1)
+	if j < 1<<16 && c.rank+1 < c.cstart+c.card {
+		c.i = j
+		c.rank++
+		c.doc = c.key | uint32(j)
+		return
+	}
+	c.nextContainer()
 }
 
 // advance moves to the first posting with doc ≥ target (no move when the
@@ -332,68 +481,107 @@ func (c *cursor) advance(target uint32) {
 	if c.doc >= target {
 		return
 	}
-	if target > c.p.lastDoc(c.c) {
-		// gallop over the directory, then binary search
-		lo, step := c.c+1, 1
-		hi := lo
-		for hi < c.p.nc && c.p.lastDoc(hi) < target {
-			lo = hi + 1
-			hi += step
-			step <<= 1
+	tk := target &^ 0xFFFF
+	if c.key != tk {
+		c.cstart += c.card
+		c.c++
+		for c.c < c.nc && uint32(binary.LittleEndian.Uint16(c.bm[8+4*c.c:]))<<16 < tk {
+			c.cstart += int(binary.LittleEndian.Uint16(c.bm[10+4*c.c:])) + 1
+			c.c++
 		}
-		hi = min(hi, c.p.nc)
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if c.p.lastDoc(m) < target {
-				lo = m + 1
-			} else {
-				hi = m
-			}
-		}
-		c.load(lo)
-		if c.doc >= target {
+		if !c.load() {
 			return
 		}
+		if c.key != tk {
+			c.first()
+			return
+		}
+		c.seekFresh(int(target & 0xFFFF))
+		return
 	}
-	c.within(target)
-}
-
-// within moves inside the decoded chunk to the first doc ≥ target, which
-// the chunk holds (target ≤ its last doc).
-func (c *cursor) within(target uint32) {
-	i := c.i
-	for c.docs[i] < target {
-		i++
+	lo := int(target & 0xFFFF)
+	if !c.bitmap {
+		// galloping then binary search in (c.i, card)
+		a, step := c.i+1, 1
+		b := a
+		for b < c.card && int(binary.LittleEndian.Uint16(c.data[2*b:])) < lo {
+			a = b + 1
+			b += step
+			step <<= 1
+		}
+		b = min(b, c.card)
+		for a < b {
+			m := int(uint(a+b) >> 1)
+			if int(binary.LittleEndian.Uint16(c.data[2*m:])) < lo {
+				a = m + 1
+			} else {
+				b = m
+			}
+		}
+		if a >= c.card {
+			c.nextContainer()
+			return
+		}
+		c.rank += a - c.i
+		c.i = a
+		c.doc = c.key | uint32(binary.LittleEndian.Uint16(c.data[2*a:]))
+		return
 	}
-	c.i, c.doc = i, c.docs[i]
+	j := nextSet(c.data, lo)
+	if j >= 1<<16 {
+		c.nextContainer()
+		return
+	}
+	c.rank += popcount(c.data, c.i, j)
+	if c.rank >= c.cstart+c.card {
+		c.nextContainer()
+		return
+	}
+	c.i = j
+	c.doc = c.key | uint32(j)
 }
 
 // seek positions on the first posting with doc ≥ target, forward or
 // backward.
 func (c *cursor) seek(target uint32) {
-	if c.c < c.p.nc && c.c >= 0 && target <= c.p.lastDoc(c.c) && (c.c == 0 || target > c.p.lastDoc(c.c-1)) {
-		if target < c.doc {
-			c.i = 0
-			c.doc = c.docs[0]
+	if target < c.doc {
+		c.reset()
+	}
+	c.advance(target)
+}
+
+// seekFresh positions on the first element ≥ lo of a just-loaded container.
+func (c *cursor) seekFresh(lo int) {
+	if !c.bitmap {
+		a, b := 0, c.card
+		for a < b {
+			m := int(uint(a+b) >> 1)
+			if int(binary.LittleEndian.Uint16(c.data[2*m:])) < lo {
+				a = m + 1
+			} else {
+				b = m
+			}
 		}
-		if c.doc < target {
-			c.within(target)
+		if a >= c.card {
+			c.nextContainer()
+			return
 		}
+		c.i, c.rank = a, c.cstart+a
+		c.doc = c.key | uint32(binary.LittleEndian.Uint16(c.data[2*a:]))
 		return
 	}
-	lo, hi := 0, c.p.nc
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if c.p.lastDoc(m) < target {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	j := nextSet(c.data, lo)
+	if j >= 1<<16 {
+		c.nextContainer()
+		return
 	}
-	c.load(lo)
-	if c.doc < target {
-		c.within(target)
+	c.rank = c.cstart + popcount(c.data, 0, j)
+	if c.rank >= c.cstart+c.card {
+		c.nextContainer()
+		return
 	}
+	c.i = j
+	c.doc = c.key | uint32(j)
 }
 
 // accumulate adds q·impact of every posting with doc in [s, e) to
@@ -403,17 +591,94 @@ func (c *cursor) accumulate(s, e uint32, acc []uint64) {
 	c.seek(s)
 	q := c.q
 	for c.doc < e {
-		// the rest of this chunk, without per-posting bookkeeping
-		docs, imps := c.docs[c.i:c.n], c.imps[c.i:c.n]
-		j := 0
-		for ; j < len(docs) && docs[j] < e; j++ {
-			acc[docs[j]-s] += q * uint64(imps[j])
-		}
-		if j < len(docs) {
-			c.i += j
-			c.doc = c.docs[c.i]
-			return
-		}
-		c.load(c.c + 1)
+		acc[c.doc-s] += q * c.impact()
+		c.next()
 	}
+}
+
+// addAll adds q·impact of every posting to acc[doc], container by
+// container: array containers as runs of uint16s, bitmap containers word
+// by word, impacts a decoded chunk at a time. It leaves the cursor
+// exhausted. O(df + bitmap words).
+func (c *cursor) addAll(acc []uint64) {
+	q := c.q
+	ic := &c.imp
+	rank := 0
+	for ; c.c < c.nc; c.c++ {
+		c.load()
+		key := c.key
+		if !c.bitmap {
+			data := c.data[:2*c.card]
+			for len(data) > 0 {
+				ic.load(rank >> 7)
+				imps := ic.imps[rank&(chunkSize-1) : ic.l.chunkLen(ic.c)]
+				m := min(len(imps), len(data)/2)
+				for j, v := range imps[:m] {
+					acc[key|uint32(binary.LittleEndian.Uint16(data[2*j:]))] += q * uint64(v)
+				}
+				data = data[2*m:]
+				rank += m
+			}
+			continue
+		}
+		end := rank + c.card
+		ic.load(rank >> 7)
+		for w := 0; w < 1024; w++ {
+			word := binary.LittleEndian.Uint64(c.data[8*w:])
+			base := key | uint32(w<<6)
+			for word != 0 {
+				if rank&(chunkSize-1) == 0 {
+					if rank >= end {
+						panic(fmt.Sprintf("bitmap container %d has more bits than its cardinality %d", c.c, c.card))
+					}
+					ic.load(rank >> 7)
+				}
+				acc[base+uint32(bits.TrailingZeros64(word))] += q * uint64(ic.imps[rank&(chunkSize-1)])
+				rank++
+				word &= word - 1
+			}
+		}
+		if rank != end {
+			panic(fmt.Sprintf("bitmap container %d has %d bits, cardinality %d", c.c, rank-end+c.card, c.card))
+		}
+	}
+	c.doc = endDoc
+}
+
+// nextSet returns the first set bit ≥ from in a 65536-bit container, or 65536.
+func nextSet(data []byte, from int) int {
+	if from >= 1<<16 {
+		return 1 << 16
+	}
+	w := from >> 6
+	word := binary.LittleEndian.Uint64(data[8*w:]) >> (uint(from) & 63)
+	if word != 0 {
+		return from + bits.TrailingZeros64(word)
+	}
+	for w++; w < 1024; w++ {
+		if word = binary.LittleEndian.Uint64(data[8*w:]); word != 0 {
+			return w<<6 | bits.TrailingZeros64(word)
+		}
+	}
+	return 1 << 16
+}
+
+// popcount counts set bits in [a, b) of a 65536-bit container.
+func popcount(data []byte, a, b int) int {
+	if a >= b {
+		return 0
+	}
+	wa, wb := a>>6, b>>6
+	if wa == wb {
+		word := binary.LittleEndian.Uint64(data[8*wa:])
+		return bits.OnesCount64(word >> (uint(a) & 63) & (1<<(uint(b-a)) - 1))
+	}
+	n := bits.OnesCount64(binary.LittleEndian.Uint64(data[8*wa:]) >> (uint(a) & 63))
+	for w := wa + 1; w < wb; w++ {
+		n += bits.OnesCount64(binary.LittleEndian.Uint64(data[8*w:]))
+	}
+	if wb < 1024 {
+		n += bits.OnesCount64(binary.LittleEndian.Uint64(data[8*wb:]) & (1<<(uint(b)&63) - 1))
+	}
+	return n
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/RoaringBitmap/roaring/v2"
 )
 
 // Reader is an open index. Postings stay in the memory-mapped file; a
@@ -28,16 +30,18 @@ type Reader struct {
 
 // termInfo is one decoded TERM entry.
 type termInfo struct {
-	off, len uint64 // postings in POST
-	df       uint32
-	dense    uint32
-	maxImp   uint16
+	docOff, impOff uint64 // start of the term's bytes in DOCS and IMPS
+	docLen         uint32
+	df             uint32
+	dense          uint32
+	maxImp         uint16
+	impLen         uint64 // IMPS bytes: up to the next term's impOff (not stored)
 }
 
 // Open maps dir/index.spl and checks its structure: header, TOC, META,
-// section sizes, every term's TERM entry and chunk directory (O(V + P/128)). It
-// does not check CRCs or posting contents: call Validate for that before
-// trusting a file of unknown origin.
+// section sizes, every term's TERM entry, roaring header and impact chunk
+// headers (O(V + containers + P/128)). It does not check CRCs or posting
+// contents: call Validate for that before trusting a file of unknown origin.
 func Open(dir string) (*Reader, error) {
 	path := filepath.Join(dir, FileName)
 	data, release, err := mapFile(path)
@@ -87,17 +91,18 @@ func newReader(data []byte) (*Reader, error) {
 	} else if n := binary.LittleEndian.Uint32(v); n != 0 && (int(n) != m.NumTerms || uint64(len(v)) < 4+4*(uint64(n)+1)) {
 		return nil, secErr("VOCB", "%d tokens for %d terms in %d bytes: %w", n, m.NumTerms, len(v), ErrCorrupt)
 	}
-	var off, total uint64
+	var docOff, impOff, total uint64
 	dense := uint32(0)
 	for t := 0; t < m.NumTerms; t++ {
 		ti := r.termInfo(uint32(t))
-		if ti.off != off {
-			return nil, secErr("TERM", "term %d: postings offset %d, want %d: %w", t, ti.off, off, ErrCorrupt)
+		if ti.docOff != docOff || ti.impOff != impOff {
+			return nil, secErr("TERM", "term %d: docs offset %d impacts offset %d, want %d and %d: %w", t, ti.docOff, ti.impOff, docOff, impOff, ErrCorrupt)
 		}
-		if ti.len > uint64(len(r.sec[secPost]))-off {
-			return nil, secErr("TERM", "term %d: postings beyond the POST section: %w", t, ErrCorrupt)
+		if uint64(ti.docLen) > uint64(len(r.sec[secDocs]))-docOff || ti.impOff > uint64(len(r.sec[secImps])) {
+			return nil, secErr("TERM", "term %d: postings beyond the DOCS or IMPS section: %w", t, ErrCorrupt)
 		}
-		off += ti.len
+		docOff += uint64(ti.docLen)
+		impOff += ti.impLen
 		total += uint64(ti.df)
 		wantDense := ti.df > 0 && int(ti.df) >= m.NumBlocks
 		if wantDense != (ti.dense != noDense) || (wantDense && ti.dense != dense) {
@@ -110,56 +115,32 @@ func newReader(data []byte) (*Reader, error) {
 			return nil, secErr("TERM", "term %d: max impact %d with df %d: %w", t, ti.maxImp, ti.df, ErrCorrupt)
 		}
 		if ti.df == 0 {
-			if ti.len != 0 {
-				return nil, secErr("TERM", "term %d: %d postings bytes without postings: %w", t, ti.len, ErrCorrupt)
+			if ti.docLen != 0 || ti.impLen != 0 {
+				return nil, secErr("TERM", "term %d: %d bitmap bytes and %d impact bytes without postings: %w", t, ti.docLen, ti.impLen, ErrCorrupt)
 			}
 			continue
 		}
-		if _, err := r.postings(ti, true); err != nil {
-			return nil, secErr("POST", "term %d: %v: %w", t, err, ErrCorrupt)
+		if err := checkBitmapHeader(r.bitmap(ti), int(ti.df), m.NumDocs); err != nil {
+			return nil, secErr("DOCS", "term %d: %v: %w", t, err, ErrCorrupt)
+		}
+		l := r.impLayout(ti)
+		if err := l.check(m.QuantBits); err != nil {
+			return nil, secErr("IMPS", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
 	}
-	if off != uint64(len(r.sec[secPost])) || total != uint64(m.NumPostings) || int(dense) != m.DenseTerms {
-		return nil, secErr("TERM", "terms cover %d POST bytes, %d postings, %d dense terms; want %d, %d, %d: %w",
-			off, total, dense, len(r.sec[secPost]), m.NumPostings, m.DenseTerms, ErrCorrupt)
+	if docOff != uint64(len(r.sec[secDocs])) || impOff != uint64(len(r.sec[secImps])) || total != uint64(m.NumPostings) || int(dense) != m.DenseTerms {
+		return nil, secErr("TERM", "terms cover %d DOCS bytes, %d IMPS bytes, %d postings, %d dense terms; want %d, %d, %d, %d: %w",
+			docOff, impOff, total, dense, len(r.sec[secDocs]), len(r.sec[secImps]), m.NumPostings, m.DenseTerms, ErrCorrupt)
 	}
 	return r, nil
 }
 
-// postings returns term ti's postings; with check it also checks the
-// chunk directory: it fits, last docs increase strictly and are < N,
-// chunk offsets start at 0 and leave every chunk room for its Rice
-// parameter, impacts and at least one bit per posting. O(chunks).
-func (r *Reader) postings(ti termInfo, check bool) (termPostings, error) {
-	b := r.sec[secPost][ti.off : ti.off+ti.len]
-	df := int(ti.df)
-	nc := numChunks(df)
-	p := termPostings{df: df, nc: nc, width: r.width}
-	if uint64(nc)*skipEntrySize > uint64(len(b)) {
-		return p, fmt.Errorf("%d chunk entries do not fit in %d bytes", nc, len(b))
-	}
-	p.dir, p.data = b[:nc*skipEntrySize], b[nc*skipEntrySize:]
-	if !check {
-		return p, nil
-	}
-	prevLast := int64(-1)
-	for c := 0; c < nc; c++ {
-		last := int64(p.lastDoc(c))
-		n := min(chunkSize, df-c*chunkSize)
-		if last <= prevLast || last >= int64(r.meta.NumDocs) || last-prevLast < int64(n) {
-			return p, fmt.Errorf("chunk %d: last doc %d after %d cannot hold %d postings below %d documents", c, last, prevLast, n, r.meta.NumDocs)
-		}
-		prevLast = last
-		start := uint64(p.chunkOff(c))
-		end := uint64(len(p.data))
-		if c+1 < nc {
-			end = uint64(p.chunkOff(c + 1))
-		}
-		if (c == 0 && start != 0) || end > uint64(len(p.data)) || start > end || end-start < uint64(1+n*r.width+(n+7)/8) {
-			return p, fmt.Errorf("chunk %d: bytes %d..%d of %d too few or misplaced", c, start, end, len(p.data))
-		}
-	}
-	return p, nil
+func (r *Reader) bitmap(ti termInfo) []byte {
+	return r.sec[secDocs][ti.docOff : ti.docOff+uint64(ti.docLen)]
+}
+
+func (r *Reader) impLayout(ti termInfo) impLayout {
+	return newImpLayout(r.sec[secImps][ti.impOff:ti.impOff+ti.impLen], int(ti.df), r.width)
 }
 
 // Close unmaps the file. Queries must have finished.
@@ -181,15 +162,27 @@ func (r *Reader) NumDocs() int { return r.meta.NumDocs }
 // NumTerms returns the vocabulary size.
 func (r *Reader) NumTerms() int { return r.meta.NumTerms }
 
+// termInfo decodes TERM entry t. The IMPS length is the distance to the
+// next term's impacts offset (the section end for the last term), 0 when
+// that is not after this one (Open rejects such a file).
 func (r *Reader) termInfo(t uint32) termInfo {
 	e := r.sec[secTerm][int(t)*termSize:]
-	return termInfo{
-		off:    binary.LittleEndian.Uint64(e[0:]),
-		len:    binary.LittleEndian.Uint64(e[8:]),
-		df:     binary.LittleEndian.Uint32(e[16:]),
-		dense:  binary.LittleEndian.Uint32(e[20:]),
-		maxImp: binary.LittleEndian.Uint16(e[24:]),
+	ti := termInfo{
+		docOff: binary.LittleEndian.Uint64(e[0:]),
+		docLen: binary.LittleEndian.Uint32(e[8:]),
+		df:     binary.LittleEndian.Uint32(e[12:]),
+		impOff: binary.LittleEndian.Uint64(e[16:]),
+		dense:  binary.LittleEndian.Uint32(e[24:]),
+		maxImp: binary.LittleEndian.Uint16(e[28:]),
 	}
+	end := uint64(len(r.sec[secImps]))
+	if int(t)+1 < r.meta.NumTerms {
+		end = binary.LittleEndian.Uint64(r.sec[secTerm][(int(t)+1)*termSize+16:])
+	}
+	if end > ti.impOff && end <= uint64(len(r.sec[secImps])) {
+		ti.impLen = end - ti.impOff
+	}
+	return ti
 }
 
 func (r *Reader) rmaxRow(ti termInfo) []byte {
@@ -301,20 +294,28 @@ func (r *Reader) Validate() error {
 		if ti.df == 0 {
 			continue
 		}
-		p, err := r.postings(ti, true)
+		bm := r.bitmap(ti)
+		docs, err := decodeBitmap(bm, int(ti.df), m.NumDocs)
 		if err != nil {
-			return secErr("POST", "term %d: %v: %w", t, err, ErrCorrupt)
+			return secErr("DOCS", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
-		docs, imps, err := decodeAll(p)
+		var rb roaring.Bitmap // independent check with the roaring library
+		if _, err := rb.FromBuffer(bm); err != nil {
+			return secErr("DOCS", "term %d: roaring: %v: %w", t, err, ErrCorrupt)
+		}
+		if err := rb.Validate(); err != nil || rb.GetCardinality() != uint64(ti.df) {
+			return secErr("DOCS", "term %d: roaring validation (%v) or cardinality %d ≠ df %d: %w", t, err, rb.GetCardinality(), ti.df, ErrCorrupt)
+		}
+		imps, err := decodeImpacts(r.impLayout(ti))
 		if err != nil {
-			return secErr("POST", "term %d: %v: %w", t, err, ErrCorrupt)
+			return secErr("IMPS", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
 		best := 0
 		clear(row)
 		for i, d := range docs {
 			imp := int(imps[i])
 			if imp < 1 || imp > maxImp {
-				return secErr("POST", "term %d posting %d: impact %d not in 1..%d: %w", t, i, imp, maxImp, ErrCorrupt)
+				return secErr("IMPS", "term %d posting %d: impact %d not in 1..%d: %w", t, i, imp, maxImp, ErrCorrupt)
 			}
 			best = max(best, imp)
 			b := int(d) / m.BlockSize
@@ -385,17 +386,4 @@ func validateStrings(s []byte, n, w int, unique bool) error {
 		seen[str] = i
 	}
 	return nil
-}
-
-// decodeAll decodes every chunk of p strictly (see decodeChunk) and
-// checks that doc numbers increase strictly across chunks.
-func decodeAll(p termPostings) ([]uint32, []uint16, error) {
-	docs := make([]uint32, p.df)
-	imps := make([]uint16, p.df)
-	for c := 0; c < p.nc; c++ {
-		if _, err := p.decodeChunk(c, docs[c*chunkSize:], imps[c*chunkSize:], true); err != nil {
-			return nil, nil, err
-		}
-	}
-	return docs, imps, nil
 }

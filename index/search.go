@@ -24,7 +24,8 @@ const (
 	// until the next bound is below the current k-th score.
 	BlockMax
 	// TAAT is exhaustive term-at-a-time scoring: each query term's postings
-	// are decoded chunk by chunk and added into a dense accumulator of N
+	// are added container by container (roaring arrays as uint16 runs,
+	// bitmaps word by word; impacts a 128-chunk at a time) into a dense accumulator of N
 	// scores (8·N bytes of pooled scratch), then the top k are selected in
 	// one pass over it. O(Σ df + N).
 	TAAT
@@ -182,8 +183,7 @@ func (r *Reader) cursors(s *scratch, pq *Query) []cursor {
 		ti := r.termInfo(qt.term)
 		c := &s.cs[i]
 		*c = cursor{}
-		p, _ := r.postings(ti, false) // checked by Open
-		c.init(p)
+		c.init(r.bitmap(ti), r.impLayout(ti), int(ti.df)) // headers checked by Open
 		c.q = qt.q
 		c.ub = qt.q * uint64(ti.maxImp)
 		c.rmax = r.rmaxRow(ti)
@@ -393,14 +393,7 @@ func (r *Reader) taat(s *scratch, cs []cursor, top *topK) {
 	}
 	acc := s.dense[:n] // all zero between queries
 	for i := range cs {
-		c := &cs[i]
-		q := c.q
-		for c.doc != endDoc {
-			for j, d := range c.docs[:c.n] {
-				acc[d] += q * uint64(c.imps[j])
-			}
-			c.load(c.c + 1)
-		}
+		cs[i].addAll(acc)
 	}
 	th, full := top.threshold()
 	for d, v := range acc {

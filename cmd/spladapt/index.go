@@ -189,6 +189,13 @@ func newIndexInspectCmd(a *app) *cobra.Command {
 				fmt.Fprintf(w, "%-5s %12d %14d %08x %14.3f\n", s.Tag, s.Offset, s.Length, s.CRC, float64(s.Length)/P)
 			}
 			fmt.Fprintf(w, "total %31d %23.3f\n", r.Size(), float64(r.Size())/P)
+			ps := r.PostingSizes()
+			fmt.Fprintf(w, "\npostings, bytes/posting: doc ids %.3f = array containers %.3f (%d, %d postings) + bitmap containers %.3f (%d, %d postings) + roaring headers %.3f; impacts %.3f = bit-packed %.3f (mean width %.2f bits) + chunk frames %.3f\n",
+				float64(ps.ArrayBytes+ps.BitmapBytes+ps.RoaringHeaders)/P,
+				float64(ps.ArrayBytes)/P, ps.ArrayContainers, ps.ArrayPostings,
+				float64(ps.BitmapBytes)/P, ps.BitmapContainers, ps.BitmapPostings,
+				float64(ps.RoaringHeaders)/P,
+				float64(ps.ImpactData+ps.ImpactHeaders)/P, float64(ps.ImpactData)/P, float64(ps.ImpactBits)/P, float64(ps.ImpactHeaders)/P)
 			type ts struct {
 				t       uint32
 				df, imp int

@@ -4,10 +4,11 @@
 //
 // Terms are uint32 ids (vocabulary ids for SPLADE, dictionary ids for BM25);
 // the package knows nothing of models: it takes (doc id, []TermWeight).
-// Postings of a term are chunks of 128: Rice-coded doc-number gaps with
-// the quantised impacts beside them, and a directory of each chunk's last
-// doc for skipping; per-term maxima over doc-number blocks drive
-// block-max pruning.
+// A term's doc numbers are a roaring bitmap (portable format, read in
+// place from the mapped file; github.com/RoaringBitmap/roaring/v2 checks it
+// in Validate), its quantised impacts sit beside them in doc order,
+// bit-packed per 128-posting chunk; per-term maxima over doc-number blocks
+// drive block-max pruning.
 //
 // Every query algorithm returns exactly the top k of brute-force scoring of
 // every document on the same integer impacts, ties broken toward the

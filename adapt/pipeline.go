@@ -160,7 +160,7 @@ func (p *Pipeline) baseStage() Stage {
 func (p *Pipeline) mlmStage(name, init string, corpora []string, trainParams string, steps int) Stage {
 	c := p.cfg()
 	pc := c.Pretrain
-	pc.TrainParams, pc.Steps = trainParams, steps
+	pc.TrainParams, pc.Steps, pc.LR = trainParams, steps, c.Adapt.MLMLR
 	pc.WarmupSteps = min(pc.WarmupSteps, steps/10)
 	return Stage{Name: name, Config: map[string]any{"pretrain": pc, "corpora": corpora}, Inputs: append([]string{init}, corpora...),
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {

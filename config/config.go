@@ -199,6 +199,10 @@ type Adapt struct {
 	// target.
 	SourceMLMSteps int `mapstructure:"source_mlm_steps"`
 	TargetMLMSteps int `mapstructure:"target_mlm_steps"`
+	// MLMLR is the peak learning rate of the continued MLM stages (source,
+	// target, full); lower than from-scratch pretraining so that
+	// P_domain(target) stays compatible with the frozen P_task.
+	MLMLR float64 `mapstructure:"mlm_lr"`
 	// FullMLM adds full continued pretraining (all parameters) on each
 	// target, for the perplexity comparison; FullBaseline implies it and
 	// adds SPLADE fine-tuning of the whole model and its evaluation.
@@ -225,7 +229,7 @@ func Default() Config {
 			HeldoutEvery: 100, HeldoutMax: 512, EvalEvery: 500, CheckpointEvery: 500,
 			TrainParams: "all", DomainLayers: 2, Seed: 1},
 		Adapt: Adapt{Source: []string{}, SourceSplit: "train", Dev: []string{}, DevSplit: "dev", Targets: []string{},
-			TargetSplit: "test", Base: "", SourceMLMSteps: 1000, TargetMLMSteps: 1000, FullMLM: false, FullBaseline: false},
+			TargetSplit: "test", Base: "", SourceMLMSteps: 1000, TargetMLMSteps: 1000, MLMLR: 1e-4, FullMLM: false, FullBaseline: false},
 		Splade: Splade{LambdaD: 0.008, LambdaQ: 0.01, QueryReg: "flops", LambdaWarmupSteps: 2000,
 			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
@@ -325,6 +329,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Adapt.SourceMLMSteps < 0 {
 		bad("adapt.source_mlm_steps", "must be >= 0, got %d", c.Adapt.SourceMLMSteps)
+	}
+	if c.Adapt.MLMLR <= 0 {
+		bad("adapt.mlm_lr", "must be positive, got %g", c.Adapt.MLMLR)
 	}
 	if c.Adapt.TargetMLMSteps < 1 {
 		bad("adapt.target_mlm_steps", "must be at least 1, got %d", c.Adapt.TargetMLMSteps)

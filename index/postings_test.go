@@ -1,0 +1,169 @@
+package index
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// randomPostings draws increasing doc numbers below n with density p per
+// 65536-doc range chosen so that both array and bitmap containers occur,
+// and impacts in 1..maxImp (sometimes all equal within long runs, so
+// 0-bit chunks occur).
+func randomPostings(rng *rand.Rand, n int, maxImp int) ([]uint32, []uint16) {
+	var docs []uint32
+	var imps []uint16
+	for key := 0; key<<16 < n; key++ {
+		p := []float64{0, 0.001, 0.05, 0.08, 0.5, 1}[rng.IntN(6)]
+		for lo := 0; lo < 1<<16 && key<<16|lo < n; lo++ {
+			if rng.Float64() < p {
+				docs = append(docs, uint32(key<<16|lo))
+			}
+		}
+	}
+	constant := rng.IntN(3) == 0
+	for range docs {
+		v := 1 + rng.IntN(maxImp)
+		if constant {
+			v = maxImp
+		}
+		imps = append(imps, uint16(v))
+	}
+	return docs, imps
+}
+
+// TestCursorMatchesDecode: on random terms with array and bitmap
+// containers and 8- or 16-bit impacts, addAll, next, advance and seek
+// (backward too) agree with the plain decoding of the roaring bitmap and
+// the impacts.
+func TestCursorMatchesDecode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	n := 300000
+	if testing.Short() {
+		n = 140000
+	}
+	kinds := map[bool]int{} // bitmap container? → count
+	for trial := range 12 {
+		bitsQ := []int{8, 16, 3}[trial%3]
+		w := 1
+		if bitsQ > 8 {
+			w = 2
+		}
+		maxImp := 1<<bitsQ - 1
+		docs, imps := randomPostings(rng, n, maxImp)
+		if len(docs) == 0 {
+			continue
+		}
+		bm := appendBitmap(nil, docs)
+		for k := range int(bm[4]) {
+			kinds[int(bm[10+4*k])|int(bm[11+4*k])<<8 >= arrayMaxCard]++
+		}
+		ib := appendImpacts(nil, imps, w)
+		gotDocs, err := decodeBitmap(bm, len(docs), n)
+		if err != nil || !slices.Equal(gotDocs, docs) {
+			t.Fatalf("trial %d: decodeBitmap: %v", trial, err)
+		}
+		l := newImpLayout(ib, len(docs), w)
+		if err := l.check(bitsQ); err != nil {
+			t.Fatalf("trial %d: %v", trial, err)
+		}
+		gotImps, err := decodeImpacts(l)
+		if err != nil || !slices.Equal(gotImps, imps) {
+			t.Fatalf("trial %d: decodeImpacts: %v", trial, err)
+		}
+		var c cursor
+		c.init(bm, l, len(docs))
+		c.q = 3
+		// next
+		for i := range docs {
+			if c.doc != docs[i] || c.impact() != uint64(imps[i]) {
+				t.Fatalf("trial %d: posting %d: cursor (%d, %d), want (%d, %d)", trial, i, c.doc, c.impact(), docs[i], imps[i])
+			}
+			c.next()
+		}
+		if c.doc != endDoc {
+			t.Fatalf("trial %d: cursor not exhausted: %d", trial, c.doc)
+		}
+		// addAll
+		acc := make([]uint64, n)
+		c.reset()
+		c.addAll(acc)
+		want := make([]uint64, n)
+		for i, d := range docs {
+			want[d] = 3 * uint64(imps[i])
+		}
+		if !slices.Equal(acc, want) {
+			t.Fatalf("trial %d: addAll differs from the decoded postings", trial)
+		}
+		// advance forward, seek anywhere
+		c.reset()
+		target := uint32(0)
+		for range 200 {
+			target += uint32(rng.IntN(4000))
+			c.advance(target)
+			checkAt(t, &c, docs, imps, target)
+		}
+		for range 200 {
+			target = uint32(rng.IntN(n + 10))
+			c.seek(target)
+			checkAt(t, &c, docs, imps, target)
+		}
+	}
+	if kinds[false] == 0 || kinds[true] == 0 {
+		t.Errorf("containers drawn: %d array, %d bitmap; want both kinds", kinds[false], kinds[true])
+	}
+}
+
+func checkAt(t *testing.T, c *cursor, docs []uint32, imps []uint16, target uint32) {
+	t.Helper()
+	i, _ := slices.BinarySearch(docs, target)
+	if i == len(docs) {
+		if c.doc != endDoc {
+			t.Fatalf("at %d: cursor on %d, want exhausted", target, c.doc)
+		}
+		return
+	}
+	if c.doc != docs[i] || c.impact() != uint64(imps[i]) {
+		t.Fatalf("at %d: cursor (%d, %d), want (%d, %d)", target, c.doc, c.impact(), docs[i], imps[i])
+	}
+}
+
+// TestDecodeImpactsStrict: the decoder rejects non-zero padding and frames
+// other than the writer's (base below the smallest impact, width wider than
+// needed, a base + value that wraps).
+func TestDecodeImpactsStrict(t *testing.T) {
+	good := appendImpacts(nil, []uint16{128, 255}, 1)
+	if !bytes.Equal(good, []byte{0x80, 7, 0x80, 0x3f}) {
+		t.Fatalf("encoding % x", good)
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		w    int
+		want string
+	}{
+		{"padding", []byte{0x80, 7, 0x80, 0x7f}, 1, "padding"},
+		{"low base", []byte{0x7f, 7, 0x01, 0x3f}, 1, "frame"}, // 127+1, 127+126
+		{"wide", []byte{0x80, 8, 0x00, 0x7f}, 1, "frame"},
+		{"wrap", []byte{0xff, 0xff, 1, 0x03}, 2, "frame"}, // 65535 + 1 wraps to 0
+	} {
+		l := newImpLayout(tc.b, 2, tc.w)
+		if err := l.check(16); err != nil {
+			t.Errorf("%s: check: %v", tc.name, err)
+			continue
+		}
+		if _, err := decodeImpacts(l); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
+		}
+	}
+	wide := newImpLayout([]byte{0x80, 9, 0, 0, 0}, 2, 1)
+	if err := wide.check(8); err == nil {
+		t.Error("width 9 with quant_bits 8 accepted")
+	}
+	short := newImpLayout([]byte{0x80, 7, 0x80}, 2, 1)
+	if err := short.check(8); err == nil {
+		t.Error("short chunk data accepted")
+	}
+}

@@ -228,7 +228,7 @@ func DemoConfig(cfg config.Config, source, target string) config.Config {
 	d.Model.MaxLength, d.Model.QueryMaxLength = 64, 16
 	d.Adapt.Source, d.Adapt.Dev = []string{source}, []string{source}
 	d.Adapt.Targets = []string{target}
-	d.Adapt.TargetMLMSteps, d.Adapt.MLMLR = 200, 5e-4
+	d.Adapt.TargetMLMSteps, d.Adapt.MLMLR = 200, 2e-4
 	d.Adapt.FullBaseline = true
 	return d
 }

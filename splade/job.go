@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
@@ -127,25 +129,33 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 	bar := progress.New(log, progress.Enabled(j.Progress), "train splade", "steps", int64(opt.Steps))
 	var tokens int
 	var secs float64
+	warned := false
 	meta, err := tr.Run(ctx, RunConfig{WorkDir: j.WorkDir, Out: j.Out, Init: j.Init, Resume: j.Resume}, TrainHooks{
 		OnStep: func(s StepStats) {
 			tokens += s.Tokens
 			secs += s.Elapsed.Seconds()
 			bar.AddNote(1, fmt.Sprintf("loss %.3f nce %.3f nnz q %.0f d %.0f, %.0f tok/s",
 				s.Terms.Total, s.Terms.InfoNCE, s.Terms.MeanNNZQuery, s.Terms.MeanNNZDoc, float64(tokens)/max(secs, 1e-9)))
+			// Collapse: the regulariser has emptied the vectors and
+			// InfoNCE sits at log(B + B·NNeg); it does not recover.
+			if !warned && (s.Terms.MeanNNZDoc < 1 || s.Terms.MeanNNZQuery < 1) {
+				warned = true
+				fmt.Fprintf(log, "\nwarning: step %d: vectors have collapsed (mean non-zeros: queries %.2f, documents %.2f); lower splade.lambda_q/lambda_d or raise splade.lambda_warmup_steps, or start from a better-trained MLM checkpoint\n",
+					s.Step, s.Terms.MeanNNZQuery, s.Terms.MeanNNZDoc)
+			}
 		},
 		OnEval: func(step int, ms map[string]float64, best bool) {
 			mark := ""
 			if best {
 				mark = " (best, saved)"
 			}
-			fmt.Fprintf(log, "step %d: dev %v%s\n", step, ms, mark)
+			fmt.Fprintf(log, "\nstep %d: dev %s%s\n", step, FormatMetrics(ms), mark)
 		},
 	})
 	bar.Done()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			return nil, fmt.Errorf("train splade: interrupted at step %d; continue with --resume (state in %s): %w", tr.StepCount(), j.WorkDir, err)
+			return nil, fmt.Errorf("train splade: interrupted after step %d, state saved in %s; continue with --resume: %w", tr.StepCount(), j.WorkDir, err)
 		}
 		return nil, err
 	}
@@ -210,4 +220,25 @@ func MineSource(ctx context.Context, cfg config.Config, dir, split, cache string
 	fmt.Fprintf(log, "%s/%s: %s %d triples from %d judged queries (skipped: %d without positive in the corpus, %d not in queries.jsonl, %d without negatives; %d with fewer than %d negatives)\n",
 		dir, split, how, st.Triples, st.Queries, st.NoPositive, st.MissingQuery, st.NoNegatives, st.FewNegatives, sp.MineNegatives)
 	return ts, nil
+}
+
+// FormatMetrics prints dev metrics: the means over dev sets first, then
+// per dev set ("name measure").
+func FormatMetrics(ms map[string]float64) string {
+	keys := make([]string, 0, len(ms))
+	for k := range ms {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		ci, cj := strings.Contains(keys[i], " "), strings.Contains(keys[j], " ")
+		if ci != cj {
+			return !ci
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.4f", k, ms[k])
+	}
+	return strings.Join(parts, ", ")
 }

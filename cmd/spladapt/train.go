@@ -4,22 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/spladapt/spladapt/bm25"
-	"github.com/spladapt/spladapt/config"
-	"github.com/spladapt/spladapt/internal/progress"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/splade"
-	"github.com/spladapt/spladapt/tokenize"
 )
 
 func init() { register(newTrainCmd) }
@@ -93,102 +86,19 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
-			m, err := nn.LoadHF(initDir)
+			meta, err := splade.TrainJob{Init: initDir, Out: out, WorkDir: work, Resume: resume,
+				Train: train, Split: split, Triples: triples, Teacher: teacher, Dev: dev, DevSplit: devSplit,
+				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress}.Run(ctx)
 			if err != nil {
-				return err
-			}
-			tok, err := tokenize.Load(initDir)
-			if err != nil {
-				return fmt.Errorf("train splade: %w", err)
-			}
-			var sources []splade.Source
-			for i, dir := range train {
-				var ts []splade.Triple
-				if len(triples) > 0 {
-					ts, err = splade.ReadTriples(triples[i], skipOptions(cfg, stderr))
-				} else {
-					ts, err = mineTriples(ctx, cfg, dir, split, filepath.Join(work, fmt.Sprintf("mined-%d", i)), stderr)
+				if errors.Is(err, context.Canceled) {
+					return errors.Unwrap(err)
 				}
-				if err != nil {
-					return err
-				}
-				if len(teacher) > 0 {
-					sc, err := splade.ReadTeacherScores(teacher[i], skipOptions(cfg, stderr))
-					if err != nil {
-						return err
-					}
-					var st splade.ApplyStats
-					ts, st = sc.Apply(ts)
-					fmt.Fprintf(stderr, "%s: teacher scores for %d triples; dropped %d triples and %d negatives without a score (first missing: query %q, document %q)\n",
-						dir, st.Triples, st.DroppedTriples, st.DroppedNegs, st.FirstMissingQID, st.FirstMissingDoc)
-				}
-				texts, err := splade.LoadTexts(dir, ts, skipOptions(cfg, stderr))
-				if err != nil {
-					return err
-				}
-				name := filepath.Base(filepath.Clean(dir)) + "/" + split
-				if len(triples) > 0 {
-					name = filepath.Base(filepath.Clean(dir)) + ":" + triples[i]
-				}
-				sources = append(sources, splade.Source{Name: name, Triples: ts, Texts: texts})
-				fmt.Fprintf(stderr, "%s: %d triples\n", name, len(ts))
-			}
-			var devSets []*splade.DevSet
-			for _, dir := range dev {
-				d, err := splade.LoadDevSet(dir, devSplit, skipOptions(cfg, stderr))
-				if err != nil {
-					return err
-				}
-				devSets = append(devSets, d)
-				fmt.Fprintf(stderr, "dev %s: %d queries, %d documents\n", d.Name, len(d.Queries), len(d.Docs))
-			}
-			opt, err := trainOptions(cfg)
-			if err != nil {
-				return err
-			}
-			tr, err := splade.NewTrainer(m, tok, sources, devSets, opt)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "training %s: %d of %d parameters (%s), %d steps of %d triples × (1 + %d negatives)\n",
-				initDir, tr.TrainableParams(), m.NumParams(), opt.TrainParams, opt.Steps, opt.BatchSize, opt.NNeg)
-			bar := progress.New(stderr, progress.Enabled(cfg.Progress), "train splade", "steps", int64(opt.Steps))
-			var tokens int
-			var secs float64
-			warned := false
-			meta, err := tr.Run(ctx, splade.RunConfig{WorkDir: work, Out: out, Init: initDir, Resume: resume}, splade.TrainHooks{
-				OnStep: func(s splade.StepStats) {
-					tokens += s.Tokens
-					secs += s.Elapsed.Seconds()
-					bar.AddNote(1, fmt.Sprintf("loss %.3f nce %.3f nnz q %.0f d %.0f, %.0f tok/s",
-						s.Terms.Total, s.Terms.InfoNCE, s.Terms.MeanNNZQuery, s.Terms.MeanNNZDoc, float64(tokens)/secs))
-					// Collapse: the regulariser has emptied the vectors and
-					// InfoNCE sits at log(B + B·NNeg); it does not recover.
-					if !warned && (s.Terms.MeanNNZDoc < 1 || s.Terms.MeanNNZQuery < 1) {
-						warned = true
-						fmt.Fprintf(stderr, "\nwarning: step %d: vectors have collapsed (mean non-zeros: queries %.2f, documents %.2f); lower splade.lambda_q/lambda_d or raise splade.lambda_warmup_steps, or start from a better-trained MLM checkpoint\n",
-							s.Step, s.Terms.MeanNNZQuery, s.Terms.MeanNNZDoc)
-					}
-				},
-				OnEval: func(step int, ms map[string]float64, best bool) {
-					mark := ""
-					if best {
-						mark = " (best, saved)"
-					}
-					fmt.Fprintf(stderr, "\nstep %d: dev %s%s\n", step, formatMetrics(ms), mark)
-				},
-			})
-			bar.Done()
-			if errors.Is(err, context.Canceled) {
-				return fmt.Errorf("train splade: interrupted after step %d, state saved in %s; continue with --resume", tr.StepCount(), work)
-			}
-			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "trained %d steps (%s parameters) → %s (model of step %d)\n", tr.StepCount(), opt.TrainParams, out, meta.Step)
-			if len(devSets) > 0 {
-				fmt.Fprintf(w, "best dev: %s\n", formatMetrics(meta.DevMetrics))
+			fmt.Fprintf(w, "trained %d steps (%s parameters) → %s (model of step %d)\n", meta.Steps, meta.TrainParams, out, meta.Step)
+			if len(dev) > 0 {
+				fmt.Fprintf(w, "best dev: %s\n", splade.FormatMetrics(meta.DevMetrics))
 			}
 			return nil
 		},
@@ -218,82 +128,4 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 	f.Int("max-length", 0, "document tokens (default: config model.max_length)")
 	f.Int("query-max-length", 0, "query tokens (default: config model.query_max_length)")
 	return cmd
-}
-
-// trainOptions maps the config onto splade.TrainOptions.
-func trainOptions(cfg config.Config) (splade.TrainOptions, error) {
-	sp := cfg.Splade
-	w := splade.Weights{InfoNCE: 1, MarginMSE: sp.MarginMSE, FLOPSD: sp.LambdaD, WarmupSteps: sp.LambdaWarmupSteps}
-	switch sp.QueryReg {
-	case "flops":
-		w.FLOPSQ = sp.LambdaQ
-	case "l1":
-		w.L1Q = sp.LambdaQ
-	default:
-		return splade.TrainOptions{}, fmt.Errorf("splade.query_reg %q: want flops or l1", sp.QueryReg)
-	}
-	return splade.TrainOptions{
-		Weights: w, LR: sp.LR, WeightDecay: sp.WeightDecay, MaxGradNorm: sp.MaxGradNorm,
-		WarmupSteps: sp.WarmupSteps, Steps: sp.Steps, BatchSize: sp.BatchSize, NNeg: sp.NNeg,
-		QueryMaxLen: cfg.Model.QueryMaxLength, DocMaxLen: cfg.Model.MaxLength, Seed: sp.Seed,
-		TrainParams: sp.TrainParams, DomainLayers: sp.DomainLayers, Dropout: sp.Dropout,
-		EvalEvery: sp.EvalEvery, CheckpointEvery: sp.CheckpointEvery, EncodeBatch: sp.EncodeBatchSize,
-	}, nil
-}
-
-// mineTriples builds (or reuses) a BM25 index of dir's corpus under cache
-// and mines hard negatives for split's qrels, cached beside it.
-func mineTriples(ctx context.Context, cfg config.Config, dir, split, cache string, stderr io.Writer) ([]splade.Triple, error) {
-	idxDir := filepath.Join(cache, "bm25")
-	if _, err := bm25.ReadMeta(idxDir); err != nil {
-		fmt.Fprintf(stderr, "%s: building the BM25 index for negative mining\n", dir)
-		if _, err := bm25.BuildCorpus(idxDir, dir, skipOptions(cfg, stderr), nil); err != nil {
-			return nil, err
-		}
-	}
-	idx, err := bm25.Open(idxDir)
-	if err != nil {
-		return nil, err
-	}
-	defer idx.Close()
-	p := bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B}
-	s, err := idx.NewSearcher(p)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	var st splade.MineStats
-	sp := cfg.Splade
-	ts, hit, err := splade.MineCached(ctx, filepath.Join(cache, split+".triples.tsv"), fmt.Sprintf("bm25 k1=%g b=%g", p.K1, p.B),
-		dir, split, s, sp.MineNegatives, sp.MineDepth, sp.Seed, splade.MineOptions{Stats: &st})
-	if err != nil {
-		return nil, err
-	}
-	how := "mined"
-	if hit {
-		how = "cached"
-	}
-	fmt.Fprintf(stderr, "%s/%s: %s %d triples from %d judged queries (skipped: %d without positive in the corpus, %d not in queries.jsonl, %d without negatives; %d with fewer than %d negatives)\n",
-		dir, split, how, st.Triples, st.Queries, st.NoPositive, st.MissingQuery, st.NoNegatives, st.FewNegatives, sp.MineNegatives)
-	return ts, nil
-}
-
-// formatMetrics prints the mean measures first, then per dev set.
-func formatMetrics(ms map[string]float64) string {
-	keys := make([]string, 0, len(ms))
-	for k := range ms {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		ci, cj := strings.Contains(keys[i], " "), strings.Contains(keys[j], " ")
-		if ci != cj {
-			return !ci
-		}
-		return keys[i] < keys[j]
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.4f", k, ms[k])
-	}
-	return strings.Join(parts, ", ")
 }

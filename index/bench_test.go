@@ -76,6 +76,71 @@ func BenchmarkTopK(b *testing.B) {
 	}
 }
 
+// BenchmarkTAATAccumulator: TAAT top-10 with the 32-bit accumulator (the
+// default when scores fit) against the 64-bit one, same queries, same
+// process (SPLADAPT_BENCH_DOCS documents, default 20 000).
+//
+//	SPLADAPT_BENCH_DOCS=100000 go test ./index -run '^$' -bench TAATAccumulator -count 5
+func BenchmarkTAATAccumulator(b *testing.B) {
+	n := envInt("SPLADAPT_BENCH_DOCS", 20000)
+	g := synth.New(synth.Default)
+	r, _ := buildSynth(b, g, n, 8, filepath.Join(b.TempDir(), "idx"))
+	qs := make([]*index.Query, 100)
+	for i := range qs {
+		qs[i], _ = r.Prepare(g.Query(i))
+	}
+	for _, wide := range []bool{false, true} {
+		name := map[bool]string{false: "32", true: "64"}[wide]
+		b.Run(fmt.Sprintf("acc=%s/k=10/docs=%s", name, short(n)), func(b *testing.B) {
+			b.ReportAllocs()
+			s := &index.Scratch{}
+			i := 0
+			for b.Loop() {
+				index.TAATWith(r, s, qs[i%len(qs)], 10, wide)
+				i++
+			}
+		})
+	}
+}
+
+// taatSideBySide times TAAT top-10 with the 32-bit and the 64-bit
+// accumulator alternately on each query (so both see the same load) and
+// logs the medians and the median per-query ratio.
+func taatSideBySide(t *testing.T, r *index.Reader, qs [][]index.TermWeight) {
+	var narrow, wide []time.Duration
+	var ratio []float64
+	s := &index.Scratch{}
+	for rep := range 3 {
+		for i, q := range qs {
+			pq, err := r.Prepare(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d [2]time.Duration
+			var h [2][]index.Hit
+			for j, w := range []bool{rep%2 == 1, rep%2 == 0} { // alternate which goes first
+				start := time.Now()
+				h[j] = index.TAATWith(r, s, pq, 10, w)
+				d[j] = time.Since(start)
+			}
+			if !sameRaw(h[0], h[1]) {
+				t.Fatalf("query %d: 32- and 64-bit TAAT differ", i)
+			}
+			if rep%2 == 0 { // order was narrow, wide
+				narrow, wide = append(narrow, d[0]), append(wide, d[1])
+				ratio = append(ratio, float64(d[1])/float64(d[0]))
+			} else {
+				narrow, wide = append(narrow, d[1]), append(wide, d[0])
+				ratio = append(ratio, float64(d[0])/float64(d[1]))
+			}
+		}
+	}
+	n50, _ := percentiles(narrow)
+	w50, _ := percentiles(wide)
+	slices.Sort(ratio)
+	t.Logf("TAAT top-10 accumulator, %d query runs alternated: 32-bit p50 %s ms, 64-bit p50 %s ms, median per-query 64/32 time ratio %.2f", len(narrow), ms(n50), ms(w50), ratio[len(ratio)/2])
+}
+
 func envInt(key string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(key)); err == nil && v > 0 {
 		return v
@@ -214,6 +279,8 @@ func TestBenchTable(t *testing.T) {
 		fmt.Fprintf(&sb, "\nload average at the end: %s", la)
 	}
 	t.Log(sb.String())
+
+	taatSideBySide(t, r, qs)
 
 	if n <= 200000 {
 		bitsList := []int{8}

@@ -66,3 +66,21 @@ func entropyBits(cnt map[uint16]int64, n int64) float64 {
 	}
 	return h
 }
+
+// TAATWith runs TAAT with the 64-bit accumulator (wide) or the default
+// choice, on scratch s (reused across calls, as the Reader's pool does),
+// for side-by-side benchmarks.
+func TAATWith(r *Reader, s *Scratch, pq *Query, k int, wide bool) []Hit {
+	s.wide = wide
+	s.top.reset(k)
+	r.taat(&s.scratch, r.cursors(&s.scratch, pq), &s.top)
+	return s.top.sorted()
+}
+
+// Scratch is per-query scratch for TAATWith.
+type Scratch struct{ scratch }
+
+// TAATWide runs TAAT with the 64-bit accumulator on fresh scratch.
+func TAATWide(r *Reader, pq *Query, k int) []Hit {
+	return TAATWith(r, &Scratch{}, pq, k, true)
+}

@@ -596,12 +596,12 @@ func (c *cursor) accumulate(s, e uint32, acc []uint64) {
 	}
 }
 
-// addAll adds q·impact of every posting to acc[doc], container by
+// addAll adds q·impact of every posting of c to acc[doc], container by
 // container: array containers as runs of uint16s, bitmap containers word
-// by word, impacts a decoded chunk at a time. It leaves the cursor
-// exhausted. O(df + bitmap words).
-func (c *cursor) addAll(acc []uint64) {
-	q := c.q
+// by word, impacts a decoded chunk at a time. The caller guarantees that
+// the sums fit in A. It leaves the cursor exhausted. O(df + bitmap words).
+func addAll[A uint32 | uint64](c *cursor, acc []A) {
+	q := A(c.q)
 	ic := &c.imp
 	rank := 0
 	for ; c.c < c.nc; c.c++ {
@@ -614,7 +614,7 @@ func (c *cursor) addAll(acc []uint64) {
 				imps := ic.imps[rank&(chunkSize-1) : ic.l.chunkLen(ic.c)]
 				m := min(len(imps), len(data)/2)
 				for j, v := range imps[:m] {
-					acc[key|uint32(binary.LittleEndian.Uint16(data[2*j:]))] += q * uint64(v)
+					acc[key|uint32(binary.LittleEndian.Uint16(data[2*j:]))] += q * A(v)
 				}
 				data = data[2*m:]
 				rank += m
@@ -633,7 +633,7 @@ func (c *cursor) addAll(acc []uint64) {
 					}
 					ic.load(rank >> 7)
 				}
-				acc[base+uint32(bits.TrailingZeros64(word))] += q * uint64(ic.imps[rank&(chunkSize-1)])
+				acc[base+uint32(bits.TrailingZeros64(word))] += q * A(ic.imps[rank&(chunkSize-1)])
 				rank++
 				word &= word - 1
 			}

@@ -89,13 +89,21 @@ func TestCursorMatchesDecode(t *testing.T) {
 		// addAll
 		acc := make([]uint64, n)
 		c.reset()
-		c.addAll(acc)
+		addAll(&c, acc)
 		want := make([]uint64, n)
 		for i, d := range docs {
 			want[d] = 3 * uint64(imps[i])
 		}
 		if !slices.Equal(acc, want) {
 			t.Fatalf("trial %d: addAll differs from the decoded postings", trial)
+		}
+		acc32 := make([]uint32, n)
+		c.reset()
+		addAll(&c, acc32)
+		for d, v := range acc32 {
+			if uint64(v) != want[d] {
+				t.Fatalf("trial %d: 32-bit addAll: doc %d has %d, want %d", trial, d, v, want[d])
+			}
 		}
 		// advance forward, seek anywhere
 		c.reset()
@@ -165,5 +173,33 @@ func TestDecodeImpactsStrict(t *testing.T) {
 	short := newImpLayout([]byte{0x80, 7, 0x80}, 2, 1)
 	if err := short.check(8); err == nil {
 		t.Error("short chunk data accepted")
+	}
+}
+
+// TestTAATWideScores: scores above 2³²−1 (16-bit impacts, three terms at
+// their maxima) take the 64-bit accumulator and stay exact; the 32-bit
+// one gives the same hits when scores fit.
+func TestTAATWideScores(t *testing.T) {
+	docs := []testDoc{
+		{"a", []TermWeight{{0, 1}, {1, 1}, {2, 1}}},
+		{"b", []TermWeight{{0, 0.5}, {2, 1}}},
+		{"c", []TermWeight{{1, 0.25}}},
+	}
+	r := buildTest(t, docs, Options{QuantBits: 16})
+	pq, err := r.Prepare([]TermWeight{{0, 1}, {1, 1}, {2, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bruteForce(r, docs, pq, 3)
+	if want[0].Raw != 3*65535*65535 {
+		t.Fatalf("top raw score %d, want 3·65535²", want[0].Raw)
+	}
+	if got := mustSearch(t, r, pq, 3, TAAT); !sameHits(got, want) {
+		t.Errorf("taat %v, want %v", got, want)
+	}
+	pq1, _ := r.Prepare([]TermWeight{{1, 1}})
+	want1 := bruteForce(r, docs, pq1, 3)
+	if got, wide := mustSearch(t, r, pq1, 3, TAAT), TAATWide(r, pq1, 3); !sameHits(got, want1) || !sameHits(wide, want1) {
+		t.Errorf("taat %v, 64-bit %v, want %v", got, wide, want1)
 	}
 }

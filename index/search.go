@@ -168,13 +168,15 @@ func (r *Reader) SearchPrepared(pq *Query, k int, alg Algorithm) (hits []Hit, er
 
 // scratch is per-query memory, pooled.
 type scratch struct {
-	cs     []cursor
-	ub     []uint64 // (num blocks) block upper bounds
-	acc    []uint64 // (block size) scores of one block
-	dense  []uint64 // (num docs) TAAT accumulator, zero between queries
-	scored int      // blocks scored by the last BlockMax query
-	sel    []int
-	top    topK
+	cs      []cursor
+	ub      []uint64 // (num blocks) block upper bounds
+	acc     []uint64 // (block size) scores of one block
+	dense   []uint64 // (num docs) TAAT accumulator, zero between queries
+	dense32 []uint32 // (num docs) narrow TAAT accumulator, zero between queries
+	wide    bool     // force the 64-bit TAAT accumulator (benchmarks)
+	scored  int      // blocks scored by the last BlockMax query
+	sel     []int
+	top     topK
 }
 
 func (r *Reader) cursors(s *scratch, pq *Query) []cursor {
@@ -386,20 +388,40 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 	}
 }
 
+// taat scores term at a time into a dense accumulator of N scores: 32-bit
+// when no score can exceed 2³²−1 (Σ q·max impact, so always for fewer than
+// 258 terms with 8-bit impacts), else 64-bit. The narrow accumulator
+// halves the memory the adds and the final scan touch.
 func (r *Reader) taat(s *scratch, cs []cursor, top *topK) {
 	n := r.meta.NumDocs
+	var bound uint64
+	for i := range cs {
+		bound += cs[i].ub
+	}
+	if bound <= math.MaxUint32 && !s.wide {
+		if cap(s.dense32) < n {
+			s.dense32 = make([]uint32, n)
+		}
+		taatInto(s.dense32[:n], cs, top)
+		return
+	}
 	if cap(s.dense) < n {
 		s.dense = make([]uint64, n)
 	}
-	acc := s.dense[:n] // all zero between queries
+	taatInto(s.dense[:n], cs, top)
+}
+
+// taatInto adds every cursor's postings into acc (all zero on entry and
+// on return) and pushes the non-zero scores into top.
+func taatInto[A uint32 | uint64](acc []A, cs []cursor, top *topK) {
 	for i := range cs {
-		cs[i].addAll(acc)
+		addAll(&cs[i], acc)
 	}
 	th, full := top.threshold()
 	for d, v := range acc {
 		if v > 0 {
-			if !full || v >= th {
-				top.push(uint32(d), v)
+			if !full || uint64(v) >= th {
+				top.push(uint32(d), uint64(v))
 				th, full = top.threshold()
 			}
 			acc[d] = 0

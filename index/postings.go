@@ -613,6 +613,9 @@ func addAll[A uint32 | uint64](c *cursor, acc []A) {
 				ic.load(rank >> 7)
 				imps := ic.imps[rank&(chunkSize-1) : ic.l.chunkLen(ic.c)]
 				m := min(len(imps), len(data)/2)
+				if m == 0 { // only if cardinalities exceed df (Open rejects that)
+					panic(fmt.Sprintf("array container %d: posting %d beyond df %d", c.c, rank, c.df))
+				}
 				for j, v := range imps[:m] {
 					acc[key|uint32(binary.LittleEndian.Uint16(data[2*j:]))] += q * A(v)
 				}

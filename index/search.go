@@ -25,9 +25,10 @@ const (
 	BlockMax
 	// TAAT is exhaustive term-at-a-time scoring: each query term's postings
 	// are added container by container (roaring arrays as uint16 runs,
-	// bitmaps word by word; impacts a 128-chunk at a time) into a dense accumulator of N
-	// scores (8·N bytes of pooled scratch), then the top k are selected in
-	// one pass over it. O(Σ df + N).
+	// bitmaps word by word; impacts a 128-posting chunk at a time) into a
+	// dense accumulator of N scores (4·N bytes of pooled scratch when
+	// Σ q·max impact < 2³², else 8·N), then the top k are selected in one
+	// pass over it. O(Σ df + N).
 	TAAT
 )
 

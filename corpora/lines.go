@@ -12,6 +12,13 @@ import (
 	"unicode/utf8"
 )
 
+// LineReader is lineReader for other packages' line formats (triples,
+// teacher scores): open one with OpenLines.
+type LineReader = lineReader
+
+// OpenLines opens name for reading line by line (see lineReader).
+func OpenLines(name string) (*LineReader, error) { return openLines(name) }
+
 // lineReader reads a text file line by line, of any line length, through
 // gzip when the name ends in ".gz". It strips a leading UTF-8 BOM and the
 // "\r" of CRLF line ends, and reports invalid UTF-8 and a truncated gzip

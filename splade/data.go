@@ -3,16 +3,13 @@ package splade
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/atomicfile"
@@ -41,68 +38,6 @@ func (t Triple) HasScores() bool { return t.NegScores != nil }
 
 // HasMargins reports whether the triple carries teacher margins.
 func (t Triple) HasMargins() bool { return t.Margins != nil }
-
-// tsvLines reads a text file (gzip when the name ends in ".gz") line by
-// line, of any length, without the end-of-line bytes ("\n" or "\r\n") and
-// without a leading UTF-8 BOM. Invalid UTF-8 is reported as a
-// *corpora.ParseError wrapping corpora.ErrInvalidUTF8.
-type tsvLines struct {
-	name string
-	f    *os.File
-	gz   *gzip.Reader
-	br   *bufio.Reader
-	line int
-	any  bool
-}
-
-func openTSV(name string) (*tsvLines, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	t := &tsvLines{name: name, f: f}
-	var r io.Reader = f
-	if strings.HasSuffix(name, ".gz") {
-		gz, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
-		if err != nil {
-			f.Close()
-			return nil, &corpora.ParseError{File: name, Err: fmt.Errorf("gzip: %w", err)}
-		}
-		t.gz, r = gz, gz
-	}
-	t.br = bufio.NewReaderSize(r, 1<<16)
-	return t, nil
-}
-
-// next returns the next line and its 1-based number, or io.EOF.
-func (t *tsvLines) next() (string, int, error) {
-	s, err := t.br.ReadString('\n')
-	if err != nil && err != io.EOF {
-		t.line++
-		return "", t.line, &corpora.ParseError{File: t.name, Line: t.line, Err: err}
-	}
-	if s == "" && err == io.EOF {
-		return "", t.line, io.EOF
-	}
-	t.line++
-	if !t.any {
-		t.any = true
-		s = strings.TrimPrefix(s, "\uFEFF")
-	}
-	s = strings.TrimSuffix(s, "\n")
-	s = strings.TrimSuffix(s, "\r")
-	if !utf8.ValidString(s) {
-		return s, t.line, &corpora.ParseError{File: t.name, Line: t.line, Err: corpora.ErrInvalidUTF8}
-	}
-	return s, t.line, nil
-}
-
-func (t *tsvLines) close() {
-	if t.gz != nil {
-		t.gz.Close()
-	}
-	t.f.Close()
-}
 
 // skip applies opts to a bad record: nil when it is skipped, the error when
 // the reader must stop.
@@ -147,15 +82,15 @@ func parseScore(s string) (float32, error) {
 // counted and skipped instead (an empty file is still an error). Cost: one
 // pass; memory is the triples.
 func ReadTriples(path string, opts corpora.Options) ([]Triple, error) {
-	lr, err := openTSV(path)
+	lr, err := corpora.OpenLines(path)
 	if err != nil {
 		return nil, fmt.Errorf("read triples: %w", err)
 	}
-	defer lr.close()
+	defer lr.Close()
 	var out []Triple
 	cols, colsLine := 0, 0
 	for {
-		line, n, err := lr.next()
+		line, n, err := lr.Next()
 		if err == io.EOF {
 			break
 		}
@@ -261,15 +196,15 @@ type TeacherScores map[string]map[string]float32
 // triples line "q1 d1 17" and a score line "q1 d1 17" cannot be told apart
 // when document ids are numbers.
 func ReadTeacherScores(path string, opts corpora.Options) (TeacherScores, error) {
-	lr, err := openTSV(path)
+	lr, err := corpora.OpenLines(path)
 	if err != nil {
 		return nil, fmt.Errorf("read teacher scores: %w", err)
 	}
-	defer lr.close()
+	defer lr.Close()
 	ts := TeacherScores{}
 	rows := 0
 	for {
-		line, n, err := lr.next()
+		line, n, err := lr.Next()
 		if err == io.EOF {
 			break
 		}

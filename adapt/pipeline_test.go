@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/eval"
 )
 
 // tinyDemo writes a small demo pair and returns a config that runs the
@@ -177,5 +178,28 @@ func TestPipelineTargetWithoutQrels(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "stops at the adapted index") {
 		t.Errorf("the pipeline did not say it stopped at the index:\n%s", log.String())
+	}
+}
+
+// A summary without the full baseline has no Δ full-mlm: JSON null, not an error.
+func TestSummaryWithoutFullBaseline(t *testing.T) {
+	cfg := config.Default()
+	tr := &TargetResult{Name: "t", Evaluated: true,
+		Means:      map[string]map[string]float64{SysZeroShot: {"nDCG@10": 0.2}, SysAdapted: {"nDCG@10": 0.3}, SysBM25: {"nDCG@10": 0.4}},
+		Perplexity: map[string]float64{"source-mlm": 10, "target-mlm": 5},
+		Comparison: &eval.Comparison{Runs: []string{SysZeroShot, SysAdapted, SysBM25},
+			Measures: []eval.MeasureComparison{{Measure: "nDCG@10", Means: []float64{0.2, 0.3, 0.4},
+				Deltas: []eval.Delta{{Run: SysAdapted, Mean: 0.1, PHolm: 0.01}, {Run: SysBM25, Mean: 0.2, PHolm: 0.02}}}}}}
+	dir := t.TempDir()
+	if err := writeSummary(dir, []*TargetResult{tr}, cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if !strings.Contains(string(b), `"delta_full": null`) || !strings.Contains(string(b), `"delta": 0.1`) {
+		t.Errorf("summary.json:\n%s", b)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if !strings.Contains(string(md), "| t | 0.4000 | 0.2000 | 0.3000 | +0.1000† |") {
+		t.Errorf("summary.md:\n%s", md)
 	}
 }

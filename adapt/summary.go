@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/internal/atomicfile"
 )
 
@@ -17,11 +18,12 @@ import (
 type SummaryRow struct {
 	Target string             `json:"target"`
 	Means  map[string]float64 `json:"means"` // system → mean
-	// Delta is adapted − zero-shot with its Holm-adjusted p-value.
-	Delta  float64 `json:"delta"`
-	PHolm  float64 `json:"p_holm"`
-	DeltaF float64 `json:"delta_full,omitempty"` // full-mlm − zero-shot
-	PHolmF float64 `json:"p_holm_full,omitempty"`
+	// Delta is adapted − zero-shot with its Holm-adjusted p-value; NaN
+	// (JSON null) where there is no such run.
+	Delta  eval.Number `json:"delta"`
+	PHolm  eval.Number `json:"p_holm"`
+	DeltaF eval.Number `json:"delta_full"` // full-mlm − zero-shot
+	PHolmF eval.Number `json:"p_holm_full"`
 }
 
 // Summary is the table over targets.
@@ -54,7 +56,8 @@ func buildSummary(trs []*TargetResult, cfg config.Config, times []StageTime) *Su
 			if !contains(s.Measures, mc.Measure) {
 				s.Measures = append(s.Measures, mc.Measure)
 			}
-			row := SummaryRow{Target: tr.Name, Means: tr.Means[SysZeroShot], Delta: math.NaN(), PHolm: math.NaN(), DeltaF: math.NaN(), PHolmF: math.NaN()}
+			nan := eval.Number(math.NaN())
+			row := SummaryRow{Target: tr.Name, Delta: nan, PHolm: nan, DeltaF: nan, PHolmF: nan}
 			row.Means = map[string]float64{}
 			for _, sys := range s.Systems {
 				if m, ok := tr.Means[sys]; ok {
@@ -64,9 +67,9 @@ func buildSummary(trs []*TargetResult, cfg config.Config, times []StageTime) *Su
 			for _, d := range mc.Deltas {
 				switch d.Run {
 				case SysAdapted:
-					row.Delta, row.PHolm = d.Mean, float64(d.PHolm)
+					row.Delta, row.PHolm = eval.Number(d.Mean), d.PHolm
 				case SysFull:
-					row.DeltaF, row.PHolmF = d.Mean, float64(d.PHolm)
+					row.DeltaF, row.PHolmF = eval.Number(d.Mean), d.PHolm
 				}
 			}
 			s.Rows[mc.Measure] = append(s.Rows[mc.Measure], row)
@@ -84,7 +87,7 @@ func buildSummary(trs []*TargetResult, cfg config.Config, times []StageTime) *Su
 		}
 		var sum float64
 		for _, r := range rows {
-			sum += r.Delta
+			sum += float64(r.Delta)
 		}
 		s.MeanDelta[m] = sum / float64(max(1, len(rows)))
 	}
@@ -101,8 +104,8 @@ func contains(xs []string, x string) bool {
 }
 
 // sig marks a Holm-adjusted p-value below 0.05.
-func sig(p float64) string {
-	if !math.IsNaN(p) && p < 0.05 {
+func sig(p eval.Number) string {
+	if !math.IsNaN(float64(p)) && p < 0.05 {
 		return "†"
 	}
 	return ""
@@ -114,7 +117,6 @@ func writeSummary(dir string, trs []*TargetResult, cfg config.Config, times []St
 	if err != nil {
 		return err
 	}
-	b = []byte(strings.ReplaceAll(string(b), "NaN", "null"))
 	if err := atomicfile.WriteFile(filepath.Join(dir, "summary.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
@@ -152,9 +154,9 @@ func (s *Summary) writeMarkdown(w io.Writer) error {
 			for _, sys := range s.Systems {
 				fmt.Fprintf(w, " %.4f |", r.Means[sys])
 			}
-			fmt.Fprintf(w, " %+.4f%s |", r.Delta, sig(r.PHolm))
+			fmt.Fprintf(w, " %+.4f%s |", float64(r.Delta), sig(r.PHolm))
 			if contains(s.Systems, SysFull) {
-				fmt.Fprintf(w, " %+.4f%s |", r.DeltaF, sig(r.PHolmF))
+				fmt.Fprintf(w, " %+.4f%s |", float64(r.DeltaF), sig(r.PHolmF))
 			}
 			fmt.Fprintln(w)
 		}
@@ -226,7 +228,7 @@ func (s *Summary) writeHTML(w io.Writer) error {
 			for _, sys := range s.Systems {
 				fmt.Fprintf(w, "<td>%.4f</td>", r.Means[sys])
 			}
-			fmt.Fprintf(w, "<td>%+.4f%s</td></tr>\n", r.Delta, sig(r.PHolm))
+			fmt.Fprintf(w, "<td>%+.4f%s</td></tr>\n", float64(r.Delta), sig(r.PHolm))
 		}
 		fmt.Fprintf(w, "<tr><th>mean</th>")
 		for _, sys := range s.Systems {
@@ -247,8 +249,8 @@ func (s *Summary) deltaSVG(w io.Writer, m string) {
 	}
 	maxAbs := 1e-9
 	for _, r := range rows {
-		if !math.IsNaN(r.Delta) {
-			maxAbs = math.Max(maxAbs, math.Abs(r.Delta))
+		if d := float64(r.Delta); !math.IsNaN(d) {
+			maxAbs = math.Max(maxAbs, math.Abs(d))
 		}
 	}
 	const W, rowH, left = 520.0, 20.0, 180.0
@@ -258,7 +260,7 @@ func (s *Summary) deltaSVG(w io.Writer, m string) {
 	fmt.Fprintf(w, `<line x1="%.1f" y1="0" x2="%.1f" y2="%.1f" stroke="#888"/>`, mid, mid, H)
 	for i, r := range rows {
 		y := float64(i)*rowH + 4
-		d := r.Delta
+		d := float64(r.Delta)
 		if math.IsNaN(d) {
 			d = 0
 		}
@@ -268,7 +270,7 @@ func (s *Summary) deltaSVG(w io.Writer, m string) {
 			x, color = mid-bw, "#d62728"
 		}
 		fmt.Fprintf(w, `<text x="4" y="%.1f">%s</text><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%+.4f</title></rect>`,
-			y+12, html.EscapeString(r.Target), x, y, math.Max(bw, 0.5), rowH-6, color, r.Delta)
+			y+12, html.EscapeString(r.Target), x, y, math.Max(bw, 0.5), rowH-6, color, float64(r.Delta))
 	}
 	fmt.Fprintf(w, "</svg>\n")
 }

@@ -451,15 +451,11 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 	}
 	row.Encode, row.NNZDoc = &st, st.MeanNNZ
 
-	r, err := index.Open(idxDir)
+	r, algo, err := openIndex(cfg, idxDir)
 	if err != nil {
 		return row, err
 	}
 	defer r.Close()
-	algo, err := index.ParseAlgorithm(cfg.Index.Algorithm)
-	if err != nil {
-		return row, err
-	}
 	all, err := b.Queries(skipOptions(cfg, stderr))
 	if err != nil {
 		return row, err

@@ -28,6 +28,20 @@ func newIndexCmd(a *app) *cobra.Command {
 
 // skipOptions turns the skip_invalid setting into reader options that
 // report each skipped line on stderr.
+// openIndex opens the index at dir and resolves the configured top-k
+// algorithm (index.algorithm), the two things every querying command needs.
+func openIndex(cfg config.Config, dir string) (*index.Reader, index.Algorithm, error) {
+	algo, err := index.ParseAlgorithm(cfg.Index.Algorithm)
+	if err != nil {
+		return nil, algo, err
+	}
+	r, err := index.Open(dir)
+	if err != nil {
+		return nil, algo, err
+	}
+	return r, algo, nil
+}
+
 func skipOptions(cfg config.Config, stderr io.Writer) corpora.Options {
 	return corpora.Options{
 		SkipInvalid: cfg.SkipInvalid,

@@ -50,11 +50,7 @@ checkpoint (refused unless its vocabulary is the index's).`,
 			if idx == "" || run == "" || (qvecs == "") == (queries == "") {
 				return fmt.Errorf("search: --index, --run and one of --query-vectors or --queries are required")
 			}
-			algo, err := index.ParseAlgorithm(cfg.Index.Algorithm)
-			if err != nil {
-				return err
-			}
-			r, err := index.Open(idx)
+			r, algo, err := openIndex(cfg, idx)
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/index/serve"
 )
 
@@ -40,11 +39,7 @@ The index is validated at start (CRCs and invariants) unless --no-validate.`,
 			if idx == "" {
 				return fmt.Errorf("serve: --index is required")
 			}
-			algo, err := index.ParseAlgorithm(cfg.Index.Algorithm)
-			if err != nil {
-				return err
-			}
-			r, err := index.Open(idx)
+			r, algo, err := openIndex(cfg, idx)
 			if err != nil {
 				return err
 			}

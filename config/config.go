@@ -170,6 +170,9 @@ type Splade struct {
 	// top MineDepth hits, when training from BEIR qrels.
 	MineNegatives int `mapstructure:"mine_negatives"`
 	MineDepth     int `mapstructure:"mine_depth"`
+	// MineMargins attaches BM25 margins score(pos) − score(neg) to the
+	// mined triples: with MarginMSE > 0 the model is distilled from BM25.
+	MineMargins bool `mapstructure:"mine_margins"`
 	// TopN prunes each encoded vector to its TopN largest weights (0: off).
 	TopN int `mapstructure:"top_n"`
 	// EncodeBatchSize is texts per forward pass when encoding; ShardSize

@@ -28,6 +28,12 @@ type MineOptions struct {
 	// RankOrder takes the best-ranked non-positive hits as negatives
 	// instead of sampling them uniformly (seeded) from the top depth.
 	RankOrder bool
+	// Margins attaches the searcher's scores as teacher margins
+	// (score(positive) − score(negative), one per negative) for MarginMSE:
+	// distillation from BM25, a dense training signal for models trained
+	// from scratch. A positive that is not among the top depth hits has no
+	// score, so its triple is skipped (counted in MineStats.PosNotRetrieved).
+	Margins bool
 	// Report, when not nil, receives every query that was skipped and why
 	// (no positive in the corpus, missing from queries.jsonl, no negative
 	// among the hits).
@@ -45,6 +51,9 @@ type MineStats struct {
 	NoNegatives    int `json:"no_negatives"`      // queries skipped: every hit was a positive, or no hits
 	FewNegatives   int `json:"few_negatives"`     // triples with fewer than the asked negatives (kept)
 	PosNotInCorpus int `json:"pos_not_in_corpus"` // judged positives absent from the corpus (skipped)
+	// With MineOptions.Margins: judged positives that are not among the
+	// top depth hits, whose triples were skipped for want of a score.
+	PosNotRetrieved int `json:"pos_not_retrieved,omitempty"`
 }
 
 // Reasons a query is skipped, passed to MineOptions.Report; match with
@@ -164,7 +173,16 @@ func MineNegatives(ctx context.Context, queries []corpora.Query, qrels corpora.Q
 		}
 		var cand []string // non-positive hits in rank order, each once
 		seen := map[string]bool{}
+		var score map[string]float64 // hit scores, for margins
+		if opt.Margins {
+			score = make(map[string]float64, len(hits))
+		}
 		for _, h := range hits[:min(depth, len(hits))] {
+			if score != nil {
+				if _, ok := score[h.DocID]; !ok {
+					score[h.DocID] = h.Score
+				}
+			}
 			if docs[h.DocID] > 0 || seen[h.DocID] {
 				continue
 			}
@@ -177,11 +195,26 @@ func MineNegatives(ctx context.Context, queries []corpora.Query, qrels corpora.Q
 			continue
 		}
 		for _, p := range pos {
+			var ps float64
+			if score != nil {
+				s, ok := score[p]
+				if !ok {
+					st.PosNotRetrieved++
+					continue
+				}
+				ps = s
+			}
 			negs := pickNegatives(cand, negsPerQuery, opt.RankOrder, seed, q.ID, p)
 			if len(negs) < negsPerQuery {
 				st.FewNegatives++
 			}
-			out = append(out, Triple{QID: q.ID, PosID: p, NegIDs: negs})
+			t := Triple{QID: q.ID, PosID: p, NegIDs: negs}
+			if score != nil {
+				for _, n := range negs {
+					t.Margins = append(t.Margins, float32(ps-score[n]))
+				}
+			}
+			out = append(out, t)
 		}
 	}
 	st.Triples = len(out)
@@ -232,6 +265,7 @@ type mineMeta struct {
 	Depth        int       `json:"depth"`
 	Seed         uint64    `json:"seed"`
 	RankOrder    bool      `json:"rank_order"`
+	Margins      bool      `json:"margins,omitempty"`
 	Stats        MineStats `json:"stats"`
 }
 
@@ -239,7 +273,7 @@ type mineMeta struct {
 // cachePath (the triples format) and the settings to cachePath+".meta.json".
 // A later call with the same BEIR directory, split, searcherID (a
 // description of the searcher and its parameters, e.g. "bm25 k1=0.9
-// b=0.4"), negsPerQuery, depth, seed and RankOrder reads the file instead
+// b=0.4"), negsPerQuery, depth, seed, RankOrder and Margins reads the file instead
 // of mining again, and fills opt.Stats from the sidecar (queries skipped
 // then are not reported again). It returns whether the cache was used.
 // Both files are written atomically, the sidecar last, so an interrupted
@@ -251,7 +285,7 @@ func MineCached(ctx context.Context, cachePath, searcherID, beirDir, split strin
 		return nil, false, fmt.Errorf("mine negatives: %w", err)
 	}
 	want := mineMeta{Format: 1, BEIRDir: abs, Split: split, Searcher: searcherID,
-		NegsPerQuery: negsPerQuery, Depth: depth, Seed: seed, RankOrder: opt.RankOrder}
+		NegsPerQuery: negsPerQuery, Depth: depth, Seed: seed, RankOrder: opt.RankOrder, Margins: opt.Margins}
 	metaPath := cachePath + ".meta.json"
 	if raw, err := os.ReadFile(metaPath); err == nil {
 		var have mineMeta

@@ -457,3 +457,51 @@ func FuzzReadTriples(f *testing.F) {
 		}
 	})
 }
+
+func TestMineNegativesWithMargins(t *testing.T) {
+	queries, qrels, inCorpus, s := miningFixture()
+	var st MineStats
+	opt := MineOptions{RankOrder: true, Margins: true, Stats: &st}
+	got, err := MineNegatives(context.Background(), queries, qrels, inCorpus, s, 3, 6, 1, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fakeSearcher scores rank i as 100 − i; a repeated hit keeps its first score.
+	want := []Triple{
+		{QID: "q1", PosID: "d1", NegIDs: []string{"d0", "d2", "d3"}, Margins: []float32{-2, -1, 1}},
+		{QID: "q1", PosID: "d5", NegIDs: []string{"d0", "d2", "d3"}, Margins: []float32{1, 2, 4}},
+		{QID: "q4", PosID: "d4", NegIDs: []string{"d8"}, Margins: []float32{-1}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("margins:\n got %+v\nwant %+v", got, want)
+	}
+	if st.PosNotRetrieved != 0 {
+		t.Errorf("PosNotRetrieved %d, want 0", st.PosNotRetrieved)
+	}
+	// Depth 3: alpha's positive d1 (rank 4) has no score, so its triple goes.
+	got, err = MineNegatives(context.Background(), queries, qrels, inCorpus, s, 3, 3, 1, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].PosID != "d5" || got[1].PosID != "d4" || st.PosNotRetrieved != 1 || st.Triples != 2 {
+		t.Errorf("depth 3: got %+v, stats %+v; want the triples of d5 and d4 and one positive not retrieved", got, st)
+	}
+	// The cache keeps margins apart from plain mining and round-trips them.
+	var docs []corpora.Doc
+	for i := 0; i <= 10; i++ {
+		docs = append(docs, corpora.Doc{ID: fmt.Sprintf("d%d", i), Text: fmt.Sprintf("text %d", i)})
+	}
+	dir := writeBEIR(t, docs, queries, "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td5\t2\nq4\td4\t1\n")
+	path := filepath.Join(t.TempDir(), "m.tsv")
+	a, hit, err := MineCached(context.Background(), path, "fake", dir, "train", s, 3, 6, 1, MineOptions{RankOrder: true, Margins: true})
+	if err != nil || hit || len(a) != 3 || !a[0].HasMargins() {
+		t.Fatalf("first margins run: hit %v, err %v, triples %+v", hit, err, a)
+	}
+	b, hit, err := MineCached(context.Background(), path, "fake", dir, "train", s, 3, 6, 1, MineOptions{RankOrder: true, Margins: true})
+	if err != nil || !hit || !reflect.DeepEqual(a, b) {
+		t.Errorf("cached margins: hit %v err %v\n got %+v\nwant %+v", hit, err, b, a)
+	}
+	if _, hit, _ := MineCached(context.Background(), path, "fake", dir, "train", s, 3, 6, 1, MineOptions{RankOrder: true}); hit {
+		t.Error("mining without margins reused the cache written with margins")
+	}
+}

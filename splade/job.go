@@ -208,8 +208,12 @@ func MineSource(ctx context.Context, cfg config.Config, dir, split, cache string
 	defer s.Close()
 	var st MineStats
 	sp := cfg.Splade
-	ts, hit, err := MineCached(ctx, filepath.Join(cache, split+".triples.tsv"), fmt.Sprintf("bm25 k1=%g b=%g", p.K1, p.B),
-		dir, split, s, sp.MineNegatives, sp.MineDepth, sp.Seed, MineOptions{Stats: &st})
+	name := split + ".triples.tsv"
+	if sp.MineMargins {
+		name = split + ".margins.triples.tsv"
+	}
+	ts, hit, err := MineCached(ctx, filepath.Join(cache, name), fmt.Sprintf("bm25 k1=%g b=%g", p.K1, p.B),
+		dir, split, s, sp.MineNegatives, sp.MineDepth, sp.Seed, MineOptions{Stats: &st, Margins: sp.MineMargins})
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +223,9 @@ func MineSource(ctx context.Context, cfg config.Config, dir, split, cache string
 	}
 	fmt.Fprintf(log, "%s/%s: %s %d triples from %d judged queries (skipped: %d without positive in the corpus, %d not in queries.jsonl, %d without negatives; %d with fewer than %d negatives)\n",
 		dir, split, how, st.Triples, st.Queries, st.NoPositive, st.MissingQuery, st.NoNegatives, st.FewNegatives, sp.MineNegatives)
+	if sp.MineMargins {
+		fmt.Fprintf(log, "%s/%s: BM25 margins attached; %d positives outside the top %d hits skipped\n", dir, split, st.PosNotRetrieved, sp.MineDepth)
+	}
 	return ts, nil
 }
 

@@ -121,7 +121,7 @@ length; see the bm25 package).`,
 				if err != nil {
 					return err
 				}
-				queries = bm25JudgedQueries(queries, qrels)
+				queries = judgedQueries(queries, qrels)
 			}
 			x, err := bm25.Open(idxDir)
 			if err != nil {
@@ -166,8 +166,8 @@ length; see the bm25 package).`,
 	return cmd
 }
 
-// bm25JudgedQueries keeps the queries that have judgments in qrels, in order.
-func bm25JudgedQueries(qs []corpora.Query, qrels corpora.Qrels) []corpora.Query {
+// judgedQueries keeps the queries that have judgments in qrels, in order.
+func judgedQueries(qs []corpora.Query, qrels corpora.Qrels) []corpora.Query {
 	var out []corpora.Query
 	for _, q := range qs {
 		if _, ok := qrels[q.ID]; ok {

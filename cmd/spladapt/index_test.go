@@ -66,3 +66,45 @@ func TestIndexBuildBM25Search(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchQrelsFilter: "search --qrels" searches only the judged queries
+// (q1–q3 in test.tsv, not train's q4), in the order of the queries file.
+func TestSearchQrelsFilter(t *testing.T) {
+	tiny := filepath.Join("..", "..", "bm25", "testdata", "tiny")
+	dir := t.TempDir()
+	idx := filepath.Join(dir, "engine")
+	if _, _, err := bm25CLI(t, nil, "index", "build-bm25", "--corpus", tiny, "--out", idx); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(dir, "run.trec")
+	for _, c := range []struct {
+		qrels string
+		want  []string
+	}{
+		{"", []string{"q1", "q3", "q4"}}, // q2 is all stop words: no hits, no lines
+		{filepath.Join(tiny, "qrels", "test.tsv"), []string{"q1", "q3"}},
+	} {
+		args := []string{"search", "--index", idx, "--queries", tiny, "--run", run, "-k", "10"}
+		if c.qrels != "" {
+			args = append(args, "--qrels", c.qrels)
+		}
+		if _, _, err := bm25CLI(t, nil, args...); err != nil {
+			t.Fatal(err)
+		}
+		got, err := corpora.ReadRun(run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for q := range got {
+			ids = append(ids, q)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, c.want) {
+			t.Errorf("--qrels %q: queries %v, want %v", c.qrels, ids, c.want)
+		}
+	}
+	if _, _, err := bm25CLI(t, nil, "search", "--index", idx, "--queries", tiny, "--run", run, "--qrels", filepath.Join(dir, "missing.tsv")); err == nil || !strings.Contains(err.Error(), "missing.tsv") {
+		t.Errorf("missing qrels file: error %v, want one naming it", err)
+	}
+}

@@ -29,7 +29,7 @@ func queryEncoderFor(r *index.Reader) index.QueryEncoder {
 }
 
 func newSearchCmd(a *app) *cobra.Command {
-	var idx, qvecs, queries, run, tag, model string
+	var idx, qvecs, queries, run, tag, model, qrelsPath string
 	cmd := &cobra.Command{
 		Use:   "search --index IDX (--query-vectors FILE.jsonl | --queries FILE) --run OUT",
 		Short: "Retrieve the top k documents of each query into a TREC run",
@@ -38,7 +38,9 @@ func newSearchCmd(a *app) *cobra.Command {
 --queries: text queries (BEIR queries.jsonl, TREC topics or TSV) encoded as
 bags of vocabulary tokens (the index needs a vocabulary), as analysed BM25
 terms for an index from "index build-bm25", or with --model by that SPLADE
-checkpoint (refused unless its vocabulary is the index's).`,
+checkpoint (refused unless its vocabulary is the index's).
+--qrels: search only the queries judged in that file (TREC or BEIR .tsv);
+a BEIR queries.jsonl holds the queries of every split.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.bind(cmd.Flags(), "k", "index.depth")
@@ -56,6 +58,12 @@ checkpoint (refused unless its vocabulary is the index's).`,
 			}
 			defer r.Close()
 			k := cfg.Index.Depth
+			var judged corpora.Qrels
+			if qrelsPath != "" {
+				if judged, err = corpora.ReadQrels(qrelsPath); err != nil {
+					return fmt.Errorf("search: %w", err)
+				}
+			}
 			type q struct {
 				id  string
 				vec []index.TermWeight
@@ -63,12 +71,17 @@ checkpoint (refused unless its vocabulary is the index's).`,
 			var qs []q
 			if qvecs != "" {
 				err = index.ReadVectors(qvecs, index.ReaderResolver(r), skipOptions(cfg, cmd.ErrOrStderr()), func(id string, vec []index.TermWeight) error {
-					qs = append(qs, q{id, vec})
+					if _, ok := judged[id]; judged == nil || ok {
+						qs = append(qs, q{id, vec})
+					}
 					return nil
 				})
 			} else {
 				var tq []corpora.Query
 				tq, err = corpora.ReadQueries(queries, skipOptions(cfg, cmd.ErrOrStderr()))
+				if judged != nil {
+					tq = judgedQueries(tq, judged)
+				}
 				enc := queryEncoderFor(r)
 				if model != "" {
 					e, merr := spladeQueryEncoder(cfg, model, r)
@@ -119,6 +132,7 @@ checkpoint (refused unless its vocabulary is the index's).`,
 	f.StringVar(&run, "run", "", "TREC run file to write")
 	f.StringVar(&model, "model", "", "SPLADE checkpoint that encodes the --queries texts")
 	f.StringVar(&tag, "tag", "spladapt", "run tag (last column)")
+	f.StringVar(&qrelsPath, "qrels", "", "search only the queries judged in this qrels file (TREC or BEIR .tsv)")
 	f.IntP("k", "k", 0, "hits per query (default: config index.depth)")
 	f.String("algorithm", "", "exhaustive, maxscore, blockmax or taat (default: config index.algorithm)")
 	return cmd

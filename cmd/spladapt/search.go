@@ -28,6 +28,11 @@ func queryEncoderFor(r *index.Reader) index.QueryEncoder {
 	return index.TokenEncoder{Resolve: index.ReaderResolver(r)}
 }
 
+// batchQueryEncoder encodes many queries at once (splade.Encoder).
+type batchQueryEncoder interface {
+	EncodeQueries(texts []string) ([][]index.TermWeight, error)
+}
+
 func newSearchCmd(a *app) *cobra.Command {
 	var idx, qvecs, queries, run, tag, model, qrelsPath string
 	cmd := &cobra.Command{
@@ -89,6 +94,21 @@ a BEIR queries.jsonl holds the queries of every split.`,
 						return merr
 					}
 					enc = e
+				}
+				if be, ok := enc.(batchQueryEncoder); ok && err == nil {
+					// A model encodes all queries in length-bucketed batches.
+					texts := make([]string, len(tq))
+					for i, x := range tq {
+						texts[i] = x.Text
+					}
+					vecs, e := be.EncodeQueries(texts)
+					if e != nil {
+						return fmt.Errorf("search: encode queries: %w", e)
+					}
+					for i, x := range tq {
+						qs = append(qs, q{x.ID, vecs[i]})
+					}
+					tq = nil
 				}
 				for _, x := range tq {
 					vec, e := enc.Encode(x.Text)

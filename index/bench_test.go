@@ -48,18 +48,29 @@ func buildSynth(tb testing.TB, g *synth.Gen, n, bits int, dir string) (*index.Re
 	return r, el
 }
 
+// synthQueries builds a synthetic index of n documents and prepares 100
+// of the generator's queries on it.
+func synthQueries(b *testing.B, n int) (*index.Reader, []*index.Query) {
+	g := synth.New(synth.Default)
+	r, _ := buildSynth(b, g, n, 8, filepath.Join(b.TempDir(), "idx"))
+	qs := make([]*index.Query, 100)
+	for i := range qs {
+		q, err := r.Prepare(g.Query(i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		qs[i] = q
+	}
+	return r, qs
+}
+
 // BenchmarkTopK: one query at a time on a synthetic collection
 // (SPLADAPT_BENCH_DOCS documents, default 20 000).
 //
 //	go test ./index -run '^$' -bench TopK -benchtime 200x
 func BenchmarkTopK(b *testing.B) {
 	n := envInt("SPLADAPT_BENCH_DOCS", 20000)
-	g := synth.New(synth.Default)
-	r, _ := buildSynth(b, g, n, 8, filepath.Join(b.TempDir(), "idx"))
-	qs := make([]*index.Query, 100)
-	for i := range qs {
-		qs[i], _ = r.Prepare(g.Query(i))
-	}
+	r, qs := synthQueries(b, n)
 	for _, k := range []int{10, 1000} {
 		for _, alg := range index.Algorithms {
 			b.Run(fmt.Sprintf("alg=%v/k=%d/docs=%s", alg, k, short(n)), func(b *testing.B) {
@@ -83,12 +94,7 @@ func BenchmarkTopK(b *testing.B) {
 //	SPLADAPT_BENCH_DOCS=100000 go test ./index -run '^$' -bench TAATAccumulator -count 5
 func BenchmarkTAATAccumulator(b *testing.B) {
 	n := envInt("SPLADAPT_BENCH_DOCS", 20000)
-	g := synth.New(synth.Default)
-	r, _ := buildSynth(b, g, n, 8, filepath.Join(b.TempDir(), "idx"))
-	qs := make([]*index.Query, 100)
-	for i := range qs {
-		qs[i], _ = r.Prepare(g.Query(i))
-	}
+	r, qs := synthQueries(b, n)
 	for _, wide := range []bool{false, true} {
 		name := map[bool]string{false: "32", true: "64"}[wide]
 		b.Run(fmt.Sprintf("acc=%s/k=10/docs=%s", name, short(n)), func(b *testing.B) {

@@ -509,15 +509,7 @@ func (c *cursor) advance(target uint32) {
 			b += step
 			step <<= 1
 		}
-		b = min(b, c.card)
-		for a < b {
-			m := int(uint(a+b) >> 1)
-			if int(binary.LittleEndian.Uint16(c.data[2*m:])) < lo {
-				a = m + 1
-			} else {
-				b = m
-			}
-		}
+		a = lowerBound16(c.data, a, min(b, c.card), lo)
 		if a >= c.card {
 			c.nextContainer()
 			return
@@ -550,18 +542,24 @@ func (c *cursor) seek(target uint32) {
 	c.advance(target)
 }
 
+// lowerBound16 returns the first index in [a, b) of the little-endian
+// uint16 array data whose value is ≥ lo, or b.
+func lowerBound16(data []byte, a, b, lo int) int {
+	for a < b {
+		m := int(uint(a+b) >> 1)
+		if int(binary.LittleEndian.Uint16(data[2*m:])) < lo {
+			a = m + 1
+		} else {
+			b = m
+		}
+	}
+	return a
+}
+
 // seekFresh positions on the first element ≥ lo of a just-loaded container.
 func (c *cursor) seekFresh(lo int) {
 	if !c.bitmap {
-		a, b := 0, c.card
-		for a < b {
-			m := int(uint(a+b) >> 1)
-			if int(binary.LittleEndian.Uint16(c.data[2*m:])) < lo {
-				a = m + 1
-			} else {
-				b = m
-			}
-		}
+		a := lowerBound16(c.data, 0, c.card, lo)
 		if a >= c.card {
 			c.nextContainer()
 			return

@@ -28,9 +28,28 @@ func queryEncoderFor(r *index.Reader) index.QueryEncoder {
 	return index.TokenEncoder{Resolve: index.ReaderResolver(r)}
 }
 
-// batchQueryEncoder encodes many queries at once (splade.Encoder).
-type batchQueryEncoder interface {
-	EncodeQueries(texts []string) ([][]index.TermWeight, error)
+// encodeQueries encodes the queries' texts with enc: in length-bucketed
+// batches when it can (a SPLADE model, splade.Encoder.EncodeQueries), else
+// one by one; out[i] belongs to qs[i].
+func encodeQueries(enc index.QueryEncoder, qs []corpora.Query) ([][]index.TermWeight, error) {
+	if be, ok := enc.(interface {
+		EncodeQueries([]string) ([][]index.TermWeight, error)
+	}); ok {
+		texts := make([]string, len(qs))
+		for i, x := range qs {
+			texts[i] = x.Text
+		}
+		return be.EncodeQueries(texts)
+	}
+	out := make([][]index.TermWeight, len(qs))
+	for i, x := range qs {
+		v, err := enc.Encode(x.Text)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: %w", x.ID, err)
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 func newSearchCmd(a *app) *cobra.Command {
@@ -82,8 +101,10 @@ a BEIR queries.jsonl holds the queries of every split.`,
 					return nil
 				})
 			} else {
-				var tq []corpora.Query
-				tq, err = corpora.ReadQueries(queries, skipOptions(cfg, cmd.ErrOrStderr()))
+				tq, rerr := corpora.ReadQueries(queries, skipOptions(cfg, cmd.ErrOrStderr()))
+				if rerr != nil {
+					return fmt.Errorf("search: %w", rerr)
+				}
 				if judged != nil {
 					tq = judgedQueries(tq, judged)
 				}
@@ -95,27 +116,12 @@ a BEIR queries.jsonl holds the queries of every split.`,
 					}
 					enc = e
 				}
-				if be, ok := enc.(batchQueryEncoder); ok && err == nil {
-					// A model encodes all queries in length-bucketed batches.
-					texts := make([]string, len(tq))
-					for i, x := range tq {
-						texts[i] = x.Text
-					}
-					vecs, e := be.EncodeQueries(texts)
-					if e != nil {
-						return fmt.Errorf("search: encode queries: %w", e)
-					}
-					for i, x := range tq {
-						qs = append(qs, q{x.ID, vecs[i]})
-					}
-					tq = nil
+				vecs, e := encodeQueries(enc, tq)
+				if e != nil {
+					return fmt.Errorf("search: %w", e)
 				}
-				for _, x := range tq {
-					vec, e := enc.Encode(x.Text)
-					if e != nil {
-						return fmt.Errorf("search: query %s: %w", x.ID, e)
-					}
-					qs = append(qs, q{x.ID, vec})
+				for i, x := range tq {
+					qs = append(qs, q{x.ID, vecs[i]})
 				}
 			}
 			if err != nil {

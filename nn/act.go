@@ -49,19 +49,36 @@ func SoftmaxInPlace(row []float32) { softmaxKernel(row) }
 type ewJob struct {
 	op      int
 	a, b, c []float32        // the kernel's slices, all of the same length
-	n       int              // opFunc: the range [0, n)
+	n       int              // opFunc, opLayerNorm: the range [0, n)
 	f       func(lo, hi int) // opFunc
+	ln      lnArgs           // opLayerNorm
+}
+
+// lnArgs are LayerNormForward's arguments; rows split between workers.
+type lnArgs struct {
+	out, mean, rstd, x, gamma, beta []float32
+	c                               int
+	eps                             float64
+}
+
+func (a lnArgs) rows(lo, hi int) {
+	c := a.c
+	layerNormKernel(a.out[lo*c:hi*c], a.mean[lo:hi], a.rstd[lo:hi], a.x[lo*c:hi*c], a.gamma, a.beta, hi-lo, c, a.eps)
 }
 
 const (
 	opGELU = iota
 	opGELUBackward
 	opFunc
+	opLayerNorm
 )
 
 func (j ewJob) len() int {
 	if j.op == opFunc {
 		return j.n
+	}
+	if j.op == opLayerNorm {
+		return j.n * j.ln.c
 	}
 	return len(j.a)
 }
@@ -70,6 +87,8 @@ func (j ewJob) run(lo, hi int) {
 	switch j.op {
 	case opFunc:
 		j.f(lo, hi)
+	case opLayerNorm:
+		j.ln.rows(lo, hi)
 	case opGELU:
 		geluKernel(j.a[lo:hi], j.b[lo:hi])
 	case opGELUBackward:
@@ -92,6 +111,9 @@ var (
 func split2(j ewJob) {
 	n := j.len()
 	if (j.op != opFunc && n < parallelMin) || n < 2 || !ewMu.TryLock() {
+		if j.op == opLayerNorm {
+			n = j.n // run takes row indices
+		}
 		j.run(0, n)
 		return
 	}
@@ -105,8 +127,11 @@ func split2(j ewJob) {
 		}()
 	})
 	mid := (n / 2) &^ 15
-	if j.op == opFunc {
+	switch j.op {
+	case opFunc:
 		mid = n / 2
+	case opLayerNorm: // split by rows: run takes row indices
+		mid, n = j.n/2, j.n
 	}
 	ewRange = [2]int{mid, n}
 	ewWork <- j

@@ -25,7 +25,7 @@ func TestPhaseBreakdown(t *testing.T) {
 		V, C := s.cfg.VocabSize, s.cfg.HiddenSize
 		out := make([]float32, B*V)
 		arg := make([]int32, B*V)
-		var te, th, tp []float64
+		var te, th, tp, ti []float64
 		for range 3 {
 			st := time.Now()
 			h := m.Encode(b)
@@ -36,13 +36,17 @@ func TestPhaseBreakdown(t *testing.T) {
 			st = time.Now()
 			SpladePoolForward(z, b.Mask, m.wordEmb.W, m.decBias.W, B, T, C, V, out, arg)
 			tp = append(tp, time.Since(st).Seconds())
+			st = time.Now()
+			SpladePoolInfer(z, b.Mask, m.wordEmb.W, m.decBias.W, B, T, C, V, out)
+			ti = append(ti, time.Since(st).Seconds())
 		}
-		for _, x := range [][]float64{te, th, tp} {
+		for _, x := range [][]float64{te, th, tp, ti} {
 			slices.Sort(x)
 		}
 		fe := EncoderFLOPs(s.cfg, B, T)
 		fp := 2 * float64(B*T*C) * float64(V)
-		fmt.Printf("%s: encode %.3fs (%.1f GF) head %.3fs pool %.3fs (%.1f GF)\n", s.name, te[1], fe/te[1]/1e9, th[1], tp[1], fp/tp[1]/1e9)
+		fmt.Printf("%s: encode %.3fs (%.1f GF) head %.3fs pool %.3fs (%.1f GF) fused pool %.3fs (%.1f GF)\n",
+			s.name, te[1], fe/te[1]/1e9, th[1], tp[1], fp/tp[1]/1e9, ti[1], fp/ti[1]/1e9)
 	}
 }
 

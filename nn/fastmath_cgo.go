@@ -17,7 +17,7 @@ package nn
 // of sequence seg[i] (at mx + seg[i]*ldm) take x[i,j] where it is strictly
 // larger, and am records position tpos[i]. Branch-free so that it
 // vectorises; target_clones picks AVX2 at load time where available.
-__attribute__((target_clones("avx2","default")))
+__attribute__((target_clones("arch=x86-64-v3","default")))
 static void fold_max_rows(float *mx, int32_t *am, long ldm, const float *x, long ldx,
 		const int32_t *seg, const int32_t *tpos, int rows, int n) {
 	for (int i = 0; i < rows; i++) {
@@ -86,15 +86,25 @@ static inline double c_normcdf(double x, double *gauss) {
 	return x < 0 ? half : 1 - half;
 }
 
-__attribute__((target_clones("avx2","default")))
+// c_gelu needs no Gaussian density, so the two exponentials of c_normcdf
+// fold into one: ½·t·e^(−z²)·e^p = ½·t·e^(p−z²).
+__attribute__((target_clones("arch=x86-64-v3","default")))
 static void c_gelu(float *dst, const float *x, long n) {
 	for (long i = 0; i < n; i++) {
-		double g, f = x[i];
-		dst[i] = (float)(f * c_normcdf(f, &g));
+		double f = x[i];
+		double z = fabs(f) * 0.70710678118654752440;
+		z = z > 26 ? 26 : z;
+		double t = 2 / (2 + z);
+		double p = 0.17087277;
+		p = p*t - 0.82215223; p = p*t + 1.48851587; p = p*t - 1.13520398;
+		p = p*t + 0.27886807; p = p*t - 0.18628806; p = p*t + 0.09678418;
+		p = p*t + 0.37409196; p = p*t + 1.00002368; p = p*t - 1.26551223;
+		double half = 0.5 * t * c_exp64(p - z * z);
+		dst[i] = (float)(f * (f < 0 ? half : 1 - half));
 	}
 }
 
-__attribute__((target_clones("avx2","default")))
+__attribute__((target_clones("arch=x86-64-v3","default")))
 static void c_gelu_backward(float *dx, const float *dy, const float *x, long n) {
 	for (long i = 0; i < n; i++) {
 		double g, f = x[i];
@@ -103,9 +113,36 @@ static void c_gelu_backward(float *dx, const float *dy, const float *x, long n) 
 	}
 }
 
+// c_layernorm is layerNormGo (layers.go) in C: statistics in double over
+// four partial sums so that the loops vectorise.
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static void c_layernorm(float *out, float *mean, float *rstd, const float *x,
+		const float *gamma, const float *beta, long n, long c, double eps) {
+	for (long r = 0; r < n; r++) {
+		const float *row = x + r * c;
+		double s4[4] = {0, 0, 0, 0};
+		long c4 = c & ~3L;
+		for (long i = 0; i < c4; i += 4)
+			for (int j = 0; j < 4; j++) s4[j] += (double)row[i+j];
+		double s = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+		for (long i = c4; i < c; i++) s += (double)row[i];
+		double mu = s / (double)c;
+		double q4[4] = {0, 0, 0, 0};
+		for (long i = 0; i < c4; i += 4)
+			for (int j = 0; j < 4; j++) { double d = (double)row[i+j] - mu; q4[j] += d * d; }
+		double ss = (q4[0] + q4[1]) + (q4[2] + q4[3]);
+		for (long i = c4; i < c; i++) { double d = (double)row[i] - mu; ss += d * d; }
+		float m32 = (float)mu, r32 = (float)(1 / sqrt(ss / (double)c + eps));
+		float *o = out + r * c;
+		for (long i = 0; i < c; i++) o[i] = (row[i] - m32) * r32 * gamma[i] + beta[i];
+		mean[r] = m32;
+		rstd[r] = r32;
+	}
+}
+
 // c_softmax replaces row by softmax(row); a row entirely −Inf becomes zeros.
 // Eight partial maxima and sums let the reductions vectorise.
-__attribute__((target_clones("avx2","default")))
+__attribute__((target_clones("arch=x86-64-v3","default")))
 static void c_softmax(float *row, long n) {
 	float m8[8], s8[8];
 	for (int j = 0; j < 8; j++) { m8[j] = -INFINITY; s8[j] = 0; }
@@ -132,7 +169,7 @@ static void c_softmax(float *row, long n) {
 
 // c_softmax_xent replaces row by softmax(row) and returns
 // logsumexp(row) − row[label], summing in double.
-__attribute__((target_clones("avx2","default")))
+__attribute__((target_clones("arch=x86-64-v3","default")))
 static double c_softmax_xent(float *row, long n, long label) {
 	float m8[8];
 	double s4[4] = {0, 0, 0, 0};
@@ -213,6 +250,17 @@ func geluBackwardKernel(dx, dy, x []float32) {
 	}
 	_, _ = dy[len(dx)-1], x[len(dx)-1]
 	C.c_gelu_backward((*C.float)(unsafe.Pointer(&dx[0])), (*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(dx)))
+}
+
+func layerNormKernel(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
+	if n == 0 || c == 0 {
+		return
+	}
+	_, _, _, _, _ = out[n*c-1], mean[n-1], rstd[n-1], x[n*c-1], gamma[c-1]
+	_ = beta[c-1]
+	C.c_layernorm((*C.float)(unsafe.Pointer(&out[0])), (*C.float)(unsafe.Pointer(&mean[0])), (*C.float)(unsafe.Pointer(&rstd[0])),
+		(*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&gamma[0])), (*C.float)(unsafe.Pointer(&beta[0])),
+		C.long(n), C.long(c), C.double(eps))
 }
 
 func softmaxKernel(row []float32) {

@@ -34,3 +34,7 @@ func geluBackwardKernel(dx, dy, x []float32) { geluBackwardGo(dx, dy, x) }
 func softmaxKernel(row []float32)            { softmaxGo(row) }
 
 func softmaxXentKernel(row []float32, label int) float64 { return softmaxXentGo(row, label) }
+
+func layerNormKernel(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
+	layerNormGo(out, mean, rstd, x, gamma, beta, n, c, eps)
+}

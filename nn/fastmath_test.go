@@ -269,3 +269,31 @@ func BenchmarkSoftmaxCrossEntropy(b *testing.B) {
 		})
 	}
 }
+
+// TestLayerNormKernelMatchesGo: the backend's LayerNormForward (C with
+// cgo, split over two workers for large inputs) against the pure-Go
+// kernel, on a split-size input with an odd width.
+func TestLayerNormKernelMatchesGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, sz := range [][2]int{{3, 5}, {parallelMin/37 + 9, 37}} {
+		n, c := sz[0], sz[1]
+		x, gamma, beta := randSlice(rng, n*c), randSlice(rng, c), randSlice(rng, c)
+		for i := range x {
+			x[i] = x[i]*3 + 10 // an offset mean, as in residual streams
+		}
+		out, mean, rstd := make([]float32, n*c), make([]float32, n), make([]float32, n)
+		wout, wmean, wrstd := make([]float32, n*c), make([]float32, n), make([]float32, n)
+		LayerNormForward(out, mean, rstd, x, gamma, beta, n, c, 1e-12)
+		layerNormGo(wout, wmean, wrstd, x, gamma, beta, n, c, 1e-12)
+		for i := range wout {
+			if math.Abs(float64(out[i]-wout[i])) > 1e-5*(1+math.Abs(float64(wout[i]))) {
+				t.Fatalf("n=%d c=%d: out[%d] = %g, want %g", n, c, i, out[i], wout[i])
+			}
+		}
+		for r := range n {
+			if relErr(float64(mean[r]), float64(wmean[r])) > 1e-6 || relErr(float64(rstd[r]), float64(wrstd[r])) > 1e-6 {
+				t.Fatalf("n=%d c=%d: row %d stats (%g, %g), want (%g, %g)", n, c, r, mean[r], rstd[r], wmean[r], wrstd[r])
+			}
+		}
+	}
+}

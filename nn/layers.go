@@ -47,6 +47,11 @@ func LinearBackward(dinp, dw, db, dout, inp, w []float32, n, ic, oc int) {
 // for the backward pass. Statistics are accumulated in float64. out may not
 // alias x.
 func LayerNormForward(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
+	split2(ewJob{op: opLayerNorm, n: n, ln: lnArgs{out, mean, rstd, x, gamma, beta, c, eps}})
+}
+
+// layerNormGo is LayerNormForward's pure-Go kernel.
+func layerNormGo(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
 	for r := range n {
 		row := x[r*c : (r+1)*c]
 		var s float64

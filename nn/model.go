@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // BERT and DistilBERT encoders with their MLM heads, forward and backward by
@@ -509,11 +510,14 @@ func (p *Pass) attentionHeads(la *layerActs, b Batch, lo, hi int) {
 		off := bi*T*C + h*HS
 		S := la.att[bh*T*T : (bh+1)*T*T] // (T,T)
 		Sgemm(false, true, T, T, HS, scale, la.q[off:], C, la.k[off:], C, 0, S, T)
+		padded := slices.Contains(mask, 0)
 		for s := range T {
 			row := S[s*T : (s+1)*T]
-			for t, mv := range mask {
-				if mv == 0 {
-					row[t] = negInf
+			if padded {
+				for t, mv := range mask {
+					if mv == 0 {
+						row[t] = negInf
+					}
 				}
 			}
 			SoftmaxInPlace(row)

@@ -58,6 +58,99 @@ func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float
 	spladePool(z, mask, emb, bias, B, T, C, V, out, argmax, spladeTiling{spladeRows, spladeCols, headWorkers()})
 }
 
+// maxPoolPanel is the number of positions in a packed panel of the fused
+// SPLADE inference kernel (maxpool_cgo.go: two AVX2 vectors).
+const maxPoolPanel = 16
+
+// SpladePoolInfer sets out (B,V) as SpladePoolForward does, without the
+// argmax a backward pass needs: the inference path of SpladeEncode. With
+// cgo it runs a fused kernel that keeps the maxima of z·Eᵀ in registers
+// (no logit tile is stored, the embeddings are read in place), on two
+// goroutines by vocabulary range; each sequence's real positions are packed
+// once into panels of 16. Results equal SpladePoolForward's up to the
+// rounding of the dot products (fused multiply-adds in another order).
+// Cost: 2·(real positions, rounded up to 16 per sequence)·V·C flops; extra
+// memory one packed copy of the real rows of z.
+func SpladePoolInfer(z, mask, emb, bias []float32, B, T, C, V int, out []float32) {
+	if !fusedMaxPool {
+		SpladePoolForward(z, mask, emb, bias, B, T, C, V, out, make([]int32, B*V))
+		return
+	}
+	checkSplade(z, emb, bias, B, T, C, V, out, nil)
+	if len(mask) < B*T {
+		panic(fmt.Sprintf("splade: len(mask)=%d < B·T=%d", len(mask), B*T))
+	}
+	poff := make([]int64, B)
+	pn := make([]int32, B)
+	real := make([]int, B) // real positions per sequence
+	prefix := make([]bool, B)
+	total := 0
+	for b := range B {
+		n, pre := 0, true
+		for t, mv := range mask[b*T : (b+1)*T] {
+			if mv > 0 {
+				pre = pre && t == n
+				n++
+			}
+		}
+		real[b], prefix[b] = n, pre
+		poff[b] = int64(total * maxPoolPanel * C)
+		pn[b] = int32((n + maxPoolPanel - 1) / maxPoolPanel)
+		total += int(pn[b])
+	}
+	pa := make([]float32, total*maxPoolPanel*C)
+	var gather []float32
+	for b := range B {
+		if real[b] == 0 {
+			continue
+		}
+		src := z[b*T*C:]
+		if !prefix[b] {
+			gather = grow(gather, real[b]*C)
+			i := 0
+			for t, mv := range mask[b*T : (b+1)*T] {
+				if mv > 0 {
+					copy(gather[i*C:(i+1)*C], z[(b*T+t)*C:(b*T+t+1)*C])
+					i++
+				}
+			}
+			src = gather
+		}
+		packPanels(pa[poff[b]:], src, C, real[b], C)
+	}
+	// Each worker pools its vocabulary range, then applies bias, ReLU and
+	// log1p to it.
+	work := func(v0, v1 int) {
+		if total > 0 {
+			maxPoolRange(pa, poff, pn, emb, C, v0, v1, out, V)
+		}
+		for b := range B {
+			row := out[b*V+v0 : b*V+v1]
+			if real[b] == 0 {
+				clear(row)
+				continue
+			}
+			for v, m := range row {
+				s := m + bias[v0+v]
+				if s > 0 {
+					row[v] = float32(math.Log1p(float64(s)))
+				} else {
+					row[v] = 0
+				}
+			}
+		}
+	}
+	mid := (V / 2) / 6 * 6 // a whole number of the kernel's 6-row blocks
+	if headWorkers() < 2 || mid == 0 {
+		work(0, V)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { work(mid, V) })
+	work(0, mid)
+	wg.Wait()
+}
+
 // spladeTiling is SpladePoolForward's tile shape and worker count (a
 // parameter so that benchmarks can compare others).
 type spladeTiling struct{ rows, cols, workers int }
@@ -242,7 +335,7 @@ func checkSplade(z, emb, bias []float32, B, T, C, V int, out []float32, argmax [
 		panic(fmt.Sprintf("splade: len(emb)=%d < V·C=%d", len(emb), V*C))
 	case len(bias) < V:
 		panic(fmt.Sprintf("splade: len(bias)=%d < V=%d", len(bias), V))
-	case len(out) < B*V || len(argmax) < B*V:
+	case len(out) < B*V || (argmax != nil && len(argmax) < B*V):
 		panic(fmt.Sprintf("splade: len(out)=%d, len(argmax)=%d < B·V=%d", len(out), len(argmax), B*V))
 	}
 }
@@ -256,8 +349,10 @@ const spladeEncodeRows = 2048
 
 // SpladeEncode computes the SPLADE term weights of batch b with model m for
 // inference: the encoder (Model.Encode), the MLM head transform over every
-// position, and SpladePoolForward with the tied decoder (word embeddings and
-// decoder bias), writing out (B,V) and argmax (B,V). It runs groups of
+// position, and the max pooling with the tied decoder (word embeddings and
+// decoder bias), writing out (B,V) and, unless argmax is nil, argmax (B,V).
+// With argmax nil the pooling is SpladePoolInfer (the fused kernel),
+// otherwise SpladePoolForward. It runs groups of
 // sequences of at most spladeEncodeRows positions (at least one sequence)
 // through the model in turn, so memory stays bounded for large batches;
 // m's default pass is left holding the last group's activations, so a
@@ -279,6 +374,10 @@ func spladeEncode(m *Model, b Batch, out []float32, argmax []int32, maxRows int)
 		}
 		h := m.Encode(sub)
 		z := m.HeadTransform(h, n*T)
-		SpladePoolForward(z, sub.Mask, m.wordEmb.W, m.decBias.W, n, T, C, V, out[s0*V:(s0+n)*V], argmax[s0*V:(s0+n)*V])
+		if argmax == nil {
+			SpladePoolInfer(z, sub.Mask, m.wordEmb.W, m.decBias.W, n, T, C, V, out[s0*V:(s0+n)*V])
+		} else {
+			SpladePoolForward(z, sub.Mask, m.wordEmb.W, m.decBias.W, n, T, C, V, out[s0*V:(s0+n)*V], argmax[s0*V:(s0+n)*V])
+		}
 	}
 }

@@ -125,6 +125,55 @@ func TestSpladePoolForwardAgainstNaive(t *testing.T) {
 	}
 }
 
+// TestSpladePoolInferAgainstNaive checks the fused inference kernel (and,
+// without cgo, its fallback) against the float64 oracle: panels of 16
+// positions with a ragged last one, vocabulary sizes that are not a
+// multiple of the kernel's 6 rows, masks with holes, empty sequences.
+func TestSpladePoolInferAgainstNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		name       string
+		B, T, C, V int
+		lens       []int
+		holes      bool
+	}{
+		{"tiny", 2, 3, 4, 5, []int{3, 1}, false},
+		{"one-row", 1, 1, 1, 1, []int{1}, false},
+		{"empty-row", 3, 4, 3, 7, []int{2, 0, 4}, true},
+		{"all-empty", 2, 5, 3, 13, []int{0, 0}, false},
+		{"panels", 3, 100, 17, 6*37 + 5, []int{100, 16, 33}, true},
+		{"prefix-masks", 4, 70, 8, 1031, []int{70, 70, 3, 69}, false},
+		{"wide", 2, 40, 96, 2*spladeCols + 1, []int{40, 17}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			B, T, C, V := tc.B, tc.T, tc.C, tc.V
+			z, mask, emb, bias := spladeCase(rng, B, T, C, V, tc.lens, tc.holes)
+			out := make([]float32, B*V)
+			for i := range out {
+				out[i] = 42 // must be overwritten
+			}
+			SpladePoolInfer(z, mask, emb, bias, B, T, C, V, out)
+			want, _, _ := naiveSplade(to64(z), to64(mask), to64(emb), to64(bias), B, T, C, V)
+			positive := 0
+			for i := range want {
+				if d := math.Abs(float64(out[i]) - want[i]); d > 1e-5*(1+want[i]) {
+					t.Fatalf("out[b=%d,v=%d] = %g, want %g", i/V, i%V, out[i], want[i])
+				}
+				if want[i] > 0 {
+					positive++
+				}
+			}
+			// Both sides of the ReLU must be exercised where there is room
+			// (one-row has a single weight, wide's long dot products are all
+			// large).
+			mixed := tc.name != "all-empty" && tc.name != "one-row" && tc.name != "wide"
+			if mixed && (positive == 0 || positive == len(want)) {
+				t.Fatalf("degenerate case: %d of %d weights positive", positive, len(want))
+			}
+		})
+	}
+}
+
 // TestSpladePoolBackwardFiniteDifferences checks every gradient entry against
 // central differences of the float64 oracle of L = Σ dout·out.
 func TestSpladePoolBackwardFiniteDifferences(t *testing.T) {
@@ -253,6 +302,14 @@ func BenchmarkSpladePool(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				SpladePoolForward(z, mask, emb, bias, s.B, s.T, s.C, V, out, arg)
+			}
+			flops := 2 * float64(s.B*s.T) * V * float64(s.C)
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
+		b.Run(fmt.Sprintf("pass=infer/hidden=%d/batch=%d/len=%d", s.C, s.B, s.T), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				SpladePoolInfer(z, mask, emb, bias, s.B, s.T, s.C, V, out)
 			}
 			flops := 2 * float64(s.B*s.T) * V * float64(s.C)
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")

@@ -41,9 +41,8 @@ type Encoder struct {
 	// (default 32).
 	BatchSize int
 
-	mu     sync.Mutex
-	out    []float32 // (B, V) pooled weights of the last batch
-	argmax []int32   // (B, V)
+	mu  sync.Mutex
+	out []float32 // (B, V) pooled weights of the last batch
 }
 
 // LoadEncoder loads the model and its tokenizer from an HF checkpoint
@@ -166,8 +165,7 @@ func (e *Encoder) encodeIDs(seqs [][]int32, progress func(docs, tokens int)) ([]
 			return nil, fmt.Errorf("encode: %w", err)
 		}
 		e.out = growF(e.out, b.B*V)
-		e.argmax = growI(e.argmax, b.B*V)
-		nn.SpladeEncode(e.Model, b, e.out, e.argmax)
+		nn.SpladeEncode(e.Model, b, e.out, nil)
 		tokens := 0
 		for k, i := range idx {
 			out[i] = Sparsify(e.out[k*V:(k+1)*V], e.TopN)

@@ -254,8 +254,7 @@ func benchEncode(res *benchModelResult, o benchModelOpts, m *nn.Model) error {
 	B, T, V := o.batch, o.seqLen, m.Config.VocabSize
 	b := nn.BenchBatch(m.Config, B, T, o.seed+1)
 	out := make([]float32, B*V)
-	arg := make([]int32, B*V)
-	res.MsRuns = timeRuns(o.warmup, o.runs, func() { nn.SpladeEncode(m, b, out, arg) })
+	res.MsRuns = timeRuns(o.warmup, o.runs, func() { nn.SpladeEncode(m, b, out, nil) })
 	res.MsPerBatch = median(res.MsRuns)
 	res.TokensPerS = float64(B*T) / (res.MsPerBatch / 1e3)
 	res.GFLOPS = nn.SpladeEncodeFLOPs(m.Config, B, T, B*T) / (res.MsPerBatch / 1e3) / 1e9
@@ -324,14 +323,13 @@ func benchCorpus(res *benchModelResult, o benchModelOpts, m *nn.Model, showProgr
 	}
 	V := m.Config.VocabSize
 	out := make([]float32, 0)
-	arg := make([]int32, 0)
 	pass := func() {
 		bar := progress.New(os.Stderr, showProgress, "encode "+o.order, "docs", int64(len(texts)))
 		for _, b := range batches {
 			if n := b.B * V; cap(out) < n {
-				out, arg = make([]float32, n), make([]int32, n)
+				out = make([]float32, n)
 			}
-			nn.SpladeEncode(m, b, out[:b.B*V], arg[:b.B*V])
+			nn.SpladeEncode(m, b, out[:b.B*V], nil)
 			bar.Add(int64(b.B))
 		}
 		bar.Done()

@@ -191,6 +191,115 @@ static double c_softmax_xent(float *row, long n, long label) {
 	return log(sum) - target;
 }
 
+
+#include <immintrin.h>
+
+static int fm_has_avx2(void) {
+	static int has = -1;
+	if (has < 0) {
+		__builtin_cpu_init();
+		has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	}
+	return has;
+}
+
+// attn_head runs one attention head without dropout: S = scale·Q·Kᵀ with
+// padded keys at −∞, P = softmax(S) row by row (written to p, T×T), and
+// ctx = P·V. q, k, v and ctx are rows of width d at stride ld; pad lists the
+// npad padded key positions. kp (ceil(T/16)·16·d floats) and blk (6·T16
+// floats, T16 = T rounded up to 16) are scratch. Keys are packed in panels
+// of 16 (the vector lanes) and query rows taken 6 at a time, so both
+// products run the 6×16 register kernel of the SPLADE pooling; d must be a
+// multiple of 16.
+__attribute__((target("avx2,fma")))
+static void attn_head_avx2(const float *q, const float *k, const float *v, long ld, int T, int d, float scale,
+		const int32_t *pad, int npad, float *p, float *ctx, float *kp, float *blk) {
+	int np = (T + 15) / 16, T16 = np * 16;
+	for (int pi = 0; pi < np; pi++) {
+		float *dst = kp + (long)pi * 16 * d;
+		for (int i = 0; i < 16; i++) {
+			int r = pi * 16 + i;
+			if (r < T) {
+				const float *src = k + (long)r * ld;
+				for (int kk = 0; kk < d; kk++) dst[(long)kk * 16 + i] = src[kk];
+			} else {
+				for (int kk = 0; kk < d; kk++) dst[(long)kk * 16 + i] = 0;
+			}
+		}
+	}
+	__m256 sc = _mm256_set1_ps(scale);
+	for (int r0 = 0; r0 < T; r0 += 6) {
+		int nr = T - r0 < 6 ? T - r0 : 6;
+		const float *qr[6];
+		for (int i = 0; i < 6; i++) qr[i] = q + (long)(r0 + (i < nr ? i : nr - 1)) * ld;
+		// Scores of the block's rows against every key panel.
+		for (int pi = 0; pi < np; pi++) {
+			const float *a = kp + (long)pi * 16 * d;
+			__m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+			__m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+			__m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+			__m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+			__m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+			__m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+			for (int kk = 0; kk < d; kk++) {
+				__m256 a0 = _mm256_loadu_ps(a + (long)kk * 16), a1 = _mm256_loadu_ps(a + (long)kk * 16 + 8), b;
+				b = _mm256_broadcast_ss(qr[0] + kk); c00 = _mm256_fmadd_ps(a0, b, c00); c01 = _mm256_fmadd_ps(a1, b, c01);
+				b = _mm256_broadcast_ss(qr[1] + kk); c10 = _mm256_fmadd_ps(a0, b, c10); c11 = _mm256_fmadd_ps(a1, b, c11);
+				b = _mm256_broadcast_ss(qr[2] + kk); c20 = _mm256_fmadd_ps(a0, b, c20); c21 = _mm256_fmadd_ps(a1, b, c21);
+				b = _mm256_broadcast_ss(qr[3] + kk); c30 = _mm256_fmadd_ps(a0, b, c30); c31 = _mm256_fmadd_ps(a1, b, c31);
+				b = _mm256_broadcast_ss(qr[4] + kk); c40 = _mm256_fmadd_ps(a0, b, c40); c41 = _mm256_fmadd_ps(a1, b, c41);
+				b = _mm256_broadcast_ss(qr[5] + kk); c50 = _mm256_fmadd_ps(a0, b, c50); c51 = _mm256_fmadd_ps(a1, b, c51);
+			}
+			float *o = blk + pi * 16;
+			_mm256_storeu_ps(o + 0 * T16, _mm256_mul_ps(c00, sc)); _mm256_storeu_ps(o + 0 * T16 + 8, _mm256_mul_ps(c01, sc));
+			_mm256_storeu_ps(o + 1 * T16, _mm256_mul_ps(c10, sc)); _mm256_storeu_ps(o + 1 * T16 + 8, _mm256_mul_ps(c11, sc));
+			_mm256_storeu_ps(o + 2 * T16, _mm256_mul_ps(c20, sc)); _mm256_storeu_ps(o + 2 * T16 + 8, _mm256_mul_ps(c21, sc));
+			_mm256_storeu_ps(o + 3 * T16, _mm256_mul_ps(c30, sc)); _mm256_storeu_ps(o + 3 * T16 + 8, _mm256_mul_ps(c31, sc));
+			_mm256_storeu_ps(o + 4 * T16, _mm256_mul_ps(c40, sc)); _mm256_storeu_ps(o + 4 * T16 + 8, _mm256_mul_ps(c41, sc));
+			_mm256_storeu_ps(o + 5 * T16, _mm256_mul_ps(c50, sc)); _mm256_storeu_ps(o + 5 * T16 + 8, _mm256_mul_ps(c51, sc));
+		}
+		for (int i = 0; i < 6; i++) {
+			float *row = blk + (long)i * T16;
+			for (int j = 0; j < npad; j++) row[pad[j]] = -INFINITY;
+			c_softmax(row, T);
+			if (i < nr) memcpy(p + (long)(r0 + i) * T, row, (size_t)T * sizeof(float));
+		}
+		// ctx rows = P·V, 16 columns of V at a time.
+		for (int c0 = 0; c0 < d; c0 += 16) {
+			__m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+			__m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+			__m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+			__m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+			__m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+			__m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+			for (int j = 0; j < T; j++) {
+				const float *vr = v + (long)j * ld + c0;
+				__m256 a0 = _mm256_loadu_ps(vr), a1 = _mm256_loadu_ps(vr + 8), b;
+				b = _mm256_broadcast_ss(blk + 0 * T16 + j); c00 = _mm256_fmadd_ps(a0, b, c00); c01 = _mm256_fmadd_ps(a1, b, c01);
+				b = _mm256_broadcast_ss(blk + 1 * T16 + j); c10 = _mm256_fmadd_ps(a0, b, c10); c11 = _mm256_fmadd_ps(a1, b, c11);
+				b = _mm256_broadcast_ss(blk + 2 * T16 + j); c20 = _mm256_fmadd_ps(a0, b, c20); c21 = _mm256_fmadd_ps(a1, b, c21);
+				b = _mm256_broadcast_ss(blk + 3 * T16 + j); c30 = _mm256_fmadd_ps(a0, b, c30); c31 = _mm256_fmadd_ps(a1, b, c31);
+				b = _mm256_broadcast_ss(blk + 4 * T16 + j); c40 = _mm256_fmadd_ps(a0, b, c40); c41 = _mm256_fmadd_ps(a1, b, c41);
+				b = _mm256_broadcast_ss(blk + 5 * T16 + j); c50 = _mm256_fmadd_ps(a0, b, c50); c51 = _mm256_fmadd_ps(a1, b, c51);
+			}
+			__m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+			for (int i = 0; i < nr; i++) {
+				float *o = ctx + (long)(r0 + i) * ld + c0;
+				_mm256_storeu_ps(o, acc[i][0]);
+				_mm256_storeu_ps(o + 8, acc[i][1]);
+			}
+		}
+	}
+}
+
+// attn_head returns 0 when it cannot run (no AVX2/FMA, or d not a multiple
+// of 16) and the caller must take the BLAS path.
+static int attn_head(const float *q, const float *k, const float *v, long ld, int T, int d, float scale,
+		const int32_t *pad, int npad, float *p, float *ctx, float *kp, float *blk) {
+	if (!fm_has_avx2() || d % 16 != 0 || T == 0) return 0;
+	attn_head_avx2(q, k, v, ld, T, d, scale, pad, npad, p, ctx, kp, blk);
+	return 1;
+}
 */
 import "C"
 
@@ -261,6 +370,34 @@ func layerNormKernel(out, mean, rstd, x, gamma, beta []float32, n, c int, eps fl
 	C.c_layernorm((*C.float)(unsafe.Pointer(&out[0])), (*C.float)(unsafe.Pointer(&mean[0])), (*C.float)(unsafe.Pointer(&rstd[0])),
 		(*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&gamma[0])), (*C.float)(unsafe.Pointer(&beta[0])),
 		C.long(n), C.long(c), C.double(eps))
+}
+
+// attnScratch is the float count of attnHeadKernel's scratch for T and d.
+func attnScratch(T, d int) int {
+	t16 := (T + 15) / 16 * 16
+	return t16*d + 6*t16
+}
+
+// attnHeadKernel runs one attention head without dropout (see the C
+// attn_head): P (T,T) = softmax(scale·Q·Kᵀ, padded keys at −∞), ctx = P·V,
+// with q, k, v, ctx rows of width d at stride ld. It reports false, doing
+// nothing, when the kernel cannot run here (no AVX2/FMA, d not a multiple
+// of 16); the caller then takes the BLAS path.
+func attnHeadKernel(q, k, v []float32, ld, T, d int, scale float32, pad []int32, p, ctx, scratch []float32) bool {
+	if T == 0 || d%16 != 0 {
+		return false
+	}
+	_, _, _, _ = q[(T-1)*ld+d-1], k[(T-1)*ld+d-1], v[(T-1)*ld+d-1], ctx[(T-1)*ld+d-1]
+	_, _ = p[T*T-1], scratch[attnScratch(T, d)-1]
+	var pp *C.int32_t
+	if len(pad) > 0 {
+		pp = (*C.int32_t)(unsafe.Pointer(&pad[0]))
+	}
+	t16 := (T + 15) / 16 * 16
+	return C.attn_head((*C.float)(unsafe.Pointer(&q[0])), (*C.float)(unsafe.Pointer(&k[0])), (*C.float)(unsafe.Pointer(&v[0])),
+		C.long(ld), C.int(T), C.int(d), C.float(scale), pp, C.int(len(pad)),
+		(*C.float)(unsafe.Pointer(&p[0])), (*C.float)(unsafe.Pointer(&ctx[0])),
+		(*C.float)(unsafe.Pointer(&scratch[0])), (*C.float)(unsafe.Pointer(&scratch[t16*d]))) != 0
 }
 
 func softmaxKernel(row []float32) {

@@ -293,6 +293,10 @@ type Pass struct {
 	dAtt       []float32 // (T,T) one head's score gradient
 	dAtt2      []float32 // (T,T) the same for the second attention worker
 
+	// forward attention kernel scratch and padded-key lists, one per worker
+	attScr [2][]float32
+	attPad [2][]int32
+
 	// Attention heads run on two workers (parallelBLAS); the range functions
 	// are made once per pass so that running them allocates nothing.
 	attLayer    *layerActs
@@ -504,11 +508,29 @@ func (p *Pass) attentionHeads(la *layerActs, b Batch, lo, hi int) {
 	T, C, NH, HS := b.T, cfg.HiddenSize, cfg.NumHeads, cfg.HeadSize()
 	scale := float32(1 / math.Sqrt(float64(HS)))
 	negInf := float32(math.Inf(-1))
+	w := 0 // worker: the one that starts at 0 or the other
+	if lo > 0 {
+		w = 1
+	}
 	for bh := lo; bh < hi; bh++ {
 		bi, h := bh/NH, bh%NH
 		mask := b.Mask[bi*T : (bi+1)*T]
 		off := bi*T*C + h*HS
 		S := la.att[bh*T*T : (bh+1)*T*T] // (T,T)
+		if !la.dropAtt {
+			// The fused kernel (cgo, AVX2, HS a multiple of 16).
+			pad := p.attPad[w][:0]
+			for t, mv := range mask {
+				if mv == 0 {
+					pad = append(pad, int32(t))
+				}
+			}
+			p.attPad[w] = pad
+			p.attScr[w] = grow(p.attScr[w], attnScratch(T, HS))
+			if attnHeadKernel(la.q[off:], la.k[off:], la.v[off:], C, T, HS, scale, pad, S, la.ctx[off:], p.attScr[w]) {
+				continue
+			}
+		}
 		Sgemm(false, true, T, T, HS, scale, la.q[off:], C, la.k[off:], C, 0, S, T)
 		padded := slices.Contains(mask, 0)
 		for s := range T {

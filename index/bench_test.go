@@ -27,7 +27,8 @@ import (
 func buildSynth(tb testing.TB, g *synth.Gen, n, bits int, dir string) (*index.Reader, time.Duration) {
 	tb.Helper()
 	start := time.Now()
-	b, err := index.NewBuilder(index.Options{NumTerms: synth.Default.Vocab, QuantBits: bits, Fingerprint: "synth"})
+	b, err := index.NewBuilder(index.Options{NumTerms: synth.Default.Vocab, QuantBits: bits, Fingerprint: "synth",
+		BlockSize: envInt("SPLADAPT_BENCH_BLOCK", 0)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -48,11 +49,38 @@ func buildSynth(tb testing.TB, g *synth.Gen, n, bits int, dir string) (*index.Re
 	return r, el
 }
 
+// cachedSynth returns the 8-bit synthetic index of n documents: opened
+// from $SPLADAPT_BENCH_INDEX/docs=<n> when that holds a readable index of
+// n documents (build time 0), else built there (or in a temporary
+// directory when SPLADAPT_BENCH_INDEX is unset). A cached index of an
+// older format fails to open and is rebuilt.
+func cachedSynth(tb testing.TB, g *synth.Gen, n int) (*index.Reader, time.Duration) {
+	tb.Helper()
+	root := os.Getenv("SPLADAPT_BENCH_INDEX")
+	if root == "" {
+		return buildSynth(tb, g, n, 8, filepath.Join(tb.TempDir(), "idx"))
+	}
+	block := envInt("SPLADAPT_BENCH_BLOCK", index.DefaultBlockSize)
+	dir := filepath.Join(root, fmt.Sprintf("docs=%d,block=%d", n, block))
+	if r, err := index.Open(dir); err == nil {
+		if m := r.Meta(); m.NumDocs == n && m.Fingerprint == "synth" && m.QuantBits == 8 && m.BlockSize == block {
+			tb.Logf("using the cached index %s (build time not measured)", dir)
+			tb.Cleanup(func() { r.Close() })
+			return r, 0
+		}
+		r.Close()
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		tb.Fatal(err)
+	}
+	return buildSynth(tb, g, n, 8, dir)
+}
+
 // synthQueries builds a synthetic index of n documents and prepares 100
 // of the generator's queries on it.
 func synthQueries(b *testing.B, n int) (*index.Reader, []*index.Query) {
 	g := synth.New(synth.Default)
-	r, _ := buildSynth(b, g, n, 8, filepath.Join(b.TempDir(), "idx"))
+	r, _ := cachedSynth(b, g, n)
 	qs := make([]*index.Query, 100)
 	for i := range qs {
 		q, err := r.Prepare(g.Query(i))
@@ -179,7 +207,12 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
 //
 // SPLADAPT_BENCH_QUERIES (default 200), SPLADAPT_BENCH_BLEVE=0 skips bleve,
 // SPLADAPT_BENCH_QBITS (default "8") lists impact widths for the
-// quantisation measurement (float scoring is exact, in memory, ≤ 200k docs).
+// quantisation measurement (float scoring is exact, in memory, ≤ 200k docs),
+// SPLADAPT_BENCH_INDEX=DIR keeps the built index in DIR/docs=N,block=R and
+// reuses it on later runs (outside the repository, e.g.
+// /work/cache/bench-index), SPLADAPT_BENCH_BLOCK sets the block size R,
+// SPLADAPT_BENCH_ALGS (e.g. "taat,blockmax") the algorithms, the first
+// being the reference the others must equal.
 func TestBenchTable(t *testing.T) {
 	n := envInt("SPLADAPT_BENCH_DOCS", 0)
 	if n == 0 {
@@ -190,7 +223,7 @@ func TestBenchTable(t *testing.T) {
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
 
-	r, buildTime := buildSynth(t, g, n, 8, filepath.Join(t.TempDir(), "idx"))
+	r, buildTime := cachedSynth(t, g, n)
 	m := r.Meta()
 	secs := map[string]uint64{}
 	for _, s := range r.Sections() {
@@ -216,7 +249,9 @@ func TestBenchTable(t *testing.T) {
 	if got, want := ps.ImpactData+ps.ImpactHeaders, int64(secs["IMPS"]); got != want {
 		t.Errorf("impact parts sum to %d bytes, IMPS is %d", got, want)
 	}
-	t.Logf("build: %.1f s, %.0f docs/s, %.2f M postings/s (one builder goroutine)", buildTime.Seconds(), float64(n)/buildTime.Seconds(), P/buildTime.Seconds()/1e6)
+	if buildTime > 0 {
+		t.Logf("build: %.1f s, %.0f docs/s, %.2f M postings/s (one builder goroutine)", buildTime.Seconds(), float64(n)/buildTime.Seconds(), P/buildTime.Seconds()/1e6)
+	}
 
 	qs := make([][]index.TermWeight, nq)
 	for i := range qs {
@@ -229,7 +264,18 @@ func TestBenchTable(t *testing.T) {
 	var rows []row
 	ks := []int{10, 1000}
 	var ref [2][][]index.Hit
-	for _, alg := range []index.Algorithm{index.BlockMax, index.MaxScore, index.Exhaustive, index.TAAT} {
+	algs := []index.Algorithm{index.BlockMax, index.MaxScore, index.Exhaustive, index.TAAT}
+	if v := os.Getenv("SPLADAPT_BENCH_ALGS"); v != "" {
+		algs = nil
+		for _, name := range strings.Split(v, ",") {
+			a, err := index.ParseAlgorithm(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			algs = append(algs, a)
+		}
+	}
+	for ai, alg := range algs {
 		rw := row{name: "spladapt " + alg.String()}
 		for ki, k := range ks {
 			lat := make([]time.Duration, nq)
@@ -240,10 +286,10 @@ func TestBenchTable(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if alg == index.BlockMax {
+				if ai == 0 {
 					ref[ki] = append(ref[ki], hits)
 				} else if !sameRaw(hits, ref[ki][i]) {
-					t.Fatalf("%v query %d k=%d differs from blockmax", alg, i, k)
+					t.Fatalf("%v query %d k=%d differs from %v", alg, i, k, algs[0])
 				}
 			}
 			rw.p50[ki], rw.p99[ki] = percentiles(lat)

@@ -38,7 +38,7 @@ const BM25FingerprintPrefix = "bm25 "
 type BM25Options struct {
 	K1, B     float64 // BM25 parameters (k1 ≥ 0, b in [0, 1])
 	QuantBits int     // impact width (default 8)
-	BlockSize int     // documents per block (default 64)
+	BlockSize int     // documents per block (default DefaultBlockSize)
 	// Progress, when not nil, is called with the number of documents
 	// analysed so far (every 1000 and at the end).
 	Progress func(n int)

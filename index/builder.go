@@ -33,7 +33,7 @@ type Options struct {
 	// QuantBits is the impact width, 1..16 (default 8).
 	QuantBits int
 	// BlockSize is the number of documents per block of the block-max
-	// maxima (default 64).
+	// maxima (default DefaultBlockSize).
 	BlockSize int
 	// MaxWeight, when > 0, fixes the quantisation scale to
 	// MaxWeight/(2^QuantBits−1); larger weights are clipped (and counted).
@@ -42,6 +42,13 @@ type Options struct {
 	// Fingerprint is an opaque model/vocabulary identity stored in META.
 	Fingerprint string
 }
+
+// DefaultBlockSize is the block size of the block-max maxima when Options
+// leave it 0: small blocks keep the bounds of BlockMax tight on
+// collections whose documents are not clustered (TestPruningAnalysis: at
+// 1M synthetic documents, 0.4% of 8-document blocks can reach the 10th
+// score, 90% of 64-document blocks).
+const DefaultBlockSize = 8
 
 // Builder accumulates documents in memory and writes an index directory.
 // Memory: 8 bytes per posting (doc number and float32 weight) plus the ids.
@@ -63,7 +70,7 @@ func NewBuilder(opts Options) (*Builder, error) {
 		opts.QuantBits = 8
 	}
 	if opts.BlockSize == 0 {
-		opts.BlockSize = 64
+		opts.BlockSize = DefaultBlockSize
 	}
 	if opts.QuantBits < 1 || opts.QuantBits > 16 {
 		return nil, fmt.Errorf("new index builder: quant bits %d not in 1..16", opts.QuantBits)

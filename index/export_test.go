@@ -13,6 +13,11 @@ func BlockStats(r *Reader, q []TermWeight, k int) (scored, candidates int, th ui
 	s.top.reset(k)
 	cs := r.cursors(s, pq)
 	r.blockMax(s, cs, &s.top)
+	for _, u := range s.ub32 {
+		if u > 0 {
+			candidates++
+		}
+	}
 	for _, u := range s.ub {
 		if u > 0 {
 			candidates++
@@ -83,4 +88,29 @@ type Scratch struct{ scratch }
 // TAATWide runs TAAT with the 64-bit accumulator on fresh scratch.
 func TAATWide(r *Reader, pq *Query, k int) []Hit {
 	return TAATWith(r, &Scratch{}, pq, k, true)
+}
+
+// QueryTerms returns the prepared query's terms and quantised weights.
+func QueryTerms(pq *Query) (terms []uint32, q []uint64) {
+	for _, qt := range pq.terms {
+		terms, q = append(terms, qt.term), append(q, qt.q)
+	}
+	return terms, q
+}
+
+// TermPostings decodes term t's doc numbers and impacts.
+func TermPostings(r *Reader, t uint32) ([]uint32, []uint16) {
+	ti := r.termInfo(t)
+	if ti.df == 0 {
+		return nil, nil
+	}
+	docs, err := decodeBitmap(r.bitmap(ti), int(ti.df), r.meta.NumDocs)
+	if err != nil {
+		panic(err)
+	}
+	imps, err := decodeImpacts(r.impLayout(ti))
+	if err != nil {
+		panic(err)
+	}
+	return docs, imps
 }

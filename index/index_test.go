@@ -487,8 +487,11 @@ func TestFullContainer(t *testing.T) {
 // (block j's documents use terms 3j..3j+2 plus one term common to all),
 // a query on one block's terms scores only blocks whose bound can beat
 // the k-th score — here just that block — and still equals brute force.
+// (BlockMax scores a first batch of up to 4·(32 + k/2) blocks of the
+// highest bounds before it has a threshold, so the collection has more
+// blocks than that.)
 func TestBlockMaxPrunes(t *testing.T) {
-	const R, blocks = 16, 40
+	const R, blocks = 16, 400
 	var docs []testDoc
 	for d := range R * blocks {
 		j := uint32(d / R)

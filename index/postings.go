@@ -175,7 +175,8 @@ type impLayout struct {
 	w     int    // base width: 1 (quant_bits ≤ 8) or 2
 	nc    int    // chunks
 	df    int
-	hdata int // offset of the packed data (= nc·(w+1))
+	hdata int      // offset of the packed data (= nc·(w+1))
+	off   []uint32 // (nc) offset of each chunk's data in b, from the Reader's directory; nil: walk the headers
 }
 
 func newImpLayout(b []byte, df, w int) impLayout {
@@ -207,22 +208,55 @@ func (l *impLayout) dataLen(c int) int {
 }
 
 // check checks that the headers fit, every width is ≤ quantBits and the
-// packed data fills the term's bytes exactly. O(chunks).
-func (l *impLayout) check(quantBits int) error {
+// packed data fills the term's bytes exactly, and appends the offset of
+// each chunk's data (relative to l.b) to off. O(chunks).
+func (l *impLayout) check(quantBits int, off []uint32) ([]uint32, error) {
 	if l.hdata > len(l.b) {
-		return fmt.Errorf("%d chunk headers do not fit in %d bytes", l.nc, len(l.b))
+		return off, fmt.Errorf("%d chunk headers do not fit in %d bytes", l.nc, len(l.b))
 	}
 	n := l.hdata
 	for c := 0; c < l.nc; c++ {
 		if _, width := l.head(c); int(width) > quantBits {
-			return fmt.Errorf("chunk %d: bit width %d > quant_bits %d", c, width, quantBits)
+			return off, fmt.Errorf("chunk %d: bit width %d > quant_bits %d", c, width, quantBits)
 		}
+		off = append(off, uint32(n))
 		n += l.dataLen(c)
 	}
 	if n != len(l.b) {
-		return fmt.Errorf("chunks need %d bytes, term has %d", n, len(l.b))
+		return off, fmt.Errorf("chunks need %d bytes, term has %d", n, len(l.b))
 	}
-	return nil
+	return off, nil
+}
+
+// at returns impact i (< df) straight from the packed bytes, without
+// decoding its chunk: O(1) with the offset directory, else a walk over
+// the chunk headers before it.
+func (l *impLayout) at(i int) uint64 {
+	c := i >> 7
+	var p int
+	if l.off != nil {
+		p = int(l.off[c])
+	} else {
+		p = l.hdata
+		for j := 0; j < c; j++ {
+			p += l.dataLen(j)
+		}
+	}
+	base, width := l.head(c)
+	if width == 0 {
+		return uint64(base)
+	}
+	bit := uint(i&(chunkSize-1)) * width
+	p += int(bit >> 3)
+	var v uint32
+	if p+4 <= len(l.b) {
+		v = binary.LittleEndian.Uint32(l.b[p:])
+	} else {
+		for j := 0; p+j < len(l.b) && j < 3; j++ {
+			v |= uint32(l.b[p+j]) << (8 * j)
+		}
+	}
+	return uint64(base) + uint64(v>>(bit&7)&(1<<width-1))
 }
 
 // chunkFrame returns the frame of reference of one chunk: its smallest
@@ -317,6 +351,9 @@ func (ic *impCursor) load(c int) {
 		return
 	}
 	l := &ic.l
+	if l.off != nil {
+		ic.hc, ic.hoff = c, int(l.off[c])
+	}
 	if c < ic.hc {
 		ic.hc, ic.hoff = 0, l.hdata
 	}
@@ -642,6 +679,92 @@ func addAll[A uint32 | uint64](c *cursor, acc []A) {
 		if rank != end {
 			panic(fmt.Sprintf("bitmap container %d has %d bits, cardinality %d", c.c, rank-end+c.card, c.card))
 		}
+	}
+	c.doc = endDoc
+}
+
+// impactAt returns the impact of the current posting, from the decoded
+// chunk when it is the current one, else straight from the packed bytes
+// (cheaper when only a few postings of a chunk are needed).
+func (c *cursor) impactAt() uint64 {
+	ic := &c.imp
+	if c.rank>>7 == ic.c {
+		return uint64(ic.imps[c.rank&(chunkSize-1)])
+	}
+	return ic.l.at(c.rank)
+}
+
+// addBlockMaxima adds q·(the largest impact of c in block b) to ub[b] for
+// every block of R documents that holds a posting of c, container by
+// container as addAll does. It leaves the cursor exhausted. O(df + bitmap
+// words).
+func addBlockMaxima[A uint32 | uint64](c *cursor, ub []A, R int) {
+	q := A(c.q)
+	ic := &c.imp
+	rank := 0
+	cur, best := -1, uint16(0)
+	pow2 := R&(R-1) == 0
+	sh := uint(bits.TrailingZeros(uint(R)))
+	r32 := uint32(R)
+	visit := func(d uint32, v uint16) {
+		var b int
+		if pow2 {
+			b = int(d >> sh)
+		} else {
+			b = int(d / r32)
+		}
+		if b != cur {
+			if cur >= 0 {
+				ub[cur] += q * A(best)
+			}
+			cur, best = b, v
+		} else if v > best {
+			best = v
+		}
+	}
+	for ; c.c < c.nc; c.c++ {
+		c.load()
+		key := c.key
+		if !c.bitmap {
+			data := c.data[:2*c.card]
+			for len(data) > 0 {
+				ic.load(rank >> 7)
+				imps := ic.imps[rank&(chunkSize-1) : ic.l.chunkLen(ic.c)]
+				m := min(len(imps), len(data)/2)
+				if m == 0 { // only if cardinalities exceed df (Open rejects that)
+					panic(fmt.Sprintf("array container %d: posting %d beyond df %d", c.c, rank, c.df))
+				}
+				for j, v := range imps[:m] {
+					visit(key|uint32(binary.LittleEndian.Uint16(data[2*j:])), v)
+				}
+				data = data[2*m:]
+				rank += m
+			}
+			continue
+		}
+		end := rank + c.card
+		ic.load(rank >> 7)
+		for w := 0; w < 1024; w++ {
+			word := binary.LittleEndian.Uint64(c.data[8*w:])
+			base := key | uint32(w<<6)
+			for word != 0 {
+				if rank&(chunkSize-1) == 0 {
+					if rank >= end {
+						panic(fmt.Sprintf("bitmap container %d has more bits than its cardinality %d", c.c, c.card))
+					}
+					ic.load(rank >> 7)
+				}
+				visit(base+uint32(bits.TrailingZeros64(word)), ic.imps[rank&(chunkSize-1)])
+				rank++
+				word &= word - 1
+			}
+		}
+		if rank != end {
+			panic(fmt.Sprintf("bitmap container %d has %d bits, cardinality %d", c.c, rank-end+c.card, c.card))
+		}
+	}
+	if cur >= 0 {
+		ub[cur] += q * A(best)
 	}
 	c.doc = endDoc
 }

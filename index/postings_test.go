@@ -66,12 +66,26 @@ func TestCursorMatchesDecode(t *testing.T) {
 			t.Fatalf("trial %d: decodeBitmap: %v", trial, err)
 		}
 		l := newImpLayout(ib, len(docs), w)
-		if err := l.check(bitsQ); err != nil {
+		off, err := l.check(bitsQ, nil)
+		if err != nil {
 			t.Fatalf("trial %d: %v", trial, err)
 		}
 		gotImps, err := decodeImpacts(l)
 		if err != nil || !slices.Equal(gotImps, imps) {
 			t.Fatalf("trial %d: decodeImpacts: %v", trial, err)
+		}
+		// at, by walking the headers and through the offset directory
+		for _, dir := range [][]uint32{nil, off} {
+			la := l
+			la.off = dir
+			for i, v := range imps {
+				if got := la.at(i); got != uint64(v) {
+					t.Fatalf("trial %d: at(%d) = %d, want %d (directory %v)", trial, i, got, v, dir != nil)
+				}
+			}
+		}
+		if trial%2 == 1 { // the cursor through the directory, as a Reader gives it
+			l.off = off
 		}
 		var c cursor
 		c.init(bm, l, len(docs))
@@ -158,7 +172,7 @@ func TestDecodeImpactsStrict(t *testing.T) {
 		{"wrap", []byte{0xff, 0xff, 1, 0x03}, 2, "frame"}, // 65535 + 1 wraps to 0
 	} {
 		l := newImpLayout(tc.b, 2, tc.w)
-		if err := l.check(16); err != nil {
+		if _, err := l.check(16, nil); err != nil {
 			t.Errorf("%s: check: %v", tc.name, err)
 			continue
 		}
@@ -167,11 +181,11 @@ func TestDecodeImpactsStrict(t *testing.T) {
 		}
 	}
 	wide := newImpLayout([]byte{0x80, 9, 0, 0, 0}, 2, 1)
-	if err := wide.check(8); err == nil {
+	if _, err := wide.check(8, nil); err == nil {
 		t.Error("width 9 with quant_bits 8 accepted")
 	}
 	short := newImpLayout([]byte{0x80, 7, 0x80}, 2, 1)
-	if err := short.check(8); err == nil {
+	if _, err := short.check(8, nil); err == nil {
 		t.Error("short chunk data accepted")
 	}
 }

@@ -23,6 +23,13 @@ type Reader struct {
 	sec     [numSections][]byte
 	width   int
 
+	// chunkOff holds, for every term in order, the offset of each impact
+	// chunk's data within the term's IMPS bytes (4 bytes per 128
+	// postings, built by Open from the chunk headers it checks);
+	// chunk0[t] is where term t's entries start (V+1 entries).
+	chunkOff []uint32
+	chunk0   []uint64
+
 	vocabOnce sync.Once
 	vocab     map[string]uint32
 	pool      sync.Pool // *scratch
@@ -30,6 +37,7 @@ type Reader struct {
 
 // termInfo is one decoded TERM entry.
 type termInfo struct {
+	term           uint32
 	docOff, impOff uint64 // start of the term's bytes in DOCS and IMPS
 	docLen         uint32
 	df             uint32
@@ -93,7 +101,12 @@ func newReader(data []byte) (*Reader, error) {
 	}
 	var docOff, impOff, total uint64
 	dense := uint32(0)
+	// Every chunk has a header of ≥ 2 bytes, so IMPS bounds the directory
+	// whatever META claims.
+	chunkOff := make([]uint32, 0, min((m.NumPostings+chunkSize-1)/chunkSize, int64(len(r.sec[secImps])/2)))
+	chunk0 := make([]uint64, m.NumTerms+1)
 	for t := 0; t < m.NumTerms; t++ {
+		chunk0[t] = uint64(len(chunkOff))
 		ti := r.termInfo(uint32(t))
 		if ti.docOff != docOff || ti.impOff != impOff {
 			return nil, secErr("TERM", "term %d: docs offset %d impacts offset %d, want %d and %d: %w", t, ti.docOff, ti.impOff, docOff, impOff, ErrCorrupt)
@@ -124,14 +137,16 @@ func newReader(data []byte) (*Reader, error) {
 			return nil, secErr("DOCS", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
 		l := r.impLayout(ti)
-		if err := l.check(m.QuantBits); err != nil {
+		if chunkOff, err = l.check(m.QuantBits, chunkOff); err != nil {
 			return nil, secErr("IMPS", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
 	}
+	chunk0[m.NumTerms] = uint64(len(chunkOff))
 	if docOff != uint64(len(r.sec[secDocs])) || impOff != uint64(len(r.sec[secImps])) || total != uint64(m.NumPostings) || int(dense) != m.DenseTerms {
 		return nil, secErr("TERM", "terms cover %d DOCS bytes, %d IMPS bytes, %d postings, %d dense terms; want %d, %d, %d, %d: %w",
 			docOff, impOff, total, dense, len(r.sec[secDocs]), len(r.sec[secImps]), m.NumPostings, m.DenseTerms, ErrCorrupt)
 	}
+	r.chunkOff, r.chunk0 = chunkOff, chunk0
 	return r, nil
 }
 
@@ -140,7 +155,11 @@ func (r *Reader) bitmap(ti termInfo) []byte {
 }
 
 func (r *Reader) impLayout(ti termInfo) impLayout {
-	return newImpLayout(r.sec[secImps][ti.impOff:ti.impOff+ti.impLen], int(ti.df), r.width)
+	l := newImpLayout(r.sec[secImps][ti.impOff:ti.impOff+ti.impLen], int(ti.df), r.width)
+	if r.chunk0 != nil {
+		l.off = r.chunkOff[r.chunk0[ti.term]:r.chunk0[ti.term+1]]
+	}
+	return l
 }
 
 // Close unmaps the file. Queries must have finished.
@@ -168,6 +187,7 @@ func (r *Reader) NumTerms() int { return r.meta.NumTerms }
 func (r *Reader) termInfo(t uint32) termInfo {
 	e := r.sec[secTerm][int(t)*termSize:]
 	ti := termInfo{
+		term:   t,
 		docOff: binary.LittleEndian.Uint64(e[0:]),
 		docLen: binary.LittleEndian.Uint32(e[8:]),
 		df:     binary.LittleEndian.Uint32(e[12:]),

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 )
 
@@ -170,13 +171,17 @@ func (r *Reader) SearchPrepared(pq *Query, k int, alg Algorithm) (hits []Hit, er
 // scratch is per-query memory, pooled.
 type scratch struct {
 	cs      []cursor
-	ub      []uint64 // (num blocks) block upper bounds
-	acc     []uint64 // (block size) scores of one block
+	ub      []uint64 // (num blocks) BlockMax block upper bounds
+	ub32    []uint32 // (num blocks) narrow block upper bounds
+	acc     []uint64 // (batchBlocks · block size) BlockMax scores of a batch of blocks
+	acc32   []uint32 // (batchBlocks · block size) narrow batch scores
+	hist    []int32  // (≤ 2^histBits) BlockMax bound histogram
+	batch   []int32  // (≤ batchBlocks) blocks being scored
 	dense   []uint64 // (num docs) TAAT accumulator, zero between queries
 	dense32 []uint32 // (num docs) narrow TAAT accumulator, zero between queries
 	wide    bool     // force the 64-bit TAAT accumulator (benchmarks)
 	scored  int      // blocks scored by the last BlockMax query
-	sel     []int
+	sel     []int32  // BlockMax candidate blocks
 	top     topK
 }
 
@@ -274,115 +279,213 @@ func maxScore(cs []cursor, top *topK) {
 	}
 }
 
+// blockMax runs BlockMax with 32-bit bounds and scores when no score can
+// exceed 2³²−1, else 64-bit ones.
 func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
-	m := &r.meta
-	nb, R := m.NumBlocks, m.BlockSize
-	if cap(s.ub) < nb {
-		s.ub = make([]uint64, nb)
+	nb := r.meta.NumBlocks
+	W := min(batchBlocks, nb) * r.stride() // batch accumulator
+	var bound uint64
+	for i := range cs {
+		bound += cs[i].ub
 	}
-	ub := s.ub[:nb]
-	clear(ub)
-	W := min(R, m.NumDocs) // widest block (block_size may exceed N)
-	if cap(s.acc) < W {
-		s.acc = make([]uint64, W)
+	if bound <= math.MaxUint32 && !s.wide {
+		s.ub32, s.acc32 = grow(s.ub32, nb), grow(s.acc32, W)
+		blockMaxWith(r, s, s.ub32[:nb], s.acc32[:W], cs, top, bound)
+		return
 	}
-	acc := s.acc[:W]
+	s.ub, s.acc = grow(s.ub, nb), grow(s.acc, W)
+	blockMaxWith(r, s, s.ub[:nb], s.acc[:W], cs, top, bound)
+}
 
-	// Block upper bounds: rows of RMAX for dense terms, a pass over the
-	// postings for sparse ones.
+// grow returns b with length ≥ n, reallocated (contents lost) if needed.
+func grow[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
+}
+
+const (
+	histBits    = 11 // bounds are bucketed on their top histBits bits
+	batchBlocks = 64 // blocks scored together, term at a time
+)
+
+// blockMaxWith is BlockMax with bounds ub (N/R) and batch scores acc of
+// type A (which must hold Σ q·max impact = bound).
+//
+// 1. Bounds: ub[b] = Σ_t q_t·max impact of t in block b, from the RMAX
+// rows of dense terms (a dense add per term) and a pass over the postings
+// of the others (df < number of blocks).
+//
+// 2. Order: bounds are bucketed on their top bits. The blocks of the top
+// buckets (about 32 + k/2 of them) are scored first, which sets a k-th
+// score θ; then, in doc order, every other block whose bound is ≥ θ (θ
+// grows as blocks are scored). A block whose bound is below θ holds no
+// document of the top k, so the result is exact. Blocks are scored
+// batchBlocks at a time, term at a time, with forward-only cursors; the
+// cursors restart for each of the (at most three) passes.
+func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, ub, acc []A, cs []cursor, top *topK, bound uint64) {
+	R := r.meta.BlockSize
+	clear(ub)
 	for i := range cs {
 		c := &cs[i]
-		q := c.q
 		if c.rmax != nil {
-			if r.width == 1 {
-				row := c.rmax[:nb]
-				for b, v := range row {
-					ub[b] += q * uint64(v)
-				}
-			} else {
-				for b := range ub {
-					ub[b] += q * uint64(binary.LittleEndian.Uint16(c.rmax[2*b:]))
-				}
-			}
+			addRow(ub, c.rmax, c.q, r.width)
+		} else {
+			addBlockMaxima(c, ub, R)
+			c.reset()
+		}
+	}
+
+	shift := uint(max(0, bits.Len64(bound)-histBits))
+	nbk := int(bound>>shift) + 1
+	s.hist = grow(s.hist, nbk)
+	hist := s.hist[:nbk]
+	clear(hist)
+	for _, u := range ub {
+		hist[u>>shift]++
+	}
+	// Buckets ≥ h1 are scored first: from the top, until they hold ≥ first
+	// blocks, but never a bucket that would bring them past 4·first (a
+	// crowd of equal bounds is left to the threshold). Buckets ≥ h2 (≤ h1)
+	// are listed: as many as fit in budget blocks. Bucket 0 (which holds
+	// the blocks without postings) is never listed.
+	first := 32 + top.k/2
+	budget := max(4096, 8*first)
+	h1, cnt := nbk, 0
+	for h := nbk - 1; h >= 1 && cnt < first; h-- {
+		n := int(hist[h])
+		if n == 0 {
 			continue
 		}
-		cur, best := -1, uint64(0)
-		for c.doc != endDoc {
-			b := int(c.doc) / R
-			if b != cur {
-				if cur >= 0 {
-					ub[cur] += q * best
-				}
-				cur, best = b, 0
-			}
-			best = max(best, c.impact())
-			c.next()
+		if cnt > 0 && cnt+n > 4*first {
+			break
 		}
-		if cur >= 0 {
-			ub[cur] += q * best
-		}
-		c.reset()
+		cnt += n
+		h1 = h
 	}
-
-	// Blocks in decreasing order of bound (a max-heap popped lazily),
-	// scored until the bound falls below the k-th score: a block whose
-	// bound is below it holds no top-k document.
-	s.scored = 0
-	heap := s.sel[:0]
+	h2 := h1
+	for h := h1 - 1; h >= 1; h-- {
+		n := int(hist[h])
+		if cnt+n > budget {
+			break
+		}
+		cnt += n
+		h2 = h
+	}
+	list := s.sel[:0]
+	lo := A(h2) << shift
 	for b, u := range ub {
-		if u > 0 {
-			heap = append(heap, b)
+		if u >= lo && u > 0 {
+			list = append(list, int32(b))
 		}
 	}
-	s.sel = heap
-	better := func(a, b int) bool { // heap order: larger bound, then smaller block
-		return ub[a] > ub[b] || (ub[a] == ub[b] && a < b)
-	}
-	down := func(i int) {
-		n := len(heap)
-		for {
-			l := 2*i + 1
-			if l >= n {
-				return
-			}
-			if r := l + 1; r < n && better(heap[r], heap[l]) {
-				l = r
-			}
-			if !better(heap[l], heap[i]) {
-				return
-			}
-			heap[i], heap[l] = heap[l], heap[i]
-			i = l
-		}
-	}
-	for i := len(heap)/2 - 1; i >= 0; i-- {
-		down(i)
-	}
-	for len(heap) > 0 {
-		b := heap[0]
-		if th, full := top.threshold(); full && ub[b] < th {
-			return
-		}
-		heap[0] = heap[len(heap)-1]
-		heap = heap[:len(heap)-1]
-		down(0)
-		s.scored++
+	s.sel = list
 
-		start := uint32(b * R)
-		end := uint32(min((b+1)*R, m.NumDocs))
-		a := acc[:end-start]
-		clear(a)
-		for i := range cs {
-			c := &cs[i]
-			if c.rmax != nil && r.impactAt(c.rmax, b) == 0 {
+	s.scored = 0
+	batch := s.batch[:0]
+	flush := func() {
+		if len(batch) > 0 {
+			scoreBatch(r, cs, batch, acc, top)
+			s.scored += len(batch)
+			batch = batch[:0]
+		}
+	}
+	mid := A(h1) << shift
+	for _, b := range list { // pass 1: the top buckets
+		if ub[b] >= mid {
+			if batch = append(batch, b); len(batch) == batchBlocks {
+				flush()
+			}
+		}
+	}
+	flush()
+	resetAll(cs)
+	for _, b := range list { // pass 2: the rest of the list
+		if u := ub[b]; u < mid {
+			if th, full := top.threshold(); !full || uint64(u) >= th {
+				if batch = append(batch, b); len(batch) == batchBlocks {
+					flush()
+				}
+			}
+		}
+	}
+	flush()
+	if th, full := top.threshold(); h2 > 0 && (!full || th < uint64(lo)) {
+		resetAll(cs) // pass 3: blocks below the list whose bound reaches θ
+		for b, u := range ub {
+			if u > 0 && u < lo {
+				if th, full := top.threshold(); !full || uint64(u) >= th {
+					if batch = append(batch, int32(b)); len(batch) == batchBlocks {
+						flush()
+					}
+				}
+			}
+		}
+		flush()
+	}
+	s.batch = batch
+}
+
+func resetAll(cs []cursor) {
+	for i := range cs {
+		cs[i].reset()
+	}
+}
+
+// addRow adds q·row[b] to ub[b] for every block: row is a dense term's
+// RMAX row of impacts of width bytes.
+func addRow[A uint32 | uint64](ub []A, row []byte, q uint64, width int) {
+	qa := A(q)
+	if width == 1 {
+		row = row[:len(ub)]
+		for b, v := range row {
+			ub[b] += qa * A(v)
+		}
+		return
+	}
+	row = row[:2*len(ub)]
+	for b := range ub {
+		ub[b] += qa * A(binary.LittleEndian.Uint16(row[2*b:]))
+	}
+}
+
+// stride returns the number of documents of the widest block: block_size,
+// or N when that is smaller (a fuzzed block_size may be huge).
+func (r *Reader) stride() int { return min(r.meta.BlockSize, r.meta.NumDocs) }
+
+// scoreBatch scores the blocks of batch (increasing; cursors positioned
+// at or before the first) term at a time into acc and offers every
+// document with a non-zero score to top.
+func scoreBatch[A uint32 | uint64](r *Reader, cs []cursor, batch []int32, acc []A, top *topK) {
+	R := uint32(r.meta.BlockSize)
+	N := uint32(r.meta.NumDocs)
+	S := r.stride()
+	acc = acc[:len(batch)*S]
+	clear(acc)
+	for i := range cs {
+		c := &cs[i]
+		q := A(c.q)
+		for j, b := range batch {
+			if c.rmax != nil && r.impactAt(c.rmax, int(b)) == 0 {
 				continue
 			}
-			c.accumulate(start, end, a)
+			start := uint32(b) * R
+			end := min(start+R, N)
+			c.advance(start)
+			a := acc[j*S:]
+			for c.doc < end {
+				a[c.doc-start] += q * A(c.impactAt())
+				c.next()
+			}
 		}
-		th, full := top.threshold()
-		for j, v := range a {
-			if v > 0 && (!full || v >= th) {
-				top.push(start+uint32(j), v)
+	}
+	th, full := top.threshold()
+	for j, b := range batch {
+		start := uint32(b) * R
+		for i, v := range acc[j*S : (j+1)*S] {
+			if v > 0 && (!full || uint64(v) >= th) {
+				top.push(start+uint32(i), uint64(v))
 				th, full = top.threshold()
 			}
 		}

@@ -52,6 +52,7 @@ type ewJob struct {
 	n       int              // opFunc, opLayerNorm: the range [0, n)
 	f       func(lo, hi int) // opFunc
 	ln      lnArgs           // opLayerNorm
+	gemm    *gemmArgs        // opGemm (cgo only)
 }
 
 // lnArgs are LayerNormForward's arguments; rows split between workers.
@@ -71,10 +72,11 @@ const (
 	opGELUBackward
 	opFunc
 	opLayerNorm
+	opGemm
 )
 
 func (j ewJob) len() int {
-	if j.op == opFunc {
+	if j.op == opFunc || j.op == opGemm {
 		return j.n
 	}
 	if j.op == opLayerNorm {
@@ -89,6 +91,8 @@ func (j ewJob) run(lo, hi int) {
 		j.f(lo, hi)
 	case opLayerNorm:
 		j.ln.rows(lo, hi)
+	case opGemm:
+		j.gemm.rows(lo, hi)
 	case opGELU:
 		geluKernel(j.a[lo:hi], j.b[lo:hi])
 	case opGELUBackward:
@@ -110,7 +114,7 @@ var (
 // helper goroutine) when the length is at least parallelMin.
 func split2(j ewJob) {
 	n := j.len()
-	if (j.op != opFunc && n < parallelMin) || n < 2 || !ewMu.TryLock() {
+	if (j.op != opFunc && j.op != opGemm && n < parallelMin) || n < 2 || !ewMu.TryLock() {
 		if j.op == opLayerNorm {
 			n = j.n // run takes row indices
 		}
@@ -130,6 +134,8 @@ func split2(j ewJob) {
 	switch j.op {
 	case opFunc:
 		mid = n / 2
+	case opGemm:
+		mid = (n / 2) &^ 7
 	case opLayerNorm: // split by rows: run takes row indices
 		mid, n = j.n/2, j.n
 	}
@@ -141,19 +147,16 @@ func split2(j ewJob) {
 }
 
 // parallelBLAS runs f(lo, hi) over [0, n) in two halves, the upper one on the
-// helper goroutine, with OpenBLAS on one thread meanwhile: for many small
-// independent products (attention heads), two single-threaded BLAS calls
-// side by side beat one two-threaded call after another, whose threads
-// synchronise on every small call. f must only write state owned by its
-// range; when the helper is busy (a concurrent caller) f runs inline on the
-// whole range. The OpenBLAS thread count is process-wide: do not run other
-// BLAS work meanwhile. It allocates nothing if f is an existing func value.
+// helper goroutine: for many small independent products (attention heads),
+// two single-threaded BLAS calls side by side beat one split call after
+// another. f must only write state owned by its range; when the helper is
+// busy (a concurrent caller) f runs inline on the whole range, and so do
+// the Sgemm calls inside f. It allocates nothing if f is an existing func
+// value.
 func parallelBLAS(n int, f func(lo, hi int)) {
 	if n < 2 || headWorkers() < 2 {
 		f(0, n)
 		return
 	}
-	prev := singleThreadBLAS()
 	split2(ewJob{op: opFunc, n: n, f: f})
-	restoreBLAS(prev)
 }

@@ -8,13 +8,52 @@ package nn
 */
 import "C"
 
-import "unsafe"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // Backend names the matrix-product implementation in use.
 const Backend = "openblas"
 
-// SetThreads sets the number of OpenBLAS threads.
-func SetThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
+// gemmWorkers is how many goroutines share a large matrix product (1 or
+// 2). OpenBLAS itself always runs on one thread: its own pool spins
+// between calls and then steals the cores from the element-wise kernels,
+// attention and pooling workers that run between products, so the rows of
+// a large product are split over our two workers instead (see Sgemm).
+var gemmWorkers atomic.Int32
+
+func init() {
+	gemmWorkers.Store(int32(min(max(int(C.openblas_get_num_threads()), 1), 2)))
+	C.openblas_set_num_threads(1)
+}
+
+// SetThreads sets how many threads the matrix products and the other
+// parallel kernels use; at most two are used.
+func SetThreads(n int) {
+	gemmWorkers.Store(int32(min(max(n, 1), 2)))
+	C.openblas_set_num_threads(1)
+}
+
+// gemmArgs are Sgemm's arguments; rows of C split between workers.
+type gemmArgs struct {
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+}
+
+// rows runs rows lo..hi−1 of the product on the calling thread.
+func (g *gemmArgs) rows(lo, hi int) {
+	var a []float32
+	if g.transA {
+		a = g.a[lo:] // op(A) = Aᵀ: its rows are columns of A
+	} else {
+		a = g.a[lo*g.lda:]
+	}
+	sgemm1(g.transA, g.transB, hi-lo, g.n, g.k, g.alpha, a, g.lda, g.b, g.ldb, g.beta, g.c[lo*g.ldc:], g.ldc)
+}
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices,
 // where op(X) is X or Xᵀ: op(A) is (m, k), op(B) is (k, n), C is (m, n),
@@ -24,6 +63,17 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	// Split by rows over two workers when each half is a sizeable product
+	// (from within a worker, split2 runs it inline).
+	if gemmWorkers.Load() >= 2 && m >= 32 && 2*float64(m)*float64(n)*float64(k) >= 1<<22 {
+		split2(ewJob{op: opGemm, n: m, gemm: &gemmArgs{transA, transB, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc}})
+		return
+	}
+	sgemm1(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemm1 is one cblas_sgemm call (OpenBLAS on one thread).
+func sgemm1(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
 	if transA {
 		ta = C.CblasTrans

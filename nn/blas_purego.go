@@ -43,3 +43,8 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	}
 	impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
+
+// gemmArgs is the cgo backend's split product; gonum splits its own.
+type gemmArgs struct{}
+
+func (g *gemmArgs) rows(lo, hi int) {}

@@ -328,20 +328,9 @@ func foldMaxRows(mx []float32, am []int32, ldm int, x []float32, ldx int, seg, t
 		(*C.int32_t)(unsafe.Pointer(&seg[0])), (*C.int32_t)(unsafe.Pointer(&tpos[0])), C.int(len(seg)), C.int(n))
 }
 
-// headWorkers is how many goroutines the SPLADE head splits its GEMMs over:
-// two when OpenBLAS may use two or more threads.
-func headWorkers() int { return min(int(C.openblas_get_num_threads()), 2) }
-
-// singleThreadBLAS sets OpenBLAS to one thread and returns the previous
-// count, for restoreBLAS.
-func singleThreadBLAS() (prev int) {
-	n := C.openblas_get_num_threads()
-	C.openblas_set_num_threads(1)
-	return int(n)
-}
-
-// restoreBLAS sets the OpenBLAS thread count back to prev.
-func restoreBLAS(prev int) { C.openblas_set_num_threads(C.int(prev)) }
+// headWorkers is how many goroutines the SPLADE head and the attention
+// split their work over (see gemmWorkers).
+func headWorkers() int { return int(gemmWorkers.Load()) }
 
 // geluKernel, geluBackwardKernel and softmaxKernel run the C twins of
 // geluGo, geluBackwardGo and softmaxGo (fastmath.go).

@@ -25,10 +25,6 @@ func foldMaxRows(mx []float32, am []int32, ldm int, x []float32, ldx int, seg, t
 // headWorkers is how many goroutines the SPLADE head splits its GEMMs over.
 func headWorkers() int { return min(runtime.GOMAXPROCS(0), 2) }
 
-// singleThreadBLAS and restoreBLAS are no-ops for the pure-Go backend.
-func singleThreadBLAS() (prev int) { return 0 }
-func restoreBLAS(prev int)         {}
-
 func geluKernel(dst, x []float32)            { geluGo(dst, x) }
 func geluBackwardKernel(dx, dy, x []float32) { geluBackwardGo(dx, dy, x) }
 func softmaxKernel(row []float32)            { softmaxGo(row) }

@@ -28,7 +28,8 @@ import (
 // float32 logit tile (256×512×4 B = 512 KiB) into the running max, which
 // leaves room in a 1 MiB L2 for the packed operands. Measured on the 2-core
 // EPYC at C=768: 256×512 tiles with single-threaded OpenBLAS in two workers
-// ran ~2× the GFLOPS of the same tiles with two-threaded OpenBLAS in one.
+// ran ~2× the GFLOPS of the same tiles with two-threaded OpenBLAS in one
+// (OpenBLAS now always runs on one thread; see gemmWorkers).
 const (
 	spladeRows = 256
 	spladeCols = 512
@@ -51,9 +52,8 @@ const (
 // one tile per worker.
 //
 // Work is split over two workers by vocabulary block, each calling Sgemm
-// with OpenBLAS set to one thread (restored afterwards), so one worker's
-// max pass overlaps the other's GEMM. Do not call Sgemm from other goroutines
-// of the same process meanwhile: the OpenBLAS thread count is global.
+// (OpenBLAS runs on one thread, see gemmWorkers), so one worker's
+// max pass overlaps the other's GEMM.
 func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
 	spladePool(z, mask, emb, bias, B, T, C, V, out, argmax, spladeTiling{spladeRows, spladeCols, headWorkers()})
 }
@@ -204,12 +204,10 @@ func spladePool(z, mask, emb, bias []float32, B, T, C, V int, out []float32, arg
 			}
 		}
 		if nblocks >= 2 && tl.workers >= 2 {
-			prev := singleThreadBLAS()
 			var wg sync.WaitGroup
 			wg.Go(func() { work(1, 2) })
 			work(0, 2)
 			wg.Wait()
-			restoreBLAS(prev)
 		} else {
 			work(0, 1)
 		}

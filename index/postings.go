@@ -331,6 +331,43 @@ func unpack(out []uint16, data []byte, n int, base uint16, width uint) (pad uint
 	return acc
 }
 
+// unpackFast is unpack without the padding bits: a byte copy for width 8,
+// else one 64-bit load per value while 8 bytes remain in data.
+func unpackFast(out []uint16, data []byte, n int, base uint16, width uint) {
+	out = out[:n]
+	switch width {
+	case 0:
+		for i := range out {
+			out[i] = base
+		}
+		return
+	case 8:
+		for i, v := range data[:n] {
+			out[i] = base + uint16(v)
+		}
+		return
+	}
+	mask := uint64(1)<<width - 1
+	i := 0
+	for ; i < n; i++ {
+		bit := uint(i) * width
+		p := int(bit >> 3)
+		if p+8 > len(data) {
+			break
+		}
+		out[i] = base + uint16(binary.LittleEndian.Uint64(data[p:])>>(bit&7)&mask)
+	}
+	for ; i < n; i++ {
+		bit := uint(i) * width
+		p := int(bit >> 3)
+		var v uint64
+		for j := 0; j < 3 && p+j < len(data); j++ {
+			v |= uint64(data[p+j]) << (8 * j)
+		}
+		out[i] = base + uint16(v>>(bit&7)&mask)
+	}
+}
+
 // impCursor decodes one term's impacts a chunk at a time, moving forward
 // cheaply (a running data offset) and backward by rescanning the headers.
 type impCursor struct {
@@ -362,7 +399,7 @@ func (ic *impCursor) load(c int) {
 		ic.hc++
 	}
 	base, width := l.head(c)
-	unpack(ic.imps[:], l.b[ic.hoff:], l.chunkLen(c), base, width)
+	unpackFast(ic.imps[:], l.b[ic.hoff:], l.chunkLen(c), base, width)
 	ic.c = c
 }
 
@@ -694,54 +731,59 @@ func (c *cursor) impactAt() uint64 {
 	return ic.l.at(c.rank)
 }
 
-// addBlockMaxima adds q·(the largest impact of c in block b) to ub[b] for
-// every block of R documents that holds a posting of c, container by
-// container as addAll does. It leaves the cursor exhausted. O(df + bitmap
-// words).
-func addBlockMaxima[A uint32 | uint64](c *cursor, ub []A, R int) {
+// addContainerMax adds q·impact of every posting of c's next container
+// (c.c, starting at rank c.cstart) to acc[doc] and raises mx[doc/R] to the
+// new acc[doc], so that mx[b] ends as the largest acc entry of block b;
+// then it moves to the following container (c.doc = endDoc after the
+// last). Callers go container key by container key over all their
+// cursors, so that acc and mx are touched one 65 536-document range at a
+// time. O(card + bitmap words).
+func addContainerMax[A uint32 | uint64](c *cursor, acc, mx []A, R int) {
 	q := A(c.q)
 	ic := &c.imp
-	rank := 0
-	cur, best := -1, uint16(0)
+	rank := c.cstart
 	pow2 := R&(R-1) == 0
 	sh := uint(bits.TrailingZeros(uint(R)))
 	r32 := uint32(R)
-	visit := func(d uint32, v uint16) {
-		var b int
+	add := func(d uint32, v uint16) {
+		s := acc[d] + q*A(v)
+		acc[d] = s
+		var b uint32
 		if pow2 {
-			b = int(d >> sh)
+			b = d >> sh
 		} else {
-			b = int(d / r32)
+			b = d / r32
 		}
-		if b != cur {
-			if cur >= 0 {
-				ub[cur] += q * A(best)
-			}
-			cur, best = b, v
-		} else if v > best {
-			best = v
-		}
+		mx[b] = max(mx[b], s)
 	}
-	for ; c.c < c.nc; c.c++ {
-		c.load()
-		key := c.key
-		if !c.bitmap {
-			data := c.data[:2*c.card]
-			for len(data) > 0 {
-				ic.load(rank >> 7)
-				imps := ic.imps[rank&(chunkSize-1) : ic.l.chunkLen(ic.c)]
-				m := min(len(imps), len(data)/2)
-				if m == 0 { // only if cardinalities exceed df (Open rejects that)
-					panic(fmt.Sprintf("array container %d: posting %d beyond df %d", c.c, rank, c.df))
-				}
-				for j, v := range imps[:m] {
-					visit(key|uint32(binary.LittleEndian.Uint16(data[2*j:])), v)
-				}
-				data = data[2*m:]
-				rank += m
+	c.load()
+	key := c.key
+	if !c.bitmap {
+		data := c.data[:2*c.card]
+		for len(data) > 0 {
+			ic.load(rank >> 7)
+			imps := ic.imps[rank&(chunkSize-1) : ic.l.chunkLen(ic.c)]
+			m := min(len(imps), len(data)/2)
+			if m == 0 { // only if cardinalities exceed df (Open rejects that)
+				panic(fmt.Sprintf("array container %d: posting %d beyond df %d", c.c, rank, c.df))
 			}
-			continue
+			if pow2 { // the common case, without the call
+				for j, v := range imps[:m] {
+					d := key | uint32(binary.LittleEndian.Uint16(data[2*j:]))
+					s := acc[d] + q*A(v)
+					acc[d] = s
+					b := d >> sh
+					mx[b] = max(mx[b], s)
+				}
+			} else {
+				for j, v := range imps[:m] {
+					add(key|uint32(binary.LittleEndian.Uint16(data[2*j:])), v)
+				}
+			}
+			data = data[2*m:]
+			rank += m
 		}
+	} else {
 		end := rank + c.card
 		ic.load(rank >> 7)
 		for w := 0; w < 1024; w++ {
@@ -754,7 +796,7 @@ func addBlockMaxima[A uint32 | uint64](c *cursor, ub []A, R int) {
 					}
 					ic.load(rank >> 7)
 				}
-				visit(base+uint32(bits.TrailingZeros64(word)), ic.imps[rank&(chunkSize-1)])
+				add(base+uint32(bits.TrailingZeros64(word)), ic.imps[rank&(chunkSize-1)])
 				rank++
 				word &= word - 1
 			}
@@ -763,10 +805,16 @@ func addBlockMaxima[A uint32 | uint64](c *cursor, ub []A, R int) {
 			panic(fmt.Sprintf("bitmap container %d has %d bits, cardinality %d", c.c, rank-end+c.card, c.card))
 		}
 	}
-	if cur >= 0 {
-		ub[cur] += q * A(best)
+	c.nextContainer()
+}
+
+// nextKey returns the key of c's current container (shifted, as doc
+// numbers), or endDoc when c is exhausted.
+func (c *cursor) nextKey() uint32 {
+	if c.c >= c.nc {
+		return endDoc
 	}
-	c.doc = endDoc
+	return c.key
 }
 
 // nextSet returns the first set bit ≥ from in a 65536-bit container, or 65536.

@@ -170,19 +170,25 @@ func (r *Reader) SearchPrepared(pq *Query, k int, alg Algorithm) (hits []Hit, er
 
 // scratch is per-query memory, pooled.
 type scratch struct {
-	cs      []cursor
-	ub      []uint64 // (num blocks) BlockMax block upper bounds
-	ub32    []uint32 // (num blocks) narrow block upper bounds
-	acc     []uint64 // (batchBlocks · block size) BlockMax scores of a batch of blocks
-	acc32   []uint32 // (batchBlocks · block size) narrow batch scores
-	hist    []int32  // (≤ 2^histBits) BlockMax bound histogram
-	batch   []int32  // (≤ batchBlocks) blocks being scored
-	dense   []uint64 // (num docs) TAAT accumulator, zero between queries
-	dense32 []uint32 // (num docs) narrow TAAT accumulator, zero between queries
-	wide    bool     // force the 64-bit TAAT accumulator (benchmarks)
-	scored  int      // blocks scored by the last BlockMax query
-	sel     []int32  // BlockMax candidate blocks
-	top     topK
+	cs       []cursor
+	ub       []uint64  // (num blocks) BlockMax block upper bounds
+	ub32     []uint32  // (num blocks) narrow block upper bounds
+	acc      []uint64  // (batchBlocks · block size) BlockMax scores of a batch of blocks
+	acc32    []uint32  // (batchBlocks · block size) narrow batch scores
+	sub      []uint64  // (num blocks) BlockMax: best sparse-term score per block, zero between queries
+	sub32    []uint32  // (num blocks) narrow sub
+	hist     []int32   // (≤ 2^histBits) BlockMax bound histogram
+	batch    []int32   // (≤ batchBlocks) blocks being scored
+	rem      []uint64  // (≤ batchBlocks) dense-term bound still to add per block of the batch
+	alive    []int32   // batch positions of the blocks still scored
+	denseCs  []*cursor // BlockMax: cursors of the dense terms, by decreasing q
+	sparseCs []*cursor // BlockMax: cursors of the other terms
+	dense    []uint64  // (num docs) TAAT accumulator / BlockMax sparse-term scores, zero between queries
+	dense32  []uint32  // (num docs) narrow dense
+	wide     bool      // force the 64-bit TAAT accumulator (benchmarks)
+	scored   int       // blocks scored by the last BlockMax query
+	sel      []int32   // BlockMax candidate blocks
+	top      topK
 }
 
 func (r *Reader) cursors(s *scratch, pq *Query) []cursor {
@@ -282,22 +288,36 @@ func maxScore(cs []cursor, top *topK) {
 // blockMax runs BlockMax with 32-bit bounds and scores when no score can
 // exceed 2³²−1, else 64-bit ones.
 func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
-	nb := r.meta.NumBlocks
+	n, nb := r.meta.NumDocs, r.meta.NumBlocks
 	W := min(batchBlocks, nb) * r.stride() // batch accumulator
 	var bound uint64
 	for i := range cs {
 		bound += cs[i].ub
 	}
 	if bound <= math.MaxUint32 && !s.wide {
-		s.ub32, s.acc32 = grow(s.ub32, nb), grow(s.acc32, W)
-		blockMaxWith(r, s, s.ub32[:nb], s.acc32[:W], cs, top, bound)
+		s.ub32, s.sub32, s.acc32 = grow(s.ub32, nb), grow(s.sub32, nb), grow(s.acc32, W)
+		if cap(s.dense32) < n {
+			s.dense32 = make([]uint32, n)
+		}
+		blockMaxWith(r, s, bmBufs[uint32]{s.dense32[:n], s.ub32[:nb], s.sub32[:nb], s.acc32[:W]}, cs, top, bound)
 		return
 	}
-	s.ub, s.acc = grow(s.ub, nb), grow(s.acc, W)
-	blockMaxWith(r, s, s.ub[:nb], s.acc[:W], cs, top, bound)
+	s.ub, s.sub, s.acc = grow(s.ub, nb), grow(s.sub, nb), grow(s.acc, W)
+	if cap(s.dense) < n {
+		s.dense = make([]uint64, n)
+	}
+	blockMaxWith(r, s, bmBufs[uint64]{s.dense[:n], s.ub[:nb], s.sub[:nb], s.acc[:W]}, cs, top, bound)
 }
 
-// grow returns b with length ≥ n, reallocated (contents lost) if needed.
+// bmBufs is BlockMax's scratch, of the score type A.
+type bmBufs[A uint32 | uint64] struct {
+	docs []A // (N) exact scores from the sparse terms; zero between queries
+	ub   []A // (num blocks) block upper bounds
+	sub  []A // (num blocks) largest docs entry of each block; zero between queries
+	acc  []A // (batchBlocks · stride) scores of a batch of blocks
+}
+
+// grow returns b with length n, reallocated (contents lost) if too small.
 func grow[T any](b []T, n int) []T {
 	if cap(b) < n {
 		return make([]T, n)
@@ -310,37 +330,70 @@ const (
 	batchBlocks = 64 // blocks scored together, term at a time
 )
 
-// blockMaxWith is BlockMax with bounds ub (N/R) and batch scores acc of
-// type A (which must hold Σ q·max impact = bound).
+// blockMaxWith is BlockMax on buffers of the score type A, which holds
+// bound = Σ q·max impact.
 //
-// 1. Bounds: ub[b] = Σ_t q_t·max impact of t in block b, from the RMAX
-// rows of dense terms (a dense add per term) and a pass over the postings
-// of the others (df < number of blocks).
-//
-// 2. Order: bounds are bucketed on their top bits. The blocks of the top
-// buckets (about 32 + k/2 of them) are scored first, which sets a k-th
-// score θ; then, in doc order, every other block whose bound is ≥ θ (θ
-// grows as blocks are scored). A block whose bound is below θ holds no
-// document of the top k, so the result is exact. Blocks are scored
-// batchBlocks at a time, term at a time, with forward-only cursors; the
-// cursors restart for each of the (at most three) passes.
-func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, ub, acc []A, cs []cursor, top *topK, bound uint64) {
-	R := r.meta.BlockSize
-	clear(ub)
+//  1. Sparse terms (df < number of blocks, no RMAX row) are scored
+//     exhaustively into the per-document array f.docs, and sub[b] is the
+//     largest f.docs entry of block b. Bounds: ub[b] = sub[b] + Σ over the
+//     dense terms of q·RMAX(t, b) — a dense add per term.
+//  2. Bounds are bucketed on their top bits. The blocks of the top buckets
+//     (about 32 + k/2 of them) are scored first, which sets a k-th score θ;
+//     then, in doc order, every other block whose bound is ≥ θ (θ grows as
+//     blocks are scored). A block whose bound is below θ holds no document
+//     of the top k, so the result is exact.
+//  3. A batch of up to batchBlocks blocks starts from the sparse scores and
+//     adds the dense terms in decreasing order of q with forward-only
+//     cursors (restarted for each of the at most three passes). A block
+//     leaves the batch as soon as its best partial score plus the RMAX
+//     bounds of the dense terms still to come is below θ.
+func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cursor, top *topK, bound uint64) {
+	R, N := r.meta.BlockSize, r.meta.NumDocs
+	ub, sub := f.ub, f.sub
+	s.denseCs, s.sparseCs = s.denseCs[:0], s.sparseCs[:0]
 	for i := range cs {
-		c := &cs[i]
-		if c.rmax != nil {
-			addRow(ub, c.rmax, c.q, r.width)
+		if c := &cs[i]; c.rmax == nil {
+			s.sparseCs = append(s.sparseCs, c)
 		} else {
-			addBlockMaxima(c, ub, R)
-			c.reset()
+			s.denseCs = append(s.denseCs, c)
 		}
 	}
+	for key := uint32(0); key != endDoc; { // container key by key: one 65 536-doc range of docs and sub at a time
+		next := uint32(endDoc)
+		for _, c := range s.sparseCs {
+			if c.nextKey() == key {
+				addContainerMax(c, f.docs, sub, R)
+			}
+			next = min(next, c.nextKey())
+		}
+		key = next
+	}
+	copy(ub, sub)
+	addRows(ub, s.denseCs, r.width)
+	slices.SortFunc(s.denseCs, func(a, b *cursor) int { return cmpDesc(a.q, b.q) })
+	defer func() { // leave docs and sub zero
+		touched := 0
+		for _, u := range sub {
+			if u > 0 {
+				touched++
+			}
+		}
+		if touched > len(sub)/8 {
+			clear(f.docs)
+		} else {
+			for b, u := range sub {
+				if u > 0 {
+					clear(f.docs[b*R : min(b*R+R, N)])
+				}
+			}
+		}
+		clear(sub)
+	}()
 
 	shift := uint(max(0, bits.Len64(bound)-histBits))
 	nbk := int(bound>>shift) + 1
 	s.hist = grow(s.hist, nbk)
-	hist := s.hist[:nbk]
+	hist := s.hist
 	clear(hist)
 	for _, u := range ub {
 		hist[u>>shift]++
@@ -386,7 +439,7 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, ub, acc []A, cs []cu
 	batch := s.batch[:0]
 	flush := func() {
 		if len(batch) > 0 {
-			scoreBatch(r, cs, batch, acc, top)
+			scoreBatch(r, s, f, batch, top)
 			s.scored += len(batch)
 			batch = batch[:0]
 		}
@@ -400,7 +453,7 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, ub, acc []A, cs []cu
 		}
 	}
 	flush()
-	resetAll(cs)
+	resetAll(s.denseCs)
 	for _, b := range list { // pass 2: the rest of the list
 		if u := ub[b]; u < mid {
 			if th, full := top.threshold(); !full || uint64(u) >= th {
@@ -412,7 +465,7 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, ub, acc []A, cs []cu
 	}
 	flush()
 	if th, full := top.threshold(); h2 > 0 && (!full || th < uint64(lo)) {
-		resetAll(cs) // pass 3: blocks below the list whose bound reaches θ
+		resetAll(s.denseCs) // pass 3: blocks below the list whose bound reaches θ
 		for b, u := range ub {
 			if u > 0 && u < lo {
 				if th, full := top.threshold(); !full || uint64(u) >= th {
@@ -427,9 +480,37 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, ub, acc []A, cs []cu
 	s.batch = batch
 }
 
-func resetAll(cs []cursor) {
-	for i := range cs {
-		cs[i].reset()
+func cmpDesc(a, b uint64) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}
+
+func resetAll(cs []*cursor) {
+	for _, c := range cs {
+		c.reset()
+	}
+}
+
+// addRows adds q·RMAX(t, b) of every dense term t to ub[b]: four 1-byte
+// rows at a time (one pass over ub per four terms), then one at a time.
+func addRows[A uint32 | uint64](ub []A, cs []*cursor, width int) {
+	if width == 1 {
+		for len(cs) >= 4 {
+			q0, q1, q2, q3 := A(cs[0].q), A(cs[1].q), A(cs[2].q), A(cs[3].q)
+			r0, r1, r2, r3 := cs[0].rmax[:len(ub)], cs[1].rmax[:len(ub)], cs[2].rmax[:len(ub)], cs[3].rmax[:len(ub)]
+			for b := range ub {
+				ub[b] += q0*A(r0[b]) + q1*A(r1[b]) + q2*A(r2[b]) + q3*A(r3[b])
+			}
+			cs = cs[4:]
+		}
+	}
+	for _, c := range cs {
+		addRow(ub, c.rmax, c.q, width)
 	}
 }
 
@@ -454,36 +535,58 @@ func addRow[A uint32 | uint64](ub []A, row []byte, q uint64, width int) {
 // or N when that is smaller (a fuzzed block_size may be huge).
 func (r *Reader) stride() int { return min(r.meta.BlockSize, r.meta.NumDocs) }
 
-// scoreBatch scores the blocks of batch (increasing; cursors positioned
-// at or before the first) term at a time into acc and offers every
-// document with a non-zero score to top.
-func scoreBatch[A uint32 | uint64](r *Reader, cs []cursor, batch []int32, acc []A, top *topK) {
+// scoreBatch scores the blocks of batch (increasing; the dense cursors
+// positioned at or before the first): each block's scores start from the
+// sparse terms' f.docs, then the dense terms s.denseCs are added in their
+// order; after each, blocks that cannot reach the k-th score leave. The
+// documents of the remaining blocks are offered to top.
+func scoreBatch[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], batch []int32, top *topK) {
 	R := uint32(r.meta.BlockSize)
 	N := uint32(r.meta.NumDocs)
 	S := r.stride()
-	acc = acc[:len(batch)*S]
-	clear(acc)
-	for i := range cs {
-		c := &cs[i]
-		q := A(c.q)
-		for j, b := range batch {
-			if c.rmax != nil && r.impactAt(c.rmax, int(b)) == 0 {
-				continue
-			}
-			start := uint32(b) * R
-			end := min(start+R, N)
-			c.advance(start)
-			a := acc[j*S:]
-			for c.doc < end {
-				a[c.doc-start] += q * A(c.impactAt())
-				c.next()
-			}
-		}
-	}
-	th, full := top.threshold()
+	acc := f.acc[:len(batch)*S]
+	s.rem = grow(s.rem, len(batch))
+	rem := s.rem // RMAX bound of the dense terms still to add, per block
+	alive := s.alive[:0]
 	for j, b := range batch {
 		start := uint32(b) * R
-		for i, v := range acc[j*S : (j+1)*S] {
+		end := min(start+R, N)
+		a := acc[j*S : (j+1)*S]
+		clear(a[copy(a, f.docs[start:end]):])
+		rem[j] = uint64(f.ub[b] - f.sub[b])
+		alive = append(alive, int32(j))
+	}
+	for _, c := range s.denseCs {
+		q := A(c.q)
+		for _, j := range alive {
+			start := uint32(batch[j]) * R
+			end := min(start+R, N)
+			c.advance(start)
+			a := acc[int(j)*S:]
+			var mx uint64
+			for c.doc < end {
+				imp := c.impactAt()
+				a[c.doc-start] += q * A(imp)
+				mx = max(mx, imp)
+				c.next()
+			}
+			rem[j] -= c.q * mx
+		}
+		if th, full := top.threshold(); full {
+			keep := alive[:0]
+			for _, j := range alive {
+				if uint64(slices.Max(acc[int(j)*S:(int(j)+1)*S]))+rem[j] >= th {
+					keep = append(keep, j)
+				}
+			}
+			alive = keep
+		}
+	}
+	s.alive = alive
+	th, full := top.threshold()
+	for _, j := range alive {
+		start := uint32(batch[j]) * R
+		for i, v := range acc[int(j)*S : (int(j)+1)*S] {
 			if v > 0 && (!full || uint64(v) >= th) {
 				top.push(start+uint32(i), uint64(v))
 				th, full = top.threshold()

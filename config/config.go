@@ -59,7 +59,8 @@ type Index struct {
 	// QuantBits is the impact width in bits (1..16); weights are quantised
 	// with one global scale.
 	QuantBits int `mapstructure:"quant_bits"`
-	// BlockSize is the number of postings per block-max entry.
+	// BlockSize is the number of documents per block of the block-max
+	// maxima (8: see index.DefaultBlockSize).
 	BlockSize int `mapstructure:"block_size"`
 	// Algorithm is the default top-k method: exhaustive, maxscore, blockmax or taat.
 	Algorithm string `mapstructure:"algorithm"`
@@ -221,7 +222,7 @@ func Default() Config {
 		SkipInvalid: false,
 		Progress:    "auto",
 		BM25:        BM25{K1: 0.9, B: 0.4, Depth: 1000},
-		Index:       Index{QuantBits: 8, BlockSize: 64, Algorithm: "taat", Depth: 1000},
+		Index:       Index{QuantBits: 8, BlockSize: 8, Algorithm: "blockmax", Depth: 1000},
 		Serve:       Serve{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, TimeoutMS: 2000, MaxK: 1000},
 		Eval:        Eval{Measures: []string{"nDCG@10", "R@100", "AP", "RR@10"}},
 		Data:        Data{BaseURL: "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"},

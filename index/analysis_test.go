@@ -189,7 +189,7 @@ func TestPruningAnalysis(t *testing.T) {
 				if m == len(byUB) {
 					label = "all"
 				}
-				add(fmt.Sprintf("hybrid m=%s: cost (M) / cand 8-blocks (k)", label), cost/1e6)
+				add(fmt.Sprintf("hybrid m=%s: bound cost (M elements)", label), cost/1e6)
 				add(fmt.Sprintf("hybrid m=%s: cand 8-blocks (k)", label), float64(cand)/1e3)
 			}
 		}

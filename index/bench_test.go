@@ -1,6 +1,7 @@
 package index_test
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
@@ -494,4 +495,70 @@ func bleveQuery(q []index.TermWeight) query.Query {
 		qs = append(qs, tq)
 	}
 	return bleve.NewDisjunctionQuery(qs...)
+}
+
+// TestCompareIndexes times the same queries on several indexes of the
+// synthetic collection (SPLADAPT_COMPARE: directories
+// separated by ":" as in PATH, e.g. two block sizes), one query on each in turn with the order
+// rotating, so that all see the same load; it logs p50 / p99 per index and
+// the median per-query time ratio to the first, and checks equal hits.
+// SPLADAPT_COMPARE_ALG (default blockmax), SPLADAPT_BENCH_QUERIES (200).
+func TestCompareIndexes(t *testing.T) {
+	dirs := os.Getenv("SPLADAPT_COMPARE")
+	if dirs == "" {
+		t.Skip("set SPLADAPT_COMPARE=dir1:dir2:… to compare indexes side by side")
+	}
+	alg, err := index.ParseAlgorithm(cmp.Or(os.Getenv("SPLADAPT_COMPARE_ALG"), "blockmax"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nq := envInt("SPLADAPT_BENCH_QUERIES", 200)
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	var rs []*index.Reader
+	for _, d := range filepath.SplitList(dirs) {
+		r, err := index.Open(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rs = append(rs, r)
+	}
+	g := synth.New(synth.Default)
+	for _, k := range []int{10, 1000} {
+		lat := make([][]time.Duration, len(rs))
+		ratio := make([][]float64, len(rs))
+		for rep := range 3 {
+			for qi := range nq {
+				q := g.Query(qi)
+				var d = make([]time.Duration, len(rs))
+				var h = make([][]index.Hit, len(rs))
+				for j := range rs {
+					i := (j + rep + qi) % len(rs)
+					start := time.Now()
+					h[i], err = rs[i].Search(q, k, alg)
+					d[i] = time.Since(start)
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i := range rs {
+					if !sameRaw(h[i], h[0]) {
+						t.Fatalf("query %d k=%d: index %d differs from index 0", qi, k, i)
+					}
+					lat[i] = append(lat[i], d[i])
+					ratio[i] = append(ratio[i], float64(d[i])/float64(d[0]))
+				}
+			}
+		}
+		for i, r := range rs {
+			p50, p99 := percentiles(lat[i])
+			slices.Sort(ratio[i])
+			t.Logf("k=%d %s (block_size %d, %d dense terms): p50 %s ms p99 %s ms, median time ratio to the first %.2f",
+				k, alg, r.Meta().BlockSize, r.Meta().DenseTerms, ms(p50), ms(p99), ratio[i][len(ratio[i])/2])
+		}
+	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average: %s", la)
+	}
 }

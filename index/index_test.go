@@ -145,10 +145,10 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 	}
 	cfgs := []cfg{
 		{1, 5, 3, 8, 64}, {50, 20, 6, 8, 7}, {700, 300, 20, 8, 64}, {2000, 50, 10, 4, 1},
-		{3000, 1000, 40, 16, 100}, {70000, 200, 6, 8, 64}, {140000, 60, 4, 12, 4096},
+		{3000, 1000, 40, 16, 100}, {3000, 300, 30, 8, 8}, {70000, 200, 6, 8, 8}, {140000, 60, 4, 12, 4096},
 	}
 	if testing.Short() {
-		cfgs = cfgs[:5]
+		cfgs = cfgs[:6]
 	}
 	for ci, c := range cfgs {
 		t.Run(fmt.Sprintf("docs=%d/terms=%d/bits=%d/block=%d", c.n, c.v, c.bits, c.block), func(t *testing.T) {

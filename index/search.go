@@ -503,8 +503,22 @@ func resetAll(cs []*cursor) {
 }
 
 // addRows adds q·RMAX(t, b) of every dense term t to ub[b]: four 1-byte
-// rows at a time (one pass over ub per four terms), then one at a time.
+// rows at a time (one pass over ub per four terms; addRowsU8 for 32-bit
+// bounds), then one at a time.
 func addRows[A uint32 | uint64](ub []A, cs []*cursor, width int) {
+	if u32, ok := any(ub).([]uint32); ok && width == 1 {
+		for len(cs) > 0 {
+			var rows [4][]byte
+			var q [4]uint32
+			n := min(4, len(cs))
+			for i, c := range cs[:n] {
+				rows[i], q[i] = c.rmax, uint32(c.q)
+			}
+			addRowsU8(u32, rows, q, n)
+			cs = cs[n:]
+		}
+		return
+	}
 	if width == 1 {
 		for len(cs) >= 4 {
 			q0, q1, q2, q3 := A(cs[0].q), A(cs[1].q), A(cs[2].q), A(cs[3].q)

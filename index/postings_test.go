@@ -88,6 +88,10 @@ func TestCursorMatchesDecode(t *testing.T) {
 			l.off = off
 		}
 		var c cursor
+		if trial%2 == 1 { // and ranks through a rank index, as a Reader's cursors
+			c.rk = newRankIndex(len(bm))
+			c.rk.add(bm, 0)
+		}
 		c.init(bm, l, len(docs))
 		c.q = 3
 		// next

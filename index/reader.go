@@ -29,6 +29,7 @@ type Reader struct {
 	// chunk0[t] is where term t's entries start (V+1 entries).
 	chunkOff []uint32
 	chunk0   []uint64
+	ranks    *rankIndex // O(1) ranks in bitmap containers
 
 	vocabOnce sync.Once
 	vocab     map[string]uint32
@@ -105,6 +106,7 @@ func newReader(data []byte) (*Reader, error) {
 	// whatever META claims.
 	chunkOff := make([]uint32, 0, min((m.NumPostings+chunkSize-1)/chunkSize, int64(len(r.sec[secImps])/2)))
 	chunk0 := make([]uint64, m.NumTerms+1)
+	ranks := newRankIndex(len(r.sec[secDocs]))
 	for t := 0; t < m.NumTerms; t++ {
 		chunk0[t] = uint64(len(chunkOff))
 		ti := r.termInfo(uint32(t))
@@ -136,6 +138,7 @@ func newReader(data []byte) (*Reader, error) {
 		if err := checkBitmapHeader(r.bitmap(ti), int(ti.df), m.NumDocs); err != nil {
 			return nil, secErr("DOCS", "term %d: %v: %w", t, err, ErrCorrupt)
 		}
+		ranks.add(r.bitmap(ti), ti.docOff)
 		l := r.impLayout(ti)
 		if chunkOff, err = l.check(m.QuantBits, chunkOff); err != nil {
 			return nil, secErr("IMPS", "term %d: %v: %w", t, err, ErrCorrupt)
@@ -146,7 +149,7 @@ func newReader(data []byte) (*Reader, error) {
 		return nil, secErr("TERM", "terms cover %d DOCS bytes, %d IMPS bytes, %d postings, %d dense terms; want %d, %d, %d, %d: %w",
 			docOff, impOff, total, dense, len(r.sec[secDocs]), len(r.sec[secImps]), m.NumPostings, m.DenseTerms, ErrCorrupt)
 	}
-	r.chunkOff, r.chunk0 = chunkOff, chunk0
+	r.chunkOff, r.chunk0, r.ranks = chunkOff, chunk0, ranks
 	return r, nil
 }
 

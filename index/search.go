@@ -203,6 +203,7 @@ func (r *Reader) cursors(s *scratch, pq *Query) []cursor {
 		ti := r.termInfo(qt.term)
 		c := &s.cs[i]
 		*c = cursor{}
+		c.rk, c.bmOff = r.ranks, ti.docOff
 		c.init(r.bitmap(ti), r.impLayout(ti), int(ti.df)) // headers checked by Open
 		c.q = qt.q
 		c.ub = qt.q * uint64(ti.maxImp)

@@ -26,7 +26,7 @@ const (
 	// q, each block dropped once it cannot reach the k-th score) in
 	// decreasing order of bound until the next bound is below the k-th
 	// score. Fastest for small k (TestBenchTable: top-10 at 1M synthetic
-	// documents 3.8 ms p50 against TAAT's 26.6); needs small blocks
+	// documents 3.8 ms p50 against TAAT's 27.8); needs small blocks
 	// (default 8) when documents are not clustered by doc number.
 	BlockMax
 	// TAAT is exhaustive term-at-a-time scoring: each query term's postings

@@ -35,51 +35,89 @@ static void mp_pack(float *dst, const float *src, long ld, int n, int c) {
 	}
 }
 
+// MP_STEP is one k step of the 6×16 kernel: two loads of positions, six
+// broadcasts of embedding entries, twelve fused multiply-adds.
+#define MP_STEP(k) do { \
+	__m256 a0 = _mm256_loadu_ps(a + (long)(k) * MP_PANEL); \
+	__m256 a1 = _mm256_loadu_ps(a + (long)(k) * MP_PANEL + 8); \
+	__m256 b; \
+	b = _mm256_broadcast_ss(e0 + (k)); c00 = _mm256_fmadd_ps(a0, b, c00); c01 = _mm256_fmadd_ps(a1, b, c01); \
+	b = _mm256_broadcast_ss(e1 + (k)); c10 = _mm256_fmadd_ps(a0, b, c10); c11 = _mm256_fmadd_ps(a1, b, c11); \
+	b = _mm256_broadcast_ss(e2 + (k)); c20 = _mm256_fmadd_ps(a0, b, c20); c21 = _mm256_fmadd_ps(a1, b, c21); \
+	b = _mm256_broadcast_ss(e3 + (k)); c30 = _mm256_fmadd_ps(a0, b, c30); c31 = _mm256_fmadd_ps(a1, b, c31); \
+	b = _mm256_broadcast_ss(e4 + (k)); c40 = _mm256_fmadd_ps(a0, b, c40); c41 = _mm256_fmadd_ps(a1, b, c41); \
+	b = _mm256_broadcast_ss(e5 + (k)); c50 = _mm256_fmadd_ps(a0, b, c50); c51 = _mm256_fmadd_ps(a1, b, c51); \
+} while (0)
+
+// mp_block_avx2 sets mx[i] = max over the np panels at pa of z·e_i for the
+// nv ≤ 6 embedding rows starting at e (rows past nv repeat the last one).
+// When pf is not NULL, the first panel also prefetches the 6·c floats at
+// pf (the next block of rows, contiguous in the row-major matrix), one
+// cache line per k step, so that the next block does not wait for memory.
 __attribute__((target("avx2,fma")))
-static void mp_avx2(const float *pa, int np, const float *emb, int c, int v0, int v1, float *mx) {
-	for (int v = v0; v < v1; v += MP_ROWS) {
-		int nv = v1 - v < MP_ROWS ? v1 - v : MP_ROWS;
-		const float *e0 = emb + (long)v * c;
-		const float *e1 = emb + (long)(v + (nv > 1 ? 1 : 0)) * c;
-		const float *e2 = emb + (long)(v + (nv > 2 ? 2 : nv - 1)) * c;
-		const float *e3 = emb + (long)(v + (nv > 3 ? 3 : nv - 1)) * c;
-		const float *e4 = emb + (long)(v + (nv > 4 ? 4 : nv - 1)) * c;
-		const float *e5 = emb + (long)(v + (nv > 5 ? 5 : nv - 1)) * c;
-		__m256 r[MP_ROWS];
-		for (int i = 0; i < MP_ROWS; i++) r[i] = _mm256_set1_ps(-INFINITY);
-		for (int p = 0; p < np; p++) {
-			const float *a = pa + (long)p * MP_PANEL * c;
-			__m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-			__m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-			__m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-			__m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-			__m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-			__m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-			for (int k = 0; k < c; k++) {
-				__m256 a0 = _mm256_loadu_ps(a + (long)k * MP_PANEL);
-				__m256 a1 = _mm256_loadu_ps(a + (long)k * MP_PANEL + 8);
-				__m256 b;
-				b = _mm256_broadcast_ss(e0 + k); c00 = _mm256_fmadd_ps(a0, b, c00); c01 = _mm256_fmadd_ps(a1, b, c01);
-				b = _mm256_broadcast_ss(e1 + k); c10 = _mm256_fmadd_ps(a0, b, c10); c11 = _mm256_fmadd_ps(a1, b, c11);
-				b = _mm256_broadcast_ss(e2 + k); c20 = _mm256_fmadd_ps(a0, b, c20); c21 = _mm256_fmadd_ps(a1, b, c21);
-				b = _mm256_broadcast_ss(e3 + k); c30 = _mm256_fmadd_ps(a0, b, c30); c31 = _mm256_fmadd_ps(a1, b, c31);
-				b = _mm256_broadcast_ss(e4 + k); c40 = _mm256_fmadd_ps(a0, b, c40); c41 = _mm256_fmadd_ps(a1, b, c41);
-				b = _mm256_broadcast_ss(e5 + k); c50 = _mm256_fmadd_ps(a0, b, c50); c51 = _mm256_fmadd_ps(a1, b, c51);
+static void mp_block_avx2(const float *pa, int np, const float *e, int nv, int c, const float *pf, float *mx) {
+	const float *e0 = e;
+	const float *e1 = e + (long)(nv > 1 ? 1 : 0) * c;
+	const float *e2 = e + (long)(nv > 2 ? 2 : nv - 1) * c;
+	const float *e3 = e + (long)(nv > 3 ? 3 : nv - 1) * c;
+	const float *e4 = e + (long)(nv > 4 ? 4 : nv - 1) * c;
+	const float *e5 = e + (long)(nv > 5 ? 5 : nv - 1) * c;
+	int nl = pf ? (6 * c + 15) / 16 : 0; // cache lines to prefetch (< c)
+	__m256 r[MP_ROWS];
+	for (int i = 0; i < MP_ROWS; i++) r[i] = _mm256_set1_ps(-INFINITY);
+	for (int p = 0; p < np; p++) {
+		const float *a = pa + (long)p * MP_PANEL * c;
+		__m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+		__m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+		__m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+		__m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+		__m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+		__m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+		int k = 0;
+		if (p == 0)
+			for (; k < nl; k++) {
+				_mm_prefetch((const char *)(pf + (long)k * 16), _MM_HINT_T0);
+				MP_STEP(k);
 			}
-			r[0] = _mm256_max_ps(r[0], _mm256_max_ps(c00, c01));
-			r[1] = _mm256_max_ps(r[1], _mm256_max_ps(c10, c11));
-			r[2] = _mm256_max_ps(r[2], _mm256_max_ps(c20, c21));
-			r[3] = _mm256_max_ps(r[3], _mm256_max_ps(c30, c31));
-			r[4] = _mm256_max_ps(r[4], _mm256_max_ps(c40, c41));
-			r[5] = _mm256_max_ps(r[5], _mm256_max_ps(c50, c51));
+		for (; k < c; k++) MP_STEP(k);
+		r[0] = _mm256_max_ps(r[0], _mm256_max_ps(c00, c01));
+		r[1] = _mm256_max_ps(r[1], _mm256_max_ps(c10, c11));
+		r[2] = _mm256_max_ps(r[2], _mm256_max_ps(c20, c21));
+		r[3] = _mm256_max_ps(r[3], _mm256_max_ps(c30, c31));
+		r[4] = _mm256_max_ps(r[4], _mm256_max_ps(c40, c41));
+		r[5] = _mm256_max_ps(r[5], _mm256_max_ps(c50, c51));
+	}
+	for (int i = 0; i < nv; i++) {
+		float t[8];
+		_mm256_storeu_ps(t, r[i]);
+		float m = t[0];
+		for (int j = 1; j < 8; j++) m = t[j] > m ? t[j] : m;
+		mx[i] = m;
+	}
+}
+
+// mp_avx2 runs mp_pool's work on AVX2: sequences in chunks whose packed
+// positions fit in about half of a 1 MiB L2 (so that they stay there while
+// every block of embedding rows passes over them), each block of 6 rows
+// read from memory once per chunk and prefetched while the previous one
+// computes.
+__attribute__((target("avx2,fma")))
+static void mp_avx2(const float *pa, const int64_t *poff, const int32_t *pn, int nseq,
+		const float *emb, int c, int v0, int v1, float *mx, long ldm) {
+	int chunk = 8192 / c; // panels per chunk: 16·c·4 bytes each, ~512 KiB
+	if (chunk < 1) chunk = 1;
+	for (int b0 = 0; b0 < nseq;) {
+		int b1 = b0, tot = 0;
+		while (b1 < nseq && (b1 == b0 || tot + pn[b1] <= chunk)) tot += pn[b1++];
+		for (int v = v0; v < v1; v += MP_ROWS) {
+			int nv = v1 - v < MP_ROWS ? v1 - v : MP_ROWS;
+			const float *pf = v + MP_ROWS < v1 ? emb + (long)(v + MP_ROWS) * c : NULL;
+			for (int b = b0; b < b1; b++) {
+				if (pn[b] == 0) continue;
+				mp_block_avx2(pa + poff[b], pn[b], emb + (long)v * c, nv, c, b == b0 ? pf : NULL, mx + (long)b * ldm + v);
+			}
 		}
-		for (int i = 0; i < nv; i++) {
-			float t[8];
-			_mm256_storeu_ps(t, r[i]);
-			float m = t[0];
-			for (int j = 1; j < 8; j++) m = t[j] > m ? t[j] : m;
-			mx[v + i] = m;
-		}
+		b0 = b1;
 	}
 }
 
@@ -113,12 +151,12 @@ static int mp_has_avx2(void) {
 // untouched) and the vocabulary rows v0..v1−1.
 static void mp_pool(const float *pa, const int64_t *poff, const int32_t *pn, int nseq,
 		const float *emb, int c, int v0, int v1, float *mx, long ldm) {
-	int avx = mp_has_avx2();
-	for (int b = 0; b < nseq; b++) {
-		if (pn[b] == 0) continue;
-		if (avx) mp_avx2(pa + poff[b], pn[b], emb, c, v0, v1, mx + (long)b * ldm);
-		else mp_scalar(pa + poff[b], pn[b], emb, c, v0, v1, mx + (long)b * ldm);
+	if (mp_has_avx2()) {
+		mp_avx2(pa, poff, pn, nseq, emb, c, v0, v1, mx, ldm);
+		return;
 	}
+	for (int b = 0; b < nseq; b++)
+		if (pn[b] > 0) mp_scalar(pa + poff[b], pn[b], emb, c, v0, v1, mx + (long)b * ldm);
 }
 */
 import "C"

@@ -285,7 +285,7 @@ func BenchmarkSpladePool(b *testing.B) {
 	for _, s := range []struct {
 		name    string
 		B, T, C int
-	}{{"mini", 32, 256, 256}, {"base", 32, 256, 768}} {
+	}{{"mini", 32, 256, 256}, {"base", 32, 256, 768}, {"short", 64, 128, 256}} {
 		if testing.Short() && s.name == "base" {
 			continue
 		}
@@ -294,6 +294,9 @@ func BenchmarkSpladePool(b *testing.B) {
 		lens := make([]int, s.B)
 		for i := range lens {
 			lens[i] = s.T
+			if s.name == "short" { // real lengths 64–128, as in a length-sorted batch of short documents
+				lens[i] = s.T/2 + rng.IntN(s.T/2+1)
+			}
 		}
 		z, mask, emb, bias := spladeCase(rng, s.B, s.T, s.C, V, lens, false)
 		out := make([]float32, s.B*V)

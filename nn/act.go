@@ -57,14 +57,18 @@ type ewJob struct {
 
 // lnArgs are LayerNormForward's arguments; rows split between workers.
 type lnArgs struct {
-	out, mean, rstd, x, gamma, beta []float32
-	c                               int
-	eps                             float64
+	out, mean, rstd, x, res, gamma, beta []float32 // res: nil, or added to x first
+	c                                    int
+	eps                                  float64
 }
 
 func (a lnArgs) rows(lo, hi int) {
 	c := a.c
-	layerNormKernel(a.out[lo*c:hi*c], a.mean[lo:hi], a.rstd[lo:hi], a.x[lo*c:hi*c], a.gamma, a.beta, hi-lo, c, a.eps)
+	var res []float32
+	if a.res != nil {
+		res = a.res[lo*c : hi*c]
+	}
+	layerNormKernel(a.out[lo*c:hi*c], a.mean[lo:hi], a.rstd[lo:hi], a.x[lo*c:hi*c], res, a.gamma, a.beta, hi-lo, c, a.eps)
 }
 
 const (

@@ -42,6 +42,7 @@ type gemmArgs struct {
 	alpha, beta    float32
 	a, b, c        []float32
 	lda, ldb, ldc  int
+	bias           []float32 // when set, copied into each row of C first (beta must be 1)
 }
 
 // rows runs rows lo..hi−1 of the product on the calling thread.
@@ -51,6 +52,11 @@ func (g *gemmArgs) rows(lo, hi int) {
 		a = g.a[lo:] // op(A) = Aᵀ: its rows are columns of A
 	} else {
 		a = g.a[lo*g.lda:]
+	}
+	if g.bias != nil {
+		for r := lo; r < hi; r++ {
+			copy(g.c[r*g.ldc:r*g.ldc+g.n], g.bias)
+		}
 	}
 	sgemm1(g.transA, g.transB, hi-lo, g.n, g.k, g.alpha, a, g.lda, g.b, g.ldb, g.beta, g.c[lo*g.ldc:], g.ldc)
 }
@@ -65,11 +71,27 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	// Split by rows over two workers when each half is a sizeable product
 	// (from within a worker, split2 runs it inline).
-	if gemmWorkers.Load() >= 2 && m >= 32 && 2*float64(m)*float64(n)*float64(k) >= 1<<22 {
-		split2(ewJob{op: opGemm, n: m, gemm: &gemmArgs{transA, transB, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc}})
+	sgemmSplit(&gemmArgs{transA, transB, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, nil})
+}
+
+// sgemmSplit runs g, split by rows over two workers when each half is a
+// sizeable product (from within a worker, split2 runs it inline).
+func sgemmSplit(g *gemmArgs) {
+	if gemmWorkers.Load() >= 2 && g.m >= 32 && 2*float64(g.m)*float64(g.n)*float64(g.k) >= 1<<22 {
+		split2(ewJob{op: opGemm, n: g.m, gemm: g})
 		return
 	}
-	sgemm1(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	g.rows(0, g.m)
+}
+
+// sgemmBias sets out (n,oc) = inp (n,ic)·wᵀ + b; each worker copies the
+// bias into its own rows just before its product reads them.
+func sgemmBias(out, inp, w, b []float32, n, ic, oc int) {
+	if n == 0 || oc == 0 {
+		return
+	}
+	checkGemm(false, true, n, oc, ic, inp, ic, w, ic, out, oc)
+	sgemmSplit(&gemmArgs{false, true, n, oc, ic, 1, 1, inp, w, out, ic, ic, oc, b[:oc]})
 }
 
 // sgemm1 is one cblas_sgemm call (OpenBLAS on one thread).

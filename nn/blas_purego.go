@@ -48,3 +48,11 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 type gemmArgs struct{}
 
 func (g *gemmArgs) rows(lo, hi int) {}
+
+// sgemmBias sets out (n,oc) = inp (n,ic)·wᵀ + b.
+func sgemmBias(out, inp, w, b []float32, n, ic, oc int) {
+	for r := range n {
+		copy(out[r*oc:(r+1)*oc], b)
+	}
+	Sgemm(false, true, n, oc, ic, 1, inp, ic, w, ic, 1, out, oc)
+}

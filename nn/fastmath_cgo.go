@@ -114,12 +114,15 @@ static void c_gelu_backward(float *dx, const float *dy, const float *x, long n) 
 }
 
 // c_layernorm is layerNormGo (layers.go) in C: statistics in double over
-// four partial sums so that the loops vectorise.
+// four partial sums so that the loops vectorise. With res, each row of x
+// first becomes x + res (in place).
 __attribute__((target_clones("arch=x86-64-v3","default")))
-static void c_layernorm(float *out, float *mean, float *rstd, const float *x,
+static void c_layernorm(float *out, float *mean, float *rstd, float *x, const float *res,
 		const float *gamma, const float *beta, long n, long c, double eps) {
 	for (long r = 0; r < n; r++) {
-		const float *row = x + r * c;
+		float *row = x + r * c;
+		if (res)
+			for (long i = 0; i < c; i++) row[i] += res[r * c + i];
 		double s4[4] = {0, 0, 0, 0};
 		long c4 = c & ~3L;
 		for (long i = 0; i < c4; i += 4)
@@ -350,14 +353,19 @@ func geluBackwardKernel(dx, dy, x []float32) {
 	C.c_gelu_backward((*C.float)(unsafe.Pointer(&dx[0])), (*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(dx)))
 }
 
-func layerNormKernel(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
+func layerNormKernel(out, mean, rstd, x, res, gamma, beta []float32, n, c int, eps float64) {
 	if n == 0 || c == 0 {
 		return
 	}
 	_, _, _, _, _ = out[n*c-1], mean[n-1], rstd[n-1], x[n*c-1], gamma[c-1]
 	_ = beta[c-1]
+	var pr *C.float
+	if res != nil {
+		_ = res[n*c-1]
+		pr = (*C.float)(unsafe.Pointer(&res[0]))
+	}
 	C.c_layernorm((*C.float)(unsafe.Pointer(&out[0])), (*C.float)(unsafe.Pointer(&mean[0])), (*C.float)(unsafe.Pointer(&rstd[0])),
-		(*C.float)(unsafe.Pointer(&x[0])), (*C.float)(unsafe.Pointer(&gamma[0])), (*C.float)(unsafe.Pointer(&beta[0])),
+		(*C.float)(unsafe.Pointer(&x[0])), pr, (*C.float)(unsafe.Pointer(&gamma[0])), (*C.float)(unsafe.Pointer(&beta[0])),
 		C.long(n), C.long(c), C.double(eps))
 }
 

@@ -31,7 +31,10 @@ func softmaxKernel(row []float32)            { softmaxGo(row) }
 
 func softmaxXentKernel(row []float32, label int) float64 { return softmaxXentGo(row, label) }
 
-func layerNormKernel(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
+func layerNormKernel(out, mean, rstd, x, res, gamma, beta []float32, n, c int, eps float64) {
+	if res != nil {
+		addInto(x[:n*c], res)
+	}
 	layerNormGo(out, mean, rstd, x, gamma, beta, n, c, eps)
 }
 

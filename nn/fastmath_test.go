@@ -295,5 +295,19 @@ func TestLayerNormKernelMatchesGo(t *testing.T) {
 				t.Fatalf("n=%d c=%d: row %d stats (%g, %g), want (%g, %g)", n, c, r, mean[r], rstd[r], wmean[r], wrstd[r])
 			}
 		}
+		// The residual form: x += res in place, then the same LayerNorm.
+		res := randSlice(rng, n*c)
+		sum := append([]float32(nil), x...)
+		addInto(sum, res)
+		layerNormGo(wout, wmean, wrstd, sum, gamma, beta, n, c, 1e-12)
+		LayerNormResidualForward(out, mean, rstd, x, res, gamma, beta, n, c, 1e-12)
+		for i := range wout {
+			if x[i] != sum[i] {
+				t.Fatalf("n=%d c=%d: residual sum x[%d] = %g, want %g", n, c, i, x[i], sum[i])
+			}
+			if math.Abs(float64(out[i]-wout[i])) > 1e-5*(1+math.Abs(float64(wout[i]))) {
+				t.Fatalf("n=%d c=%d: residual out[%d] = %g, want %g", n, c, i, out[i], wout[i])
+			}
+		}
 	}
 }

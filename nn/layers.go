@@ -13,10 +13,7 @@ import (
 // Cost: one Sgemm, 2·N·OC·IC flops.
 func LinearForward(out, inp, w, b []float32, n, ic, oc int) {
 	if b != nil {
-		for r := range n {
-			copy(out[r*oc:(r+1)*oc], b)
-		}
-		Sgemm(false, true, n, oc, ic, 1, inp, ic, w, ic, 1, out, oc)
+		sgemmBias(out, inp, w, b, n, ic, oc)
 		return
 	}
 	Sgemm(false, true, n, oc, ic, 1, inp, ic, w, ic, 0, out, oc)
@@ -47,7 +44,14 @@ func LinearBackward(dinp, dw, db, dout, inp, w []float32, n, ic, oc int) {
 // for the backward pass. Statistics are accumulated in float64. out may not
 // alias x.
 func LayerNormForward(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
-	split2(ewJob{op: opLayerNorm, n: n, ln: lnArgs{out, mean, rstd, x, gamma, beta, c, eps}})
+	split2(ewJob{op: opLayerNorm, n: n, ln: lnArgs{out, mean, rstd, x, nil, gamma, beta, c, eps}})
+}
+
+// LayerNormResidualForward adds res to x in place (x keeps the sum, the
+// input a backward pass needs) and then runs LayerNormForward on it, in one
+// pass over the rows.
+func LayerNormResidualForward(out, mean, rstd, x, res, gamma, beta []float32, n, c int, eps float64) {
+	split2(ewJob{op: opLayerNorm, n: n, ln: lnArgs{out, mean, rstd, x, res, gamma, beta, c, eps}})
 }
 
 // layerNormGo is LayerNormForward's pure-Go kernel.

@@ -468,16 +468,14 @@ func (p *Pass) Encode(b Batch) []float32 {
 		if la.dropHidden && cfg.ModelType == "bert" {
 			DropoutForward(la.res1, la.mask1, cfg.HiddenDropout, m.rng)
 		}
-		addInto(la.res1, x)
-		LayerNormForward(la.a, la.mean1, la.rstd1, la.res1, lp.ln1w.W, lp.ln1b.W, N, C, cfg.LayerNormEps)
+		LayerNormResidualForward(la.a, la.mean1, la.rstd1, la.res1, x, lp.ln1w.W, lp.ln1b.W, N, C, cfg.LayerNormEps)
 		LinearForward(la.ff1, la.a, lp.iw.W, lp.ib.W, N, C, F)
 		GELU(la.ffg, la.ff1)
 		LinearForward(la.res2, la.ffg, lp.o2w.W, lp.o2b.W, N, F, C)
 		if la.dropHidden {
 			DropoutForward(la.res2, la.mask2, cfg.HiddenDropout, m.rng)
 		}
-		addInto(la.res2, la.a)
-		LayerNormForward(la.out, la.mean2, la.rstd2, la.res2, lp.ln2w.W, lp.ln2b.W, N, C, cfg.LayerNormEps)
+		LayerNormResidualForward(la.out, la.mean2, la.rstd2, la.res2, la.a, lp.ln2w.W, lp.ln2b.W, N, C, cfg.LayerNormEps)
 		x = la.out
 	}
 	return x

@@ -53,6 +53,7 @@ type ewJob struct {
 	f       func(lo, hi int) // opFunc
 	ln      lnArgs           // opLayerNorm
 	gemm    *gemmArgs        // opGemm (cgo only)
+	adam    adamArgs         // opAdamW
 }
 
 // lnArgs are LayerNormForward's arguments; rows split between workers.
@@ -77,10 +78,11 @@ const (
 	opFunc
 	opLayerNorm
 	opGemm
+	opAdamW
 )
 
 func (j ewJob) len() int {
-	if j.op == opFunc || j.op == opGemm {
+	if j.op == opFunc || j.op == opGemm || j.op == opAdamW {
 		return j.n
 	}
 	if j.op == opLayerNorm {
@@ -97,6 +99,8 @@ func (j ewJob) run(lo, hi int) {
 		j.ln.rows(lo, hi)
 	case opGemm:
 		j.gemm.rows(lo, hi)
+	case opAdamW:
+		j.adam.run(lo, hi)
 	case opGELU:
 		geluKernel(j.a[lo:hi], j.b[lo:hi])
 	case opGELUBackward:

@@ -57,15 +57,30 @@ func (o *AdamW) Step(lr float64) {
 		if !p.NoDecay {
 			decay = 1 - lr*o.WeightDecay
 		}
-		m, v := o.m[i], o.v[i]
-		for j, g32 := range p.G {
-			g := float64(g32)
-			mj := b1*float64(m[j]) + (1-b1)*g
-			vj := b2*float64(v[j]) + (1-b2)*g*g
-			m[j], v[j] = float32(mj), float32(vj)
-			w := float64(p.W[j]) * decay
-			p.W[j] = float32(w - stepSize*mj/(math.Sqrt(vj)/bc2+o.Eps))
-		}
+		split2(ewJob{op: opAdamW, n: len(p.G), adam: adamArgs{p.W, p.G, o.m[i], o.v[i], b1, b2, stepSize, bc2, o.Eps, decay}})
+	}
+}
+
+// adamArgs are one parameter's AdamW update; elements split between workers.
+type adamArgs struct {
+	w, g, m, v                         []float32
+	b1, b2, stepSize, bc2, eps, decay float64
+}
+
+func (a *adamArgs) run(lo, hi int) {
+	adamwKernel(a.w[lo:hi], a.g[lo:hi], a.m[lo:hi], a.v[lo:hi], a.b1, a.b2, a.stepSize, a.bc2, a.eps, a.decay)
+}
+
+// adamwGo is the update of AdamW.Step for one parameter, in float64 per
+// element, rounded once.
+func adamwGo(w, g, m, v []float32, b1, b2, stepSize, bc2, eps, decay float64) {
+	for j, g32 := range g {
+		gj := float64(g32)
+		mj := b1*float64(m[j]) + (1-b1)*gj
+		vj := b2*float64(v[j]) + (1-b2)*gj*gj
+		m[j], v[j] = float32(mj), float32(vj)
+		wj := float64(w[j]) * decay
+		w[j] = float32(wj - stepSize*mj/(math.Sqrt(vj)/bc2+eps))
 	}
 }
 

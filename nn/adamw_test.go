@@ -123,3 +123,29 @@ func TestClipGradNorm(t *testing.T) {
 		t.Error("clipping touched a frozen gradient")
 	}
 }
+
+// TestAdamWKernelMatchesGo: the backend's AdamW update (C with cgo, split
+// over two workers for large parameters) against the pure-Go loop.
+func TestAdamWKernelMatchesGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	n := parallelMin*2 + 13
+	w, g := randSlice(rng, n), randSlice(rng, n)
+	m, v := randSlice(rng, n), randSlice(rng, n)
+	for i := range v {
+		v[i] *= v[i] // second moments are non-negative
+	}
+	w2, m2, v2 := append([]float32(nil), w...), append([]float32(nil), m...), append([]float32(nil), v...)
+	p := &Param{Name: "x", W: w, G: g}
+	o := NewAdamW([]*Param{p}, 0.01)
+	copy(o.m[0], m)
+	copy(o.v[0], v)
+	o.Step(1e-3) // step 1
+	stepSize := 1e-3 / (1 - 0.9)
+	bc2 := math.Sqrt(1 - 0.999)
+	adamwGo(w2, g, m2, v2, 0.9, 0.999, stepSize, bc2, 1e-8, 1-1e-3*0.01)
+	for i := range w2 {
+		if relErr(float64(p.W[i]), float64(w2[i])) > 1e-6 || relErr(float64(o.m[0][i]), float64(m2[i])) > 1e-6 || relErr(float64(o.v[0][i]), float64(v2[i])) > 1e-6 {
+			t.Fatalf("element %d: w, m, v = %g, %g, %g; want %g, %g, %g", i, p.W[i], o.m[0][i], o.v[0][i], w2[i], m2[i], v2[i])
+		}
+	}
+}

@@ -8,6 +8,8 @@ package nn
 // No FP traps lets gcc if-convert the selects below, so the loops vectorise
 // (values are unchanged: no reassociation, no fast-math).
 #pragma GCC optimize("no-trapping-math")
+// sqrt need not set errno (values unchanged), so that it vectorises too.
+#pragma GCC optimize("no-math-errno")
 #include <stdint.h>
 #include <cblas.h>
 #include <string.h>
@@ -140,6 +142,22 @@ static void c_layernorm(float *out, float *mean, float *rstd, float *x, const fl
 		for (long i = 0; i < c; i++) o[i] = (row[i] - m32) * r32 * gamma[i] + beta[i];
 		mean[r] = m32;
 		rstd[r] = r32;
+	}
+}
+
+// c_adamw is adamwGo (adamw.go) in C: the same float64 arithmetic per
+// element, four lanes wide.
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static void c_adamw(float *w, const float *g, float *m, float *v, long n,
+		double b1, double b2, double step, double bc2, double eps, double decay) {
+	for (long j = 0; j < n; j++) {
+		double gj = g[j];
+		double mj = b1 * (double)m[j] + (1 - b1) * gj;
+		double vj = b2 * (double)v[j] + (1 - b2) * gj * gj;
+		m[j] = (float)mj;
+		v[j] = (float)vj;
+		double wj = (double)w[j] * decay;
+		w[j] = (float)(wj - step * mj / (sqrt(vj) / bc2 + eps));
 	}
 }
 
@@ -395,6 +413,16 @@ func attnHeadKernel(q, k, v []float32, ld, T, d int, scale float32, pad []int32,
 		C.long(ld), C.int(T), C.int(d), C.float(scale), pp, C.int(len(pad)),
 		(*C.float)(unsafe.Pointer(&p[0])), (*C.float)(unsafe.Pointer(&ctx[0])),
 		(*C.float)(unsafe.Pointer(&scratch[0])), (*C.float)(unsafe.Pointer(&scratch[t16*d]))) != 0
+}
+
+func adamwKernel(w, g, m, v []float32, b1, b2, stepSize, bc2, eps, decay float64) {
+	n := len(g)
+	if n == 0 {
+		return
+	}
+	_, _, _ = w[n-1], m[n-1], v[n-1]
+	C.c_adamw((*C.float)(unsafe.Pointer(&w[0])), (*C.float)(unsafe.Pointer(&g[0])), (*C.float)(unsafe.Pointer(&m[0])), (*C.float)(unsafe.Pointer(&v[0])),
+		C.long(n), C.double(b1), C.double(b2), C.double(stepSize), C.double(bc2), C.double(eps), C.double(decay))
 }
 
 func softmaxKernel(row []float32) {

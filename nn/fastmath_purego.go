@@ -44,3 +44,7 @@ func attnScratch(T, d int) int { return 0 }
 func attnHeadKernel(q, k, v []float32, ld, T, d int, scale float32, pad []int32, p, ctx, scratch []float32) bool {
 	return false
 }
+
+func adamwKernel(w, g, m, v []float32, b1, b2, stepSize, bc2, eps, decay float64) {
+	adamwGo(w, g, m, v, b1, b2, stepSize, bc2, eps, decay)
+}

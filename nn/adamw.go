@@ -63,7 +63,7 @@ func (o *AdamW) Step(lr float64) {
 
 // adamArgs are one parameter's AdamW update; elements split between workers.
 type adamArgs struct {
-	w, g, m, v                         []float32
+	w, g, m, v                        []float32
 	b1, b2, stepSize, bc2, eps, decay float64
 }
 

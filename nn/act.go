@@ -54,6 +54,8 @@ type ewJob struct {
 	ln      lnArgs           // opLayerNorm
 	gemm    *gemmArgs        // opGemm (cgo only)
 	adam    adamArgs         // opAdamW
+	cs      colSumArgs       // opColSum
+	lnb     lnbArgs          // opLNBackward
 }
 
 // lnArgs are LayerNormForward's arguments; rows split between workers.
@@ -79,14 +81,20 @@ const (
 	opLayerNorm
 	opGemm
 	opAdamW
+	opColSum
+	opLNBackward
 )
 
 func (j ewJob) len() int {
-	if j.op == opFunc || j.op == opGemm || j.op == opAdamW {
+	switch j.op {
+	case opFunc, opGemm, opAdamW:
 		return j.n
-	}
-	if j.op == opLayerNorm {
+	case opLayerNorm:
 		return j.n * j.ln.c
+	case opColSum:
+		return j.cs.n * j.cs.oc
+	case opLNBackward:
+		return j.n * j.lnb.c
 	}
 	return len(j.a)
 }
@@ -101,6 +109,10 @@ func (j ewJob) run(lo, hi int) {
 		j.gemm.rows(lo, hi)
 	case opAdamW:
 		j.adam.run(lo, hi)
+	case opColSum:
+		j.cs.run(lo, hi)
+	case opLNBackward:
+		j.lnb.rows(lo, hi)
 	case opGELU:
 		geluKernel(j.a[lo:hi], j.b[lo:hi])
 	case opGELUBackward:
@@ -123,8 +135,8 @@ var (
 func split2(j ewJob) {
 	n := j.len()
 	if (j.op != opFunc && j.op != opGemm && n < parallelMin) || n < 2 || !ewMu.TryLock() {
-		if j.op == opLayerNorm {
-			n = j.n // run takes row indices
+		if j.op == opLayerNorm || j.op == opColSum || j.op == opLNBackward {
+			n = j.n // run takes row (or column) indices
 		}
 		j.run(0, n)
 		return
@@ -144,7 +156,7 @@ func split2(j ewJob) {
 		mid = n / 2
 	case opGemm:
 		mid = (n / 2) &^ 7
-	case opLayerNorm: // split by rows: run takes row indices
+	case opLayerNorm, opColSum, opLNBackward: // split by rows (columns): run takes indices
 		mid, n = j.n/2, j.n
 	}
 	ewRange = [2]int{mid, n}

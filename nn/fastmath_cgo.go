@@ -161,6 +161,54 @@ static void c_adamw(float *w, const float *g, float *m, float *v, long n,
 	}
 }
 
+// c_colsum adds the column sums of dout (n, oc) for columns lo..hi−1 to db.
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static void c_colsum(float *db, const float *dout, long n, long oc, long lo, long hi) {
+	for (long r = 0; r < n; r++) {
+		const float *row = dout + r * oc;
+		for (long j = lo; j < hi; j++) db[j] += row[j];
+	}
+}
+
+// c_layernorm_backward is layerNormBackwardGo (layers.go) in C; dgamma and
+// dbeta may be NULL.
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static void c_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
+		const float *mean, const float *rstd, const float *gamma, long n, long c) {
+	for (long r = 0; r < n; r++) {
+		const float *xr = x + r * c, *dr = dout + r * c;
+		float *dxr = dx + r * c;
+		float mu = mean[r], rs = rstd[r];
+		double s4[4] = {0, 0, 0, 0}, t4[4] = {0, 0, 0, 0};
+		long c4 = c & ~3L;
+		for (long i = 0; i < c4; i += 4)
+			for (int j = 0; j < 4; j++) {
+				float g = dr[i+j] * gamma[i+j];
+				float xh = (xr[i+j] - mu) * rs;
+				s4[j] += (double)g;
+				t4[j] += (double)(g * xh);
+			}
+		double sg = (s4[0] + s4[1]) + (s4[2] + s4[3]), sgx = (t4[0] + t4[1]) + (t4[2] + t4[3]);
+		for (long i = c4; i < c; i++) {
+			float g = dr[i] * gamma[i];
+			float xh = (xr[i] - mu) * rs;
+			sg += (double)g;
+			sgx += (double)(g * xh);
+		}
+		float mg = (float)(sg / (double)c), mgx = (float)(sgx / (double)c);
+		for (long i = 0; i < c; i++) {
+			float xh = (xr[i] - mu) * rs;
+			dxr[i] += rs * (dr[i] * gamma[i] - mg - xh * mgx);
+		}
+		if (dgamma)
+			for (long i = 0; i < c; i++) {
+				float xh = (xr[i] - mu) * rs;
+				dgamma[i] += dr[i] * xh;
+				dbeta[i] += dr[i];
+			}
+	}
+}
+
 // c_softmax replaces row by softmax(row); a row entirely −Inf becomes zeros.
 // Eight partial maxima and sums let the reductions vectorise.
 __attribute__((target_clones("arch=x86-64-v3","default")))
@@ -423,6 +471,28 @@ func adamwKernel(w, g, m, v []float32, b1, b2, stepSize, bc2, eps, decay float64
 	_, _, _ = w[n-1], m[n-1], v[n-1]
 	C.c_adamw((*C.float)(unsafe.Pointer(&w[0])), (*C.float)(unsafe.Pointer(&g[0])), (*C.float)(unsafe.Pointer(&m[0])), (*C.float)(unsafe.Pointer(&v[0])),
 		C.long(n), C.double(b1), C.double(b2), C.double(stepSize), C.double(bc2), C.double(eps), C.double(decay))
+}
+
+func colSumKernel(db, dout []float32, n, oc, lo, hi int) {
+	if n == 0 || hi <= lo {
+		return
+	}
+	_, _ = db[hi-1], dout[(n-1)*oc+hi-1]
+	C.c_colsum((*C.float)(unsafe.Pointer(&db[0])), (*C.float)(unsafe.Pointer(&dout[0])), C.long(n), C.long(oc), C.long(lo), C.long(hi))
+}
+
+func layerNormBackwardKernel(dx, dgamma, dbeta, dout, x, mean, rstd, gamma []float32, n, c int) {
+	if n == 0 || c == 0 {
+		return
+	}
+	_, _, _, _, _, _ = dx[n*c-1], dout[n*c-1], x[n*c-1], mean[n-1], rstd[n-1], gamma[c-1]
+	var pg, pb *C.float
+	if dgamma != nil {
+		_, _ = dgamma[c-1], dbeta[c-1]
+		pg, pb = (*C.float)(unsafe.Pointer(&dgamma[0])), (*C.float)(unsafe.Pointer(&dbeta[0]))
+	}
+	C.c_layernorm_backward((*C.float)(unsafe.Pointer(&dx[0])), pg, pb, (*C.float)(unsafe.Pointer(&dout[0])), (*C.float)(unsafe.Pointer(&x[0])),
+		(*C.float)(unsafe.Pointer(&mean[0])), (*C.float)(unsafe.Pointer(&rstd[0])), (*C.float)(unsafe.Pointer(&gamma[0])), C.long(n), C.long(c))
 }
 
 func softmaxKernel(row []float32) {

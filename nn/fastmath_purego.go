@@ -48,3 +48,9 @@ func attnHeadKernel(q, k, v []float32, ld, T, d int, scale float32, pad []int32,
 func adamwKernel(w, g, m, v []float32, b1, b2, stepSize, bc2, eps, decay float64) {
 	adamwGo(w, g, m, v, b1, b2, stepSize, bc2, eps, decay)
 }
+
+func colSumKernel(db, dout []float32, n, oc, lo, hi int) { colSumGo(db, dout, n, oc, lo, hi) }
+
+func layerNormBackwardKernel(dx, dgamma, dbeta, dout, x, mean, rstd, gamma []float32, n, c int) {
+	layerNormBackwardGo(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c)
+}

@@ -311,3 +311,37 @@ func TestLayerNormKernelMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestBackwardKernelsMatchGo: LayerNormBackward and LinearBackward's bias
+// gradient on inputs large enough to split over two workers (C kernels with
+// cgo) against the pure-Go loops, accumulating into non-zero gradients.
+func TestBackwardKernelsMatchGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 1))
+	n, c := parallelMin/37+9, 37
+	x, dout, gamma, beta := randSlice(rng, n*c), randSlice(rng, n*c), randSlice(rng, c), randSlice(rng, c)
+	out, mean, rstd := make([]float32, n*c), make([]float32, n), make([]float32, n)
+	layerNormGo(out, mean, rstd, x, gamma, beta, n, c, 1e-12)
+	dx, dg, db := randSlice(rng, n*c), randSlice(rng, c), randSlice(rng, c)
+	wdx, wdg, wdb := append([]float32(nil), dx...), append([]float32(nil), dg...), append([]float32(nil), db...)
+	LayerNormBackward(dx, dg, db, dout, x, mean, rstd, gamma, n, c)
+	layerNormBackwardGo(wdx, wdg, wdb, dout, x, mean, rstd, gamma, n, c)
+	for i := range wdx {
+		if math.Abs(float64(dx[i]-wdx[i])) > 1e-5*(1+math.Abs(float64(wdx[i]))) {
+			t.Fatalf("dx[%d] = %g, want %g", i, dx[i], wdx[i])
+		}
+	}
+	for i := range c {
+		if math.Abs(float64(dg[i]-wdg[i])) > 1e-3 || math.Abs(float64(db[i]-wdb[i])) > 1e-3 {
+			t.Fatalf("dgamma, dbeta[%d] = %g, %g; want %g, %g", i, dg[i], db[i], wdg[i], wdb[i])
+		}
+	}
+	bias, wbias := randSlice(rng, c), make([]float32, c)
+	copy(wbias, bias)
+	LinearBackward(nil, nil, bias, dout, nil, nil, n, 0, c)
+	colSumGo(wbias, dout, n, c, 0, c)
+	for i := range c {
+		if math.Abs(float64(bias[i]-wbias[i])) > 1e-3 {
+			t.Fatalf("db[%d] = %g, want %g", i, bias[i], wbias[i])
+		}
+	}
+}

@@ -3,6 +3,7 @@ package nn
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 )
 
 // Layer primitives on rows: every tensor is a row-major []float32 of N rows.
@@ -30,11 +31,27 @@ func LinearBackward(dinp, dw, db, dout, inp, w []float32, n, ic, oc int) {
 		Sgemm(true, false, oc, ic, n, 1, dout, oc, inp, ic, 1, dw, ic)
 	}
 	if db != nil {
-		for r := range n {
-			row := dout[r*oc : (r+1)*oc]
-			for j, v := range row {
-				db[j] += v
-			}
+		// Column sums, split by columns when large.
+		split2(ewJob{op: opColSum, n: oc, cs: colSumArgs{db, dout, n, oc}})
+	}
+}
+
+// colSumArgs are LinearBackward's bias-gradient arguments; columns split
+// between workers.
+type colSumArgs struct {
+	db, dout []float32
+	n, oc    int
+}
+
+func (a colSumArgs) run(lo, hi int) { colSumKernel(a.db, a.dout, a.n, a.oc, lo, hi) }
+
+// colSumGo adds the column sums of dout (n,oc) for the columns lo..hi−1 to db.
+func colSumGo(db, dout []float32, n, oc, lo, hi int) {
+	for r := range n {
+		row := dout[r*oc+lo : r*oc+hi]
+		d := db[lo:hi]
+		for j, v := range row {
+			d[j] += v
 		}
 	}
 }
@@ -83,6 +100,47 @@ func layerNormGo(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float6
 // forward input x with its mean and rstd:
 // dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ⊙x̂)), ĝ = dout⊙γ, x̂ = (x−μ)·rstd.
 func LayerNormBackward(dx, dgamma, dbeta, dout, x, mean, rstd, gamma []float32, n, c int) {
+	if dgamma == nil || n*c < parallelMin {
+		layerNormBackwardKernel(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c)
+		return
+	}
+	// Rows split over two workers; the second accumulates dγ and dβ into
+	// partials that are added once both are done.
+	part := lnbPool.Get().(*[]float32)
+	if cap(*part) < 2*c {
+		*part = make([]float32, 2*c)
+	}
+	pg := (*part)[:2*c]
+	clear(pg)
+	split2(ewJob{op: opLNBackward, n: n, lnb: lnbArgs{dx, dgamma, dbeta, pg[:c], pg[c:], dout, x, mean, rstd, gamma, c}})
+	for i := range c {
+		dgamma[i] += pg[i]
+		dbeta[i] += pg[c+i]
+	}
+	lnbPool.Put(part)
+}
+
+// lnbPool holds LayerNormBackward's partial sums between calls.
+var lnbPool = sync.Pool{New: func() any { return new([]float32) }}
+
+// lnbArgs are LayerNormBackward's arguments; rows split between workers,
+// the worker that does not start at row 0 accumulating into pg and pb.
+type lnbArgs struct {
+	dx, dgamma, dbeta, pg, pb, dout, x, mean, rstd, gamma []float32
+	c                                                     int
+}
+
+func (a lnbArgs) rows(lo, hi int) {
+	c := a.c
+	dg, db := a.dgamma, a.dbeta
+	if lo > 0 {
+		dg, db = a.pg, a.pb
+	}
+	layerNormBackwardKernel(a.dx[lo*c:hi*c], dg, db, a.dout[lo*c:hi*c], a.x[lo*c:hi*c], a.mean[lo:hi], a.rstd[lo:hi], a.gamma, hi-lo, c)
+}
+
+// layerNormBackwardGo is LayerNormBackward's pure-Go kernel.
+func layerNormBackwardGo(dx, dgamma, dbeta, dout, x, mean, rstd, gamma []float32, n, c int) {
 	for r := range n {
 		xr, dr, dxr := x[r*c:(r+1)*c], dout[r*c:(r+1)*c], dx[r*c:(r+1)*c]
 		mu, rs := mean[r], rstd[r]

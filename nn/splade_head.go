@@ -51,10 +51,18 @@ const (
 // memory is the gathered real rows of z when the mask is not all ones, plus
 // one tile per worker.
 //
-// Work is split over two workers by vocabulary block, each calling Sgemm
-// (OpenBLAS runs on one thread, see gemmWorkers), so one worker's
-// max pass overlaps the other's GEMM.
+// With cgo on a CPU with AVX2 and FMA it runs the fused kernel of
+// SpladePoolInfer, tracking the argmax per vector lane. Otherwise work is
+// split over two workers by vocabulary block, each calling Sgemm on its
+// tiles, so one worker's max pass overlaps the other's GEMM.
 func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
+	if fusedMaxPool && fusedArgmax() {
+		if argmax == nil {
+			panic("splade: SpladePoolForward needs argmax")
+		}
+		spladePoolFused(z, mask, emb, bias, B, T, C, V, out, argmax)
+		return
+	}
 	spladePool(z, mask, emb, bias, B, T, C, V, out, argmax, spladeTiling{spladeRows, spladeCols, headWorkers()})
 }
 
@@ -73,10 +81,16 @@ const maxPoolPanel = 16
 // memory one packed copy of the real rows of z.
 func SpladePoolInfer(z, mask, emb, bias []float32, B, T, C, V int, out []float32) {
 	if !fusedMaxPool {
-		SpladePoolForward(z, mask, emb, bias, B, T, C, V, out, make([]int32, B*V))
+		spladePool(z, mask, emb, bias, B, T, C, V, out, make([]int32, B*V), spladeTiling{spladeRows, spladeCols, headWorkers()})
 		return
 	}
-	checkSplade(z, emb, bias, B, T, C, V, out, nil)
+	spladePoolFused(z, mask, emb, bias, B, T, C, V, out, nil)
+}
+
+// spladePoolFused is SpladePoolInfer's fused path; with argmax non-nil it
+// also sets argmax as SpladePoolForward does (AVX2 only: see fusedArgmax).
+func spladePoolFused(z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
+	checkSplade(z, emb, bias, B, T, C, V, out, argmax)
 	if len(mask) < B*T {
 		panic(fmt.Sprintf("splade: len(mask)=%d < B·T=%d", len(mask), B*T))
 	}
@@ -119,16 +133,31 @@ func SpladePoolInfer(z, mask, emb, bias []float32, B, T, C, V int, out []float32
 		packPanels(pa[poff[b]:], src, C, real[b], C)
 	}
 	// Each worker pools its vocabulary range, then applies bias, ReLU and
-	// log1p to it.
+	// log1p to it (and maps packed rows to positions).
 	work := func(v0, v1 int) {
 		if total > 0 {
-			maxPoolRange(pa, poff, pn, emb, C, v0, v1, out, V)
+			maxPoolRange(pa, poff, pn, emb, C, v0, v1, out, argmax, V)
 		}
 		for b := range B {
 			row := out[b*V+v0 : b*V+v1]
 			if real[b] == 0 {
 				clear(row)
+				if argmax != nil {
+					for i := range argmax[b*V+v0 : b*V+v1] {
+						argmax[b*V+v0+i] = -1
+					}
+				}
 				continue
+			}
+			if argmax != nil && !prefix[b] {
+				// Packed row i is the i-th real position.
+				pos := realPos(mask[b*T:(b+1)*T], nil)
+				am := argmax[b*V+v0 : b*V+v1]
+				for i, r := range am {
+					if r >= 0 { // −1 only if every logit was NaN
+						am[i] = pos[r]
+					}
+				}
 			}
 			for v, m := range row {
 				s := m + bias[v0+v]
@@ -149,6 +178,16 @@ func SpladePoolInfer(z, mask, emb, bias []float32, B, T, C, V int, out []float32
 	wg.Go(func() { work(mid, V) })
 	work(0, mid)
 	wg.Wait()
+}
+
+// realPos appends to dst the positions t with mask[t] > 0.
+func realPos(mask []float32, dst []int32) []int32 {
+	for t, mv := range mask {
+		if mv > 0 {
+			dst = append(dst, int32(t))
+		}
+	}
+	return dst
 }
 
 // spladeTiling is SpladePoolForward's tile shape and worker count (a

@@ -25,7 +25,8 @@ type Config struct {
 	// CacheDir holds trained models, tokenised caches and indexes.
 	// Empty means $XDG_CACHE_HOME/spladapt (or ~/.cache/spladapt).
 	CacheDir string `mapstructure:"cache_dir"`
-	// Threads is the number of compute threads (BLAS and Go workers);
+	// Threads is the number of compute threads (matrix products and kernels
+	// split over at most two workers; OpenBLAS runs on one thread);
 	// 0 means one per CPU.
 	Threads int `mapstructure:"threads"`
 	// SkipInvalid skips malformed input records (each reported with file and

@@ -73,15 +73,22 @@ static inline float c_expf32(float x) {
 	return x < -87.3f ? 0.0f : (x > 88.0f ? INFINITY : p * s);
 }
 
+// c_erfc_poly is the exponent polynomial of Numerical Recipes' erfc:
+// erfc(z) = t·e^(−z² + P(t)), t = 2/(2+z), fractional error < 1.2e-7.
+static inline double c_erfc_poly(double t) {
+	double p = 0.17087277;
+	p = p*t - 0.82215223; p = p*t + 1.48851587; p = p*t - 1.13520398;
+	p = p*t + 0.27886807; p = p*t - 0.18628806; p = p*t + 0.09678418;
+	p = p*t + 0.37409196; p = p*t + 1.00002368; p = p*t - 1.26551223;
+	return p;
+}
+
 // c_normcdf returns Φ(x) and stores e^(−x²/2) in *gauss.
 static inline double c_normcdf(double x, double *gauss) {
 	double z = fabs(x) * 0.70710678118654752440;
 	z = z > 26 ? 26 : z;
 	double t = 2 / (2 + z);
-	double p = 0.17087277;
-	p = p*t - 0.82215223; p = p*t + 1.48851587; p = p*t - 1.13520398;
-	p = p*t + 0.27886807; p = p*t - 0.18628806; p = p*t + 0.09678418;
-	p = p*t + 0.37409196; p = p*t + 1.00002368; p = p*t - 1.26551223;
+	double p = c_erfc_poly(t);
 	double g = c_exp64(-z * z);
 	double half = 0.5 * t * g * c_exp64(p);
 	*gauss = g;
@@ -97,10 +104,7 @@ static void c_gelu(float *dst, const float *x, long n) {
 		double z = fabs(f) * 0.70710678118654752440;
 		z = z > 26 ? 26 : z;
 		double t = 2 / (2 + z);
-		double p = 0.17087277;
-		p = p*t - 0.82215223; p = p*t + 1.48851587; p = p*t - 1.13520398;
-		p = p*t + 0.27886807; p = p*t - 0.18628806; p = p*t + 0.09678418;
-		p = p*t + 0.37409196; p = p*t + 1.00002368; p = p*t - 1.26551223;
+		double p = c_erfc_poly(t);
 		double half = 0.5 * t * c_exp64(p - z * z);
 		dst[i] = (float)(f * (f < 0 ? half : 1 - half));
 	}
@@ -261,16 +265,7 @@ static double c_softmax_xent(float *row, long n, long label) {
 }
 
 
-#include <immintrin.h>
-
-static int fm_has_avx2(void) {
-	static int has = -1;
-	if (has < 0) {
-		__builtin_cpu_init();
-		has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-	}
-	return has;
-}
+#include "k6x16.h"
 
 // attn_head runs one attention head without dropout: S = scale·Q·Kᵀ with
 // padded keys at −∞, P = softmax(S) row by row (written to p, T×T), and
@@ -284,18 +279,7 @@ __attribute__((target("avx2,fma")))
 static void attn_head_avx2(const float *q, const float *k, const float *v, long ld, int T, int d, float scale,
 		const int32_t *pad, int npad, float *p, float *ctx, float *kp, float *blk) {
 	int np = (T + 15) / 16, T16 = np * 16;
-	for (int pi = 0; pi < np; pi++) {
-		float *dst = kp + (long)pi * 16 * d;
-		for (int i = 0; i < 16; i++) {
-			int r = pi * 16 + i;
-			if (r < T) {
-				const float *src = k + (long)r * ld;
-				for (int kk = 0; kk < d; kk++) dst[(long)kk * 16 + i] = src[kk];
-			} else {
-				for (int kk = 0; kk < d; kk++) dst[(long)kk * 16 + i] = 0;
-			}
-		}
-	}
+	k6_pack(kp, k, ld, T, d); // keys past T repeat key T−1; their scores are never read
 	__m256 sc = _mm256_set1_ps(scale);
 	for (int r0 = 0; r0 < T; r0 += 6) {
 		int nr = T - r0 < 6 ? T - r0 : 6;
@@ -304,28 +288,14 @@ static void attn_head_avx2(const float *q, const float *k, const float *v, long 
 		// Scores of the block's rows against every key panel.
 		for (int pi = 0; pi < np; pi++) {
 			const float *a = kp + (long)pi * 16 * d;
-			__m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-			__m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-			__m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-			__m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-			__m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-			__m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-			for (int kk = 0; kk < d; kk++) {
-				__m256 a0 = _mm256_loadu_ps(a + (long)kk * 16), a1 = _mm256_loadu_ps(a + (long)kk * 16 + 8), b;
-				b = _mm256_broadcast_ss(qr[0] + kk); c00 = _mm256_fmadd_ps(a0, b, c00); c01 = _mm256_fmadd_ps(a1, b, c01);
-				b = _mm256_broadcast_ss(qr[1] + kk); c10 = _mm256_fmadd_ps(a0, b, c10); c11 = _mm256_fmadd_ps(a1, b, c11);
-				b = _mm256_broadcast_ss(qr[2] + kk); c20 = _mm256_fmadd_ps(a0, b, c20); c21 = _mm256_fmadd_ps(a1, b, c21);
-				b = _mm256_broadcast_ss(qr[3] + kk); c30 = _mm256_fmadd_ps(a0, b, c30); c31 = _mm256_fmadd_ps(a1, b, c31);
-				b = _mm256_broadcast_ss(qr[4] + kk); c40 = _mm256_fmadd_ps(a0, b, c40); c41 = _mm256_fmadd_ps(a1, b, c41);
-				b = _mm256_broadcast_ss(qr[5] + kk); c50 = _mm256_fmadd_ps(a0, b, c50); c51 = _mm256_fmadd_ps(a1, b, c51);
+			K6_ZERO();
+			for (int kk = 0; kk < d; kk++) K6_PANEL_STEP(a, kk, qr[0], qr[1], qr[2], qr[3], qr[4], qr[5]);
+			K6_ACC(acc);
+			for (int i = 0; i < K6_ROWS; i++) {
+				float *o = blk + (long)i * T16 + pi * 16;
+				_mm256_storeu_ps(o, _mm256_mul_ps(acc[i][0], sc));
+				_mm256_storeu_ps(o + 8, _mm256_mul_ps(acc[i][1], sc));
 			}
-			float *o = blk + pi * 16;
-			_mm256_storeu_ps(o + 0 * T16, _mm256_mul_ps(c00, sc)); _mm256_storeu_ps(o + 0 * T16 + 8, _mm256_mul_ps(c01, sc));
-			_mm256_storeu_ps(o + 1 * T16, _mm256_mul_ps(c10, sc)); _mm256_storeu_ps(o + 1 * T16 + 8, _mm256_mul_ps(c11, sc));
-			_mm256_storeu_ps(o + 2 * T16, _mm256_mul_ps(c20, sc)); _mm256_storeu_ps(o + 2 * T16 + 8, _mm256_mul_ps(c21, sc));
-			_mm256_storeu_ps(o + 3 * T16, _mm256_mul_ps(c30, sc)); _mm256_storeu_ps(o + 3 * T16 + 8, _mm256_mul_ps(c31, sc));
-			_mm256_storeu_ps(o + 4 * T16, _mm256_mul_ps(c40, sc)); _mm256_storeu_ps(o + 4 * T16 + 8, _mm256_mul_ps(c41, sc));
-			_mm256_storeu_ps(o + 5 * T16, _mm256_mul_ps(c50, sc)); _mm256_storeu_ps(o + 5 * T16 + 8, _mm256_mul_ps(c51, sc));
 		}
 		for (int i = 0; i < 6; i++) {
 			float *row = blk + (long)i * T16;
@@ -335,23 +305,13 @@ static void attn_head_avx2(const float *q, const float *k, const float *v, long 
 		}
 		// ctx rows = P·V, 16 columns of V at a time.
 		for (int c0 = 0; c0 < d; c0 += 16) {
-			__m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-			__m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-			__m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-			__m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-			__m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-			__m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+			K6_ZERO();
 			for (int j = 0; j < T; j++) {
 				const float *vr = v + (long)j * ld + c0;
-				__m256 a0 = _mm256_loadu_ps(vr), a1 = _mm256_loadu_ps(vr + 8), b;
-				b = _mm256_broadcast_ss(blk + 0 * T16 + j); c00 = _mm256_fmadd_ps(a0, b, c00); c01 = _mm256_fmadd_ps(a1, b, c01);
-				b = _mm256_broadcast_ss(blk + 1 * T16 + j); c10 = _mm256_fmadd_ps(a0, b, c10); c11 = _mm256_fmadd_ps(a1, b, c11);
-				b = _mm256_broadcast_ss(blk + 2 * T16 + j); c20 = _mm256_fmadd_ps(a0, b, c20); c21 = _mm256_fmadd_ps(a1, b, c21);
-				b = _mm256_broadcast_ss(blk + 3 * T16 + j); c30 = _mm256_fmadd_ps(a0, b, c30); c31 = _mm256_fmadd_ps(a1, b, c31);
-				b = _mm256_broadcast_ss(blk + 4 * T16 + j); c40 = _mm256_fmadd_ps(a0, b, c40); c41 = _mm256_fmadd_ps(a1, b, c41);
-				b = _mm256_broadcast_ss(blk + 5 * T16 + j); c50 = _mm256_fmadd_ps(a0, b, c50); c51 = _mm256_fmadd_ps(a1, b, c51);
+				K6_FMA(_mm256_loadu_ps(vr), _mm256_loadu_ps(vr + 8), blk + 0 * T16 + j, blk + 1 * T16 + j,
+					blk + 2 * T16 + j, blk + 3 * T16 + j, blk + 4 * T16 + j, blk + 5 * T16 + j);
 			}
-			__m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+			K6_ACC(acc);
 			for (int i = 0; i < nr; i++) {
 				float *o = ctx + (long)(r0 + i) * ld + c0;
 				_mm256_storeu_ps(o, acc[i][0]);
@@ -365,7 +325,7 @@ static void attn_head_avx2(const float *q, const float *k, const float *v, long 
 // of 16) and the caller must take the BLAS path.
 static int attn_head(const float *q, const float *k, const float *v, long ld, int T, int d, float scale,
 		const int32_t *pad, int npad, float *p, float *ctx, float *kp, float *blk) {
-	if (!fm_has_avx2() || d % 16 != 0 || T == 0) return 0;
+	if (!k6_has_avx2_fma() || d % 16 != 0 || T == 0) return 0;
 	attn_head_avx2(q, k, v, ld, T, d, scale, pad, npad, p, ctx, kp, blk);
 	return 1;
 }

@@ -7,85 +7,55 @@ package nn
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
-#include <immintrin.h>
+#include "k6x16.h"
 
-// The fused inference kernel of the SPLADE head: for one sequence's packed
-// positions and a range of vocabulary rows, the maximum over positions of
-// z_t·E_v, without ever storing a logit. Positions are packed in panels of
-// 16 (the vector lanes), vocabulary rows are taken 6 at a time straight
-// from the row-major embedding matrix (one broadcast per row and k), so the
-// embeddings need no packing: 12 accumulators, 2 position loads and 6
-// broadcasts per k — the register budget of a 6×16 AVX2 micro-kernel.
+// The fused kernel of the SPLADE head: for one sequence's packed positions
+// and a range of vocabulary rows, the maximum over positions of z_t·E_v
+// (and, for training, its position), without ever storing a logit.
+// Positions are packed in panels of 16 (the vector lanes, k6_pack),
+// vocabulary rows are taken 6 at a time straight from the row-major
+// embedding matrix (one broadcast per row and k), so the embeddings need no
+// packing: the 6×16 register block of k6x16.h.
 
-enum { MP_PANEL = 16, MP_ROWS = 6 };
+// MP_SETUP points e0..e5 at the nv ≤ 6 embedding rows starting at e (rows
+// past nv repeat the last one) and sets nl, the cache lines of the next
+// block (pf, contiguous in the row-major matrix) to prefetch, < c.
+#define MP_SETUP(e, nv, c, pf) \
+	const float *e0 = (e); \
+	const float *e1 = (e) + (long)((nv) > 1 ? 1 : 0) * (c); \
+	const float *e2 = (e) + (long)((nv) > 2 ? 2 : (nv) - 1) * (c); \
+	const float *e3 = (e) + (long)((nv) > 3 ? 3 : (nv) - 1) * (c); \
+	const float *e4 = (e) + (long)((nv) > 4 ? 4 : (nv) - 1) * (c); \
+	const float *e5 = (e) + (long)((nv) > 5 ? 5 : (nv) - 1) * (c); \
+	int nl = (pf) ? (6 * (c) + 15) / 16 : 0
 
-// mp_pack copies rows (n of them, leading dimension ld, width c) into
-// panels of 16: dst[p·16c + k·16 + i] = src[(16p+i)·ld + k]. The rows past n
-// in the last panel repeat row n−1, which leaves every maximum unchanged.
-static void mp_pack(float *dst, const float *src, long ld, int n, int c) {
-	int np = (n + MP_PANEL - 1) / MP_PANEL;
-	for (int p = 0; p < np; p++) {
-		float *d = dst + (long)p * MP_PANEL * c;
-		for (int i = 0; i < MP_PANEL; i++) {
-			int r = p * MP_PANEL + i;
-			if (r >= n) r = n - 1;
-			const float *s = src + (long)r * ld;
-			for (int k = 0; k < c; k++) d[(long)k * MP_PANEL + i] = s[k];
-		}
-	}
-}
-
-// MP_STEP is one k step of the 6×16 kernel: two loads of positions, six
-// broadcasts of embedding entries, twelve fused multiply-adds.
-#define MP_STEP(k) do { \
-	__m256 a0 = _mm256_loadu_ps(a + (long)(k) * MP_PANEL); \
-	__m256 a1 = _mm256_loadu_ps(a + (long)(k) * MP_PANEL + 8); \
-	__m256 b; \
-	b = _mm256_broadcast_ss(e0 + (k)); c00 = _mm256_fmadd_ps(a0, b, c00); c01 = _mm256_fmadd_ps(a1, b, c01); \
-	b = _mm256_broadcast_ss(e1 + (k)); c10 = _mm256_fmadd_ps(a0, b, c10); c11 = _mm256_fmadd_ps(a1, b, c11); \
-	b = _mm256_broadcast_ss(e2 + (k)); c20 = _mm256_fmadd_ps(a0, b, c20); c21 = _mm256_fmadd_ps(a1, b, c21); \
-	b = _mm256_broadcast_ss(e3 + (k)); c30 = _mm256_fmadd_ps(a0, b, c30); c31 = _mm256_fmadd_ps(a1, b, c31); \
-	b = _mm256_broadcast_ss(e4 + (k)); c40 = _mm256_fmadd_ps(a0, b, c40); c41 = _mm256_fmadd_ps(a1, b, c41); \
-	b = _mm256_broadcast_ss(e5 + (k)); c50 = _mm256_fmadd_ps(a0, b, c50); c51 = _mm256_fmadd_ps(a1, b, c51); \
-} while (0)
+// K6_LANES_DOT declares the accumulators and fills them with panel p of pa
+// against e0..e5; the first panel also prefetches the next block, one cache
+// line per k step, so that it does not wait for memory.
+#define K6_LANES_DOT(pa, p, c, pf) \
+	K6_ZERO(); \
+	do { \
+		const float *a = (pa) + (long)(p) * K6_LANES * (c); \
+		int k = 0; \
+		if ((p) == 0) \
+			for (; k < nl; k++) { \
+				_mm_prefetch((const char *)((pf) + (long)k * 16), _MM_HINT_T0); \
+				K6_PANEL_STEP(a, k, e0, e1, e2, e3, e4, e5); \
+			} \
+		for (; k < (c); k++) K6_PANEL_STEP(a, k, e0, e1, e2, e3, e4, e5); \
+	} while (0)
 
 // mp_block_avx2 sets mx[i] = max over the np panels at pa of z·e_i for the
-// nv ≤ 6 embedding rows starting at e (rows past nv repeat the last one).
-// When pf is not NULL, the first panel also prefetches the 6·c floats at
-// pf (the next block of rows, contiguous in the row-major matrix), one
-// cache line per k step, so that the next block does not wait for memory.
+// nv ≤ 6 embedding rows starting at e; pf (or NULL) is the next block.
 __attribute__((target("avx2,fma")))
 static void mp_block_avx2(const float *pa, int np, const float *e, int nv, int c, const float *pf, float *mx) {
-	const float *e0 = e;
-	const float *e1 = e + (long)(nv > 1 ? 1 : 0) * c;
-	const float *e2 = e + (long)(nv > 2 ? 2 : nv - 1) * c;
-	const float *e3 = e + (long)(nv > 3 ? 3 : nv - 1) * c;
-	const float *e4 = e + (long)(nv > 4 ? 4 : nv - 1) * c;
-	const float *e5 = e + (long)(nv > 5 ? 5 : nv - 1) * c;
-	int nl = pf ? (6 * c + 15) / 16 : 0; // cache lines to prefetch (< c)
-	__m256 r[MP_ROWS];
-	for (int i = 0; i < MP_ROWS; i++) r[i] = _mm256_set1_ps(-INFINITY);
+	MP_SETUP(e, nv, c, pf);
+	__m256 r[K6_ROWS];
+	for (int i = 0; i < K6_ROWS; i++) r[i] = _mm256_set1_ps(-INFINITY);
 	for (int p = 0; p < np; p++) {
-		const float *a = pa + (long)p * MP_PANEL * c;
-		__m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-		__m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-		__m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-		__m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-		__m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-		__m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-		int k = 0;
-		if (p == 0)
-			for (; k < nl; k++) {
-				_mm_prefetch((const char *)(pf + (long)k * 16), _MM_HINT_T0);
-				MP_STEP(k);
-			}
-		for (; k < c; k++) MP_STEP(k);
-		r[0] = _mm256_max_ps(r[0], _mm256_max_ps(c00, c01));
-		r[1] = _mm256_max_ps(r[1], _mm256_max_ps(c10, c11));
-		r[2] = _mm256_max_ps(r[2], _mm256_max_ps(c20, c21));
-		r[3] = _mm256_max_ps(r[3], _mm256_max_ps(c30, c31));
-		r[4] = _mm256_max_ps(r[4], _mm256_max_ps(c40, c41));
-		r[5] = _mm256_max_ps(r[5], _mm256_max_ps(c50, c51));
+		K6_LANES_DOT(pa, p, c, pf);
+		K6_ACC(acc);
+		for (int i = 0; i < K6_ROWS; i++) r[i] = _mm256_max_ps(r[i], _mm256_max_ps(acc[i][0], acc[i][1]));
 	}
 	for (int i = 0; i < nv; i++) {
 		float t[8];
@@ -103,39 +73,20 @@ static void mp_block_avx2(const float *pa, int np, const float *e, int nv, int c
 // row); the lanes are merged at the end, smaller row first on ties.
 __attribute__((target("avx2,fma")))
 static void mp_block_arg_avx2(const float *pa, int np, const float *e, int nv, int c, const float *pf, float *mx, int32_t *am) {
-	const float *e0 = e;
-	const float *e1 = e + (long)(nv > 1 ? 1 : 0) * c;
-	const float *e2 = e + (long)(nv > 2 ? 2 : nv - 1) * c;
-	const float *e3 = e + (long)(nv > 3 ? 3 : nv - 1) * c;
-	const float *e4 = e + (long)(nv > 4 ? 4 : nv - 1) * c;
-	const float *e5 = e + (long)(nv > 5 ? 5 : nv - 1) * c;
-	int nl = pf ? (6 * c + 15) / 16 : 0;
-	__m256 r[MP_ROWS][2];
-	__m256i ix[MP_ROWS][2];
-	for (int i = 0; i < MP_ROWS; i++) {
+	MP_SETUP(e, nv, c, pf);
+	__m256 r[K6_ROWS][2];
+	__m256i ix[K6_ROWS][2];
+	for (int i = 0; i < K6_ROWS; i++) {
 		r[i][0] = r[i][1] = _mm256_set1_ps(-INFINITY);
 		ix[i][0] = ix[i][1] = _mm256_set1_epi32(-1);
 	}
 	const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
 	for (int p = 0; p < np; p++) {
-		const float *a = pa + (long)p * MP_PANEL * c;
-		__m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-		__m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-		__m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-		__m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-		__m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-		__m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-		int k = 0;
-		if (p == 0)
-			for (; k < nl; k++) {
-				_mm_prefetch((const char *)(pf + (long)k * 16), _MM_HINT_T0);
-				MP_STEP(k);
-			}
-		for (; k < c; k++) MP_STEP(k);
-		__m256i p0 = _mm256_add_epi32(lane, _mm256_set1_epi32(p * MP_PANEL));
+		K6_LANES_DOT(pa, p, c, pf);
+		K6_ACC(acc);
+		__m256i p0 = _mm256_add_epi32(lane, _mm256_set1_epi32(p * K6_LANES));
 		__m256i p1 = _mm256_add_epi32(p0, _mm256_set1_epi32(8));
-		__m256 acc[MP_ROWS][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-		for (int i = 0; i < MP_ROWS; i++) {
+		for (int i = 0; i < K6_ROWS; i++) {
 			__m256 g0 = _mm256_cmp_ps(acc[i][0], r[i][0], _CMP_GT_OQ);
 			__m256 g1 = _mm256_cmp_ps(acc[i][1], r[i][1], _CMP_GT_OQ);
 			r[i][0] = _mm256_blendv_ps(r[i][0], acc[i][0], g0);
@@ -176,9 +127,9 @@ static void mp_avx2(const float *pa, const int64_t *poff, const int32_t *pn, int
 	for (int b0 = 0; b0 < nseq;) {
 		int b1 = b0, tot = 0;
 		while (b1 < nseq && (b1 == b0 || tot + pn[b1] <= chunk)) tot += pn[b1++];
-		for (int v = v0; v < v1; v += MP_ROWS) {
-			int nv = v1 - v < MP_ROWS ? v1 - v : MP_ROWS;
-			const float *pf = v + MP_ROWS < v1 ? emb + (long)(v + MP_ROWS) * c : NULL;
+		for (int v = v0; v < v1; v += K6_ROWS) {
+			int nv = v1 - v < K6_ROWS ? v1 - v : K6_ROWS;
+			const float *pf = v + K6_ROWS < v1 ? emb + (long)(v + K6_ROWS) * c : NULL;
 			for (int b = b0; b < b1; b++) {
 				if (pn[b] == 0) continue;
 				if (am)
@@ -197,24 +148,16 @@ static void mp_scalar(const float *pa, int np, const float *emb, int c, int v0, 
 		const float *e = emb + (long)v * c;
 		float m = -INFINITY;
 		for (int p = 0; p < np; p++) {
-			const float *a = pa + (long)p * MP_PANEL * c;
-			float acc[MP_PANEL] = {0};
+			const float *a = pa + (long)p * K6_LANES * c;
+			float acc[K6_LANES] = {0};
 			for (int k = 0; k < c; k++)
-				for (int i = 0; i < MP_PANEL; i++) acc[i] += a[(long)k * MP_PANEL + i] * e[k];
-			for (int i = 0; i < MP_PANEL; i++) m = acc[i] > m ? acc[i] : m;
+				for (int i = 0; i < K6_LANES; i++) acc[i] += a[(long)k * K6_LANES + i] * e[k];
+			for (int i = 0; i < K6_LANES; i++) m = acc[i] > m ? acc[i] : m;
 		}
 		mx[v] = m;
 	}
 }
 
-static int mp_has_avx2(void) {
-	static int has = -1;
-	if (has < 0) {
-		__builtin_cpu_init();
-		has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-	}
-	return has;
-}
 
 // mp_pool sets mx[b·ldm + v] = max_t z[b,t]·emb[v] for the sequences of pa
 // (panel offsets poff[b], panel counts pn[b]; pn[b] = 0 leaves the row
@@ -223,7 +166,7 @@ static int mp_has_avx2(void) {
 // nothing, when am is wanted on a CPU without AVX2 and FMA.
 static int mp_pool(const float *pa, const int64_t *poff, const int32_t *pn, int nseq,
 		const float *emb, int c, int v0, int v1, float *mx, int32_t *am, long ldm) {
-	if (mp_has_avx2()) {
+	if (k6_has_avx2_fma()) {
 		mp_avx2(pa, poff, pn, nseq, emb, c, v0, v1, mx, am, ldm);
 		return 1;
 	}
@@ -238,14 +181,14 @@ import "C"
 import "unsafe"
 
 // packPanels packs n rows of src (leading dimension ld, width c) into
-// panels of maxPoolPanel rows (see the C mp_pack); dst needs
+// panels of maxPoolPanel rows (see the C k6_pack); dst needs
 // ceil(n/16)·16·c floats.
 func packPanels(dst, src []float32, ld, n, c int) {
 	if n == 0 || c == 0 {
 		return
 	}
 	_, _ = dst[((n+maxPoolPanel-1)/maxPoolPanel)*maxPoolPanel*c-1], src[(n-1)*ld+c-1]
-	C.mp_pack((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&src[0])), C.long(ld), C.int(n), C.int(c))
+	C.k6_pack((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&src[0])), C.long(ld), C.int(n), C.int(c))
 }
 
 // maxPoolRange sets mx[b·ldm+v] = max over the packed positions of
@@ -267,7 +210,7 @@ func maxPoolRange(pa []float32, poff []int64, pn []int32, emb []float32, c, v0, 
 }
 
 // fusedArgmax reports whether maxPoolRange can return the argmax here.
-func fusedArgmax() bool { return C.mp_has_avx2() != 0 }
+func fusedArgmax() bool { return C.k6_has_avx2_fma() != 0 }
 
 // fusedMaxPool reports whether SpladePoolInfer runs the fused kernel.
 const fusedMaxPool = true

@@ -46,20 +46,21 @@ const (
 //	                 or -1 for a sequence with no real token
 //
 // A sequence with no real token gets an all-zero row. out and argmax are
-// overwritten, never read. Cost: 2·(real positions)·V·C flops in Sgemm (padded
+// overwritten, never read. Cost: 2·(real positions)·V·C flops (padded
 // positions are skipped, not computed) plus one compare per logit; extra
-// memory is the gathered real rows of z when the mask is not all ones, plus
-// one tile per worker.
+// memory is one copy of the real rows of z (packed for the fused kernel,
+// gathered for the tiled path when the mask is not all ones), plus one
+// logit tile per worker on the tiled path.
 //
 // With cgo on a CPU with AVX2 and FMA it runs the fused kernel of
 // SpladePoolInfer, tracking the argmax per vector lane. Otherwise work is
 // split over two workers by vocabulary block, each calling Sgemm on its
 // tiles, so one worker's max pass overlaps the other's GEMM.
 func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
+	if argmax == nil {
+		panic("splade: SpladePoolForward needs argmax (SpladePoolInfer does without)")
+	}
 	if fusedMaxPool && fusedArgmax() {
-		if argmax == nil {
-			panic("splade: SpladePoolForward needs argmax")
-		}
 		spladePoolFused(z, mask, emb, bias, B, T, C, V, out, argmax)
 		return
 	}
@@ -136,7 +137,9 @@ func spladePoolFused(z, mask, emb, bias []float32, B, T, C, V int, out []float32
 	// log1p to it (and maps packed rows to positions).
 	work := func(v0, v1 int) {
 		if total > 0 {
-			maxPoolRange(pa, poff, pn, emb, C, v0, v1, out, argmax, V)
+			if !maxPoolRange(pa, poff, pn, emb, C, v0, v1, out, argmax, V) {
+				panic("splade: fused argmax pooling without AVX2") // callers check fusedArgmax
+			}
 		}
 		for b := range B {
 			row := out[b*V+v0 : b*V+v1]

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/spladapt/spladapt/index"
-	"github.com/spladapt/spladapt/internal/synth"
 )
 
 // TestPruningAnalysis measures, on the synthetic collection, what an
@@ -24,7 +23,7 @@ func TestPruningAnalysis(t *testing.T) {
 	}
 	nq := envInt("SPLADAPT_BENCH_QUERIES", 50)
 	k := envInt("SPLADAPT_ANALYSIS_K", 10)
-	g := synth.New(synth.Default)
+	g := benchGen(t)
 	r, _ := cachedSynth(t, g, n)
 
 	sizes := []int{8, 16, 32, 64, 128}
@@ -409,7 +408,7 @@ func TestBlockMaxWork(t *testing.T) {
 		t.Skip("set SPLADAPT_ANALYSIS_DOCS (e.g. 1000000)")
 	}
 	nq := envInt("SPLADAPT_BENCH_QUERIES", 50)
-	g := synth.New(synth.Default)
+	g := benchGen(t)
 	r, _ := cachedSynth(t, g, n)
 	for _, k := range []int{10, 1000} {
 		var sc []int

@@ -23,17 +23,73 @@ import (
 	"github.com/spladapt/spladapt/internal/synth"
 )
 
+// The synthetic collection of the benchmarks and analyses:
+// SPLADAPT_BENCH_SYNTH=topical selects synth.Topical (default: synth.Default,
+// independent terms), and SPLADAPT_BENCH_ORDER=topic numbers the documents
+// by main topic (the generator's, an ideal clustering) instead of in
+// arrival order.
+func benchGen(tb testing.TB) *synth.Gen {
+	switch v := os.Getenv("SPLADAPT_BENCH_SYNTH"); v {
+	case "", "independent":
+		if os.Getenv("SPLADAPT_BENCH_ORDER") == "topic" {
+			tb.Fatal("SPLADAPT_BENCH_ORDER=topic needs SPLADAPT_BENCH_SYNTH=topical")
+		}
+		return synth.New(synth.Default)
+	case "topical":
+		return synth.New(synth.Topical)
+	default:
+		tb.Fatalf("SPLADAPT_BENCH_SYNTH=%q: want independent or topical", v)
+		return nil
+	}
+}
+
+// benchTag names the collection and order of benchGen in index
+// fingerprints and cache directories ("" for the default).
+func benchTag() string {
+	tag := ""
+	if v := os.Getenv("SPLADAPT_BENCH_SYNTH"); v != "" && v != "independent" {
+		tag += "synth=" + v + ","
+	}
+	if v := os.Getenv("SPLADAPT_BENCH_ORDER"); v != "" && v != "arrival" {
+		tag += "order=" + v + ","
+	}
+	return tag
+}
+
+// docOrder returns the order in which documents 0..n−1 of g get doc
+// numbers: arrival order, or by main topic (stable) with
+// SPLADAPT_BENCH_ORDER=topic.
+func docOrder(tb testing.TB, g *synth.Gen, n int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	switch v := os.Getenv("SPLADAPT_BENCH_ORDER"); v {
+	case "", "arrival":
+	case "topic":
+		topic := make([]int, n)
+		for i := range topic {
+			topic[i] = g.Topic(i)
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(topic[a], topic[b]) })
+	default:
+		tb.Fatalf("SPLADAPT_BENCH_ORDER=%q: want arrival or topic", v)
+	}
+	return order
+}
+
 // buildSynth builds an index of n synthetic documents in dir and returns
-// the build time.
+// the build time (documents in docOrder; ids are the generator's numbers).
 func buildSynth(tb testing.TB, g *synth.Gen, n, bits int, dir string) (*index.Reader, time.Duration) {
 	tb.Helper()
+	order := docOrder(tb, g, n)
 	start := time.Now()
-	b, err := index.NewBuilder(index.Options{NumTerms: synth.Default.Vocab, QuantBits: bits, Fingerprint: "synth",
+	b, err := index.NewBuilder(index.Options{NumTerms: synth.Default.Vocab, QuantBits: bits, Fingerprint: "synth" + strings.TrimSuffix(","+benchTag(), ","),
 		BlockSize: envInt("SPLADAPT_BENCH_BLOCK", 0)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for i := range n {
+	for _, i := range order {
 		if _, err := b.Add(strconv.Itoa(i), g.Doc(i)); err != nil {
 			tb.Fatal(err)
 		}
@@ -51,10 +107,10 @@ func buildSynth(tb testing.TB, g *synth.Gen, n, bits int, dir string) (*index.Re
 }
 
 // cachedSynth returns the 8-bit synthetic index of n documents: opened
-// from $SPLADAPT_BENCH_INDEX/docs=<n> when that holds a readable index of
-// n documents (build time 0), else built there (or in a temporary
-// directory when SPLADAPT_BENCH_INDEX is unset). A cached index of an
-// older format fails to open and is rebuilt.
+// from $SPLADAPT_BENCH_INDEX/<tag>docs=<n>,block=<R> when that holds a
+// readable index of n documents (build time 0), else built there (or in a
+// temporary directory when SPLADAPT_BENCH_INDEX is unset). A cached index
+// of an older format fails to open and is rebuilt.
 func cachedSynth(tb testing.TB, g *synth.Gen, n int) (*index.Reader, time.Duration) {
 	tb.Helper()
 	root := os.Getenv("SPLADAPT_BENCH_INDEX")
@@ -62,9 +118,10 @@ func cachedSynth(tb testing.TB, g *synth.Gen, n int) (*index.Reader, time.Durati
 		return buildSynth(tb, g, n, 8, filepath.Join(tb.TempDir(), "idx"))
 	}
 	block := envInt("SPLADAPT_BENCH_BLOCK", index.DefaultBlockSize)
-	dir := filepath.Join(root, fmt.Sprintf("docs=%d,block=%d", n, block))
+	dir := filepath.Join(root, fmt.Sprintf("%sdocs=%d,block=%d", benchTag(), n, block))
+	fp := "synth" + strings.TrimSuffix(","+benchTag(), ",")
 	if r, err := index.Open(dir); err == nil {
-		if m := r.Meta(); m.NumDocs == n && m.Fingerprint == "synth" && m.QuantBits == 8 && m.BlockSize == block {
+		if m := r.Meta(); m.NumDocs == n && m.Fingerprint == fp && m.QuantBits == 8 && m.BlockSize == block {
 			tb.Logf("using the cached index %s (build time not measured)", dir)
 			tb.Cleanup(func() { r.Close() })
 			return r, 0
@@ -80,7 +137,7 @@ func cachedSynth(tb testing.TB, g *synth.Gen, n int) (*index.Reader, time.Durati
 // synthQueries builds a synthetic index of n documents and prepares 100
 // of the generator's queries on it.
 func synthQueries(b *testing.B, n int) (*index.Reader, []*index.Query) {
-	g := synth.New(synth.Default)
+	g := benchGen(b)
 	r, _ := cachedSynth(b, g, n)
 	qs := make([]*index.Query, 100)
 	for i := range qs {
@@ -221,7 +278,7 @@ func TestBenchTable(t *testing.T) {
 		t.Skip("set SPLADAPT_BENCH_DOCS (e.g. 100000) to run the benchmark table")
 	}
 	nq := envInt("SPLADAPT_BENCH_QUERIES", 200)
-	g := synth.New(synth.Default)
+	g := benchGen(t)
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
 
@@ -232,6 +289,7 @@ func TestBenchTable(t *testing.T) {
 		secs[s.Tag] = s.Length
 	}
 	P := float64(m.NumPostings)
+	t.Logf("collection: %s", cmp.Or(strings.TrimSuffix(benchTag(), ","), "synth=independent,order=arrival"))
 	t.Logf("docs=%d postings=%d (%.1f/doc) dense_terms=%d file=%d bytes", n, m.NumPostings, P/float64(n), m.DenseTerms, r.Size())
 	ps := r.PostingSizes()
 	per := func(n int64) float64 { return float64(n) / P }
@@ -530,7 +588,7 @@ func TestCompareIndexes(t *testing.T) {
 		defer r.Close()
 		rs = append(rs, r)
 	}
-	g := synth.New(synth.Default)
+	g := benchGen(t)
 	for _, k := range []int{10, 1000} {
 		lat := make([][]time.Duration, len(rs))
 		ratio := make([][]float64, len(rs))

@@ -254,6 +254,48 @@ func TestAddRowsU8(t *testing.T) {
 	}
 }
 
+// TestBucketsAndSelect: the bound histogram and the selection of bounds
+// ≥ lo (C kernels with cgo) agree with plain loops, on lengths around the
+// eight-wide vector step and thresholds near the values.
+func TestBucketsAndSelect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var scratch []int32
+	for _, n := range []int{1, 7, 8, 9, 31, 1000, 5003} {
+		ub := make([]uint32, n)
+		for b := range ub {
+			ub[b] = uint32(rng.IntN(1 << 20))
+			if rng.IntN(5) == 0 {
+				ub[b] = 0
+			}
+		}
+		ub[rng.IntN(n)] = 1<<31 + 5 // the top bit set: unsigned compares
+		shift := uint(21)
+		hist := make([]int32, (1<<32-1)>>shift+1)
+		want := make([]int32, len(hist))
+		for _, u := range ub {
+			want[u>>shift]++
+		}
+		scratch = countBuckets32(hist, ub, shift, scratch)
+		if !slices.Equal(hist, want) {
+			t.Fatalf("n=%d: histogram differs", n)
+		}
+		for _, lo := range []uint32{1, ub[0], ub[n-1] + 1, 1 << 19, 1 << 31, 1<<31 + 5, 1<<31 + 6} {
+			if lo == 0 {
+				continue
+			}
+			var wantSel []int32
+			for b, u := range ub {
+				if u >= lo {
+					wantSel = append(wantSel, int32(b))
+				}
+			}
+			if got := selectGE32(nil, ub, lo); !slices.Equal(got, wantSel) {
+				t.Fatalf("n=%d lo=%d: selected %v, want %v", n, lo, got, wantSel)
+			}
+		}
+	}
+}
+
 // BenchmarkAddRows: 14 rows of 125 000 blocks (a top-10 query at 1M
 // synthetic documents) through addRowsU8 and through a plain Go loop of
 // four rows per pass.
@@ -297,4 +339,69 @@ func BenchmarkAddRows(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestAddContainerMaxFast: the C kernel of BlockMax's sparse-term pass
+// leaves the same per-document scores and block maxima as addContainerMax,
+// on random terms with array and bitmap containers, every impact width
+// (0-bit and 8-bit chunks included), a short last chunk, a document count
+// that ends inside a container, and several terms added into one
+// accumulator; it declines block sizes that are not powers of two.
+func TestAddContainerMaxFast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	n := 200003
+	if testing.Short() {
+		n = 140003
+	}
+	var c cursor
+	c.init(appendBitmap(nil, []uint32{1}), newImpLayout(appendImpacts(nil, []uint16{1}, 1), 1, 1), 1)
+	if addContainerMaxFast(&c, make([]uint32, 8), make([]uint32, 1), 8) && !cgoEnabled {
+		t.Fatal("the pure-Go build claims a C kernel")
+	}
+	for trial := range 8 {
+		R := []int{8, 1, 64, 6}[trial%4]
+		nb := (n + R - 1) / R
+		want, wantMx := make([]uint32, n), make([]uint32, nb)
+		got, gotMx := make([]uint32, n), make([]uint32, nb)
+		fast := 0
+		for term := range 3 {
+			bitsQ := []int{8, 3, 16}[(trial+term)%3]
+			w := 1
+			if bitsQ > 8 {
+				w = 2
+			}
+			docs, imps := randomPostings(rng, n, 1<<min(bitsQ, 12)-1)
+			if len(docs) == 0 {
+				continue
+			}
+			bm := appendBitmap(nil, docs)
+			l := newImpLayout(appendImpacts(nil, imps, w), len(docs), w)
+			off, err := l.check(bitsQ, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.off = off
+			var a, b cursor
+			a.init(bm, l, len(docs))
+			b.init(bm, l, len(docs))
+			a.q, b.q = uint64(1+term), uint64(1+term)
+			for a.nextKey() != endDoc {
+				addContainerMax(&a, want, wantMx, R)
+				if addContainerMaxFast(&b, got, gotMx, R) {
+					fast++
+				} else {
+					addContainerMax(&b, got, gotMx, R)
+				}
+			}
+		}
+		if !slices.Equal(got, want) || !slices.Equal(gotMx, wantMx) {
+			t.Fatalf("trial %d (block size %d): C kernel differs from addContainerMax", trial, R)
+		}
+		if cgoEnabled && R&(R-1) == 0 && fast == 0 {
+			t.Errorf("trial %d: block size %d never took the C kernel", trial, R)
+		}
+		if R&(R-1) != 0 && fast > 0 {
+			t.Errorf("trial %d: block size %d took the C kernel", trial, R)
+		}
+	}
 }

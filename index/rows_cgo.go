@@ -44,10 +44,65 @@ static void add_rows_u8(uint32_t *ub, long n, const uint8_t *r0, const uint8_t *
 	long from = has ? rows_avx2(ub, n, r0, r1, r2, r3, q0, q1, q2, q3, nrows) : 0;
 	rows_scalar(ub, n, r0, r1, r2, r3, q0, q1, q2, q3, nrows, from);
 }
+
+// count_buckets adds one to hist[ub[b] >> shift] for every b: four
+// histograms side by side (h: 3·nbk scratch) so that runs of equal
+// buckets do not wait on each other's increments. Returns −1, having
+// counted nothing, when a bucket is ≥ nbk (bounds above Σ q·max impact:
+// a corrupt file).
+static int count_buckets(const uint32_t *ub, long n, int shift, int32_t *hist, int32_t *h, long nbk) {
+	uint32_t mx = 0;
+	for (long b = 0; b < n; b++) mx = ub[b] > mx ? ub[b] : mx;
+	if ((long)(mx >> shift) >= nbk) return -1;
+	int32_t *h1 = h, *h2 = h + nbk, *h3 = h + 2 * nbk;
+	for (long i = 0; i < 3 * nbk; i++) h[i] = 0;
+	long b = 0;
+	for (; b + 4 <= n; b += 4) {
+		hist[ub[b] >> shift]++;
+		h1[ub[b + 1] >> shift]++;
+		h2[ub[b + 2] >> shift]++;
+		h3[ub[b + 3] >> shift]++;
+	}
+	for (; b < n; b++) hist[ub[b] >> shift]++;
+	for (long i = 0; i < nbk; i++) hist[i] += h1[i] + h2[i] + h3[i];
+	return 0;
+}
+
+// select_ge writes the b with ub[b] >= lo to out (room for n) and returns
+// how many; eight at a time with AVX2 when the CPU has it.
+__attribute__((target("avx2")))
+static long select_ge_avx2(const uint32_t *ub, long n, uint32_t lo, int32_t *out, long *from) {
+	long m = 0, b = 0;
+	__m256i L = _mm256_set1_epi32((int)(lo - 1)), F = _mm256_set1_epi32((int)0x80000000);
+	__m256i LF = _mm256_xor_si256(L, F);
+	for (; b + 8 <= n; b += 8) {
+		__m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(ub + b)), F);
+		int mask = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(u, LF))); // unsigned u > lo-1
+		while (mask) {
+			out[m++] = (int32_t)(b + __builtin_ctz(mask));
+			mask &= mask - 1;
+		}
+	}
+	*from = b;
+	return m;
+}
+
+static long select_ge(const uint32_t *ub, long n, uint32_t lo, int32_t *out) {
+	static int has = -1;
+	if (has < 0) has = __builtin_cpu_supports("avx2");
+	long m = 0, b = 0;
+	if (has && lo > 0) m = select_ge_avx2(ub, n, lo, out, &b);
+	for (; b < n; b++)
+		if (ub[b] >= lo) out[m++] = (int32_t)b;
+	return m;
+}
 */
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // addRowsU8 adds Σ_i q[i]·rows[i][b] to ub[b] for every block, for up to
 // four 1-byte RMAX rows of len(ub) bytes (AVX2 when the CPU has it). The
@@ -65,4 +120,28 @@ func addRowsU8(ub []uint32, rows [4][]byte, q [4]uint32, nrows int) {
 	}
 	C.add_rows_u8((*C.uint32_t)(unsafe.Pointer(&ub[0])), C.long(len(ub)), p[0], p[1], p[2], p[3],
 		C.uint32_t(q[0]), C.uint32_t(q[1]), C.uint32_t(q[2]), C.uint32_t(q[3]), C.int(nrows))
+}
+
+// countBuckets32 adds one to hist[u>>shift] for every u of ub.
+func countBuckets32(hist []int32, ub []uint32, shift uint, scratch []int32) []int32 {
+	if len(ub) == 0 {
+		return scratch
+	}
+	scratch = grow(scratch, 3*len(hist))
+	if C.count_buckets((*C.uint32_t)(unsafe.Pointer(&ub[0])), C.long(len(ub)), C.int(shift),
+		(*C.int32_t)(unsafe.Pointer(&hist[0])), (*C.int32_t)(unsafe.Pointer(&scratch[0])), C.long(len(hist))) != 0 {
+		panic(fmt.Sprintf("block bound above the query's bound %d", len(hist)<<shift))
+	}
+	return scratch
+}
+
+// selectGE32 returns the indexes b of ub with ub[b] ≥ lo (lo > 0), in buf's
+// memory when it has room for len(ub).
+func selectGE32(buf []int32, ub []uint32, lo uint32) []int32 {
+	buf = grow(buf, len(ub))
+	if len(ub) == 0 {
+		return buf
+	}
+	m := C.select_ge((*C.uint32_t)(unsafe.Pointer(&ub[0])), C.long(len(ub)), C.uint32_t(lo), (*C.int32_t)(unsafe.Pointer(&buf[0])))
+	return buf[:m]
 }

@@ -13,3 +13,22 @@ func addRowsU8(ub []uint32, rows [4][]byte, q [4]uint32, nrows int) {
 		}
 	}
 }
+
+// countBuckets32 adds one to hist[u>>shift] for every u of ub.
+func countBuckets32(hist []int32, ub []uint32, shift uint, scratch []int32) []int32 {
+	for _, u := range ub {
+		hist[u>>shift]++
+	}
+	return scratch
+}
+
+// selectGE32 returns the indexes b of ub with ub[b] ≥ lo, in buf's memory.
+func selectGE32(buf []int32, ub []uint32, lo uint32) []int32 {
+	list := buf[:0]
+	for b, u := range ub {
+		if u >= lo {
+			list = append(list, int32(b))
+		}
+	}
+	return list
+}

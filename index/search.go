@@ -184,6 +184,7 @@ type scratch struct {
 	sub      []uint64  // (num blocks) BlockMax: best sparse-term score per block, zero between queries
 	sub32    []uint32  // (num blocks) narrow sub
 	hist     []int32   // (≤ 2^histBits) BlockMax bound histogram
+	hist3    []int32   // (3 · len(hist)) scratch of countBuckets32
 	batch    []int32   // (≤ batchBlocks) blocks being scored
 	rem      []uint64  // (≤ batchBlocks) dense-term bound still to add per block of the batch
 	alive    []int32   // batch positions of the blocks still scored
@@ -369,7 +370,9 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cu
 		next := uint32(endDoc)
 		for _, c := range s.sparseCs {
 			if c.nextKey() == key {
-				addContainerMax(c, f.docs, sub, R)
+				if d32, ok := any(f.docs).([]uint32); !ok || !addContainerMaxFast(c, d32, any(sub).([]uint32), R) {
+					addContainerMax(c, f.docs, sub, R)
+				}
 			}
 			next = min(next, c.nextKey())
 		}
@@ -402,8 +405,12 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cu
 	s.hist = grow(s.hist, nbk)
 	hist := s.hist
 	clear(hist)
-	for _, u := range ub {
-		hist[u>>shift]++
+	if u32, ok := any(ub).([]uint32); ok {
+		s.hist3 = countBuckets32(hist, u32, shift, s.hist3)
+	} else {
+		for _, u := range ub {
+			hist[u>>shift]++
+		}
 	}
 	// Buckets ≥ h1 are scored first: from the top, until they hold ≥ first
 	// blocks, but never a bucket that would bring them past 4·first (a
@@ -435,9 +442,13 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cu
 	}
 	list := s.sel[:0]
 	lo := A(h2) << shift
-	for b, u := range ub {
-		if u >= lo && u > 0 {
-			list = append(list, int32(b))
+	if u32, ok := any(ub).([]uint32); ok {
+		list = selectGE32(list, u32, uint32(max(lo, 1)))
+	} else {
+		for b, u := range ub {
+			if u >= lo && u > 0 {
+				list = append(list, int32(b))
+			}
 		}
 	}
 	s.sel = list

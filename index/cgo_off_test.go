@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package index
+
+const cgoEnabled = false

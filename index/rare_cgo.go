@@ -1,0 +1,149 @@
+//go:build cgo
+
+package index
+
+/*
+#cgo CFLAGS: -O3
+#include <stdint.h>
+#include <string.h>
+
+// unpack_chunk decodes n impacts of a frame-of-reference chunk: base plus
+// width-bit values packed LSB first in d (avail bytes readable).
+static void unpack_chunk(uint16_t *out, const uint8_t *d, long avail, int n, uint16_t base, int width) {
+	int i = 0;
+	if (width == 0) {
+		for (; i < n; i++) out[i] = base;
+		return;
+	}
+	if (width == 8) {
+		for (; i < n; i++) out[i] = base + d[i];
+		return;
+	}
+	uint64_t mask = (1ull << width) - 1;
+	for (; i < n; i++) {
+		long bit = (long)i * width, p = bit >> 3;
+		if (p + 8 > avail) break;
+		uint64_t v;
+		memcpy(&v, d + p, 8);
+		out[i] = base + (uint16_t)((v >> (bit & 7)) & mask);
+	}
+	for (; i < n; i++) {
+		long bit = (long)i * width, p = bit >> 3;
+		uint64_t v = 0;
+		for (int j = 0; j < 3 && p + j < avail; j++) v |= (uint64_t)d[p + j] << (8 * j);
+		out[i] = base + (uint16_t)((v >> (bit & 7)) & mask);
+	}
+}
+
+typedef struct {
+	const uint8_t *ib;   // the term's IMPS bytes
+	long ilen;           // their length
+	const uint32_t *off; // chunk data offsets in ib
+	long nc, df;
+	int w;               // base width (1 or 2)
+	long c;              // decoded chunk, -1 none
+	uint16_t buf[128];
+} imps_t;
+
+static int load_chunk(imps_t *im, long c) {
+	if (c >= im->nc) return -1;
+	const uint8_t *h = im->ib + c * (im->w + 1);
+	uint16_t base = im->w == 1 ? h[0] : (uint16_t)(h[0] | h[1] << 8);
+	int width = h[im->w];
+	long o = im->off[c];
+	long n = im->df - c * 128;
+	if (n > 128) n = 128;
+	unpack_chunk(im->buf, im->ib + o, im->ilen - o, (int)n, base, width);
+	im->c = c;
+	return 0;
+}
+
+// rare_container adds q·impact of every posting of one roaring container
+// (array: card uint16 docs; bitmap: 1024 words) to acc[doc] and raises
+// mx[doc >> sh] to the new acc[doc]; doc is relative to the container's
+// key, acc and mx start there. Postings have ranks from rank on. Returns
+// 0, or −1 when a doc is ≥ lim or the ranks run past df (a corrupt file).
+static int rare_container(uint32_t *acc, uint32_t *mx, long lim, uint32_t q, int sh,
+		const uint8_t *cdata, long card, int bitmap,
+		const uint8_t *ib, long ilen, const uint32_t *off, long nc, long df, int w, long rank) {
+	imps_t imb = {ib, ilen, off, nc, df, w, -1}, *im = &imb;
+	long end = rank + card;
+	if (end > im->df) return -1;
+	if (!bitmap) {
+		while (rank < end) {
+			long c = rank >> 7;
+			if (c != im->c && load_chunk(im, c)) return -1;
+			long stop = (c + 1) * 128;
+			if (stop > end) stop = end;
+			const uint16_t *v = im->buf + (rank & 127);
+			const uint8_t *dp = cdata + 2 * (card - (end - rank));
+			long m = stop - rank;
+			for (long j = 0; j < m; j++) {
+				uint32_t d = (uint32_t)dp[2 * j] | (uint32_t)dp[2 * j + 1] << 8;
+				if (d >= lim) return -1;
+				uint32_t s = acc[d] + q * v[j];
+				acc[d] = s;
+				uint32_t b = d >> sh, m = mx[b];
+				mx[b] = s > m ? s : m; // always stored: no branch to mispredict
+			}
+			rank = stop;
+		}
+		return 0;
+	}
+	for (long w = 0; w < 1024; w++) {
+		uint64_t word;
+		memcpy(&word, cdata + 8 * w, 8);
+		uint32_t base = (uint32_t)w << 6;
+		while (word) {
+			if (rank >= end) return -1;
+			long c = rank >> 7;
+			if (c != im->c && load_chunk(im, c)) return -1;
+			uint32_t d = base + (uint32_t)__builtin_ctzll(word);
+			if (d >= lim) return -1;
+			uint32_t s = acc[d] + q * im->buf[rank & 127];
+			acc[d] = s;
+			uint32_t b = d >> sh, m = mx[b];
+			mx[b] = s > m ? s : m;
+			rank++;
+			word &= word - 1;
+		}
+	}
+	return rank == end ? 0 : -1;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"math/bits"
+	"unsafe"
+)
+
+// addContainerMaxFast is addContainerMax in C for the narrow accumulator,
+// power-of-two block sizes up to 65 536 and cursors with the Reader's
+// chunk-offset directory; it reports false (doing nothing) otherwise.
+func addContainerMaxFast(c *cursor, acc, mx []uint32, R int) bool {
+	l := &c.imp.l
+	if R&(R-1) != 0 || R > 1<<16 || l.off == nil || len(l.b) == 0 || c.q > 1<<32-1 {
+		return false
+	}
+	c.load()
+	key := int(c.key)
+	lim := min(len(acc)-key, 1<<16)
+	if lim <= 0 {
+		panic(fmt.Sprintf("container %d: key %d beyond %d documents", c.c, key, len(acc)))
+	}
+	sh := bits.TrailingZeros(uint(R))
+	bitmap := 0
+	if c.bitmap {
+		bitmap = 1
+	}
+	if C.rare_container((*C.uint32_t)(unsafe.Pointer(&acc[key])), (*C.uint32_t)(unsafe.Pointer(&mx[key>>sh])), C.long(lim),
+		C.uint32_t(c.q), C.int(sh), (*C.uint8_t)(unsafe.Pointer(&c.data[0])), C.long(c.card), C.int(bitmap),
+		(*C.uint8_t)(unsafe.Pointer(&l.b[0])), C.long(len(l.b)), (*C.uint32_t)(unsafe.Pointer(&l.off[0])), C.long(l.nc), C.long(l.df), C.int(l.w),
+		C.long(c.cstart)) != 0 {
+		panic(fmt.Sprintf("container %d of %d: postings beyond %d docs or df %d", c.c, c.nc, len(acc), c.df))
+	}
+	c.nextContainer()
+	return true
+}

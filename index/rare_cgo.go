@@ -63,6 +63,11 @@ static int load_chunk(imps_t *im, long c) {
 // mx[doc >> sh] to the new acc[doc]; doc is relative to the container's
 // key, acc and mx start there. Postings have ranks from rank on. Returns
 // 0, or −1 when a doc is ≥ lim or the ranks run past df (a corrupt file).
+// Cloned for x86-64-v3 (tzcnt/blsr in the bitmap walk, shrx in the
+// unpacking): 11% faster than the baseline code on the sparse-term pass,
+// alternated in one process at 1M synthetic documents (1.31 against 1.47
+// and 1.58 against 1.76 ms per query).
+__attribute__((target_clones("arch=x86-64-v3","default")))
 static int rare_container(uint32_t *acc, uint32_t *mx, long lim, uint32_t q, int sh,
 		const uint8_t *cdata, long card, int bitmap,
 		const uint8_t *ib, long ilen, const uint32_t *off, long nc, long df, int w, long rank) {

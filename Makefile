@@ -15,11 +15,12 @@ setup:
 build:
 	$(GO) build -o bin/spladapt ./cmd/spladapt
 
-## test: every test, with cgo (OpenBLAS), then the parity tests without cgo
+## test: every test, with cgo (OpenBLAS, the index's C kernels), then the
+## packages with C kernels again on their pure-Go fallbacks
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	CGO_ENABLED=0 $(GO) test -count=1 ./nn/...
+	CGO_ENABLED=0 $(GO) test -count=1 ./nn/... ./index/...
 
 ## bench: the opt-in benchmarks (long)
 bench:

@@ -63,7 +63,8 @@ type Index struct {
 	// BlockSize is the number of documents per block of the block-max
 	// maxima (8: see index.DefaultBlockSize).
 	BlockSize int `mapstructure:"block_size"`
-	// Algorithm is the default top-k method: exhaustive, maxscore, blockmax or taat.
+	// Algorithm is the default top-k method: exhaustive, maxscore,
+	// blockmax, taat or auto (blockmax, or taat when k ≥ N/500).
 	Algorithm string `mapstructure:"algorithm"`
 	// Depth is the number of hits retrieved per query.
 	Depth int `mapstructure:"depth"`
@@ -223,7 +224,7 @@ func Default() Config {
 		SkipInvalid: false,
 		Progress:    "auto",
 		BM25:        BM25{K1: 0.9, B: 0.4, Depth: 1000},
-		Index:       Index{QuantBits: 8, BlockSize: 8, Algorithm: "blockmax", Depth: 1000},
+		Index:       Index{QuantBits: 8, BlockSize: 8, Algorithm: "auto", Depth: 1000},
 		Serve:       Serve{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, TimeoutMS: 2000, MaxK: 1000},
 		Eval:        Eval{Measures: []string{"nDCG@10", "R@100", "AP", "RR@10"}},
 		Data:        Data{BaseURL: "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"},
@@ -273,9 +274,9 @@ func (c *Config) Validate() error {
 		bad("index.block_size", "must be at least 1, got %d", c.Index.BlockSize)
 	}
 	switch c.Index.Algorithm {
-	case "exhaustive", "maxscore", "blockmax", "taat":
+	case "exhaustive", "maxscore", "blockmax", "taat", "auto":
 	default:
-		bad("index.algorithm", "must be exhaustive, maxscore, blockmax or taat, got %q", c.Index.Algorithm)
+		bad("index.algorithm", "must be exhaustive, maxscore, blockmax, taat or auto, got %q", c.Index.Algorithm)
 	}
 	if c.Index.Depth < 1 {
 		bad("index.depth", "must be at least 1, got %d", c.Index.Depth)

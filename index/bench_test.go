@@ -626,3 +626,60 @@ func TestCompareIndexes(t *testing.T) {
 		t.Logf("load average: %s", la)
 	}
 }
+
+// TestAutoCrossover times blockmax and TAAT alternately, query by query,
+// on synthetic collections of several sizes for k = 10, 100 and 1000, and
+// logs the p50 time ratio by k/N: the measurement behind
+// index.AutoTAATRatio. Opt-in:
+//
+//	SPLADAPT_BENCH_GRID=10000,30000,100000,300000 go test ./index -run AutoCrossover -v -timeout 30m
+func TestAutoCrossover(t *testing.T) {
+	grid := os.Getenv("SPLADAPT_BENCH_GRID")
+	if grid == "" {
+		t.Skip("set SPLADAPT_BENCH_GRID (e.g. 10000,30000,100000,300000) to time blockmax against TAAT")
+	}
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	g := benchGen(t)
+	nq := envInt("SPLADAPT_BENCH_QUERIES", 100)
+	for _, f := range strings.Split(grid, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			t.Fatalf("SPLADAPT_BENCH_GRID: %q is not a document count", f)
+		}
+		r, _ := cachedSynth(t, g, n)
+		qs := make([]*index.Query, nq)
+		for i := range qs {
+			if qs[i], err = r.Prepare(g.Query(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []int{10, 100, 1000} {
+			algs := []index.Algorithm{index.BlockMax, index.TAAT}
+			var lat [2][]time.Duration
+			for rep := range 3 { // the first round is untimed
+				for qi, q := range qs {
+					var hits [2][]index.Hit
+					for j := range 2 {
+						v := (j + rep + qi) % 2
+						start := time.Now()
+						hits[v], err = r.SearchPrepared(q, k, algs[v])
+						if rep > 0 {
+							lat[v] = append(lat[v], time.Since(start))
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+					}
+					if !sameRaw(hits[0], hits[1]) {
+						t.Fatalf("N=%d k=%d query %d: blockmax and TAAT differ", n, k, qi)
+					}
+				}
+			}
+			bm, _ := percentiles(lat[0])
+			ta, _ := percentiles(lat[1])
+			t.Logf("N=%d k=%d (k/N = 1/%d): blockmax p50 %s ms, taat p50 %s ms, ratio %.2f; auto runs %v",
+				n, k, n/k, ms(bm), ms(ta), float64(bm)/float64(ta), r.Resolve(index.Auto, k))
+		}
+	}
+}

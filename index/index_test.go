@@ -518,3 +518,43 @@ func mustSearch(t *testing.T, r *Reader, pq *Query, k int, alg Algorithm) []Hit 
 	}
 	return h
 }
+
+// TestAutoResolves: Auto is BlockMax below k = N/AutoTAATRatio and TAAT
+// from there; the other algorithms resolve to themselves.
+func TestAutoResolves(t *testing.T) {
+	b, err := NewBuilder(Options{NumTerms: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 3 * AutoTAATRatio
+	for i := range n {
+		if _, err := b.Add(fmt.Sprint(i), []TermWeight{{Term: uint32(i % 4), Weight: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	if _, err := b.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, c := range []struct {
+		k    int
+		want Algorithm
+	}{{1, BlockMax}, {2, BlockMax}, {3, TAAT}, {1000, TAAT}} {
+		if got := r.Resolve(Auto, c.k); got != c.want {
+			t.Errorf("N=%d k=%d: auto runs %v, want %v", n, c.k, got, c.want)
+		}
+	}
+	for _, a := range []Algorithm{Exhaustive, MaxScore, BlockMax, TAAT} {
+		if got := r.Resolve(a, 1000); got != a {
+			t.Errorf("%v resolves to %v", a, got)
+		}
+	}
+	if a, err := ParseAlgorithm("auto"); err != nil || a != Auto || a.String() != "auto" {
+		t.Errorf("ParseAlgorithm(auto) = %v, %v", a, err)
+	}
+}

@@ -160,6 +160,6 @@ a BEIR queries.jsonl holds the queries of every split.`,
 	f.StringVar(&tag, "tag", "spladapt", "run tag (last column)")
 	f.StringVar(&qrelsPath, "qrels", "", "search only the queries judged in this qrels file (TREC or BEIR .tsv)")
 	f.IntP("k", "k", 0, "hits per query (default: config index.depth)")
-	f.String("algorithm", "", "exhaustive, maxscore, blockmax or taat (default: config index.algorithm)")
+	f.String("algorithm", "", "exhaustive, maxscore, blockmax, taat or auto (default: config index.algorithm)")
 	return cmd
 }

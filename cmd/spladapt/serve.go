@@ -73,6 +73,6 @@ The index is validated at start (CRCs and invariants) unless --no-validate.`,
 	f.StringVar(&model, "model", "", "SPLADE checkpoint that encodes text queries")
 	f.BoolVar(&noValidate, "no-validate", false, "skip the full validation at start")
 	f.String("addr", "", "listen address (default: config serve.addr)")
-	f.String("algorithm", "", "exhaustive, maxscore, blockmax or taat (default: config index.algorithm)")
+	f.String("algorithm", "", "exhaustive, maxscore, blockmax, taat or auto (default: config index.algorithm)")
 	return cmd
 }

@@ -342,7 +342,8 @@ func BenchmarkAddRows(b *testing.B) {
 }
 
 // TestAddContainerMaxFast: the C kernel of BlockMax's sparse-term pass
-// leaves the same per-document scores and block maxima as addContainerMax,
+// leaves the same per-document scores and block maxima as addContainerMax
+// (and TAAT's C whole-term add the same scores as addAll),
 // on random terms with array and bitmap containers, every impact width
 // (0-bit and 8-bit chunks included), a short last chunk, a document count
 // that ends inside a container, and several terms added into one
@@ -385,6 +386,17 @@ func TestAddContainerMaxFast(t *testing.T) {
 			a.init(bm, l, len(docs))
 			b.init(bm, l, len(docs))
 			a.q, b.q = uint64(1+term), uint64(1+term)
+			// TAAT's whole-term add, C against Go, on fresh accumulators
+			taatGo, taatC := make([]uint32, n), make([]uint32, n)
+			addAll(&a, taatGo)
+			if addAllFast(&b, taatC) != cgoEnabled {
+				t.Fatalf("trial %d: addAllFast ran: %v, cgo: %v", trial, !cgoEnabled, cgoEnabled)
+			}
+			if cgoEnabled && !slices.Equal(taatC, taatGo) {
+				t.Fatalf("trial %d term %d: addAllFast differs from addAll", trial, term)
+			}
+			a.reset()
+			b.reset()
 			for a.nextKey() != endDoc {
 				addContainerMax(&a, want, wantMx, R)
 				if addContainerMaxFast(&b, got, gotMx, R) {

@@ -677,8 +677,11 @@ func (r *Reader) taat(s *scratch, cs []cursor, top *topK) {
 // taatInto adds every cursor's postings into acc (all zero on entry and
 // on return) and pushes the non-zero scores into top.
 func taatInto[A uint32 | uint64](acc []A, cs []cursor, top *topK) {
+	a32, narrow := any(acc).([]uint32)
 	for i := range cs {
-		addAll(&cs[i], acc)
+		if !narrow || !addAllFast(&cs[i], a32) {
+			addAll(&cs[i], acc)
+		}
 	}
 	th, full := top.threshold()
 	for d, v := range acc {

@@ -390,15 +390,28 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cu
 			s.denseCs = append(s.denseCs, c)
 		}
 	}
+	d32, narrow := any(f.docs).([]uint32)
+	sub32, _ := any(sub).([]uint32)
+	// With 32-bit scores and blocks that tile the 65 536-doc ranges, the
+	// C kernel adds the postings and one pass per range takes the block
+	// maxima (8-9% faster per query at 1M than raising sub at every
+	// posting, alternated in one process); else addContainerMax does both.
+	fast := narrow && R&(R-1) == 0 && R <= 1<<16
 	for key := uint32(0); key != endDoc; { // container key by key: one 65 536-doc range of docs and sub at a time
 		next := uint32(endDoc)
+		added := false
 		for _, c := range s.sparseCs {
 			if c.nextKey() == key {
-				if d32, ok := any(f.docs).([]uint32); !ok || !addContainerMaxFast(c, d32, any(sub).([]uint32), R) {
+				if fast && addContainerFast(c, d32) {
+					added = true
+				} else {
 					addContainerMax(c, f.docs, sub, R)
 				}
 			}
 			next = min(next, c.nextKey())
+		}
+		if added { // the C adds left sub alone: one pass over the range's blocks
+			blockMaxes(d32[key:min(int(key)+1<<16, N)], sub32[int(key)/R:], R)
 		}
 		key = next
 	}

@@ -246,9 +246,16 @@ func TestAddRowsU8(t *testing.T) {
 					want[b] += q[i] * uint32(rows[i][b])
 				}
 			}
+			src := slices.Clone(ub)
 			addRowsU8(ub, rows, q, nrows)
 			if !slices.Equal(ub, want) {
 				t.Fatalf("n=%d rows=%d: kernel differs from plain adds", n, nrows)
+			}
+			orig := slices.Clone(src)
+			dst := make([]uint32, n) // from a separate source, which stays as it was
+			addRowsU8From(dst, src, rows, q, nrows)
+			if !slices.Equal(dst, want) || !slices.Equal(src, orig) {
+				t.Fatalf("n=%d rows=%d: kernel from a source differs from plain adds", n, nrows)
 			}
 		}
 	}

@@ -7,27 +7,28 @@ package index
 #include <stdint.h>
 #include <immintrin.h>
 
-// ub[b] += q0·r0[b] + q1·r1[b] + q2·r2[b] + q3·r3[b] for b < n, in uint32
-// (the caller guarantees no overflow); rows past nrows are not read.
-static void rows_scalar(uint32_t *ub, long n, const uint8_t *r0, const uint8_t *r1,
+// ub[b] = src[b] + q0·r0[b] + q1·r1[b] + q2·r2[b] + q3·r3[b] for b < n, in
+// uint32 (the caller guarantees no overflow; src may be ub); rows past
+// nrows are not read.
+static void rows_scalar(uint32_t *ub, const uint32_t *src, long n, const uint8_t *r0, const uint8_t *r1,
 		const uint8_t *r2, const uint8_t *r3, uint32_t q0, uint32_t q1, uint32_t q2, uint32_t q3, int nrows, long from) {
 	for (long b = from; b < n; b++) {
 		uint32_t s = q0 * r0[b];
 		if (nrows > 1) s += q1 * r1[b];
 		if (nrows > 2) s += q2 * r2[b];
 		if (nrows > 3) s += q3 * r3[b];
-		ub[b] += s;
+		ub[b] = src[b] + s;
 	}
 }
 
 __attribute__((target("avx2")))
-static long rows_avx2(uint32_t *ub, long n, const uint8_t *r0, const uint8_t *r1,
+static long rows_avx2(uint32_t *ub, const uint32_t *src, long n, const uint8_t *r0, const uint8_t *r1,
 		const uint8_t *r2, const uint8_t *r3, uint32_t q0, uint32_t q1, uint32_t q2, uint32_t q3, int nrows) {
 	__m256i Q0 = _mm256_set1_epi32((int)q0), Q1 = _mm256_set1_epi32((int)q1);
 	__m256i Q2 = _mm256_set1_epi32((int)q2), Q3 = _mm256_set1_epi32((int)q3);
 	long b = 0;
 	for (; b + 8 <= n; b += 8) {
-		__m256i acc = _mm256_loadu_si256((const __m256i *)(ub + b));
+		__m256i acc = _mm256_loadu_si256((const __m256i *)(src + b));
 		acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(Q0, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(r0 + b)))));
 		if (nrows > 1) acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(Q1, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(r1 + b)))));
 		if (nrows > 2) acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(Q2, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(r2 + b)))));
@@ -37,35 +38,35 @@ static long rows_avx2(uint32_t *ub, long n, const uint8_t *r0, const uint8_t *r1
 	return b;
 }
 
-static void add_rows_u8(uint32_t *ub, long n, const uint8_t *r0, const uint8_t *r1,
+static void add_rows_u8(uint32_t *ub, const uint32_t *src, long n, const uint8_t *r0, const uint8_t *r1,
 		const uint8_t *r2, const uint8_t *r3, uint32_t q0, uint32_t q1, uint32_t q2, uint32_t q3, int nrows) {
 	static int has = -1;
 	if (has < 0) has = __builtin_cpu_supports("avx2");
-	long from = has ? rows_avx2(ub, n, r0, r1, r2, r3, q0, q1, q2, q3, nrows) : 0;
-	rows_scalar(ub, n, r0, r1, r2, r3, q0, q1, q2, q3, nrows, from);
+	long from = has ? rows_avx2(ub, src, n, r0, r1, r2, r3, q0, q1, q2, q3, nrows) : 0;
+	rows_scalar(ub, src, n, r0, r1, r2, r3, q0, q1, q2, q3, nrows, from);
 }
 
 // count_buckets adds one to hist[ub[b] >> shift] for every b: four
 // histograms side by side (h: 3·nbk scratch) so that runs of equal
-// buckets do not wait on each other's increments. Returns −1, having
-// counted nothing, when a bucket is ≥ nbk (bounds above Σ q·max impact:
-// a corrupt file).
+// buckets do not wait on each other's increments. A bucket ≥ nbk (bounds
+// above Σ q·max impact: a corrupt file) is counted in the last one and
+// makes it return −1.
 static int count_buckets(const uint32_t *ub, long n, int shift, int32_t *hist, int32_t *h, long nbk) {
-	uint32_t mx = 0;
-	for (long b = 0; b < n; b++) mx = ub[b] > mx ? ub[b] : mx;
-	if ((long)(mx >> shift) >= nbk) return -1;
 	int32_t *h1 = h, *h2 = h + nbk, *h3 = h + 2 * nbk;
 	for (long i = 0; i < 3 * nbk; i++) h[i] = 0;
+	uint32_t last = (uint32_t)(nbk - 1), over = 0;
+#define BUCKET(u) ({ uint32_t x_ = (u) >> shift; over |= x_ > last; x_ < last ? x_ : last; })
 	long b = 0;
 	for (; b + 4 <= n; b += 4) {
-		hist[ub[b] >> shift]++;
-		h1[ub[b + 1] >> shift]++;
-		h2[ub[b + 2] >> shift]++;
-		h3[ub[b + 3] >> shift]++;
+		hist[BUCKET(ub[b])]++;
+		h1[BUCKET(ub[b + 1])]++;
+		h2[BUCKET(ub[b + 2])]++;
+		h3[BUCKET(ub[b + 3])]++;
 	}
-	for (; b < n; b++) hist[ub[b] >> shift]++;
+	for (; b < n; b++) hist[BUCKET(ub[b])]++;
+#undef BUCKET
 	for (long i = 0; i < nbk; i++) hist[i] += h1[i] + h2[i] + h3[i];
-	return 0;
+	return over ? -1 : 0;
 }
 
 // select_ge writes the b with ub[b] >= lo to out (room for n) and returns
@@ -108,9 +109,20 @@ import (
 // four 1-byte RMAX rows of len(ub) bytes (AVX2 when the CPU has it). The
 // caller guarantees that no sum exceeds 2³²−1.
 func addRowsU8(ub []uint32, rows [4][]byte, q [4]uint32, nrows int) {
-	if len(ub) == 0 || nrows == 0 {
+	addRowsU8From(ub, ub, rows, q, nrows)
+}
+
+// addRowsU8From sets ub[b] = src[b] + Σ_i q[i]·rows[i][b] (src may be ub;
+// len(src) ≥ len(ub)).
+func addRowsU8From(ub, src []uint32, rows [4][]byte, q [4]uint32, nrows int) {
+	if len(ub) == 0 {
 		return
 	}
+	if nrows == 0 {
+		copy(ub, src)
+		return
+	}
+	src = src[:len(ub)]
 	var p [4]*C.uint8_t
 	for i := range nrows {
 		p[i] = (*C.uint8_t)(unsafe.Pointer(&rows[i][:len(ub)][0]))
@@ -118,7 +130,7 @@ func addRowsU8(ub []uint32, rows [4][]byte, q [4]uint32, nrows int) {
 	for i := nrows; i < 4; i++ {
 		p[i] = p[0] // never read
 	}
-	C.add_rows_u8((*C.uint32_t)(unsafe.Pointer(&ub[0])), C.long(len(ub)), p[0], p[1], p[2], p[3],
+	C.add_rows_u8((*C.uint32_t)(unsafe.Pointer(&ub[0])), (*C.uint32_t)(unsafe.Pointer(&src[0])), C.long(len(ub)), p[0], p[1], p[2], p[3],
 		C.uint32_t(q[0]), C.uint32_t(q[1]), C.uint32_t(q[2]), C.uint32_t(q[3]), C.int(nrows))
 }
 

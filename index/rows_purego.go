@@ -6,6 +6,13 @@ package index
 // four 1-byte RMAX rows of len(ub) bytes. The caller guarantees that no
 // sum exceeds 2³²−1. (With cgo this is an AVX2 kernel, rows_cgo.go.)
 func addRowsU8(ub []uint32, rows [4][]byte, q [4]uint32, nrows int) {
+	addRowsU8From(ub, ub, rows, q, nrows)
+}
+
+// addRowsU8From sets ub[b] = src[b] + Σ_i q[i]·rows[i][b] (src may be ub;
+// len(src) ≥ len(ub)).
+func addRowsU8From(ub, src []uint32, rows [4][]byte, q [4]uint32, nrows int) {
+	copy(ub, src[:len(ub)])
 	for i := range nrows {
 		row, qi := rows[i][:len(ub)], q[i]
 		for b, v := range row {

@@ -383,9 +383,11 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cu
 	R, N := r.meta.BlockSize, r.meta.NumDocs
 	ub, sub := f.ub, f.sub
 	s.denseCs, s.sparseCs = s.denseCs[:0], s.sparseCs[:0]
+	sparsePostings := 0
 	for i := range cs {
 		if c := &cs[i]; c.rmax == nil {
 			s.sparseCs = append(s.sparseCs, c)
+			sparsePostings += c.df
 		} else {
 			s.denseCs = append(s.denseCs, c)
 		}
@@ -415,17 +417,10 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cu
 		}
 		key = next
 	}
-	copy(ub, sub)
-	addRows(ub, s.denseCs, r.width)
+	addRows(ub, sub, s.denseCs, r.width)
 	slices.SortFunc(s.denseCs, func(a, b *cursor) int { return cmpDesc(a.q, b.q) })
 	defer func() { // leave docs and sub zero
-		touched := 0
-		for _, u := range sub {
-			if u > 0 {
-				touched++
-			}
-		}
-		if touched > len(sub)/8 {
+		if sparsePostings > len(sub)/8 { // they touch many blocks: clear all at memory speed
 			clear(f.docs)
 		} else {
 			for b, u := range sub {
@@ -554,20 +549,26 @@ func resetAll(cs []*cursor) {
 // addRows adds q·RMAX(t, b) of every dense term t to ub[b]: four 1-byte
 // rows at a time (one pass over ub per four terms; addRowsU8 for 32-bit
 // bounds), then one at a time.
-func addRows[A uint32 | uint64](ub []A, cs []*cursor, width int) {
+func addRows[A uint32 | uint64](ub, src []A, cs []*cursor, width int) {
 	if u32, ok := any(ub).([]uint32); ok && width == 1 {
-		for len(cs) > 0 {
+		from := any(src).([]uint32)
+		if len(cs) == 0 {
+			copy(u32, from)
+		}
+		for len(cs) > 0 { // the first four rows start from src (no copy), the others from ub
 			var rows [4][]byte
 			var q [4]uint32
 			n := min(4, len(cs))
 			for i, c := range cs[:n] {
 				rows[i], q[i] = c.rmax, uint32(c.q)
 			}
-			addRowsU8(u32, rows, q, n)
+			addRowsU8From(u32, from, rows, q, n)
+			from = u32
 			cs = cs[n:]
 		}
 		return
 	}
+	copy(ub, src)
 	if width == 1 {
 		for len(cs) >= 4 {
 			q0, q1, q2, q3 := A(cs[0].q), A(cs[1].q), A(cs[2].q), A(cs[3].q)

@@ -26,7 +26,7 @@ const (
 	// q, each block dropped once it cannot reach the k-th score) in
 	// decreasing order of bound until the next bound is below the k-th
 	// score. Fastest for small k (TestBenchTable: top-10 at 1M synthetic
-	// documents 2.65 ms p50 against TAAT's 24.2); needs small blocks
+	// documents 1.73 ms p50 against TAAT's 21.4); needs small blocks
 	// (default 8) when documents are not clustered by doc number.
 	BlockMax
 	// TAAT is exhaustive term-at-a-time scoring: each query term's postings
@@ -45,8 +45,8 @@ const (
 // AutoTAATRatio sets Auto's switch to TAAT: k·AutoTAATRatio ≥ N. Measured
 // on the synthetic collection from 10k to 1M documents, query by query
 // alternated (TestAutoCrossover), the blockmax/TAAT p50 time ratio is
-// 0.40–0.47 at k/N = 1/1000, 0.94–1.02 at 1/300, 1.90–1.95 at 1/100 and
-// 2.8–2.9 at 1/30 and 1/10.
+// 0.50–0.61 at k/N = 1/1000, 1.27–1.29 at 1/300, 2.2–2.3 at 1/100 and
+// 3.1–3.2 at 1/30 and 1/10.
 const AutoTAATRatio = 500
 
 var algNames = [...]string{"exhaustive", "maxscore", "blockmax", "taat", "auto"}

@@ -247,13 +247,13 @@ func TestAddRowsU8(t *testing.T) {
 				}
 			}
 			src := slices.Clone(ub)
-			addRowsU8(ub, rows, q, nrows)
+			addRowsU8(ub, ub, rows, q, nrows)
 			if !slices.Equal(ub, want) {
 				t.Fatalf("n=%d rows=%d: kernel differs from plain adds", n, nrows)
 			}
 			orig := slices.Clone(src)
 			dst := make([]uint32, n) // from a separate source, which stays as it was
-			addRowsU8From(dst, src, rows, q, nrows)
+			addRowsU8(dst, src, rows, q, nrows)
 			if !slices.Equal(dst, want) || !slices.Equal(src, orig) {
 				t.Fatalf("n=%d rows=%d: kernel from a source differs from plain adds", n, nrows)
 			}
@@ -359,7 +359,7 @@ func BenchmarkAddRows(b *testing.B) {
 				for j := range k {
 					r[j], q[j] = rows[i+j], 1000
 				}
-				addRowsU8(ub, r, q, k)
+				addRowsU8(ub, ub, r, q, k)
 			}
 		}
 	})

@@ -179,49 +179,16 @@ import (
 	"unsafe"
 )
 
-// addAllFast is addAll in C for the narrow accumulator and cursors with
-// the Reader's chunk-offset directory, from the cursor's current container
-// on; it reports false (doing nothing) otherwise.
-func addAllFast(c *cursor, acc []uint32) bool {
-	l := &c.imp.l
-	if l.off == nil || len(l.b) == 0 || c.q > 1<<32-1 {
-		return false
-	}
-	rank := c.cstart
-	for ; c.c < c.nc; c.c++ {
-		c.load()
-		key := int(c.key)
-		lim := min(len(acc)-key, 1<<16)
-		if lim <= 0 {
-			panic(fmt.Sprintf("container %d: key %d beyond %d documents", c.c, key, len(acc)))
-		}
-		bitmap := 0
-		if c.bitmap {
-			bitmap = 1
-		}
-		if C.add_container((*C.uint32_t)(unsafe.Pointer(&acc[key])), C.long(lim), C.uint32_t(c.q),
-			(*C.uint8_t)(unsafe.Pointer(&c.data[0])), C.long(c.card), C.int(bitmap),
-			(*C.uint8_t)(unsafe.Pointer(&l.b[0])), C.long(len(l.b)), (*C.uint32_t)(unsafe.Pointer(&l.off[0])), C.long(l.nc), C.long(l.df), C.int(l.w),
-			C.long(rank)) != 0 {
-			panic(fmt.Sprintf("container %d of %d: postings beyond %d docs or df %d", c.c, c.nc, len(acc), c.df))
-		}
-		rank += c.card
-	}
-	c.cstart = rank
-	c.doc = endDoc
-	return true
+// fastOK reports whether the C kernel can add c's postings: it needs the
+// Reader's chunk-offset directory and a query weight of at most 32 bits.
+func fastOK(c *cursor) bool {
+	return c.imp.l.off != nil && len(c.imp.l.b) > 0 && c.q <= 1<<32-1
 }
 
-// addContainerFast adds c's next container to acc (q·impact per posting;
-// no block maxima: blockMaxes does those once for a range) and moves to
-// the following container; it reports false, doing nothing, without the
-// Reader's chunk-offset directory or for a query weight over 32 bits.
-func addContainerFast(c *cursor, acc []uint32) bool {
+// addLoaded adds q·impact of every posting of c's loaded container, whose
+// first posting has rank rank, to acc (a 32-bit per-document array).
+func addLoaded(c *cursor, acc []uint32, rank int) {
 	l := &c.imp.l
-	if l.off == nil || len(l.b) == 0 || c.q > 1<<32-1 {
-		return false
-	}
-	c.load()
 	key := int(c.key)
 	lim := min(len(acc)-key, 1<<16)
 	if lim <= 0 {
@@ -234,9 +201,37 @@ func addContainerFast(c *cursor, acc []uint32) bool {
 	if C.add_container((*C.uint32_t)(unsafe.Pointer(&acc[key])), C.long(lim), C.uint32_t(c.q),
 		(*C.uint8_t)(unsafe.Pointer(&c.data[0])), C.long(c.card), C.int(bitmap),
 		(*C.uint8_t)(unsafe.Pointer(&l.b[0])), C.long(len(l.b)), (*C.uint32_t)(unsafe.Pointer(&l.off[0])), C.long(l.nc), C.long(l.df), C.int(l.w),
-		C.long(c.cstart)) != 0 {
+		C.long(rank)) != 0 {
 		panic(fmt.Sprintf("container %d of %d: postings beyond %d docs or df %d", c.c, c.nc, len(acc), c.df))
 	}
+}
+
+// addAllFast is addAll in C, from the cursor's current container on; it
+// reports false, doing nothing, unless fastOK.
+func addAllFast(c *cursor, acc []uint32) bool {
+	if !fastOK(c) {
+		return false
+	}
+	rank := c.cstart
+	for ; c.c < c.nc; c.c++ {
+		c.load()
+		addLoaded(c, acc, rank)
+		rank += c.card
+	}
+	c.cstart = rank
+	c.doc = endDoc
+	return true
+}
+
+// addContainerFast adds c's next container to acc (q·impact per posting;
+// no block maxima: blockMaxes does those once for a range) and moves to
+// the following container; it reports false, doing nothing, unless fastOK.
+func addContainerFast(c *cursor, acc []uint32) bool {
+	if !fastOK(c) {
+		return false
+	}
+	c.load()
+	addLoaded(c, acc, c.cstart)
 	c.nextContainer()
 	return true
 }

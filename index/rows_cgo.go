@@ -105,16 +105,11 @@ import (
 	"unsafe"
 )
 
-// addRowsU8 adds Σ_i q[i]·rows[i][b] to ub[b] for every block, for up to
-// four 1-byte RMAX rows of len(ub) bytes (AVX2 when the CPU has it). The
-// caller guarantees that no sum exceeds 2³²−1.
-func addRowsU8(ub []uint32, rows [4][]byte, q [4]uint32, nrows int) {
-	addRowsU8From(ub, ub, rows, q, nrows)
-}
-
-// addRowsU8From sets ub[b] = src[b] + Σ_i q[i]·rows[i][b] (src may be ub;
-// len(src) ≥ len(ub)).
-func addRowsU8From(ub, src []uint32, rows [4][]byte, q [4]uint32, nrows int) {
+// addRowsU8 sets ub[b] = src[b] + Σ_i q[i]·rows[i][b] for every block,
+// for up to four 1-byte RMAX rows of at least len(ub) bytes (AVX2 when the CPU has it); src
+// may be ub, len(src) ≥ len(ub). The caller guarantees that no sum
+// exceeds 2³²−1.
+func addRowsU8(ub, src []uint32, rows [4][]byte, q [4]uint32, nrows int) {
 	if len(ub) == 0 {
 		return
 	}
@@ -134,7 +129,9 @@ func addRowsU8From(ub, src []uint32, rows [4][]byte, q [4]uint32, nrows int) {
 		C.uint32_t(q[0]), C.uint32_t(q[1]), C.uint32_t(q[2]), C.uint32_t(q[3]), C.int(nrows))
 }
 
-// countBuckets32 adds one to hist[u>>shift] for every u of ub.
+// countBuckets32 adds one to hist[u>>shift] for every u of ub and
+// returns scratch grown to the 3·len(hist) counters it used; a bucket past
+// hist (a bound above the query's, so a corrupt file) panics.
 func countBuckets32(hist []int32, ub []uint32, shift uint, scratch []int32) []int32 {
 	if len(ub) == 0 {
 		return scratch

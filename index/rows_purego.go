@@ -2,16 +2,11 @@
 
 package index
 
-// addRowsU8 adds Σ_i q[i]·rows[i][b] to ub[b] for every block, for up to
-// four 1-byte RMAX rows of len(ub) bytes. The caller guarantees that no
-// sum exceeds 2³²−1. (With cgo this is an AVX2 kernel, rows_cgo.go.)
-func addRowsU8(ub []uint32, rows [4][]byte, q [4]uint32, nrows int) {
-	addRowsU8From(ub, ub, rows, q, nrows)
-}
-
-// addRowsU8From sets ub[b] = src[b] + Σ_i q[i]·rows[i][b] (src may be ub;
-// len(src) ≥ len(ub)).
-func addRowsU8From(ub, src []uint32, rows [4][]byte, q [4]uint32, nrows int) {
+// addRowsU8 sets ub[b] = src[b] + Σ_i q[i]·rows[i][b] for every block,
+// for up to four 1-byte RMAX rows of at least len(ub) bytes (with cgo an AVX2 kernel, rows_cgo.go); src
+// may be ub, len(src) ≥ len(ub). The caller guarantees that no sum
+// exceeds 2³²−1.
+func addRowsU8(ub, src []uint32, rows [4][]byte, q [4]uint32, nrows int) {
 	copy(ub, src[:len(ub)])
 	for i := range nrows {
 		row, qi := rows[i][:len(ub)], q[i]
@@ -21,7 +16,8 @@ func addRowsU8From(ub, src []uint32, rows [4][]byte, q [4]uint32, nrows int) {
 	}
 }
 
-// countBuckets32 adds one to hist[u>>shift] for every u of ub.
+// countBuckets32 adds one to hist[u>>shift] for every u of ub (a bucket
+// past hist panics); scratch is returned unused.
 func countBuckets32(hist []int32, ub []uint32, shift uint, scratch []int32) []int32 {
 	for _, u := range ub {
 		hist[u>>shift]++

@@ -546,23 +546,24 @@ func resetAll(cs []*cursor) {
 	}
 }
 
-// addRows adds q·RMAX(t, b) of every dense term t to ub[b]: four 1-byte
-// rows at a time (one pass over ub per four terms; addRowsU8 for 32-bit
-// bounds), then one at a time.
+// addRows sets ub[b] = src[b] + Σ q·RMAX(t, b) over the dense terms t:
+// four 1-byte rows at a time (one pass over ub per four terms; addRowsU8
+// for 32-bit bounds, whose first pass reads src instead of a copy of it),
+// then one at a time.
 func addRows[A uint32 | uint64](ub, src []A, cs []*cursor, width int) {
 	if u32, ok := any(ub).([]uint32); ok && width == 1 {
 		from := any(src).([]uint32)
 		if len(cs) == 0 {
 			copy(u32, from)
 		}
-		for len(cs) > 0 { // the first four rows start from src (no copy), the others from ub
+		for len(cs) > 0 {
 			var rows [4][]byte
 			var q [4]uint32
 			n := min(4, len(cs))
 			for i, c := range cs[:n] {
 				rows[i], q[i] = c.rmax, uint32(c.q)
 			}
-			addRowsU8From(u32, from, rows, q, n)
+			addRowsU8(u32, from, rows, q, n)
 			from = u32
 			cs = cs[n:]
 		}

@@ -22,24 +22,12 @@ func TestStatistics(t *testing.T) {
 	n, top := 2000, 0
 	lens := 0
 	for i := range n {
-		d := g.Doc(i)
-		if len(d) < 120 || len(d) > 200 {
-			t.Fatalf("doc %d has %d terms", i, len(d))
-		}
+		d := checkShapes(t, g, i)
 		lens += len(d)
-		seen := map[uint32]bool{}
 		for _, tw := range d {
-			if seen[tw.Term] || !(tw.Weight > 0) || tw.Weight > 4 {
-				t.Fatalf("doc %d: term %d repeated or weight %v", i, tw.Term, tw.Weight)
-			}
-			seen[tw.Term] = true
 			if g.Rank(tw.Term) == 0 {
 				top++
 			}
-		}
-		q := g.Query(i)
-		if len(q) < 20 || len(q) > 40 {
-			t.Fatalf("query %d has %d terms", i, len(q))
 		}
 	}
 	// Mean length 160; the most popular term (p ≈ 0.093 per draw) is in
@@ -82,24 +70,14 @@ func TestTopical(t *testing.T) {
 	df := make([]int, Topical.Vocab)
 	own, lens := 0, 0
 	for i := range n {
-		d := g.Doc(i)
-		if len(d) < 120 || len(d) > 200 {
-			t.Fatalf("doc %d has %d terms", i, len(d))
-		}
+		d := checkShapes(t, g, i)
 		lens += len(d)
-		seen := map[uint32]bool{}
+		topic := g.Topic(i)
 		for _, tw := range d {
-			if seen[tw.Term] || !(tw.Weight > 0) || tw.Weight > 4 {
-				t.Fatalf("doc %d: term %d repeated or weight %v", i, tw.Term, tw.Weight)
-			}
-			seen[tw.Term] = true
 			df[g.Rank(tw.Term)]++
-			if inTopic(g.Topic(i), tw.Term) {
+			if inTopic(topic, tw.Term) {
 				own++
 			}
-		}
-		if q := g.Query(i); len(q) < 20 || len(q) > 40 {
-			t.Fatalf("query %d has %d terms", i, len(q))
 		}
 	}
 	if mean := float64(lens) / float64(n); math.Abs(mean-160) > 3 {
@@ -136,4 +114,25 @@ func dfSlope(df []int) float64 {
 		sx, sy, sxx, sxy, m = sx+x, sy+y, sxx+x*x, sxy+x*y, m+1
 	}
 	return (m*sxy - sx*sy) / (m*sxx - sx*sx)
+}
+
+// checkShapes fails unless document i has 120–200 distinct terms with
+// weights in (0, 4] and query i has 20–40 terms; it returns the document.
+func checkShapes(t *testing.T, g *Gen, i int) []index.TermWeight {
+	t.Helper()
+	d := g.Doc(i)
+	if len(d) < 120 || len(d) > 200 {
+		t.Fatalf("doc %d has %d terms", i, len(d))
+	}
+	seen := map[uint32]bool{}
+	for _, tw := range d {
+		if seen[tw.Term] || !(tw.Weight > 0) || tw.Weight > 4 {
+			t.Fatalf("doc %d: term %d repeated or weight %v", i, tw.Term, tw.Weight)
+		}
+		seen[tw.Term] = true
+	}
+	if q := g.Query(i); len(q) < 20 || len(q) > 40 {
+		t.Fatalf("query %d has %d terms", i, len(q))
+	}
+	return d
 }

@@ -127,6 +127,12 @@ type Pretrain struct {
 	// MaskProb is the share of tokens selected for the MLM loss.
 	MaskProb  float64 `mapstructure:"mask_prob"`
 	WholeWord bool    `mapstructure:"whole_word"`
+	// CopyProb labels this share of the unselected tokens with their own
+	// id (a reconstruction loss on unmasked positions; 0 = BERT's MLM).
+	CopyProb float64 `mapstructure:"copy_prob"`
+	// Init is how a model from scratch starts: bert (N(0, 0.02)) or
+	// lexical (nn.LexicalInit: the MLM head copies its input at step 0).
+	Init string `mapstructure:"init"`
 	// HeldoutEvery holds out every N-th packed sequence for evaluation.
 	HeldoutEvery int `mapstructure:"heldout_every"`
 	// HeldoutMax caps the held-out sequences evaluated (0 = all).
@@ -176,6 +182,10 @@ type Splade struct {
 	// MineMargins attaches BM25 margins score(pos) − score(neg) to the
 	// mined triples: with MarginMSE > 0 the model is distilled from BM25.
 	MineMargins bool `mapstructure:"mine_margins"`
+	// QueryEncoder is model (queries go through the model, as documents
+	// do) or idf (inference-free: a query is its tokens weighted by IDF over
+	// the training corpora; recorded in the checkpoint as idf.json).
+	QueryEncoder string `mapstructure:"query_encoder"`
 	// TopN prunes each encoded vector to its TopN largest weights (0: off).
 	TopN int `mapstructure:"top_n"`
 	// EncodeBatchSize is texts per forward pass when encoding; ShardSize
@@ -231,7 +241,7 @@ func Default() Config {
 		Model:       Model{MaxLength: 256, QueryMaxLength: 64},
 		Pretrain: Pretrain{Arch: "bert", Layers: 4, Hidden: 256, Heads: 4, FF: 1024, MaxPositions: 512,
 			VocabSize: 30522, SeqLen: 128, BatchSize: 32, GradAccum: 1, Steps: 10000, LR: 5e-4,
-			WarmupSteps: 500, WeightDecay: 0.01, MaxGradNorm: 1.0, MaskProb: 0.15, WholeWord: false,
+			WarmupSteps: 500, WeightDecay: 0.01, MaxGradNorm: 1.0, MaskProb: 0.15, WholeWord: false, CopyProb: 0, Init: "bert",
 			HeldoutEvery: 100, HeldoutMax: 512, EvalEvery: 500, CheckpointEvery: 500,
 			TrainParams: "all", DomainLayers: 2, Seed: 1},
 		Adapt: Adapt{Source: []string{}, SourceSplit: "train", Dev: []string{}, DevSplit: "dev", Targets: []string{},
@@ -240,7 +250,7 @@ func Default() Config {
 			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
 			EvalEvery: 1000, CheckpointEvery: 500, Seed: 1, MineNegatives: 8, MineDepth: 100,
-			TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
+			QueryEncoder: "model", TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
 	}
 }
 
@@ -328,6 +338,12 @@ func (c *Config) Validate() error {
 	if p.MaskProb <= 0 || p.MaskProb >= 1 {
 		bad("pretrain.mask_prob", "must be in (0, 1), got %g", p.MaskProb)
 	}
+	if !(p.CopyProb >= 0 && p.CopyProb <= 1) {
+		bad("pretrain.copy_prob", "must be in [0, 1], got %g", p.CopyProb)
+	}
+	if p.Init != "bert" && p.Init != "lexical" {
+		bad("pretrain.init", "must be bert or lexical, got %q", p.Init)
+	}
 	switch p.TrainParams {
 	case "domain", "task", "all":
 	default:
@@ -349,6 +365,9 @@ func (c *Config) Validate() error {
 	if sp.LambdaD < 0 || sp.LambdaQ < 0 || sp.MarginMSE < 0 || sp.WeightDecay < 0 || sp.MaxGradNorm < 0 ||
 		sp.LambdaWarmupSteps < 0 || sp.WarmupSteps < 0 || sp.EvalEvery < 0 || sp.CheckpointEvery < 0 || sp.TopN < 0 || sp.DomainLayers < 0 {
 		bad("splade", "lambda_d, lambda_q, margin_mse, weight_decay, max_grad_norm, lambda_warmup_steps, warmup_steps, eval_every, checkpoint_every, top_n and domain_layers must be >= 0")
+	}
+	if sp.QueryEncoder != "model" && sp.QueryEncoder != "idf" {
+		bad("splade.query_encoder", "must be model or idf, got %q", sp.QueryEncoder)
 	}
 	if sp.QueryReg != "flops" && sp.QueryReg != "l1" {
 		bad("splade.query_reg", "must be flops or l1, got %q", sp.QueryReg)

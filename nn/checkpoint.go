@@ -16,8 +16,10 @@ import (
 // the tokenizer files beside them.
 
 // TokenizerFiles are the files SaveHF copies from Model.TokenizerDir when
-// they exist there.
-var TokenizerFiles = []string{"vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}
+// they exist there: the tokenizer's, and idf.json, the query-token weights
+// of an inference-free SPLADE model (package splade), which belong to the
+// text-to-terms side of a checkpoint as the vocabulary does.
+var TokenizerFiles = []string{"vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "idf.json"}
 
 // LoadHF reads a HuggingFace BERT or DistilBERT masked-LM checkpoint from
 // dir: config.json (model_type bert or distilbert), model.safetensors (F32,

@@ -165,6 +165,45 @@ func NewModel(cfg Config, seed uint64) (*Model, error) {
 	return m, nil
 }
 
+// LexicalInit turns a freshly initialised model into a bag-of-words
+// matcher that is still a trainable masked-language model: every layer's
+// attention-output and FFN-output projections (weights and biases) are
+// zero, so each residual block passes its input through and the last
+// hidden state is LayerNorm(word + 0.1·(position + type)); the head
+// transform dense is 3·I with bias 0, and the decoder bias is −0.6·C·σ
+// (σ = InitializerRange; −1.5 for C = 128, σ = 0.02). The MLM head, tied to
+// the word embeddings, then predicts each input token itself: its logit is
+// about |e|·|h| ≈ C·σ (2.6 at C = 128), other tokens' about ±√C·σ (±0.23),
+// so a SPLADE vector max_t log1p(relu(logit)) holds the text's own tokens
+// and, at C ≥ 128, nothing else. The zero projections still get gradients
+// (their inputs are not zero), so training grows the layers from there, as
+// ReZero and Fixup do. Cost: O(parameters).
+func LexicalInit(m *Model) {
+	for _, lp := range m.layers {
+		for _, p := range []*Param{lp.ow, lp.ob, lp.o2w, lp.o2b} {
+			clear(p.W)
+		}
+	}
+	for _, p := range []*Param{m.posEmb, m.typeEmb} {
+		if p == nil {
+			continue
+		}
+		for i := range p.W {
+			p.W[i] *= 0.1
+		}
+	}
+	C := m.Config.HiddenSize
+	clear(m.headW.W)
+	for i := range C {
+		m.headW.W[i*C+i] = 3
+	}
+	clear(m.headB.W)
+	bias := float32(-0.6 * float64(C) * m.Config.InitializerRange)
+	for i := range m.decBias.W {
+		m.decBias.W[i] = bias
+	}
+}
+
 func isLNWeight(name string) bool {
 	n := len(name)
 	return n > 7 && name[n-7:] == ".weight" && (containsAny(name, "LayerNorm", "layer_norm"))

@@ -19,6 +19,14 @@ const IgnoreLabel = -100
 // selected; the 80/10/10 choice is still made per token, as HF's
 // DataCollatorForWholeWordMask does.
 //
+// With CopyProb > 0, each unselected non-special token is also labelled,
+// with probability CopyProb, with its own id while its input stays
+// unchanged: a reconstruction (copy) target on unmasked positions, which
+// teaches the MLM head to predict the input token where it sees it — the
+// lexical starting point SPLADE's term matching grows from. The random
+// stream draws this only when CopyProb > 0, so masks without it are those
+// of BERT's recipe.
+//
 // Masking is dynamic but reproducible: the random stream of a sequence is
 // a pure function of (Seed, epoch, sequence index), so each epoch sees new
 // masks, and a resumed run re-creates exactly the masks it would have seen.
@@ -26,6 +34,7 @@ type Masker struct {
 	Prob       float64 // selection probability, 0.15 in BERT
 	MaskFrac   float64 // of selected: → [MASK], 0.8
 	RandomFrac float64 // of selected: → random token, 0.1
+	CopyProb   float64 // of unselected: labelled with their own id, input unchanged (0 in BERT)
 	WholeWord  bool
 	Seed       uint64
 
@@ -45,6 +54,8 @@ func (m *Masker) Validate() error {
 	switch {
 	case m.Prob < 0 || m.Prob > 1:
 		return fmt.Errorf("mask probability %g not in [0, 1]", m.Prob)
+	case m.CopyProb < 0 || m.CopyProb > 1:
+		return fmt.Errorf("copy probability %g not in [0, 1]", m.CopyProb)
 	case m.MaskFrac < 0 || m.RandomFrac < 0 || m.MaskFrac+m.RandomFrac > 1:
 		return fmt.Errorf("mask fraction %g + random fraction %g must be non-negative and at most 1", m.MaskFrac, m.RandomFrac)
 	case m.IsSpecial == nil:
@@ -75,7 +86,8 @@ func mix(a, b uint64) uint64 {
 // Mask corrupts one sequence. ids (T) is left untouched; inputs and labels
 // (T each) receive the corrupted ids and the labels. wordStart (T) marks
 // tokens that begin a word; it is needed only with WholeWord (nil treats
-// every token as its own word). It returns the number of selected tokens.
+// every token as its own word). It returns the number of selected tokens
+// (copy targets not counted).
 func (m *Masker) Mask(ids []int32, wordStart []bool, epoch, seq int, inputs, labels []int32) int {
 	rng := m.rng(epoch, seq)
 	copy(inputs, ids)
@@ -91,6 +103,9 @@ func (m *Masker) Mask(ids []int32, wordStart []bool, epoch, seq int, inputs, lab
 			pick = rng.Float64() < m.Prob
 		}
 		if !pick {
+			if m.CopyProb > 0 && rng.Float64() < m.CopyProb {
+				labels[i] = id
+			}
 			continue
 		}
 		selected++

@@ -63,6 +63,7 @@ type Result struct {
 	TokensPerSec float64  `json:"tokens_per_s"`
 	HeldoutLoss  float64  `json:"heldout_loss"`
 	HeldoutPPL   float64  `json:"heldout_ppl"`
+	CopyRate     float64  `json:"copy_rate"`
 	HeldoutSeqs  int      `json:"heldout_sequences"`
 	TrainSeqs    int      `json:"train_sequences"`
 	Trainable    int      `json:"trainable_params"`
@@ -170,6 +171,9 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	}
 	masker := NewMasker(tok.VocabSize(), tok.MASK(), tok.IsSpecial, cfg.WholeWord, cfg.Seed)
 	masker.Prob = cfg.MaskProb
+	masker.CopyProb = cfg.CopyProb
+	heldMasker := *masker // held-out loss and perplexity: masked positions only
+	heldMasker.CopyProb = 0
 	logf("pretrain: %d train and %d held-out sequences of %d tokens; %d of %d parameters trainable (%s, k=%d)",
 		len(trainIdx), len(heldIdx), cfg.SeqLen, trainable, model.NumParams(), cfg.TrainParams, cfg.DomainLayers)
 
@@ -186,7 +190,7 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	}
 	sched := nn.LinearSchedule{Warmup: cfg.WarmupSteps, Total: cfg.Steps}
 	heldout := func() (float64, float64) {
-		loss, _ := HeldoutLoss(model, packed, heldIdx, masker, cfg.BatchSize)
+		loss, _ := HeldoutLoss(model, packed, heldIdx, &heldMasker, cfg.BatchSize)
 		return loss, math.Exp(loss)
 	}
 	save := func() error {
@@ -239,8 +243,9 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 		vals := map[string]float64{"loss": stepLoss, "lr": lr, "grad_norm": gnorm}
 		if st.Step%cfg.EvalEvery == 0 || st.Step == cfg.Steps {
 			hl, ppl := heldout()
-			vals["heldout_loss"], vals["heldout_ppl"] = hl, ppl
-			logf("step %d: loss %.4f, held-out loss %.4f, perplexity %.2f", st.Step, stepLoss, hl, ppl)
+			cr := CopyRate(model, packed, heldIdx, tok.IsSpecial)
+			vals["heldout_loss"], vals["heldout_ppl"], vals["copy_rate"] = hl, ppl, cr
+			logf("step %d: loss %.4f, held-out loss %.4f, perplexity %.2f, copy rate %.3f", st.Step, stepLoss, hl, ppl, cr)
 		}
 		log.Add(st.Step, vals)
 		el := prevSeconds + time.Since(start).Seconds()
@@ -265,6 +270,7 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	hl, ppl := heldout()
 	res := &Result{Steps: st.Step, Tokens: st.Tokens, Seconds: st.Seconds,
 		TokensPerSec: float64(st.Tokens) / max(st.Seconds, 1e-9), HeldoutLoss: hl, HeldoutPPL: ppl,
+		CopyRate: CopyRate(model, packed, heldIdx, tok.IsSpecial),
 		HeldoutSeqs: len(heldIdx), TrainSeqs: len(trainIdx), Trainable: trainable, Params: model.NumParams(),
 		TrainParams: cfg.TrainParams, DomainLayers: cfg.DomainLayers, Corpora: o.Corpora, Init: o.Init, Resumed: resumed}
 	if o.FromScratch {
@@ -323,6 +329,13 @@ func initModel(ctx context.Context, o Options) (*nn.Model, error) {
 	m, err := nn.NewModel(mc, cfg.Seed)
 	if err != nil {
 		return nil, err
+	}
+	switch cfg.Init {
+	case "lexical":
+		nn.LexicalInit(m)
+	case "bert", "":
+	default:
+		return nil, fmt.Errorf("pretrain: init %q, want bert or lexical", cfg.Init)
 	}
 	m.TokenizerDir = tokDir
 	return m, nil
@@ -393,6 +406,61 @@ func HeldoutLoss(model *nn.Model, packed *Packed, idx []int, masker *Masker, bat
 		return math.NaN(), 0
 	}
 	return sum / float64(count), count
+}
+
+// CopyRate is the share of the real, non-special positions of the packed
+// sequences idx, fed unmasked, whose MLM argmax is the input token itself:
+// 1 for a model that starts SPLADE as a bag of its own words, about 0 for
+// one stuck at the unigram plateau (which predicts "the" everywhere).
+// Dropout is off. Cost: one forward pass and the full vocabulary
+// projection of every position, in tiles of 256 rows.
+func CopyRate(model *nn.Model, packed *Packed, idx []int, isSpecial func(int32) bool) float64 {
+	wasTraining := model.Training
+	model.Training = false
+	defer func() { model.Training = wasTraining }()
+	C, V := model.Config.HiddenSize, model.Config.VocabSize
+	const batch, tile = 16, 256
+	logits := make([]float32, tile*V) // (tile, V)
+	var hit, n int
+	for lo := 0; lo < len(idx); lo += batch {
+		part := idx[lo:min(lo+batch, len(idx))]
+		inputs := make([]int32, 0, len(part)*packed.T)
+		for _, j := range part {
+			s, _ := packed.Seq(j)
+			inputs = append(inputs, s...)
+		}
+		mask := make([]float32, len(inputs))
+		for i := range mask {
+			mask[i] = 1
+		}
+		hidden := model.Encode(nn.Batch{B: len(part), T: packed.T, InputIDs: inputs, Mask: mask}) // (B·T, C)
+		for r0 := 0; r0 < len(inputs); r0 += tile {
+			rows := min(tile, len(inputs)-r0)
+			z := model.HeadTransform(hidden[r0*C:(r0+rows)*C], rows)
+			model.Logits(logits[:rows*V], z, rows)
+			for r := range rows {
+				id := inputs[r0+r]
+				if isSpecial(id) {
+					continue
+				}
+				row := logits[r*V : (r+1)*V]
+				best := 0
+				for v, x := range row {
+					if x > row[best] {
+						best = v
+					}
+				}
+				n++
+				if int32(best) == id {
+					hit++
+				}
+			}
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return float64(hit) / float64(n)
 }
 
 // EvalCorpus measures the held-out MLM loss and perplexity of the model in

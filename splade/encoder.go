@@ -40,6 +40,11 @@ type Encoder struct {
 	// BatchSize is the number of documents per forward pass in EncodeDocs
 	// (default 32).
 	BatchSize int
+	// QueryWeights (V), when set, makes the encoder inference-free: a
+	// query is not run through the model but is its tokens, each once,
+	// weighted QueryWeights[id] (WeightedTokens); documents are encoded as
+	// always. LoadEncoder sets it from the checkpoint's IDFFile.
+	QueryWeights []float32
 
 	mu  sync.Mutex
 	out []float32 // (B, V) pooled weights of the last batch
@@ -58,7 +63,23 @@ func LoadEncoder(dir string, maxLen, queryMaxLen, topN int) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load encoder %s: %w", dir, err)
 	}
-	return NewEncoder(m, tok, maxLen, queryMaxLen, topN)
+	e, err := NewEncoder(m, tok, maxLen, queryMaxLen, topN)
+	if err != nil {
+		return nil, err
+	}
+	if e.QueryWeights, err = ReadIDF(dir, tok); err != nil {
+		return nil, fmt.Errorf("load encoder %s: %w", dir, err)
+	}
+	return e, nil
+}
+
+// QueryEncoder names how e encodes queries: QueryEncoderIDF or
+// QueryEncoderModel.
+func (e *Encoder) QueryEncoder() string {
+	if e.QueryWeights != nil {
+		return QueryEncoderIDF
+	}
+	return QueryEncoderModel
 }
 
 // NewEncoder checks that the model and the tokenizer share a vocabulary
@@ -89,9 +110,13 @@ func (e *Encoder) Encode(text string) ([]index.TermWeight, error) {
 }
 
 // EncodeQuery returns the SPLADE vector of a query (at most QueryMaxLen
-// tokens). Cost: one forward pass of batch 1.
+// tokens). Cost: one forward pass of batch 1, or only tokenisation for an
+// inference-free encoder.
 func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
 	ids := e.Tok.Encode(text, e.QueryMaxLen).IDs
+	if e.QueryWeights != nil {
+		return WeightedTokens(ids, e.QueryWeights), nil
+	}
 	vecs, err := e.encodeIDs([][]int32{ids}, nil)
 	if err != nil {
 		return nil, err
@@ -102,6 +127,13 @@ func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
 // EncodeQueries encodes several queries in length-bucketed batches; out[i]
 // belongs to texts[i].
 func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
+	if e.QueryWeights != nil {
+		out := make([][]index.TermWeight, len(texts))
+		for i, en := range e.Tok.EncodeBatch(texts, e.QueryMaxLen) {
+			out[i] = WeightedTokens(en.IDs, e.QueryWeights)
+		}
+		return out, nil
+	}
 	return e.encodeTexts(texts, e.QueryMaxLen, nil)
 }
 

@@ -120,7 +120,14 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := NewTrainer(m, tok, sources, devSets, opt)
+	var qw []float32
+	if opt.QueryEncoder == QueryEncoderIDF {
+		if qw, err = CorpusIDF(tok, j.Train, cfg.Model.MaxLength, j.CorpusOpts); err != nil {
+			return nil, fmt.Errorf("train splade: %w", err)
+		}
+		fmt.Fprintf(log, "inference-free: queries are their tokens weighted by IDF over the corpora of %s\n", strings.Join(j.Train, ", "))
+	}
+	tr, err := NewTrainer(m, tok, sources, devSets, opt, qw)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +186,7 @@ func OptionsFromConfig(cfg config.Config) (TrainOptions, error) {
 		Weights: w, LR: sp.LR, WeightDecay: sp.WeightDecay, MaxGradNorm: sp.MaxGradNorm,
 		WarmupSteps: sp.WarmupSteps, Steps: sp.Steps, BatchSize: sp.BatchSize, NNeg: sp.NNeg,
 		QueryMaxLen: cfg.Model.QueryMaxLength, DocMaxLen: cfg.Model.MaxLength, Seed: sp.Seed,
-		TrainParams: sp.TrainParams, DomainLayers: sp.DomainLayers, Dropout: sp.Dropout,
+		TrainParams: sp.TrainParams, DomainLayers: sp.DomainLayers, Dropout: sp.Dropout, QueryEncoder: sp.QueryEncoder,
 		EvalEvery: sp.EvalEvery, CheckpointEvery: sp.CheckpointEvery, EncodeBatch: sp.EncodeBatchSize,
 	}, nil
 }

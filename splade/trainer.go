@@ -64,6 +64,11 @@ type TrainOptions struct {
 	TrainParams  string
 	DomainLayers int
 	Dropout      bool // dropout (the model's config rates) while training
+	// QueryEncoder is QueryEncoderModel (queries through the model) or
+	// QueryEncoderIDF (inference-free: queries are their tokens weighted
+	// by Trainer.QueryWeights; only documents train the model, and the
+	// query regularisers do not apply).
+	QueryEncoder string
 	// EvalEvery evaluates on the dev sets every this many steps (and at
 	// the last step); 0 only at the last step. No dev sets: no evaluation.
 	EvalEvery int
@@ -93,6 +98,11 @@ func (o *TrainOptions) Validate() error {
 	case "all", "task", "domain":
 	default:
 		return fmt.Errorf("train: train params %q, want all, task or domain", o.TrainParams)
+	}
+	switch o.QueryEncoder {
+	case QueryEncoderModel, QueryEncoderIDF, "":
+	default:
+		return fmt.Errorf("train: query encoder %q, want %s or %s", o.QueryEncoder, QueryEncoderModel, QueryEncoderIDF)
 	}
 	return nil
 }
@@ -155,7 +165,9 @@ func LoadDevSet(dir, split string, opts corpora.Options) (*DevSet, error) {
 }
 
 // DevMeasures are the measures reported on dev sets; the first selects
-// the best checkpoint (mean over dev sets).
+// the best checkpoint (mean over dev sets). Evaluate also reports each dev
+// set's VectorStats ("<name> nnz_d", "nnz_q", "own_share", "top20_share",
+// "cosine"), computed with DevTopN.
 var DevMeasures = []string{"nDCG@10", "RR@10", "R@100"}
 
 // Trainer trains a SPLADE model. It is not safe for concurrent use.
@@ -175,10 +187,14 @@ type Trainer struct {
 	perm      []int // permutation of the current epoch
 	permEpoch int
 
-	passes  [3]*nn.Pass
-	heads   [3]headBuf
-	grads   Grads[float32]
-	Curves  *curves.Log
+	passes [3]*nn.Pass
+	heads  [3]headBuf
+	grads  Grads[float32]
+	Curves *curves.Log
+	// QueryWeights (V) are the query-token weights of an inference-free
+	// model (Opt.QueryEncoder idf); nil otherwise.
+	QueryWeights []float32
+
 	Best    float64 // best mean dev nDCG@10 (−1 before any evaluation)
 	BestAt  int     // its step
 	BestDev map[string]float64
@@ -196,9 +212,24 @@ type headBuf struct {
 // NewTrainer prepares training of m on the sources: it freezes parameters
 // as opt.TrainParams says and creates the AdamW optimiser. Triple ids are
 // kept apart per source, so two sources may reuse ids.
-func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*DevSet, opt TrainOptions) (*Trainer, error) {
+//
+// An inference-free run (opt.QueryEncoder idf) needs queryWeights, a (V)
+// vector (ComputeIDF); a two-sided run takes nil.
+func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*DevSet, opt TrainOptions, queryWeights []float32) (*Trainer, error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
+	}
+	if opt.QueryEncoder == "" {
+		opt.QueryEncoder = QueryEncoderModel
+	}
+	if (opt.QueryEncoder == QueryEncoderIDF) != (queryWeights != nil) {
+		return nil, fmt.Errorf("train: query encoder %s with %d query weights (idf needs them, model takes none)", opt.QueryEncoder, len(queryWeights))
+	}
+	if queryWeights != nil && len(queryWeights) != m.Config.VocabSize {
+		return nil, fmt.Errorf("train: %d query weights for a vocabulary of %d", len(queryWeights), m.Config.VocabSize)
+	}
+	if opt.QueryEncoder == QueryEncoderIDF {
+		opt.Weights.FLOPSQ, opt.Weights.L1Q = 0, 0
 	}
 	if tok.VocabSize() != m.Config.VocabSize {
 		return nil, fmt.Errorf("train: tokenizer has %d tokens, model vocab_size is %d", tok.VocabSize(), m.Config.VocabSize)
@@ -214,7 +245,7 @@ func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*D
 		opt.EvalDepth = 100
 	}
 	t := &Trainer{Model: m, Tok: tok, Opt: opt, sources: sources, dev: dev, permEpoch: -1,
-		Curves: &curves.Log{}, Best: -1}
+		Curves: &curves.Log{}, Best: -1, QueryWeights: queryWeights}
 	t.texts = &Texts{Queries: map[string]string{}, Docs: map[string]string{}}
 	for k, s := range sources {
 		pre := strconv.Itoa(k) + "\x00"
@@ -353,9 +384,26 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 	batches := [3]nn.Batch{tb.Q, tb.P, tb.N}
 	var mats [3]*Mat[float32]
 	tokens := 0
+	idf := t.QueryWeights != nil
 	for i, b := range batches {
 		hb := &t.heads[i]
 		hb.b = b
+		if i == 0 && idf {
+			// Inference-free: the query rows are fixed token weights.
+			hb.out = zeroF(hb.out, b.B*V)
+			for r := range b.B {
+				for j, id := range b.InputIDs[r*b.T : (r+1)*b.T] {
+					if b.Mask[r*b.T+j] != 0 {
+						hb.out[r*V+int(id)] = t.QueryWeights[id]
+					}
+				}
+				for _, x := range b.Mask[r*b.T : (r+1)*b.T] {
+					tokens += int(x)
+				}
+			}
+			mats[i] = NewMat(hb.out, b.B, V)
+			continue
+		}
 		h := t.passes[i].Encode(b)
 		hb.z = t.passes[i].HeadTransform(h, b.B*b.T)
 		hb.out = growF(hb.out, b.B*V)
@@ -382,6 +430,9 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 		return p.G
 	}
 	for i, dout := range [3][]float32{g.Q, g.P, g.N} {
+		if i == 0 && idf {
+			continue
+		}
 		hb := &t.heads[i]
 		b := hb.b
 		hb.dz = zeroF(hb.dz, b.B*b.T*C)
@@ -410,20 +461,25 @@ const DevTopN = 1024
 // DevMeasures per dev set ("<name> nDCG@10") and their mean over dev sets
 // ("nDCG@10"), trec_eval -c semantics.
 func (t *Trainer) Evaluate() (map[string]float64, error) {
-	enc := &Encoder{Model: t.Model, Tok: t.Tok, MaxLen: t.Opt.DocMaxLen, QueryMaxLen: t.Opt.QueryMaxLen, BatchSize: t.Opt.EncodeBatch, TopN: DevTopN}
+	enc := &Encoder{Model: t.Model, Tok: t.Tok, MaxLen: t.Opt.DocMaxLen, QueryMaxLen: t.Opt.QueryMaxLen, BatchSize: t.Opt.EncodeBatch, TopN: DevTopN,
+		QueryWeights: t.QueryWeights}
 	ms, err := eval.ParseMeasures(DevMeasures...)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]float64{}
 	for _, d := range t.dev {
-		res, err := EvaluateDev(enc, d, ms, t.Opt.EvalDepth)
+		res, vs, err := evaluateDev(enc, d, ms, t.Opt.EvalDepth)
 		if err != nil {
 			return nil, err
 		}
 		for i, m := range ms {
 			out[d.Name+" "+m.Name()] = res.All[i]
 			out[m.Name()] += res.All[i] / float64(len(t.dev))
+		}
+		for k, v := range map[string]float64{"nnz_d": vs.NNZDoc, "nnz_q": vs.NNZQuery, "own_share": vs.OwnShare,
+			"top20_share": vs.Top20Share, "cosine": vs.MeanCosine} {
+			out[d.Name+" "+k] = v
 		}
 	}
 	return out, nil
@@ -434,14 +490,25 @@ func (t *Trainer) Evaluate() (map[string]float64, error) {
 // with trec_eval -c semantics. Documents are encoded in chunks and only
 // their postings are kept (8 bytes each).
 func EvaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.Results, error) {
+	res, _, err := evaluateDev(enc, d, ms, depth)
+	return res, err
+}
+
+func evaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.Results, VectorStats, error) {
 	ix := NewExactIndex(nil, enc.VocabSize())
+	var acc vectorStatsAcc
 	const chunk = 4096
 	for lo := 0; lo < len(d.Docs); lo += chunk {
-		docs, err := enc.EncodeDocs(d.Docs[lo:min(lo+chunk, len(d.Docs))])
+		texts := d.Docs[lo:min(lo+chunk, len(d.Docs))]
+		docs, err := enc.EncodeDocs(texts)
 		if err != nil {
-			return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+			return nil, VectorStats{}, fmt.Errorf("evaluate %s: %w", d.Name, err)
 		}
 		ix.Add(docs)
+		encs := enc.Tok.EncodeBatch(texts, enc.MaxLen)
+		for i, v := range docs {
+			acc.addDoc(v, encs[i].IDs)
+		}
 	}
 	texts := make([]string, len(d.Queries))
 	for i, q := range d.Queries {
@@ -449,10 +516,11 @@ func EvaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.R
 	}
 	qs, err := enc.EncodeQueries(texts)
 	if err != nil {
-		return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+		return nil, VectorStats{}, fmt.Errorf("evaluate %s: %w", d.Name, err)
 	}
 	run := corpora.Run{}
 	for i, q := range d.Queries {
+		acc.addQuery(qs[i])
 		var hits []corpora.Hit
 		for r, h := range ix.Search(qs[i], depth) {
 			hits = append(hits, corpora.Hit{DocID: d.DocIDs[h.Doc], Score: h.Score, Rank: r + 1})
@@ -461,9 +529,119 @@ func EvaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.R
 	}
 	res, err := eval.Evaluate(d.Qrels, run, ms, eval.Options{AllQueries: true})
 	if err != nil {
-		return nil, fmt.Errorf("evaluate %s: %w", d.Name, err)
+		return nil, VectorStats{}, fmt.Errorf("evaluate %s: %w", d.Name, err)
 	}
-	return res, nil
+	return res, acc.stats(), nil
+}
+
+// VectorStats describe a set of document vectors, to tell term matching
+// from a collapsed or dense-like code during training:
+//
+//	NNZDoc, NNZQuery  mean non-zeros per document and per query vector
+//	OwnShare   Σ weight on tokens that occur in the document's own (truncated)
+//	           text / Σ weight, over all documents: 1 for a bag of its own
+//	           words, near 0 for a code that ignores the text's tokens
+//	Top20Share Σ weight on the 20 terms with the largest total weight /
+//	           Σ weight: near 1 when every document is the same few terms
+//	MeanCosine mean cosine between consecutive documents' vectors (d_i,
+//	           d_{i+1}): near 1 when the vectors are input-independent
+type VectorStats struct {
+	NNZDoc, NNZQuery, OwnShare, Top20Share, MeanCosine float64
+}
+
+type vectorStatsAcc struct {
+	docs, queries int
+	nnzD, nnzQ    int
+	own, total    float64
+	cosSum        float64
+	cosN          int
+	prev          []index.TermWeight
+	termTotal     map[uint32]float64
+}
+
+func (a *vectorStatsAcc) addDoc(v []index.TermWeight, ids []int32) {
+	if a.termTotal == nil {
+		a.termTotal = map[uint32]float64{}
+	}
+	a.docs++
+	a.nnzD += len(v)
+	in := make(map[uint32]bool, len(ids))
+	for _, id := range ids {
+		in[uint32(id)] = true
+	}
+	for _, tw := range v {
+		w := float64(tw.Weight)
+		a.total += w
+		a.termTotal[tw.Term] += w
+		if in[tw.Term] {
+			a.own += w
+		}
+	}
+	if a.prev != nil {
+		a.cosSum += cosine(a.prev, v)
+		a.cosN++
+	}
+	a.prev = v
+}
+
+func (a *vectorStatsAcc) addQuery(v []index.TermWeight) {
+	a.queries++
+	a.nnzQ += len(v)
+}
+
+func (a *vectorStatsAcc) stats() VectorStats {
+	var s VectorStats
+	if a.docs > 0 {
+		s.NNZDoc = float64(a.nnzD) / float64(a.docs)
+	}
+	if a.queries > 0 {
+		s.NNZQuery = float64(a.nnzQ) / float64(a.queries)
+	}
+	if a.total > 0 {
+		s.OwnShare = a.own / a.total
+		tot := make([]float64, 0, len(a.termTotal))
+		for _, w := range a.termTotal {
+			tot = append(tot, w)
+		}
+		sort.Sort(sort.Reverse(sort.Float64Slice(tot)))
+		var top float64
+		for _, w := range tot[:min(20, len(tot))] {
+			top += w
+		}
+		s.Top20Share = top / a.total
+	}
+	if a.cosN > 0 {
+		s.MeanCosine = a.cosSum / float64(a.cosN)
+	}
+	return s
+}
+
+// cosine of two term-sorted sparse vectors (0 when either is empty).
+func cosine(a, b []index.TermWeight) float64 {
+	var dot, na, nb float64
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i].Term < b[j].Term:
+			i++
+		case a[i].Term > b[j].Term:
+			j++
+		default:
+			dot += float64(a[i].Weight) * float64(b[j].Weight)
+			i++
+			j++
+		}
+	}
+	for _, x := range a {
+		na += float64(x.Weight) * float64(x.Weight)
+	}
+	for _, x := range b {
+		nb += float64(x.Weight) * float64(x.Weight)
+	}
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	return dot / math.Sqrt(na*nb)
 }
 
 // ExactIndex is an in-memory inverted index over float weights, for exact
@@ -719,6 +897,13 @@ func (t *Trainer) saveModel(rc RunConfig, dev map[string]float64) error {
 		}
 		if err := os.WriteFile(filepath.Join(tmp, "splade.json"), append(raw, '\n'), 0o644); err != nil {
 			return err
+		}
+		if t.QueryWeights != nil {
+			if err := WriteIDF(tmp, t.Tok, t.QueryWeights); err != nil {
+				return err
+			}
+		} else if err := os.Remove(filepath.Join(tmp, IDFFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err // a two-sided model trained from an inference-free one
 		}
 		return t.Curves.Save(filepath.Join(tmp, "curves"), "SPLADE training")
 	})

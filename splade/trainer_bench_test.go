@@ -25,7 +25,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				opt := TrainOptions{Weights: Weights{InfoNCE: 1, FLOPSQ: 0.01, FLOPSD: 0.008}, LR: 5e-5, MaxGradNorm: 1,
 					Steps: 1 << 30, BatchSize: B, NNeg: 1, QueryMaxLen: 32, DocMaxLen: 256, Seed: 1,
 					TrainParams: params, DomainLayers: 2, Dropout: true}
-				tr, err := NewTrainer(enc.Model, enc.Tok, []Source{src}, nil, opt)
+				tr, err := NewTrainer(enc.Model, enc.Tok, []Source{src}, nil, opt, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -102,7 +102,7 @@ func TestTrainToy(t *testing.T) {
 	before := margins(t, m, tok)
 	opt := toyOptions()
 	opt.EvalEvery = 10
-	tr, err := NewTrainer(m, tok, []Source{src}, []*DevSet{dev}, opt)
+	tr, err := NewTrainer(m, tok, []Source{src}, []*DevSet{dev}, opt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestTrainToy(t *testing.T) {
 		}
 	}
 	// A second run without --resume refuses to overwrite the checkpoint.
-	tr2, _ := NewTrainer(m, tok, []Source{src}, nil, opt)
+	tr2, _ := NewTrainer(m, tok, []Source{src}, nil, opt, nil)
 	if _, err := tr2.Run(context.Background(), RunConfig{WorkDir: work, Out: out}, TrainHooks{}); !errors.Is(err, ErrCheckpointExists) {
 		t.Errorf("rerun without resume: %v", err)
 	}
@@ -204,7 +204,7 @@ func TestTrainResume(t *testing.T) {
 	opt.Steps, opt.CheckpointEvery, opt.Dropout, opt.NNeg = 8, 3, true, 2
 	run := func(work string, stopAt int, resume bool) ([]float64, *nn.Model) {
 		m, tok := loadTiny(t, dir)
-		tr, err := NewTrainer(m, tok, []Source{src}, nil, opt)
+		tr, err := NewTrainer(m, tok, []Source{src}, nil, opt, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +284,7 @@ func TestTrainTaskParams(t *testing.T) {
 	src, _ := toySource()
 	opt := toyOptions()
 	opt.Steps, opt.TrainParams = 3, "task"
-	tr, err := NewTrainer(m, tok, []Source{src}, nil, opt)
+	tr, err := NewTrainer(m, tok, []Source{src}, nil, opt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,7 +270,7 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	hl, ppl := heldout()
 	res := &Result{Steps: st.Step, Tokens: st.Tokens, Seconds: st.Seconds,
 		TokensPerSec: float64(st.Tokens) / max(st.Seconds, 1e-9), HeldoutLoss: hl, HeldoutPPL: ppl,
-		CopyRate: CopyRate(model, packed, heldIdx, tok.IsSpecial),
+		CopyRate:    CopyRate(model, packed, heldIdx, tok.IsSpecial),
 		HeldoutSeqs: len(heldIdx), TrainSeqs: len(trainIdx), Trainable: trainable, Params: model.NumParams(),
 		TrainParams: cfg.TrainParams, DomainLayers: cfg.DomainLayers, Corpora: o.Corpora, Init: o.Init, Resumed: resumed}
 	if o.FromScratch {

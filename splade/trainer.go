@@ -69,8 +69,10 @@ type TrainOptions struct {
 	// by Trainer.QueryWeights; only documents train the model, and the
 	// query regularisers do not apply).
 	QueryEncoder string
-	// EvalEvery evaluates on the dev sets every this many steps (and at
-	// the last step); 0 only at the last step. No dev sets: no evaluation.
+	// EvalEvery evaluates on the dev sets every this many steps, at the
+	// last step and, when > 0, before the first step (the initial model is
+	// a candidate too); 0 only at the last step. No dev sets: no
+	// evaluation.
 	EvalEvery int
 	// CheckpointEvery saves the resumable state to WorkDir every this many
 	// steps (and at the last step); 0 only at the last step.
@@ -791,6 +793,36 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*Tra
 	}
 	every := func(n, s int) bool { return s == t.Opt.Steps || (n > 0 && s%n == 0) }
 	saved := t.step
+	evaluate := func(vals map[string]float64) error {
+		ms, err := t.Evaluate()
+		if err != nil {
+			return err
+		}
+		for k, v := range ms {
+			vals["dev "+k] = v
+		}
+		sel := ms[DevMeasures[0]]
+		better := sel > t.Best
+		if better {
+			t.Best, t.BestAt, t.BestDev = sel, t.step, ms
+			if err := t.saveModel(rc, ms); err != nil {
+				return err
+			}
+		}
+		if hooks.OnEval != nil {
+			hooks.OnEval(t.step, ms, better)
+		}
+		return nil
+	}
+	if t.step == 0 && len(t.dev) > 0 && t.Opt.EvalEvery > 0 {
+		// The curve starts from the initial model, which is also the
+		// result if no step improves on it.
+		vals := map[string]float64{}
+		if err := evaluate(vals); err != nil {
+			return nil, err
+		}
+		t.Curves.Add(0, vals)
+	}
 	for t.step < t.Opt.Steps {
 		if err := ctx.Err(); err != nil {
 			if t.step > saved {
@@ -816,23 +848,8 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*Tra
 			hooks.OnStep(st)
 		}
 		if len(t.dev) > 0 && every(t.Opt.EvalEvery, t.step) {
-			ms, err := t.Evaluate()
-			if err != nil {
+			if err := evaluate(vals); err != nil {
 				return nil, err
-			}
-			for k, v := range ms {
-				vals["dev "+k] = v
-			}
-			sel := ms[DevMeasures[0]]
-			better := sel > t.Best
-			if better {
-				t.Best, t.BestAt, t.BestDev = sel, t.step, ms
-				if err := t.saveModel(rc, ms); err != nil {
-					return nil, err
-				}
-			}
-			if hooks.OnEval != nil {
-				hooks.OnEval(t.step, ms, better)
 			}
 		}
 		t.Curves.Add(t.step, vals)

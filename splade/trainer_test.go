@@ -121,8 +121,11 @@ func TestTrainToy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(losses) != 30 || len(evals) != 3 {
-		t.Fatalf("%d steps, %d evaluations; want 30 and 3", len(losses), len(evals))
+	if len(losses) != 30 || len(evals) != 4 {
+		t.Fatalf("%d steps, %d evaluations; want 30 and 4 (steps 0, 10, 20, 30)", len(losses), len(evals))
+	}
+	if evals[0] != first["nDCG@10"] {
+		t.Errorf("evaluation before the first step %g, Evaluate of the initial model %g", evals[0], first["nDCG@10"])
 	}
 	mean := func(x []float64) float64 {
 		s := 0.0

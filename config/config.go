@@ -186,6 +186,9 @@ type Splade struct {
 	// do) or idf (inference-free: a query is its tokens weighted by IDF over
 	// the training corpora; recorded in the checkpoint as idf.json).
 	QueryEncoder string `mapstructure:"query_encoder"`
+	// UnsupPairs caps the inverse-cloze pairs drawn from each unsupervised
+	// training corpus (--train-unsup); 0 draws one per eligible document.
+	UnsupPairs int `mapstructure:"unsup_pairs"`
 	// TopN prunes each encoded vector to its TopN largest weights (0: off).
 	TopN int `mapstructure:"top_n"`
 	// EncodeBatchSize is texts per forward pass when encoding; ShardSize
@@ -250,7 +253,7 @@ func Default() Config {
 			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
 			EvalEvery: 1000, CheckpointEvery: 500, Seed: 1, MineNegatives: 8, MineDepth: 100,
-			QueryEncoder: "model", TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
+			QueryEncoder: "model", UnsupPairs: 10000, TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
 	}
 }
 
@@ -363,8 +366,8 @@ func (c *Config) Validate() error {
 	}
 	sp := c.Splade
 	if sp.LambdaD < 0 || sp.LambdaQ < 0 || sp.MarginMSE < 0 || sp.WeightDecay < 0 || sp.MaxGradNorm < 0 ||
-		sp.LambdaWarmupSteps < 0 || sp.WarmupSteps < 0 || sp.EvalEvery < 0 || sp.CheckpointEvery < 0 || sp.TopN < 0 || sp.DomainLayers < 0 {
-		bad("splade", "lambda_d, lambda_q, margin_mse, weight_decay, max_grad_norm, lambda_warmup_steps, warmup_steps, eval_every, checkpoint_every, top_n and domain_layers must be >= 0")
+		sp.LambdaWarmupSteps < 0 || sp.WarmupSteps < 0 || sp.EvalEvery < 0 || sp.CheckpointEvery < 0 || sp.TopN < 0 || sp.DomainLayers < 0 || sp.UnsupPairs < 0 {
+		bad("splade", "lambda_d, lambda_q, margin_mse, weight_decay, max_grad_norm, lambda_warmup_steps, warmup_steps, eval_every, checkpoint_every, top_n, domain_layers and unsup_pairs must be >= 0")
 	}
 	if sp.QueryEncoder != "model" && sp.QueryEncoder != "idf" {
 		bad("splade.query_encoder", "must be model or idf, got %q", sp.QueryEncoder)

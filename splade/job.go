@@ -32,6 +32,7 @@ type TrainJob struct {
 	Split    string   // qrels split to train on
 	Triples  []string // triples files instead of mining, one per Train dir
 	Teacher  []string // teacher-score files, one per Train dir
+	Unsup    []string // corpora for unsupervised (inverse cloze) pairs, mixed in
 	Dev      []string // BEIR directories for model selection
 	DevSplit string
 
@@ -44,7 +45,7 @@ type TrainJob struct {
 // Run executes the job. An interrupted run returns an error wrapping
 // context.Canceled; its state is in WorkDir for Resume.
 func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
-	if len(j.Train) == 0 || j.Init == "" || j.Out == "" {
+	if len(j.Train)+len(j.Unsup) == 0 || j.Init == "" || j.Out == "" {
 		return nil, errors.New("train splade: training directories, initial checkpoint and output are required")
 	}
 	if len(j.Triples) > 0 && len(j.Triples) != len(j.Train) {
@@ -107,6 +108,13 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 		sources = append(sources, Source{Name: name, Triples: ts, Texts: texts})
 		fmt.Fprintf(log, "%s: %d triples\n", name, len(ts))
 	}
+	for i, dir := range j.Unsup {
+		src, err := UnsupSource(ctx, cfg, dir, j.Dev, filepath.Join(j.WorkDir, fmt.Sprintf("unsup-%d", i)), j.CorpusOpts, log)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, src)
+	}
 	var devSets []*DevSet
 	for _, dir := range j.Dev {
 		d, err := LoadDevSet(dir, j.DevSplit, j.CorpusOpts)
@@ -122,10 +130,10 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 	}
 	var qw []float32
 	if opt.QueryEncoder == QueryEncoderIDF {
-		if qw, err = CorpusIDF(tok, j.Train, cfg.Model.MaxLength, j.CorpusOpts); err != nil {
+		if qw, err = CorpusIDF(tok, append(append([]string(nil), j.Train...), j.Unsup...), cfg.Model.MaxLength, j.CorpusOpts); err != nil {
 			return nil, fmt.Errorf("train splade: %w", err)
 		}
-		fmt.Fprintf(log, "inference-free: queries are their tokens weighted by IDF over the corpora of %s\n", strings.Join(j.Train, ", "))
+		fmt.Fprintf(log, "inference-free: queries are their tokens weighted by IDF over the corpora of %s\n", strings.Join(append(append([]string(nil), j.Train...), j.Unsup...), ", "))
 	}
 	tr, err := NewTrainer(m, tok, sources, devSets, opt, qw)
 	if err != nil {

@@ -25,7 +25,7 @@ func newTrainCmd(a *app) *cobra.Command {
 
 func newTrainSpladeCmd(a *app) *cobra.Command {
 	var (
-		train, triples, teacher, dev []string
+		train, triples, teacher, dev, unsup []string
 		split, devSplit, initDir     string
 		out, work                    string
 		resume                       bool
@@ -87,7 +87,7 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			defer stop()
 
 			meta, err := splade.TrainJob{Init: initDir, Out: out, WorkDir: work, Resume: resume,
-				Train: train, Split: split, Triples: triples, Teacher: teacher, Dev: dev, DevSplit: devSplit,
+				Train: train, Split: split, Triples: triples, Teacher: teacher, Dev: dev, DevSplit: devSplit, Unsup: unsup,
 				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress}.Run(ctx)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
@@ -109,6 +109,7 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 	f.StringArrayVar(&triples, "triples", nil, "triples file instead of mined negatives, one per --train (repeatable)")
 	f.StringArrayVar(&teacher, "teacher", nil, "teacher-score file for MarginMSE, one per --train (repeatable)")
 	f.StringArrayVar(&dev, "dev", nil, "BEIR directory for model selection (repeatable)")
+	f.StringArrayVar(&unsup, "train-unsup", nil, "corpus for unsupervised inverse-cloze pairs with BM25 negatives, mixed in (repeatable; splade.unsup_pairs per corpus; its and the dev sets' queries never become training queries)")
 	f.StringVar(&devSplit, "dev-split", "dev", "qrels split of the dev sets")
 	f.StringVar(&initDir, "init", "", "initial checkpoint (HF directory with tokenizer files)")
 	f.StringVar(&out, "out", "", "directory for the best model")

@@ -151,7 +151,9 @@ func ICTPairs(docs []corpora.Doc, opt ICTOptions) *ICTSet {
 // of every BEIR directory in exclude (and of dir itself when it has
 // queries.jsonl) is excluded from the generated queries.
 func UnsupSource(ctx context.Context, cfg config.Config, dir string, exclude []string, cache string, opts corpora.Options, log io.Writer) (Source, error) {
-	fail := func(err error) (Source, error) { return Source{}, fmt.Errorf("unsupervised pairs from %s: %w", dir, err) }
+	fail := func(err error) (Source, error) {
+		return Source{}, fmt.Errorf("unsupervised pairs from %s: %w", dir, err)
+	}
 	var docs []corpora.Doc
 	r, err := corpora.OpenCorpus(dir, opts)
 	if err != nil {

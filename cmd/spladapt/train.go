@@ -26,9 +26,9 @@ func newTrainCmd(a *app) *cobra.Command {
 func newTrainSpladeCmd(a *app) *cobra.Command {
 	var (
 		train, triples, teacher, dev, unsup []string
-		split, devSplit, initDir     string
-		out, work                    string
-		resume                       bool
+		split, devSplit, initDir            string
+		out, work                           string
+		resume                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "splade --train DIR [--train DIR]... --init CKPT --out CKPT [--dev DIR]...",

@@ -19,11 +19,11 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/internal/download"
 )
 
 // Dataset is a BEIR dataset spladapt knows by name.
@@ -75,10 +75,7 @@ func Lookup(name string) (Dataset, bool) {
 var ErrChecksum = errors.New("checksum mismatch")
 
 // Bar shows download progress (*progress.Bar is one).
-type Bar interface {
-	Add(n int64)
-	Done()
-}
+type Bar = download.Bar
 
 // Options configure Pull.
 type Options struct {
@@ -150,8 +147,8 @@ func Pull(ctx context.Context, name string, o Options) (Result, error) {
 	}
 	url := strings.TrimSuffix(o.BaseURL, "/") + "/" + name + ".zip"
 	part := res.Dir + ".zip.part"
-	resumed, err := download(ctx, url, part, o)
-	res.Resumed = resumed
+	dl, err := download.Resume(ctx, url, part, download.Options{Client: o.Client, NewBar: o.NewBar, Warn: o.Warn})
+	res.Resumed = dl.Resumed
 	if err != nil {
 		return res, err
 	}
@@ -200,135 +197,6 @@ func (o Options) warn(msg string) {
 	if o.Warn != nil {
 		o.Warn(msg)
 	}
-}
-
-// download fetches url into part, continuing a partial file when the
-// server allows. It reports whether an earlier partial download was used.
-func download(ctx context.Context, url, part string, o Options) (resumed bool, err error) {
-	client := o.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	for attempt := 0; attempt < 3; attempt++ {
-		var offset int64
-		if fi, err := os.Stat(part); err == nil {
-			offset = fi.Size()
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, fmt.Errorf("download %s: %w", url, err)
-		}
-		if offset > 0 {
-			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return false, fmt.Errorf("download %s: %w", url, err)
-		}
-		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-		start := int64(0)
-		switch {
-		case offset > 0 && resp.StatusCode == http.StatusPartialContent:
-			first, _, ok := parseContentRange(resp.Header.Get("Content-Range"))
-			if !ok || first != offset {
-				resp.Body.Close()
-				o.warn(fmt.Sprintf("%s: the server answered the resume request with Content-Range %q, want bytes from %d; downloading from the start", url, resp.Header.Get("Content-Range"), offset))
-				os.Remove(part)
-				continue
-			}
-			flags, start, resumed = os.O_WRONLY|os.O_APPEND, offset, true
-		case offset > 0 && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-			_, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
-			resp.Body.Close()
-			if ok && total == offset {
-				return true, nil // the earlier download was complete
-			}
-			os.Remove(part)
-			continue
-		case resp.StatusCode == http.StatusOK:
-			if offset > 0 {
-				o.warn(fmt.Sprintf("%s: the server does not resume downloads (answered %s to a Range request); downloading from the start", url, resp.Status))
-			}
-		default:
-			resp.Body.Close()
-			return false, fmt.Errorf("download %s: %s", url, resp.Status)
-		}
-		err = receive(resp, part, flags, start, o)
-		resp.Body.Close()
-		return resumed, err
-	}
-	return false, fmt.Errorf("download %s: the server keeps answering resume requests wrongly; delete %s and try again", url, part)
-}
-
-// receive writes resp's body to part (opened with flags), start bytes
-// being there already.
-func receive(resp *http.Response, part string, flags int, start int64, o Options) error {
-	f, err := os.OpenFile(part, flags, 0o644)
-	if err != nil {
-		return fmt.Errorf("download to %s: %w", part, err)
-	}
-	total := int64(0)
-	if resp.ContentLength >= 0 {
-		total = start + resp.ContentLength
-	}
-	var w io.Writer = f
-	var bar Bar
-	if o.NewBar != nil {
-		bar = o.NewBar(total)
-		bar.Add(start)
-		w = io.MultiWriter(f, barWriter{bar})
-	}
-	_, err = io.Copy(w, resp.Body)
-	if bar != nil {
-		bar.Done()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("download %s: %w (the partial download %s is kept: run the same command again to resume)", resp.Request.URL, err, part)
-	}
-	return nil
-}
-
-type barWriter struct{ b Bar }
-
-func (w barWriter) Write(p []byte) (int, error) {
-	w.b.Add(int64(len(p)))
-	return len(p), nil
-}
-
-// parseContentRange parses "bytes FIRST-LAST/TOTAL" or "bytes */TOTAL"
-// (first = -1); total is -1 when given as "*".
-func parseContentRange(s string) (first, total int64, ok bool) {
-	rest, found := strings.CutPrefix(s, "bytes ")
-	if !found {
-		return 0, 0, false
-	}
-	rng, tot, found := strings.Cut(rest, "/")
-	if !found {
-		return 0, 0, false
-	}
-	total = -1
-	if tot != "*" {
-		t, err := strconv.ParseInt(tot, 10, 64)
-		if err != nil {
-			return 0, 0, false
-		}
-		total = t
-	}
-	if rng == "*" {
-		return -1, total, true
-	}
-	a, _, found := strings.Cut(rng, "-")
-	f, err := strconv.ParseInt(a, 10, 64)
-	if !found || err != nil {
-		return 0, 0, false
-	}
-	return f, total, true
 }
 
 func hashFile(name string) (size int64, md5hex, sha256hex string, err error) {

@@ -33,6 +33,8 @@ type Reader struct {
 
 	vocabOnce sync.Once
 	vocab     map[string]uint32
+	docsOnce  sync.Once
+	docs      map[string]uint32 // external id → doc number, built by DocNum
 	pool      sync.Pool // *scratch
 }
 

@@ -15,9 +15,9 @@ func init() { register(newModelCmd) }
 func newModelCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
-		Short: "Inspect model checkpoints",
+		Short: "Inspect, combine and download model checkpoints",
 	}
-	cmd.AddCommand(newModelInfoCmd(a), newModelSwapCmd(a))
+	cmd.AddCommand(newModelInfoCmd(a), newModelSwapCmd(a), newModelPullCmd(a))
 	return cmd
 }
 

@@ -1,10 +1,14 @@
-// Package serve answers top-k queries over HTTP with a JSON API:
+// Package serve answers top-k queries over HTTP with a JSON API and a
+// search page:
 //
+//	GET  /                      the search page (/?q=TEXT runs TEXT; assets under /page/)
 //	GET  /search?q=TEXT&k=K     text query through the QueryEncoder
 //	POST /search                {"vector": {"<key>": weight, ...}, "k": K} or {"q": "TEXT", "k": K}
+//	GET  /explain?q=TEXT&doc=ID the matched terms of one document with q_t, d_t and q_t·d_t
 //	GET  /healthz               "ok"
 //	GET  /stats                 index counts and served-query counters
 //
+// With Options.Docs, hits carry the document's title and a snippet.
 // Bad requests get a 4xx status and {"error": "..."}; bodies are limited
 // to MaxBodyBytes, answers to Timeout, k to MaxK.
 package serve
@@ -19,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
 )
 
@@ -29,6 +34,13 @@ type Options struct {
 	MaxK         int
 	DefaultK     int
 	Algorithm    index.Algorithm
+	// Docs, when not nil, gives hits their title and snippet and the
+	// explanations their title.
+	Docs Docs
+	// Analyze, when not nil, returns the index terms of a text's own
+	// tokens (as the model or analyzer sees them); /explain then marks
+	// the matched terms that are not among them as expansion terms.
+	Analyze func(text string) []uint32
 }
 
 // Server is an http.Handler over one index.
@@ -59,7 +71,9 @@ func New(r *index.Reader, enc index.QueryEncoder, opts Options) *Server {
 	if s.enc == nil {
 		s.enc = index.TokenEncoder{Resolve: s.resolve}
 	}
+	s.mux.HandleFunc("/", s.page)
 	s.mux.HandleFunc("/search", s.search)
+	s.mux.HandleFunc("/explain", s.explain)
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("/stats", s.stats)
 	return s
@@ -75,8 +89,10 @@ func (s *Server) Handler() http.Handler {
 
 // Hit is one result of the JSON API.
 type Hit struct {
-	ID    string  `json:"id"`
-	Score float64 `json:"score"`
+	ID      string  `json:"id"`
+	Score   float64 `json:"score"`
+	Title   string  `json:"title,omitempty"`   // with Options.Docs
+	Snippet string  `json:"snippet,omitempty"` // with Options.Docs: the text's start
 }
 
 // Response is the answer to /search.
@@ -140,18 +156,7 @@ func (s *Server) search(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, http.StatusBadRequest, fmt.Errorf("k = %d, want 1..%d", rq.K, s.opts.MaxK))
 		return
 	}
-	var vec []index.TermWeight
-	var err error
-	switch {
-	case rq.Vector != nil && rq.Q != "":
-		err = errors.New(`give "q" or "vector", not both`)
-	case rq.Vector != nil:
-		vec, err = index.ParseVector(rq.Vector, s.resolve)
-	case rq.Q != "":
-		vec, err = s.enc.Encode(rq.Q)
-	default:
-		err = errors.New(`missing query: give q (text) or a "vector"`)
-	}
+	vec, err := s.query(rq)
 	if err != nil {
 		s.fail(w, http.StatusBadRequest, err)
 		return
@@ -171,6 +176,9 @@ func (s *Server) search(w http.ResponseWriter, req *http.Request) {
 	resp := Response{Hits: make([]Hit, len(hits))}
 	for i, h := range hits {
 		resp.Hits[i] = Hit{ID: s.r.DocID(h.Doc), Score: h.Score}
+		if d, ok := s.opts.Docs[resp.Hits[i].ID]; ok {
+			resp.Hits[i].Title, resp.Hits[i].Snippet = d.Title, snippet(d.Text)
+		}
 	}
 	took := time.Since(start)
 	resp.TookMS = float64(took) / 1e6
@@ -178,6 +186,80 @@ func (s *Server) search(w http.ResponseWriter, req *http.Request) {
 	s.nanos.Add(int64(took))
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
+}
+
+// query returns the vector of a request: its vector, or its text encoded.
+func (s *Server) query(rq request) ([]index.TermWeight, error) {
+	switch {
+	case rq.Vector != nil && rq.Q != "":
+		return nil, errors.New(`give "q" or "vector", not both`)
+	case rq.Vector != nil:
+		return index.ParseVector(rq.Vector, s.resolve)
+	case rq.Q != "":
+		return s.enc.Encode(rq.Q)
+	default:
+		return nil, errors.New(`missing query: give q (text) or a "vector"`)
+	}
+}
+
+// explain answers GET /explain?q=TEXT&doc=ID from the query vector and the
+// document's stored impacts (index.Reader.Explain).
+func (s *Server) explain(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	if req.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		s.fail(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", req.Method))
+		return
+	}
+	id := req.URL.Query().Get("doc")
+	if id == "" {
+		s.fail(w, http.StatusBadRequest, errors.New("missing doc: give the document id"))
+		return
+	}
+	d, ok := s.r.DocNum(id)
+	if !ok {
+		s.fail(w, http.StatusNotFound, fmt.Errorf("document %q is not in the index", id))
+		return
+	}
+	vec, err := s.query(request{Q: req.URL.Query().Get("q")})
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	pq, err := s.r.Prepare(vec)
+	if err != nil {
+		s.fail(w, http.StatusBadRequest, err)
+		return
+	}
+	score, terms, err := s.r.Explain(vec, d)
+	if err != nil {
+		s.fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := Explanation{Doc: id, Score: score, QueryTerms: pq.Len(), Terms: make([]ExplainTerm, len(terms))}
+	var own map[uint32]bool
+	if doc, ok := s.opts.Docs[id]; ok {
+		out.Title = doc.Title
+		if s.opts.Analyze != nil {
+			own = map[uint32]bool{}
+			for _, t := range s.opts.Analyze(corpora.Doc{Title: doc.Title, Text: doc.Text}.Content()) {
+				own[t] = true
+			}
+			out.ExpansionKnown = true
+		}
+	}
+	for i, ts := range terms {
+		et := ExplainTerm{Term: ts.Term, Query: ts.Query, Doc: ts.Doc, Product: ts.Score}
+		et.Token, _ = s.r.Token(ts.Term)
+		if own != nil {
+			exp := !own[ts.Term]
+			et.Expansion = &exp
+		}
+		out.Terms[i] = et
+	}
+	out.TookMS = float64(time.Since(start)) / 1e6
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
 }
 
 func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {

@@ -247,8 +247,9 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 			vals["heldout_loss"], vals["heldout_ppl"], vals["copy_rate"] = hl, ppl, cr
 			logf("step %d: loss %.4f, held-out loss %.4f, perplexity %.2f, copy rate %.3f", st.Step, stepLoss, hl, ppl, cr)
 		}
-		log.Add(st.Step, vals)
 		el := prevSeconds + time.Since(start).Seconds()
+		vals["seconds"] = el
+		log.Add(st.Step, vals)
 		bar.AddNote(1, fmt.Sprintf("loss %.3f, %.0f tok/s", stepLoss, float64(st.Tokens)/max(el, 1e-9)))
 		if st.Step%cfg.CheckpointEvery == 0 && st.Step < cfg.Steps {
 			st.Seconds = el

@@ -793,6 +793,19 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*Tra
 	}
 	every := func(n, s int) bool { return s == t.Opt.Steps || (n > 0 && s%n == 0) }
 	saved := t.step
+	// seconds is the wall-clock time of the run so far (training steps and
+	// dev evaluations), continued from the curve across resumes.
+	var seconds float64
+	if n := len(t.Curves.Points); n > 0 {
+		seconds = t.Curves.Points[n-1].Values["seconds"]
+	}
+	last := time.Now()
+	clock := func() float64 {
+		now := time.Now()
+		seconds += now.Sub(last).Seconds()
+		last = now
+		return seconds
+	}
 	evaluate := func(vals map[string]float64) error {
 		ms, err := t.Evaluate()
 		if err != nil {
@@ -821,6 +834,7 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*Tra
 		if err := evaluate(vals); err != nil {
 			return nil, err
 		}
+		vals["seconds"] = clock()
 		t.Curves.Add(0, vals)
 	}
 	for t.step < t.Opt.Steps {
@@ -852,6 +866,7 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*Tra
 				return nil, err
 			}
 		}
+		vals["seconds"] = clock()
 		t.Curves.Add(t.step, vals)
 		if every(t.Opt.CheckpointEvery, t.step) {
 			if len(t.dev) == 0 {

@@ -170,8 +170,9 @@ func NewModel(cfg Config, seed uint64) (*Model, error) {
 // attention-output and FFN-output projections (weights and biases) are
 // zero, so each residual block passes its input through and the last
 // hidden state is LayerNorm(word + 0.1·(position + type)); the head
-// transform dense is 3·I with bias 0, and the decoder bias is −0.6·C·σ
-// (σ = InitializerRange; −1.5 for C = 128, σ = 0.02). The MLM head, tied to
+// transform dense is 3·I with bias 0, and the decoder bias is
+// −1.5·(C/128)·(σ/0.02) (σ = InitializerRange): −1.5 at C = 128, σ = 0.02,
+// about 60% of the expected self logit C·σ at any shape. The MLM head, tied to
 // the word embeddings, then predicts each input token itself: its logit is
 // about |e|·|h| ≈ C·σ (2.6 at C = 128), other tokens' about ±√C·σ (±0.23),
 // so a SPLADE vector max_t log1p(relu(logit)) holds the text's own tokens
@@ -198,7 +199,7 @@ func LexicalInit(m *Model) {
 		m.headW.W[i*C+i] = 3
 	}
 	clear(m.headB.W)
-	bias := float32(-0.6 * float64(C) * m.Config.InitializerRange)
+	bias := float32(-1.5 * float64(C) / 128 * m.Config.InitializerRange / 0.02)
 	for i := range m.decBias.W {
 		m.decBias.W[i] = bias
 	}

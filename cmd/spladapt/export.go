@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spladapt/spladapt/export/elastic"
 	"github.com/spladapt/spladapt/export/onnx"
 	"github.com/spladapt/spladapt/nn"
 )
@@ -17,7 +18,8 @@ func newExportCmd(a *app) *cobra.Command {
 		Use:   "export",
 		Short: "Hand models and indexes to other systems (ONNX, CIFF, OpenSearch, Elasticsearch)",
 	}
-	cmd.AddCommand(newExportONNXCmd(a))
+	cmd.AddCommand(newExportONNXCmd(a), newExportCIFFCmd(a),
+		newExportEngineCmd(a, elastic.OpenSearch), newExportEngineCmd(a, elastic.Elasticsearch))
 	return cmd
 }
 

@@ -89,7 +89,7 @@ func WriteIndex(w io.Writer, r *index.Reader, description string) (Header, error
 		Version: Version, NumPostingsLists: int32(len(terms)), NumDocs: int32(meta.NumDocs),
 		TotalPostingsLists: int32(meta.NumTerms), TotalDocs: int32(meta.NumDocs),
 		TotalTermsInCollection: total,
-		Description: fmt.Sprintf("spladapt index, tf = quantised impact (%d bits), weight = tf × %.9g", meta.QuantBits, meta.Scale),
+		Description:            fmt.Sprintf("spladapt index, tf = quantised impact (%d bits), weight = tf × %.9g", meta.QuantBits, meta.Scale),
 	}
 	if description != "" {
 		h.Description += "; " + description

@@ -1,14 +1,19 @@
 # spladapt: the two commands of a fresh machine are "make setup" and "make test".
 GO ?= go
-DEBIAN_PACKAGES = libopenblas-dev pkg-config python3-torch python3-numpy chromium
+DEBIAN_PACKAGES = libopenblas-dev pkg-config python3-torch python3-numpy chromium nodejs
 
 .PHONY: setup test test-nocgo build bench
 
-## setup: install Debian packages and Go modules (run as root on Debian)
+## setup: install Debian packages, Go modules and the npm packages of
+## tools/onnxcheck (ONNX Runtime for export/onnx's parity test; its
+## postinstall would fetch CUDA binaries, which the CPU tests do not need)
+## (run as root on Debian)
 setup:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES)
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm
 	$(GO) mod download
+	cd tools/onnxcheck && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 	$(GO) build -o bin/spladapt ./cmd/spladapt
 
 ## build: the spladapt binary in bin/

@@ -13,6 +13,7 @@ require (
 	github.com/sugarme/tokenizer v0.3.0
 	golang.org/x/text v0.37.0
 	gonum.org/v1/gonum v0.17.0
+	google.golang.org/protobuf v1.36.6
 )
 
 require (
@@ -56,5 +57,4 @@ require (
 	go.etcd.io/bbolt v1.4.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.4 // indirect
 	golang.org/x/sys v0.45.0 // indirect
-	google.golang.org/protobuf v1.36.6 // indirect
 )

@@ -17,7 +17,11 @@
 //     as gain (negative grades gain 0), 1/log2(rank+1) discount, and the
 //     ideal ranking of all judged grades.
 //   - The aggregate ("all") of a count is its sum over queries; of every
-//     other measure the mean over the evaluated queries.
+//     other measure the mean over the evaluated queries. One exception, as
+//     in trec_eval: with AllQueries, the summary of trec_eval's num_rel is
+//     the number of judgments with grade > 0 in the whole qrels, whatever
+//     the relevance threshold (so with -c -l 2 it is not the sum of the
+//     per-query num_rel); ir_measures' NumRel keeps the sum.
 //
 // One known difference: trec_eval 10.0 exits with an error when, without
 // -c, a judged query has no results; this package skips such queries (the
@@ -177,8 +181,28 @@ func Evaluate(qrels corpora.Qrels, run corpora.Run, measures []Measure, opts Opt
 		if !m.IsCount() {
 			res.All[j] /= float64(len(qids))
 		}
+		if opts.AllQueries && m.Kind == NumRel && !m.IR {
+			res.All[j] = float64(positiveJudgments(qrels))
+		}
 	}
 	return res, nil
+}
+
+// positiveJudgments counts the judgments with grade > 0 over every query of
+// qrels. It is trec_eval's summary num_rel under -c (te_calc_avg_num_rel in
+// m_num_rel.c goes back to the whole qrels and counts rel > 0), which
+// ignores the -l threshold: with -l 2 it is not the sum of the per-query
+// values.
+func positiveJudgments(qrels corpora.Qrels) int {
+	n := 0
+	for _, docs := range qrels {
+		for _, g := range docs {
+			if g > 0 {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // scorer holds one query's ranking in trec_eval's form, with buffers

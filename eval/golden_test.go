@@ -145,3 +145,56 @@ func TestGoldenTrecEval(t *testing.T) {
 		})
 	}
 }
+
+// TestGoldenTrecEvalLocal checks the small cases of testdata/trec_eval
+// (see its README; qrels beside the run), made with trec_eval 10.0-rc3:
+// every line, the summary ("all") lines included, must be trec_eval's.
+func TestGoldenTrecEvalLocal(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("testdata", "trec_eval", "*", "case.json"))
+	if len(dirs) == 0 {
+		t.Fatal("no cases in testdata/trec_eval")
+	}
+	for _, cj := range dirs {
+		dir := filepath.Dir(cj)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			var c goldenCase
+			b, err := os.ReadFile(cj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &c); err != nil {
+				t.Fatal(err)
+			}
+			ms, opts, perQuery := trecArgs(t, c.Flags)
+			qrels, err := corpora.ReadQrels(filepath.Join(dir, c.Qrels))
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := corpora.ReadRun(filepath.Join(dir, "run"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Evaluate(qrels, run, ms, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := res.WriteTrec(&out, perQuery, true); err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(filepath.Join(dir, "expected.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(want), "\tall\t") {
+				t.Fatal("expected.txt has no summary line")
+			}
+			for _, d := range compareTrecOutput(out.String(), string(want)) {
+				t.Error(d)
+			}
+			if t.Failed() {
+				os.WriteFile(filepath.Join(dir, "expected.txt.got"), out.Bytes(), 0o644)
+			}
+		})
+	}
+}

@@ -412,3 +412,36 @@ func validateStrings(s []byte, n, w int, unique bool) error {
 	}
 	return nil
 }
+
+// Postings returns term t's postings in doc order: its doc numbers and
+// their quantised impacts (1..2^quant_bits−1), appended to docs[:0] and
+// imps[:0]. An unknown term or one without postings gives empty slices.
+// Bytes that do not decode (non-increasing or out-of-range doc numbers,
+// a bad impact frame, an impact out of range) are errors wrapping
+// ErrCorrupt; other corruption is only found by Validate (CRCs). Cost:
+// O(df), the whole posting list decoded at once.
+func (r *Reader) Postings(t uint32, docs []uint32, imps []uint16) ([]uint32, []uint16, error) {
+	docs, imps = docs[:0], imps[:0]
+	if int64(t) >= int64(r.meta.NumTerms) {
+		return docs, imps, nil
+	}
+	ti := r.termInfo(t)
+	if ti.df == 0 {
+		return docs, imps, nil
+	}
+	d, err := decodeBitmap(r.bitmap(ti), int(ti.df), r.meta.NumDocs)
+	if err != nil {
+		return docs, imps, secErr("DOCS", "term %d: %v: %w", t, err, ErrCorrupt)
+	}
+	im, err := decodeImpacts(r.impLayout(ti))
+	if err != nil {
+		return docs, imps, secErr("IMPS", "term %d: %v: %w", t, err, ErrCorrupt)
+	}
+	maxImp := uint16(r.meta.maxImpact())
+	for i, v := range im {
+		if v < 1 || v > maxImp {
+			return docs, imps, secErr("IMPS", "term %d posting %d: impact %d not in 1..%d: %w", t, i, v, maxImp, ErrCorrupt)
+		}
+	}
+	return append(docs, d...), append(imps, im...), nil
+}

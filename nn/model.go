@@ -344,6 +344,8 @@ type Pass struct {
 
 	head headActs
 
+	ffn ffnState // FFN activation hook (intervene.go)
+
 	// MLM loss state
 	mlmRows   []int32   // (M) row index (b·T+t) of each labelled position
 	mlmLabels []int32   // (M)
@@ -510,6 +512,7 @@ func (p *Pass) Encode(b Batch) []float32 {
 		LayerNormResidualForward(la.a, la.mean1, la.rstd1, la.res1, x, lp.ln1w.W, lp.ln1b.W, N, C, cfg.LayerNormEps)
 		LinearForward(la.ff1, la.a, lp.iw.W, lp.ib.W, N, C, F)
 		GELU(la.ffg, la.ff1)
+		p.ffnForward(l, la.ffg)
 		LinearForward(la.res2, la.ffg, lp.o2w.W, lp.o2b.W, N, F, C)
 		if la.dropHidden {
 			DropoutForward(la.res2, la.mask2, cfg.HiddenDropout, m.rng)
@@ -628,7 +631,8 @@ func (p *Pass) Backward(dh []float32) {
 	b := p.batch
 	B, T, C, F, NH := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumHeads
 	N := B * T
-	stop := m.lowestTrainable()
+	paramStop := m.lowestTrainable()
+	stop := p.ffnStop(paramStop) // an FFN hook may need gradients below the parameters
 	if stop >= len(m.layers) {
 		return
 	}
@@ -658,8 +662,14 @@ func (p *Pass) Backward(dh []float32) {
 		}
 		clear(p.dFF)
 		LinearBackward(p.dFF, gradOf(lp.o2w), gradOf(lp.o2b), dproj, la.ffg, lp.o2w.W, N, F, C)
-		GELUBackward(p.dFF, p.dFF, la.ff1)
-		LinearBackward(da, gradOf(lp.iw), gradOf(lp.ib), p.dFF, la.a, lp.iw.W, N, C, F)
+		forced := p.ffnBackward(l, p.dFF)
+		if l == stop && l < paramStop {
+			break // only the FFN hook needed this layer
+		}
+		if !forced { // a forced layer's activations do not depend on its input
+			GELUBackward(p.dFF, p.dFF, la.ff1)
+			LinearBackward(da, gradOf(lp.iw), gradOf(lp.ib), p.dFF, la.a, lp.iw.W, N, C, F)
+		}
 
 		// LN1 and the attention residual: dx starts as ∂/∂res1.
 		clear(dx)

@@ -107,3 +107,36 @@ func TestFFNHookForcedGradient(t *testing.T) {
 		})
 	}
 }
+
+// TestBackwardOddLayersTwice is the regression test of a buffer mix-up:
+// Backward swapped its two (N,C) gradient buffers through the Pass, so a
+// Backward that went through an odd number of layers (lower layers frozen)
+// left both names on one buffer, and the next Backward on that pass
+// cleared the gradient it was reading. Two identical backwards must give
+// twice the gradient of one.
+func TestBackwardOddLayersTwice(t *testing.T) {
+	m, err := NewModel(BERTConfig(40, 16, 2, 2, 24, 16), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.Params {
+		p.Frozen = !containsAny(p.Name, "layer.1.", "cls.")
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	b := Batch{B: 1, T: 6, InputIDs: []int32{2, 7, 9, 11, 13, 3}, Mask: []float32{1, 1, 1, 1, 1, 1}}
+	p := m.NewPass()
+	R := gaussSlice(rng, 6*16, 1)
+	var once []float32
+	for i := range 2 {
+		p.Encode(b)
+		p.Backward(R)
+		if i == 0 {
+			once = slices.Clone(m.layers[1].qw.G)
+		}
+	}
+	for i, g := range m.layers[1].qw.G {
+		if d := math.Abs(float64(g - 2*once[i])); d > 1e-5*(1+math.Abs(float64(g))) {
+			t.Fatalf("second Backward: query weight gradient %d is %g after two passes, want 2×%g", i, g, once[i])
+		}
+	}
+}

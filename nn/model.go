@@ -639,7 +639,9 @@ func (p *Pass) Backward(dh []float32) {
 	p.dA, p.dB, p.dRes, p.dProj = grow(p.dA, N*C), grow(p.dB, N*C), grow(p.dRes, N*C), grow(p.dProj, N*C)
 	p.dCtx, p.dQ, p.dK, p.dV = grow(p.dCtx, N*C), grow(p.dQ, N*C), grow(p.dK, N*C), grow(p.dV, N*C)
 	p.dFF, p.dAtt, p.dAtt2 = grow(p.dFF, N*F), grow(p.dAtt, T*T), grow(p.dAtt2, T*T)
-	dout := p.dA
+	// dout and spare take turns as ∂/∂(layer output) and ∂/∂(layer input);
+	// the swap stays local so that p.dA and p.dB remain two buffers.
+	dout, spare := p.dA, p.dB
 	copy(dout, dh[:N*C])
 
 	for l := len(m.layers) - 1; l >= 0 && l >= stop; l-- {
@@ -648,7 +650,7 @@ func (p *Pass) Backward(dh []float32) {
 		if l > 0 {
 			x = p.layers[l-1].out
 		}
-		dx := p.dB
+		dx := spare
 		needDx := l > stop
 
 		// LN2 and the FFN residual: dRes = ∂/∂res2; da starts as dRes.
@@ -694,7 +696,7 @@ func (p *Pass) Backward(dh []float32) {
 		LinearBackward(dxArg, gradOf(lp.qw), gradOf(lp.qb), p.dQ, x, lp.qw.W, N, C, C)
 		LinearBackward(dxArg, gradOf(lp.kw), gradOf(lp.kb), p.dK, x, lp.kw.W, N, C, C)
 		LinearBackward(dxArg, gradOf(lp.vw), gradOf(lp.vb), p.dV, x, lp.vw.W, N, C, C)
-		dout, p.dB = dx, dout
+		dout, spare = dx, dout
 	}
 	if stop >= 0 {
 		return
@@ -704,7 +706,7 @@ func (p *Pass) Backward(dh []float32) {
 	if p.embDrop {
 		DropoutBackward(dout, p.embMask)
 	}
-	de := p.dB
+	de := spare
 	clear(de)
 	LayerNormBackward(de, gradOf(m.embLNw), gradOf(m.embLNb), dout, p.embSum, p.embMean, p.embRstd, m.embLNw.W, N, C)
 	for r := range N {

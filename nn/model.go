@@ -345,6 +345,8 @@ type Pass struct {
 
 	head headActs
 
+	ffn ffnState // FFN activation hook (intervene.go)
+
 	// MLM loss state
 	mlmRows   []int32   // (M) row index (b·T+t) of each labelled position
 	mlmLabels []int32   // (M)
@@ -511,6 +513,7 @@ func (p *Pass) Encode(b Batch) []float32 {
 		LayerNormResidualForward(la.a, la.mean1, la.rstd1, la.res1, x, lp.ln1w.W, lp.ln1b.W, N, C, cfg.LayerNormEps)
 		LinearForward(la.ff1, la.a, lp.iw.W, lp.ib.W, N, C, F)
 		GELU(la.ffg, la.ff1)
+		p.ffnForward(l, la.ffg)
 		LinearForward(la.res2, la.ffg, lp.o2w.W, lp.o2b.W, N, F, C)
 		if la.dropHidden {
 			DropoutForward(la.res2, la.mask2, cfg.HiddenDropout, m.rng)
@@ -629,14 +632,17 @@ func (p *Pass) Backward(dh []float32) {
 	b := p.batch
 	B, T, C, F, NH := b.B, b.T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumHeads
 	N := B * T
-	stop := m.lowestTrainable()
+	paramStop := m.lowestTrainable()
+	stop := p.ffnStop(paramStop) // an FFN hook may need gradients below the parameters
 	if stop >= len(m.layers) {
 		return
 	}
 	p.dA, p.dB, p.dRes, p.dProj = grow(p.dA, N*C), grow(p.dB, N*C), grow(p.dRes, N*C), grow(p.dProj, N*C)
 	p.dCtx, p.dQ, p.dK, p.dV = grow(p.dCtx, N*C), grow(p.dQ, N*C), grow(p.dK, N*C), grow(p.dV, N*C)
 	p.dFF, p.dAtt, p.dAtt2 = grow(p.dFF, N*F), grow(p.dAtt, T*T), grow(p.dAtt2, T*T)
-	dout := p.dA
+	// dout and spare take turns as ∂/∂(layer output) and ∂/∂(layer input);
+	// the swap stays local so that p.dA and p.dB remain two buffers.
+	dout, spare := p.dA, p.dB
 	copy(dout, dh[:N*C])
 
 	for l := len(m.layers) - 1; l >= 0 && l >= stop; l-- {
@@ -645,7 +651,7 @@ func (p *Pass) Backward(dh []float32) {
 		if l > 0 {
 			x = p.layers[l-1].out
 		}
-		dx := p.dB
+		dx := spare
 		needDx := l > stop
 
 		// LN2 and the FFN residual: dRes = ∂/∂res2; da starts as dRes.
@@ -659,8 +665,14 @@ func (p *Pass) Backward(dh []float32) {
 		}
 		clear(p.dFF)
 		LinearBackward(p.dFF, gradOf(lp.o2w), gradOf(lp.o2b), dproj, la.ffg, lp.o2w.W, N, F, C)
-		GELUBackward(p.dFF, p.dFF, la.ff1)
-		LinearBackward(da, gradOf(lp.iw), gradOf(lp.ib), p.dFF, la.a, lp.iw.W, N, C, F)
+		forced := p.ffnBackward(l, p.dFF)
+		if l == stop && l < paramStop {
+			break // only the FFN hook needed this layer
+		}
+		if !forced { // a forced layer's activations do not depend on its input
+			GELUBackward(p.dFF, p.dFF, la.ff1)
+			LinearBackward(da, gradOf(lp.iw), gradOf(lp.ib), p.dFF, la.a, lp.iw.W, N, C, F)
+		}
 
 		// LN1 and the attention residual: dx starts as ∂/∂res1.
 		clear(dx)
@@ -685,7 +697,7 @@ func (p *Pass) Backward(dh []float32) {
 		LinearBackward(dxArg, gradOf(lp.qw), gradOf(lp.qb), p.dQ, x, lp.qw.W, N, C, C)
 		LinearBackward(dxArg, gradOf(lp.kw), gradOf(lp.kb), p.dK, x, lp.kw.W, N, C, C)
 		LinearBackward(dxArg, gradOf(lp.vw), gradOf(lp.vb), p.dV, x, lp.vw.W, N, C, C)
-		dout, p.dB = dx, dout
+		dout, spare = dx, dout
 	}
 	if stop >= 0 {
 		return
@@ -695,7 +707,7 @@ func (p *Pass) Backward(dh []float32) {
 	if p.embDrop {
 		DropoutBackward(dout, p.embMask)
 	}
-	de := p.dB
+	de := spare
 	clear(de)
 	LayerNormBackward(de, gradOf(m.embLNw), gradOf(m.embLNb), dout, p.embSum, p.embMean, p.embRstd, m.embLNw.W, N, C)
 	for r := range N {

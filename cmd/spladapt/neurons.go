@@ -1,0 +1,378 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/internal/progress"
+	"github.com/spladapt/spladapt/neurons"
+)
+
+func init() {
+	register(newNeuronsCmd)
+	register(newExplainCmd)
+}
+
+// parseLayers reads "0,2,5" or "" (all).
+func parseLayers(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		l, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("parse --layers %q: %w", s, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func newNeuronsCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "neurons", Short: "Attribute SPLADE scores to FFN neurons (Integrated Gradients); relevance neurons"}
+	cmd.AddCommand(newNeuronsAttributeCmd(a), newNeuronsRelevantCmd(a))
+	return cmd
+}
+
+func newNeuronsAttributeCmd(a *app) *cobra.Command {
+	var model, pairsPath, out, layers, baseline, side, rule string
+	var queries, corpus, qrels, run string
+	var steps, perQuery, maxQueries int
+	cmd := &cobra.Command{
+		Use:   "attribute --model M (--pairs PAIRS | --queries Q --corpus C --qrels R --run RUN) --out DIR",
+		Short: "Integrated Gradients over the FFN neurons of (query, document) pairs",
+		Long: `Attribute the SPLADE score q·d of each pair to the FFN intermediate
+neurons (after GELU) of every layer (--layers 0,3,5 for some) by Integrated
+Gradients along the straight path from a baseline (--baseline zero, or mean:
+each neuron's mean activation over the attributed texts' tokens) to the
+actual activations, --steps quadrature points (--rule midpoint, gauss or
+trapezoid), batched. --side doc (default) attributes the document's forward
+pass with the query vector fixed; query and both need a two-sided model.
+
+Pairs come from --pairs (JSONL {"qid","docid","query","doc","label"}) or
+from a collection: --queries, --corpus, --qrels and a --run, taking for each
+query up to --per-query relevant documents and as many top-ranked unjudged
+or non-relevant documents of the run (--max-queries caps the queries).
+
+Writes DIR/attributions.safetensors (a tensor per side, pairs × layers ×
+neurons, and its baseline) and DIR/summary.json ("pairs": qid, docid, label,
+score, baseline_score, attribution_sum; per-layer statistics). Prints the
+worst completeness error |Σ attributions − (score − baseline_score)| /
+|score − baseline_score|; raise --steps when it is above 2%.
+Cost per pair: about 3·steps forward-pass equivalents of the document.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if model == "" || out == "" {
+				return fmt.Errorf("neurons attribute: --model and --out are required")
+			}
+			ls, err := parseLayers(layers)
+			if err != nil {
+				return err
+			}
+			r, err := neurons.ParseRule(rule)
+			if err != nil {
+				return err
+			}
+			sides := []string{side}
+			if side == "both" {
+				sides = []string{neurons.SideDoc, neurons.SideQuery}
+			}
+			var pairs []neurons.Pair
+			switch {
+			case pairsPath != "":
+				if pairs, err = neurons.ReadPairs(pairsPath); err != nil {
+					return err
+				}
+			case queries != "" && corpus != "" && qrels != "" && run != "":
+				if pairs, err = drawPairs(queries, corpus, qrels, run, perQuery, maxQueries, skipOptions(cfg, cmd.ErrOrStderr())); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("neurons attribute: give --pairs, or --queries, --corpus, --qrels and --run")
+			}
+			enc, err := loadEncoder(cfg, model)
+			if err != nil {
+				return err
+			}
+			bar := progress.New(cmd.ErrOrStderr(), progress.Enabled(cfg.Progress), "attribute", "pairs", int64(len(pairs)))
+			last := 0
+			res, err := neurons.AttributePairs(enc, model, pairs, neurons.Options{Layers: ls, Steps: steps, Rule: r, Baseline: baseline, Sides: sides,
+				Progress: func(n int) { bar.Add(int64(n - last)); last = n }})
+			bar.Done()
+			if err != nil {
+				return err
+			}
+			if err := res.WriteDir(out); err != nil {
+				return fmt.Errorf("neurons attribute: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "attributed %d pairs (%s side, layers %v, %d %s steps, %s baseline) → %s; worst completeness error %.3g%%\n",
+				len(pairs), strings.Join(res.Sides, "+"), res.Layers, res.Steps, res.Rule, res.Baseline, out, 100*res.MaxCompletenessError())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "SPLADE checkpoint directory")
+	f.StringVar(&pairsPath, "pairs", "", `JSONL pairs {"qid","docid","query","doc","label"}`)
+	f.StringVar(&queries, "queries", "", "queries (BEIR queries.jsonl, TSV or TREC topics)")
+	f.StringVar(&corpus, "corpus", "", "corpus (BEIR dir or corpus file)")
+	f.StringVar(&qrels, "qrels", "", "qrels (TREC or BEIR TSV)")
+	f.StringVar(&run, "run", "", "TREC run: where the non-relevant documents are drawn from")
+	f.IntVar(&perQuery, "per-query", 1, "relevant (and as many non-relevant) documents per query")
+	f.IntVar(&maxQueries, "max-queries", 100, "queries to draw pairs from (0: all)")
+	f.StringVar(&out, "out", "", "output directory")
+	f.StringVar(&layers, "layers", "", "attributed layers, comma separated (default all)")
+	f.IntVar(&steps, "steps", 64, "quadrature steps")
+	f.StringVar(&rule, "rule", "midpoint", "quadrature rule: midpoint, gauss or trapezoid")
+	f.StringVar(&baseline, "baseline", "zero", "baseline activations: zero or mean")
+	f.StringVar(&side, "side", "doc", "attributed forward pass: doc, query or both")
+	return cmd
+}
+
+// drawPairs reads a collection and draws relevant and non-relevant pairs.
+func drawPairs(queriesPath, corpusPath, qrelsPath, runPath string, perQuery, maxQueries int, opts corpora.Options) ([]neurons.Pair, error) {
+	qs, err := corpora.ReadQueries(queriesPath, opts)
+	if err != nil {
+		return nil, err
+	}
+	var qr corpora.Qrels
+	if strings.HasSuffix(qrelsPath, ".tsv") {
+		qr, err = corpora.ReadQrelsTSV(qrelsPath)
+	} else {
+		qr, err = corpora.ReadQrels(qrelsPath)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rn, err := corpora.ReadRun(runPath)
+	if err != nil {
+		return nil, err
+	}
+	need := map[string]bool{}
+	for _, q := range qs {
+		for d := range qr[q.ID] {
+			need[d] = true
+		}
+		for _, h := range rn[q.ID] {
+			need[h.DocID] = true
+		}
+	}
+	r, err := corpora.OpenCorpus(corpusPath, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	docs := map[string]string{}
+	for {
+		d, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if need[d.ID] {
+			docs[d.ID] = d.Content()
+		}
+	}
+	pairs := neurons.DrawPairs(qs, docs, qr, rn, perQuery, maxQueries)
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("draw pairs: no query has both a relevant document in the corpus and a non-relevant one in the run")
+	}
+	return pairs, nil
+}
+
+func newNeuronsRelevantCmd(a *app) *cobra.Command {
+	var dirs []string
+	var top int
+	var side string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "relevant --attr DIR [--attr DIR2] [--top n]",
+		Short: "Neurons whose attribution separates relevant from non-relevant pairs, and overlaps",
+		Long: `Rank the neurons of each attribution directory (from "neurons attribute") by
+Cliff's delta between their attributions on relevant (label > 0) and
+non-relevant pairs, δ = P(X > Y) − P(X < Y) = 2·AUC − 1, and print the top n
+with the count per layer. With two or more --attr, print the overlap of each
+later directory's top n with the first one's (common neurons, Jaccard, per
+layer): in-domain vs out-of-domain pairs with one model, or the same pairs
+under P_domain(source) and P_domain(target) models.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(dirs) == 0 {
+				return fmt.Errorf("neurons relevant: --attr is required")
+			}
+			type report struct {
+				Dir     string                    `json:"dir"`
+				Top     []neurons.NeuronRelevance `json:"top"`
+				Overlap *neurons.Overlap          `json:"overlap_with_first,omitempty"`
+			}
+			var reps []report
+			var first []neurons.NeuronRelevance
+			w := cmd.OutOrStdout()
+			for i, d := range dirs {
+				at, err := neurons.ReadDir(d)
+				if err != nil {
+					return err
+				}
+				rel, err := at.Relevance(side)
+				if err != nil {
+					return fmt.Errorf("neurons relevant %s: %w", d, err)
+				}
+				rep := report{Dir: d, Top: rel[:min(top, len(rel))]}
+				if i == 0 {
+					first = rel
+				} else {
+					ov := neurons.TopOverlap(first, rel, top)
+					rep.Overlap = &ov
+				}
+				reps = append(reps, rep)
+				if asJSON {
+					continue
+				}
+				fmt.Fprintf(w, "%s: top %d of %d neurons by Cliff's delta (%s side)\n", d, len(rep.Top), len(rel), side)
+				perLayer := map[int]int{}
+				for _, r := range rep.Top {
+					perLayer[r.Layer]++
+				}
+				for _, l := range at.Layers {
+					fmt.Fprintf(w, "  layer %2d: %d\n", l, perLayer[l])
+				}
+				for _, r := range rep.Top {
+					fmt.Fprintf(w, "  layer %2d neuron %5d  δ %+.3f  mean diff %+.5f\n", r.Layer, r.Neuron, r.Delta, r.MeanDiff)
+				}
+				if rep.Overlap != nil {
+					fmt.Fprintf(w, "  overlap with %s: %d of %d common, Jaccard %.3f\n", dirs[0], rep.Overlap.Common, top, rep.Overlap.Jaccard)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(reps)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&dirs, "attr", nil, "attribution directory (repeat to compare)")
+	cmd.Flags().IntVar(&top, "top", 100, "relevance neurons to keep")
+	cmd.Flags().StringVar(&side, "side", "doc", "side whose neurons to rank")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newExplainCmd(a *app) *cobra.Command {
+	var model, query, doc, data, qid, docid, layers string
+	var asJSON, asHTML bool
+	var steps, top int
+	cmd := &cobra.Command{
+		Use:   "explain --model M (--query Q --doc D | --data DIR --qid Q --docid D)",
+		Short: "Why does this document match this query? Per-term contributions and top neurons",
+		Long: `Encode a query and a document with a SPLADE model and decompose their score
+into per-term contributions q_t·d_t (largest first; they sum to the score),
+marking the expansion terms (not among the document's own word pieces), and
+list the --top-neurons document neurons with the largest |attribution|
+(Integrated Gradients, --steps midpoint steps, zero baseline; 0 skips it).
+--data DIR (BEIR) with --qid and --docid reads the texts from a collection.
+Text by default, --json, or --html: a self-contained fragment.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if model == "" {
+				return fmt.Errorf("explain: --model is required")
+			}
+			if data != "" {
+				if query, doc, err = lookupPair(data, qid, docid, skipOptions(cfg, cmd.ErrOrStderr())); err != nil {
+					return err
+				}
+			}
+			if query == "" || doc == "" {
+				return fmt.Errorf("explain: give --query and --doc, or --data with --qid and --docid")
+			}
+			ls, err := parseLayers(layers)
+			if err != nil {
+				return err
+			}
+			enc, err := loadEncoder(cfg, model)
+			if err != nil {
+				return err
+			}
+			ex, err := neurons.Explain(enc, query, doc, neurons.ExplainOptions{TopNeurons: top, Steps: steps, Layers: ls})
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			switch {
+			case asJSON:
+				e := json.NewEncoder(w)
+				e.SetIndent("", "  ")
+				return e.Encode(ex)
+			case asHTML:
+				return ex.WriteHTML(w)
+			}
+			return ex.WriteText(w)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "SPLADE checkpoint directory")
+	f.StringVar(&query, "query", "", "query text")
+	f.StringVar(&doc, "doc", "", "document text")
+	f.StringVar(&data, "data", "", "BEIR collection directory (with --qid, --docid)")
+	f.StringVar(&qid, "qid", "", "query id in --data")
+	f.StringVar(&docid, "docid", "", "document id in --data")
+	f.IntVar(&top, "top-neurons", 10, "document neurons to list (0: no attribution)")
+	f.IntVar(&steps, "steps", 64, "Integrated Gradients steps")
+	f.StringVar(&layers, "layers", "", "attributed layers, comma separated (default all)")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.BoolVar(&asHTML, "html", false, "print an HTML fragment")
+	return cmd
+}
+
+// lookupPair reads query qid and document docid from a BEIR directory.
+func lookupPair(dir, qid, docid string, opts corpora.Options) (string, string, error) {
+	if qid == "" || docid == "" {
+		return "", "", fmt.Errorf("explain: --data needs --qid and --docid")
+	}
+	qs, err := corpora.ReadQueries(dir+"/queries.jsonl", opts)
+	if err != nil {
+		return "", "", err
+	}
+	var query string
+	for _, q := range qs {
+		if q.ID == qid {
+			query = q.Text
+		}
+	}
+	if query == "" {
+		return "", "", fmt.Errorf("explain: query %q not in %s", qid, dir)
+	}
+	r, err := corpora.OpenCorpus(dir, opts)
+	if err != nil {
+		return "", "", err
+	}
+	defer r.Close()
+	for {
+		d, err := r.Next()
+		if err == io.EOF {
+			return "", "", fmt.Errorf("explain: document %q not in %s", docid, dir)
+		}
+		if err != nil {
+			return "", "", err
+		}
+		if d.ID == docid {
+			return query, d.Content(), nil
+		}
+	}
+}

@@ -1,0 +1,249 @@
+package neurons
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/spladapt/spladapt/nn"
+)
+
+// testCase is a model and a (text, other-side vector) pair to attribute.
+type testCase struct {
+	name  string
+	m     *nn.Model
+	ids   []int32
+	other []float32
+}
+
+// oracleModels are the HF-layout test checkpoints (perturbed random
+// weights, so that SPLADE vectors are dense and the path crosses many ReLU
+// and argmax switches) and a freshly initialised 3-layer DistilBERT with a
+// large init range.
+var oracleModels = []string{"bert-tiny", "distilbert-tiny", "bert-heads2", "distilbert-bf16-tied-extras"}
+
+func loadCase(t testing.TB, name string, seed uint64) testCase {
+	t.Helper()
+	var m *nn.Model
+	var err error
+	if name == "random-distilbert" {
+		cfg := nn.DistilBERTConfig(60, 32, 3, 4, 48, 32)
+		cfg.InitializerRange = 0.3
+		m, err = nn.NewModel(cfg, seed)
+	} else {
+		m, err = nn.LoadHF(filepath.Join("..", "testdata", "oracle", name, "model"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 77))
+	V := m.Config.VocabSize
+	T := 12
+	ids := make([]int32, T)
+	ids[0], ids[T-1] = 2, 3 // [CLS] ... [SEP]
+	for i := 1; i < T-1; i++ {
+		ids[i] = int32(5 + rng.IntN(V-5))
+	}
+	other := make([]float32, V)
+	for range 12 { // a query-like vector: a dozen terms, positive weights
+		other[5+rng.IntN(V-5)] = float32(0.5 + 1.5*rng.Float64())
+	}
+	return testCase{name, m, ids, other}
+}
+
+func allLayers(m *nn.Model) []int {
+	l := make([]int, m.Config.NumLayers)
+	for i := range l {
+		l[i] = i
+	}
+	return l
+}
+
+// TestCompleteness checks Σ attributions = f(x) − f(baseline) on every
+// test model and three texts each (all layers, zero baseline): at 64
+// midpoint steps, the criterion (error ≤ 2% of |f(1) − f(0)|) for
+// most cases — the integrand jumps at argmax and ReLU switches, so an
+// unlucky text can exceed it — and within 2% for every case at 1024 steps,
+// where the 1/m quadrature error has shrunk. It also checks a constant
+// non-zero baseline and a single layer.
+func TestCompleteness(t *testing.T) {
+	var errs64 []float64
+	for _, name := range append(oracleModels, "random-distilbert") {
+		for seed := uint64(1); seed <= 3; seed++ {
+			c := loadCase(t, name, seed)
+			layers := allLayers(c.m)
+			r, err := (&Attributor{Model: c.m, Layers: layers, Steps: 64}).Attribute(c.ids, c.other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := r.CompletenessError()
+			errs64 = append(errs64, e)
+			msg := fmt.Sprintf("%s text %d: score %.5f baseline %.5f Σattr %.5f, error at 64 steps %.3g%%", name, seed, r.Score, r.BaselineScore, r.Sum, 100*e)
+			if math.Abs(r.Score-r.BaselineScore) < 1e-3 {
+				t.Errorf("%s: score %g and baseline score %g too close for a meaningful test", name, r.Score, r.BaselineScore)
+			}
+			if !testing.Short() {
+				r, err := (&Attributor{Model: c.m, Layers: layers, Steps: 1024}).Attribute(c.ids, c.other)
+				if err != nil {
+					t.Fatal(err)
+				}
+				msg += fmt.Sprintf(", at 1024 steps %.3g%%", 100*r.CompletenessError())
+				if e := r.CompletenessError(); e > 0.02 || math.IsNaN(e) {
+					t.Errorf("%s text %d: completeness error %.3g%% > 2%% at 1024 steps", name, seed, 100*e)
+				}
+			}
+			t.Log(msg)
+		}
+	}
+	slices.Sort(errs64)
+	within := 0
+	for _, e := range errs64 {
+		if e <= 0.02 {
+			within++
+		}
+	}
+	t.Logf("64 steps: %d of %d cases within 2%%, median error %.3g%%, worst %.3g%%", within, len(errs64), 100*errs64[len(errs64)/2], 100*errs64[len(errs64)-1])
+	if within < 2*len(errs64)/3 {
+		t.Errorf("64 steps: only %d of %d cases within 2%%", within, len(errs64))
+	}
+	// A constant non-zero baseline and a single layer.
+	for _, name := range []string{"bert-tiny", "distilbert-bf16-tied-extras"} {
+		c := loadCase(t, name, 1)
+		L := c.m.Config.NumLayers
+		a := &Attributor{Model: c.m, Layers: []int{L - 1}, Steps: 256}
+		b := make([]float32, c.m.Config.IntermediateSize)
+		for j := range b {
+			b[j] = 0.1 * float32(j%5)
+		}
+		a.Baseline = [][]float32{b}
+		r, err := a.Attribute(c.ids, c.other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := r.CompletenessError(); e > 0.02 {
+			t.Errorf("%s, last layer, constant baseline: completeness error %.3g%%", name, 100*e)
+		}
+		// f(0) is the score with that layer's neurons at the baseline.
+		F := len(b)
+		forced := make([]float32, len(c.ids)*F)
+		for i := range forced {
+			forced[i] = b[i%F]
+		}
+		f0, _, err := a.ForcedGradient(c.ids, c.other, [][]float32{forced})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f0 != r.BaselineScore {
+			t.Errorf("%s: baseline score %v, forced forward %v", name, r.BaselineScore, f0)
+		}
+	}
+}
+
+// TestBruteForcePath compares the batched Gauss–Legendre attribution at 64
+// steps with an unbatched (one path point per forward pass) midpoint
+// integral at 4096 steps, neuron by neuron.
+func TestBruteForcePath(t *testing.T) {
+	steps := 4096
+	if testing.Short() {
+		steps = 1024
+	}
+	for _, name := range []string{"bert-tiny", "distilbert-tiny"} {
+		c := loadCase(t, name, 2)
+		layers := allLayers(c.m)
+		fast, err := (&Attributor{Model: c.m, Layers: layers, Steps: 64, Rule: GaussLegendre}).Attribute(c.ids, c.other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow, err := (&Attributor{Model: c.m, Layers: layers, Steps: steps, Rule: Midpoint, MaxRows: len(c.ids)}).Attribute(c.ids, c.other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var scale, worst float64
+		for i := range fast.Attr {
+			for j := range fast.Attr[i] {
+				scale = max(scale, math.Abs(slow.Attr[i][j]))
+				worst = max(worst, math.Abs(fast.Attr[i][j]-slow.Attr[i][j]))
+			}
+		}
+		t.Logf("%s: max |A_gauss64 − A_midpoint%d| = %.3g, max |A| = %.3g; Σ %.6f vs %.6f, f(1)−f(0) = %.6f",
+			name, steps, worst, scale, fast.Sum, slow.Sum, fast.Score-fast.BaselineScore)
+		if worst > 0.02*scale {
+			t.Errorf("%s: batched and brute-force attributions differ by %.3g (max |A| %.3g)", name, worst, scale)
+		}
+		if fast.Score != slow.Score || fast.BaselineScore != slow.BaselineScore {
+			t.Errorf("%s: end points differ: %v %v vs %v %v", name, fast.Score, fast.BaselineScore, slow.Score, slow.BaselineScore)
+		}
+	}
+}
+
+// TestForcedGradientFiniteDifferences checks ∂f/∂(forced activations) at
+// an interior path point against central differences of f.
+func TestForcedGradientFiniteDifferences(t *testing.T) {
+	for _, name := range []string{"bert-tiny", "distilbert-tiny", "random-distilbert"} {
+		c := loadCase(t, name, 3)
+		layers := allLayers(c.m)
+		a := &Attributor{Model: c.m, Layers: layers}
+		// The clean activations, scaled by 0.6: a point on the zero-baseline path.
+		rec := &Attributor{Model: c.m, Layers: layers, Steps: 1, PerPosition: true}
+		if _, err := rec.Attribute(c.ids, c.other); err != nil {
+			t.Fatal(err)
+		}
+		T, F := len(c.ids), c.m.Config.IntermediateSize
+		h := &pathHook{layers: layers, pos: map[int]int{}, T: T, record: true}
+		for i, l := range layers {
+			h.pos[l] = i
+			h.clean = append(h.clean, make([]float32, T*F))
+		}
+		p := c.m.NewPass()
+		p.SetFFNHook(h)
+		p.Encode(nn.Batch{B: 1, T: T, InputIDs: c.ids, Mask: ones(T)})
+		forced := h.clean
+		for _, x := range forced {
+			for j := range x {
+				x[j] *= 0.6
+			}
+		}
+		f0, g, err := a.ForcedGradient(c.ids, c.other, forced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(9, 9))
+		var scale float64
+		for _, gi := range g {
+			for _, v := range gi {
+				scale = max(scale, math.Abs(v))
+			}
+		}
+		const step = 1e-2
+		bad := 0
+		for n := 0; n < 40; n++ {
+			i, x := rng.IntN(len(layers)), rng.IntN(T*F)
+			old := forced[i][x]
+			forced[i][x] = old + step
+			fp, _, _ := a.ForcedGradient(c.ids, c.other, forced)
+			forced[i][x] = old - step
+			fm, _, _ := a.ForcedGradient(c.ids, c.other, forced)
+			forced[i][x] = old
+			fd := (fp - fm) / (2 * step)
+			if d := math.Abs(fd - g[i][x]); d > 1e-3*scale+1e-4 {
+				bad++
+				t.Logf("%s: layer %d entry %d: fd %.6g, analytic %.6g", name, layers[i], x, fd, g[i][x])
+			}
+		}
+		// A kink (ReLU or argmax switch) within ±step can spoil one difference.
+		if bad > 2 {
+			t.Errorf("%s: %d of 40 gradients disagree with finite differences (f = %g, max |g| %g)", name, bad, f0, scale)
+		}
+	}
+}
+
+func ones(n int) []float32 {
+	o := make([]float32, n)
+	for i := range o {
+		o[i] = 1
+	}
+	return o
+}

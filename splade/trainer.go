@@ -184,8 +184,7 @@ type Trainer struct {
 	// result (Best, BestAt, BestDev) and the curves.
 	*trainloop.Loop
 
-	perm      []int // permutation of the current epoch
-	permEpoch int
+	order trainloop.Order // the order of the triples
 
 	passes [3]*nn.Pass
 	heads  [3]headBuf
@@ -239,27 +238,10 @@ func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*D
 	if opt.EvalDepth <= 0 {
 		opt.EvalDepth = 100
 	}
-	t := &Trainer{Model: m, Tok: tok, Opt: opt, sources: sources, dev: dev, permEpoch: -1,
+	t := &Trainer{Model: m, Tok: tok, Opt: opt, sources: sources, dev: dev,
 		QueryWeights: queryWeights}
-	t.texts = &Texts{Queries: map[string]string{}, Docs: map[string]string{}}
-	for k, s := range sources {
-		pre := strconv.Itoa(k) + "\x00"
-		for _, tr := range s.Triples {
-			c := tr
-			c.QID, c.PosID = pre+tr.QID, pre+tr.PosID
-			c.NegIDs = make([]string, len(tr.NegIDs))
-			for i, n := range tr.NegIDs {
-				c.NegIDs[i] = pre + n
-			}
-			t.triples = append(t.triples, c)
-		}
-		for id, s := range s.Texts.Queries {
-			t.texts.Queries[pre+id] = s
-		}
-		for id, s := range s.Texts.Docs {
-			t.texts.Docs[pre+id] = s
-		}
-	}
+	t.triples, t.texts = MergeSources(sources)
+	t.order = trainloop.Order{N: len(t.triples), Seed: opt.Seed}
 	if len(t.triples) == 0 {
 		return nil, fmt.Errorf("train: the sources hold no triples")
 	}
@@ -283,6 +265,32 @@ func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*D
 	return t, nil
 }
 
+// MergeSources joins the triples and texts of several sources, their ids
+// prefixed "<source index>\x00" so that two sources may reuse ids.
+func MergeSources(sources []Source) ([]Triple, *Texts) {
+	var triples []Triple
+	texts := &Texts{Queries: map[string]string{}, Docs: map[string]string{}}
+	for k, s := range sources {
+		pre := strconv.Itoa(k) + "\x00"
+		for _, tr := range s.Triples {
+			c := tr
+			c.QID, c.PosID = pre+tr.QID, pre+tr.PosID
+			c.NegIDs = make([]string, len(tr.NegIDs))
+			for i, n := range tr.NegIDs {
+				c.NegIDs[i] = pre + n
+			}
+			triples = append(triples, c)
+		}
+		for id, s := range s.Texts.Queries {
+			texts.Queries[pre+id] = s
+		}
+		for id, s := range s.Texts.Docs {
+			texts.Docs[pre+id] = s
+		}
+	}
+	return triples, texts
+}
+
 // StepCount is the number of optimiser steps taken.
 func (t *Trainer) StepCount() int { return t.StepsDone }
 
@@ -298,31 +306,6 @@ func (t *Trainer) TrainableParams() int {
 		}
 	}
 	return n
-}
-
-// batchIndices returns the triples of step s: positions s·B … s·B+B−1 of
-// the endless sequence of per-epoch permutations (epoch e permuted with
-// PCG(Seed, e)).
-func (t *Trainer) batchIndices(s int) []int {
-	n, B := len(t.triples), t.Opt.BatchSize
-	idx := make([]int, B)
-	for i := range idx {
-		pos := s*B + i
-		e := pos / n
-		if e != t.permEpoch {
-			t.perm = rand.New(rand.NewPCG(t.Opt.Seed, uint64(e))).Perm(n)
-			t.permEpoch = e
-		}
-		idx[i] = t.perm[pos%n]
-	}
-	return idx
-}
-
-func stepSeed(seed uint64, step int, salt string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(salt))
-	h.Write([]byte(strconv.Itoa(step)))
-	return seed ^ h.Sum64()
 }
 
 // StepStats are one step's loss terms and speed.
@@ -341,15 +324,15 @@ func (t *Trainer) Step() (StepStats, error) {
 	m, o := t.Model, t.Opt
 	s := t.StepsDone
 	tokfn := func(text string, maxLen int) []int32 { return t.Tok.Encode(text, maxLen).IDs }
-	tb, err := BuildTrainBatch(t.triples, t.batchIndices(s), t.texts, tokfn, TrainBatchOptions{
+	tb, err := BuildTrainBatch(t.triples, t.order.Batch(s, o.BatchSize), t.texts, tokfn, TrainBatchOptions{
 		QueryMaxLen: o.QueryMaxLen, DocMaxLen: o.DocMaxLen, NNeg: o.NNeg, PadID: t.Tok.PAD(),
-		Rand: rand.New(rand.NewPCG(stepSeed(o.Seed, s, "negatives"), 1)),
+		Rand: rand.New(rand.NewPCG(trainloop.StepSeed(o.Seed, s, "negatives"), 1)),
 	})
 	if err != nil {
 		return StepStats{}, fmt.Errorf("train step %d: %w", s+1, err)
 	}
 	m.Training = o.Dropout
-	m.SeedDropout(stepSeed(o.Seed, s, "dropout"))
+	m.SeedDropout(trainloop.StepSeed(o.Seed, s, "dropout"))
 	defer func() { m.Training = false }()
 	terms, tokens, err := t.Gradients(tb, s)
 	if err != nil {

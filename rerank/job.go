@@ -1,12 +1,15 @@
 package rerank
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 
 	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
@@ -217,4 +220,52 @@ func DocTexts(path string, need map[string]bool, opts corpora.Options) (map[stri
 		}
 	}
 	return docs, nil
+}
+
+// ScoreTriples writes the score s gives every (query, document) pair of
+// the triples — each positive and each negative, once per pair — in the
+// per-document teacher-score format of docs/format/training-data.md
+// ("qid <TAB> doc_id <TAB> score", sorted by query then document), so that
+// "train splade --teacher FILE" distils s into SPLADE with MarginMSE. It
+// returns the number of pairs written.
+func ScoreTriples(s Scorer, src splade.Source, w io.Writer, progress func(n int)) (int, error) {
+	type pair struct{ q, d string }
+	seen := map[pair]bool{}
+	var pairs []pair
+	for _, t := range src.Triples {
+		for _, d := range append([]string{t.PosID}, t.NegIDs...) {
+			if p := (pair{t.QID, d}); !seen[p] {
+				seen[p] = true
+				pairs = append(pairs, p)
+			}
+		}
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].q != pairs[j].q {
+			return pairs[i].q < pairs[j].q
+		}
+		return pairs[i].d < pairs[j].d
+	})
+	qs, ds := make([]string, len(pairs)), make([]string, len(pairs))
+	for i, p := range pairs {
+		var ok bool
+		if qs[i], ok = src.Texts.Queries[p.q]; !ok {
+			return 0, fmt.Errorf("score triples: no text for query %q", p.q)
+		}
+		if ds[i], ok = src.Texts.Docs[p.d]; !ok {
+			return 0, fmt.Errorf("score triples: no text for document %q", p.d)
+		}
+	}
+	scores, err := s.ScorePairs(qs, ds, progress)
+	if err != nil {
+		return 0, fmt.Errorf("score triples: %w", err)
+	}
+	bw := bufio.NewWriter(w)
+	for i, p := range pairs {
+		fmt.Fprintf(bw, "%s\t%s\t%s\n", p.q, p.d, strconv.FormatFloat(float64(scores[i]), 'g', -1, 32))
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, fmt.Errorf("score triples: %w", err)
+	}
+	return len(pairs), nil
 }

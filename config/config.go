@@ -45,6 +45,7 @@ type Config struct {
 	Pretrain Pretrain `mapstructure:"pretrain"`
 	Adapt    Adapt    `mapstructure:"adapt"`
 	Splade   Splade   `mapstructure:"splade"`
+	Rerank   Rerank   `mapstructure:"rerank"`
 }
 
 // BM25 configures the bleve BM25 baseline.
@@ -145,6 +146,39 @@ type Pretrain struct {
 	// DomainLayers is k: P_domain = embeddings + the first k layers.
 	DomainLayers int    `mapstructure:"domain_layers"`
 	Seed         uint64 `mapstructure:"seed"`
+}
+
+// Rerank configures cross-encoder and MICE training ("spladapt train
+// rerank") and re-ranking ("spladapt rerank"). Training data comes as for
+// SPLADE (BM25 negatives mined with splade.mine_negatives and
+// splade.mine_depth, or triples files).
+type Rerank struct {
+	// Loss is pointwise (binary cross-entropy, positive 1, negatives 0),
+	// marginmse (needs teacher scores) or infonce (softmax over the
+	// positive and its NNeg negatives).
+	Loss        string  `mapstructure:"loss"`
+	LR          float64 `mapstructure:"lr"`
+	WeightDecay float64 `mapstructure:"weight_decay"`
+	MaxGradNorm float64 `mapstructure:"max_grad_norm"`
+	WarmupSteps int     `mapstructure:"warmup_steps"`
+	Steps       int     `mapstructure:"steps"`
+	// BatchSize is queries per step, each with its positive and NNeg
+	// negatives: BatchSize·(1+NNeg) pairs.
+	BatchSize       int    `mapstructure:"batch_size"`
+	NNeg            int    `mapstructure:"n_neg"`
+	Dropout         bool   `mapstructure:"dropout"`
+	EvalEvery       int    `mapstructure:"eval_every"`
+	CheckpointEvery int    `mapstructure:"checkpoint_every"`
+	Seed            uint64 `mapstructure:"seed"`
+	// MaxLength bounds a query-document pair in tokens (cross-encoder);
+	// MICE uses model.query_max_length for the query and MaxLength for
+	// the document.
+	MaxLength int `mapstructure:"max_length"`
+	// DevDepth is how many BM25 hits per dev query are re-ranked for model
+	// selection (nDCG@10).
+	DevDepth int `mapstructure:"dev_depth"`
+	// ScoreBatchSize is pairs per forward pass when scoring.
+	ScoreBatchSize int `mapstructure:"score_batch_size"`
 }
 
 // Splade configures SPLADE training ("spladapt train splade") and corpus
@@ -254,6 +288,9 @@ func Default() Config {
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
 			EvalEvery: 1000, CheckpointEvery: 500, Seed: 1, MineNegatives: 8, MineDepth: 100,
 			QueryEncoder: "model", UnsupPairs: 10000, TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
+		Rerank: Rerank{Loss: "infonce", LR: 2e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
+			BatchSize: 8, NNeg: 7, Dropout: true, EvalEvery: 1000, CheckpointEvery: 500, Seed: 1,
+			MaxLength: 256, DevDepth: 100, ScoreBatchSize: 32},
 	}
 }
 
@@ -363,6 +400,18 @@ func (c *Config) Validate() error {
 	}
 	if p.DomainLayers < 0 {
 		bad("pretrain.domain_layers", "must be >= 0, got %d", p.DomainLayers)
+	}
+	rr := c.Rerank
+	switch rr.Loss {
+	case "pointwise", "marginmse", "infonce":
+	default:
+		bad("rerank.loss", "must be pointwise, marginmse or infonce, got %q", rr.Loss)
+	}
+	if !(rr.LR > 0) || rr.WeightDecay < 0 || rr.MaxGradNorm < 0 || rr.WarmupSteps < 0 || rr.EvalEvery < 0 || rr.CheckpointEvery < 0 {
+		bad("rerank", "lr must be positive; weight_decay, max_grad_norm, warmup_steps, eval_every and checkpoint_every >= 0")
+	}
+	if rr.Steps < 1 || rr.BatchSize < 1 || rr.NNeg < 1 || rr.DevDepth < 1 || rr.ScoreBatchSize < 1 || rr.MaxLength < 4 {
+		bad("rerank", "steps, batch_size, n_neg, dev_depth and score_batch_size must be >= 1 and max_length >= 4")
 	}
 	sp := c.Splade
 	if sp.LambdaD < 0 || sp.LambdaQ < 0 || sp.MarginMSE < 0 || sp.WeightDecay < 0 || sp.MaxGradNorm < 0 ||

@@ -31,17 +31,32 @@ var TokenizerFiles = []string{"vocab.txt", "tokenizer.json", "tokenizer_config.j
 // "distilbert." prefix (from a bare encoder) are accepted, the tied decoder
 // aliases (cls.predictions.decoder.weight/.bias, vocab_projector.weight)
 // are used only when the real tensor is absent, and every other key
-// (position_ids, pooler, seq_relationship) is ignored. Errors name the
+// (position_ids, pooler, seq_relationship) is ignored; LoadClassifier
+// reads a cross-encoder's pooler and classifier. Errors name the
 // tensor and both shapes on a mismatch, and the missing tensor otherwise.
 // The model starts in evaluation mode (no dropout).
 func LoadHF(dir string) (*Model, error) {
+	m, f, err := readHF(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.loadParams(f, m.Params); err != nil {
+		return nil, fmt.Errorf("load checkpoint %s: %w", f.Path(), err)
+	}
+	m.TokenizerDir = dir
+	return m, nil
+}
+
+// readHF reads dir's config.json, checks for the vocabulary, builds the
+// (zero) masked-LM model of that config and opens model.safetensors.
+func readHF(dir string) (*Model, *safetensors.File, error) {
 	cfgBytes, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("load checkpoint %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("load checkpoint %s: %w", dir, err)
 	}
 	cfg, err := ParseConfig(cfgBytes)
 	if err != nil {
-		return nil, fmt.Errorf("load checkpoint %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("load checkpoint %s: %w", dir, err)
 	}
 	hasVocab := false
 	for _, name := range []string{"vocab.txt", "tokenizer.json"} {
@@ -50,22 +65,17 @@ func LoadHF(dir string) (*Model, error) {
 		}
 	}
 	if !hasVocab {
-		return nil, fmt.Errorf("load checkpoint %s: neither vocab.txt nor tokenizer.json is present", dir)
+		return nil, nil, fmt.Errorf("load checkpoint %s: neither vocab.txt nor tokenizer.json is present", dir)
 	}
 	m, err := newModel(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("load checkpoint %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("load checkpoint %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, "model.safetensors")
-	f, err := safetensors.ReadFile(path)
+	f, err := safetensors.ReadFile(filepath.Join(dir, "model.safetensors"))
 	if err != nil {
-		return nil, fmt.Errorf("load checkpoint %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("load checkpoint %s: %w", dir, err)
 	}
-	if err := m.loadTensors(f); err != nil {
-		return nil, fmt.Errorf("load checkpoint %s: %w", path, err)
-	}
-	m.TokenizerDir = dir
-	return m, nil
+	return m, f, nil
 }
 
 // candidateKeys lists the checkpoint keys that may hold canonical
@@ -94,9 +104,11 @@ func (m *Model) candidateKeys(name string) []string {
 	return keys
 }
 
-func (m *Model) loadTensors(f *safetensors.File) error {
+// loadParams fills ps from f, each from the first of its candidate keys
+// present, and joins an error per missing or misshapen tensor.
+func (m *Model) loadParams(f *safetensors.File, ps []*Param) error {
 	var errs []error
-	for _, p := range m.Params {
+	for _, p := range ps {
 		var key string
 		for _, k := range m.candidateKeys(p.Name) {
 			if _, ok := f.Tensor(k); ok {

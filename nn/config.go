@@ -25,6 +25,10 @@ type Config struct {
 	HiddenDropout    float64 // dropout on embeddings and sublayer outputs (training only)
 	AttnDropout      float64 // dropout on attention probabilities (training only)
 	InitializerRange float64 // std of the N(0, std) init of NewModel
+	// Architecture, when set, is the class MarshalHF writes as
+	// "architectures" (the cross-encoder's *ForSequenceClassification);
+	// empty means the masked-LM class.
+	Architecture string
 
 	// raw keeps every key of the config.json it was read from, so SaveHF
 	// writes back the keys spladapt does not interpret.
@@ -239,6 +243,9 @@ func (c Config) MarshalHF() ([]byte, error) {
 		}
 	default:
 		return nil, fmt.Errorf("unsupported model_type %q", c.ModelType)
+	}
+	if c.Architecture != "" {
+		out["architectures"] = []string{c.Architecture}
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {

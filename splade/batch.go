@@ -183,7 +183,7 @@ func BuildTrainBatch(triples []Triple, idx []int, texts *Texts, tokenize func(te
 			return nil, err
 		}
 		qs, ps = append(qs, q), append(ps, p)
-		for _, k := range chooseNegatives(len(t.NegIDs), opt.NNeg, opt.Rand) {
+		for _, k := range ChooseNegatives(len(t.NegIDs), opt.NNeg, opt.Rand) {
 			n, err := tok("document", t.NegIDs[k], texts.Docs, opt.DocMaxLen)
 			if err != nil {
 				return nil, err
@@ -208,8 +208,10 @@ func BuildTrainBatch(triples []Triple, idx []int, texts *Texts, tokenize func(te
 	return tb, nil
 }
 
-// chooseNegatives returns n indices into a triple's have negatives.
-func chooseNegatives(have, n int, r *rand.Rand) []int {
+// ChooseNegatives returns n indices into a triple's have negatives: all of
+// them cyclically when have < n, else n drawn without replacement by r (the
+// first n when r is nil).
+func ChooseNegatives(have, n int, r *rand.Rand) []int {
 	out := make([]int, n)
 	switch {
 	case have < n:

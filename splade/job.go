@@ -76,44 +76,9 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train splade: %w", err)
 	}
-	var sources []Source
-	for i, dir := range j.Train {
-		var ts []Triple
-		if len(j.Triples) > 0 {
-			ts, err = ReadTriples(j.Triples[i], j.CorpusOpts)
-		} else {
-			ts, err = MineSource(ctx, cfg, dir, j.Split, filepath.Join(j.WorkDir, fmt.Sprintf("mined-%d", i)), j.CorpusOpts, log)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(j.Teacher) > 0 {
-			sc, err := ReadTeacherScores(j.Teacher[i], j.CorpusOpts)
-			if err != nil {
-				return nil, err
-			}
-			var st ApplyStats
-			ts, st = sc.Apply(ts)
-			fmt.Fprintf(log, "%s: teacher scores for %d triples; dropped %d triples and %d negatives without a score (first missing: query %q, document %q)\n",
-				dir, st.Triples, st.DroppedTriples, st.DroppedNegs, st.FirstMissingQID, st.FirstMissingDoc)
-		}
-		texts, err := LoadTexts(dir, ts, j.CorpusOpts)
-		if err != nil {
-			return nil, err
-		}
-		name := filepath.Base(filepath.Clean(dir)) + "/" + j.Split
-		if len(j.Triples) > 0 {
-			name = filepath.Base(filepath.Clean(dir)) + ":" + j.Triples[i]
-		}
-		sources = append(sources, Source{Name: name, Triples: ts, Texts: texts})
-		fmt.Fprintf(log, "%s: %d triples\n", name, len(ts))
-	}
-	for i, dir := range j.Unsup {
-		src, err := UnsupSource(ctx, cfg, dir, j.Dev, filepath.Join(j.WorkDir, fmt.Sprintf("unsup-%d", i)), j.CorpusOpts, log)
-		if err != nil {
-			return nil, err
-		}
-		sources = append(sources, src)
+	sources, err := j.Sources(ctx, log)
+	if err != nil {
+		return nil, err
 	}
 	var devSets []*DevSet
 	for _, dir := range j.Dev {
@@ -263,4 +228,54 @@ func FormatMetrics(ms map[string]float64) string {
 		parts[i] = fmt.Sprintf("%s %.4f", k, ms[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Sources builds the job's training sources: per Train directory its
+// triples (BM25-mined from qrels/<Split>.tsv and cached in WorkDir, or read
+// from the Triples file), with teacher scores applied when Teacher files
+// are given, and their texts; then the unsupervised pairs of each Unsup
+// corpus. The re-ranker's trainer (package rerank) uses it too.
+func (j TrainJob) Sources(ctx context.Context, log io.Writer) ([]Source, error) {
+	cfg := j.Config
+	var err error
+	var sources []Source
+	for i, dir := range j.Train {
+		var ts []Triple
+		if len(j.Triples) > 0 {
+			ts, err = ReadTriples(j.Triples[i], j.CorpusOpts)
+		} else {
+			ts, err = MineSource(ctx, cfg, dir, j.Split, filepath.Join(j.WorkDir, fmt.Sprintf("mined-%d", i)), j.CorpusOpts, log)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(j.Teacher) > 0 {
+			sc, err := ReadTeacherScores(j.Teacher[i], j.CorpusOpts)
+			if err != nil {
+				return nil, err
+			}
+			var st ApplyStats
+			ts, st = sc.Apply(ts)
+			fmt.Fprintf(log, "%s: teacher scores for %d triples; dropped %d triples and %d negatives without a score (first missing: query %q, document %q)\n",
+				dir, st.Triples, st.DroppedTriples, st.DroppedNegs, st.FirstMissingQID, st.FirstMissingDoc)
+		}
+		texts, err := LoadTexts(dir, ts, j.CorpusOpts)
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(filepath.Clean(dir)) + "/" + j.Split
+		if len(j.Triples) > 0 {
+			name = filepath.Base(filepath.Clean(dir)) + ":" + j.Triples[i]
+		}
+		sources = append(sources, Source{Name: name, Triples: ts, Texts: texts})
+		fmt.Fprintf(log, "%s: %d triples\n", name, len(ts))
+	}
+	for i, dir := range j.Unsup {
+		src, err := UnsupSource(ctx, cfg, dir, j.Dev, filepath.Join(j.WorkDir, fmt.Sprintf("unsup-%d", i)), j.CorpusOpts, log)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, src)
+	}
+	return sources, nil
 }

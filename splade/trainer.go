@@ -18,10 +18,8 @@ import (
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/index"
-	"github.com/spladapt/spladapt/internal/atomicfile"
-	"github.com/spladapt/spladapt/internal/curves"
+	"github.com/spladapt/spladapt/internal/trainloop"
 	"github.com/spladapt/spladapt/nn"
-	"github.com/spladapt/spladapt/safetensors"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -182,24 +180,18 @@ type Trainer struct {
 	triples []Triple // all sources, ids prefixed "<source>\x00"
 	texts   *Texts
 	dev     []*DevSet
-	optim   *nn.AdamW
-	sched   nn.LinearSchedule
-	step    int // optimiser steps taken
+	// Loop holds the optimiser, the step count (StepsDone), the best dev
+	// result (Best, BestAt, BestDev) and the curves.
+	*trainloop.Loop
 
-	perm      []int // permutation of the current epoch
-	permEpoch int
+	order trainloop.Order // the order of the triples
 
 	passes [3]*nn.Pass
 	heads  [3]headBuf
 	grads  Grads[float32]
-	Curves *curves.Log
 	// QueryWeights (V) are the query-token weights of an inference-free
 	// model (Opt.QueryEncoder idf); nil otherwise.
 	QueryWeights []float32
-
-	Best    float64 // best mean dev nDCG@10 (−1 before any evaluation)
-	BestAt  int     // its step
-	BestDev map[string]float64
 }
 
 // headBuf holds one pass's pooled output for its backward.
@@ -246,27 +238,10 @@ func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*D
 	if opt.EvalDepth <= 0 {
 		opt.EvalDepth = 100
 	}
-	t := &Trainer{Model: m, Tok: tok, Opt: opt, sources: sources, dev: dev, permEpoch: -1,
-		Curves: &curves.Log{}, Best: -1, QueryWeights: queryWeights}
-	t.texts = &Texts{Queries: map[string]string{}, Docs: map[string]string{}}
-	for k, s := range sources {
-		pre := strconv.Itoa(k) + "\x00"
-		for _, tr := range s.Triples {
-			c := tr
-			c.QID, c.PosID = pre+tr.QID, pre+tr.PosID
-			c.NegIDs = make([]string, len(tr.NegIDs))
-			for i, n := range tr.NegIDs {
-				c.NegIDs[i] = pre + n
-			}
-			t.triples = append(t.triples, c)
-		}
-		for id, s := range s.Texts.Queries {
-			t.texts.Queries[pre+id] = s
-		}
-		for id, s := range s.Texts.Docs {
-			t.texts.Docs[pre+id] = s
-		}
-	}
+	t := &Trainer{Model: m, Tok: tok, Opt: opt, sources: sources, dev: dev,
+		QueryWeights: queryWeights}
+	t.triples, t.texts = MergeSources(sources)
+	t.order = trainloop.Order{N: len(t.triples), Seed: opt.Seed}
 	if len(t.triples) == 0 {
 		return nil, fmt.Errorf("train: the sources hold no triples")
 	}
@@ -280,16 +255,44 @@ func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*D
 			p.Frozen = !nn.IsDomainParam(p.Name, opt.DomainLayers)
 		}
 	}
-	t.optim = nn.NewAdamW(m.Params, opt.WeightDecay)
-	t.sched = nn.LinearSchedule{Warmup: opt.WarmupSteps, Total: opt.Steps}
+	t.Loop = trainloop.New(m, trainloop.Options{LR: opt.LR, WeightDecay: opt.WeightDecay, MaxGradNorm: opt.MaxGradNorm,
+		WarmupSteps: opt.WarmupSteps, Steps: opt.Steps, EvalEvery: opt.EvalEvery, CheckpointEvery: opt.CheckpointEvery},
+		"SPLADE training", DevMeasures[0])
+	t.Loop.Key = t.key()
 	for i := range t.passes {
 		t.passes[i] = m.NewPass()
 	}
 	return t, nil
 }
 
+// MergeSources joins the triples and texts of several sources, their ids
+// prefixed "<source index>\x00" so that two sources may reuse ids.
+func MergeSources(sources []Source) ([]Triple, *Texts) {
+	var triples []Triple
+	texts := &Texts{Queries: map[string]string{}, Docs: map[string]string{}}
+	for k, s := range sources {
+		pre := strconv.Itoa(k) + "\x00"
+		for _, tr := range s.Triples {
+			c := tr
+			c.QID, c.PosID = pre+tr.QID, pre+tr.PosID
+			c.NegIDs = make([]string, len(tr.NegIDs))
+			for i, n := range tr.NegIDs {
+				c.NegIDs[i] = pre + n
+			}
+			triples = append(triples, c)
+		}
+		for id, s := range s.Texts.Queries {
+			texts.Queries[pre+id] = s
+		}
+		for id, s := range s.Texts.Docs {
+			texts.Docs[pre+id] = s
+		}
+	}
+	return triples, texts
+}
+
 // StepCount is the number of optimiser steps taken.
-func (t *Trainer) StepCount() int { return t.step }
+func (t *Trainer) StepCount() int { return t.StepsDone }
 
 // NumTriples is the number of training triples over all sources.
 func (t *Trainer) NumTriples() int { return len(t.triples) }
@@ -303,31 +306,6 @@ func (t *Trainer) TrainableParams() int {
 		}
 	}
 	return n
-}
-
-// batchIndices returns the triples of step s: positions s·B … s·B+B−1 of
-// the endless sequence of per-epoch permutations (epoch e permuted with
-// PCG(Seed, e)).
-func (t *Trainer) batchIndices(s int) []int {
-	n, B := len(t.triples), t.Opt.BatchSize
-	idx := make([]int, B)
-	for i := range idx {
-		pos := s*B + i
-		e := pos / n
-		if e != t.permEpoch {
-			t.perm = rand.New(rand.NewPCG(t.Opt.Seed, uint64(e))).Perm(n)
-			t.permEpoch = e
-		}
-		idx[i] = t.perm[pos%n]
-	}
-	return idx
-}
-
-func stepSeed(seed uint64, step int, salt string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(salt))
-	h.Write([]byte(strconv.Itoa(step)))
-	return seed ^ h.Sum64()
 }
 
 // StepStats are one step's loss terms and speed.
@@ -344,27 +322,24 @@ type StepStats struct {
 func (t *Trainer) Step() (StepStats, error) {
 	start := time.Now()
 	m, o := t.Model, t.Opt
-	s := t.step
+	s := t.StepsDone
 	tokfn := func(text string, maxLen int) []int32 { return t.Tok.Encode(text, maxLen).IDs }
-	tb, err := BuildTrainBatch(t.triples, t.batchIndices(s), t.texts, tokfn, TrainBatchOptions{
+	tb, err := BuildTrainBatch(t.triples, t.order.Batch(s, o.BatchSize), t.texts, tokfn, TrainBatchOptions{
 		QueryMaxLen: o.QueryMaxLen, DocMaxLen: o.DocMaxLen, NNeg: o.NNeg, PadID: t.Tok.PAD(),
-		Rand: rand.New(rand.NewPCG(stepSeed(o.Seed, s, "negatives"), 1)),
+		Rand: rand.New(rand.NewPCG(trainloop.StepSeed(o.Seed, s, "negatives"), 1)),
 	})
 	if err != nil {
 		return StepStats{}, fmt.Errorf("train step %d: %w", s+1, err)
 	}
 	m.Training = o.Dropout
-	m.SeedDropout(stepSeed(o.Seed, s, "dropout"))
+	m.SeedDropout(trainloop.StepSeed(o.Seed, s, "dropout"))
 	defer func() { m.Training = false }()
 	terms, tokens, err := t.Gradients(tb, s)
 	if err != nil {
 		return StepStats{}, fmt.Errorf("train step %d: %w", s+1, err)
 	}
-	norm := nn.ClipGradNorm(m.Params, o.MaxGradNorm)
-	lr := o.LR * t.sched.Factor(s)
-	t.optim.Step(lr)
-	t.step++
-	return StepStats{Step: t.step, Terms: terms, LR: lr, GradNorm: norm, Tokens: tokens, Elapsed: time.Since(start)}, nil
+	lr, norm := t.Update()
+	return StepStats{Step: t.StepsDone, Terms: terms, LR: lr, GradNorm: norm, Tokens: tokens, Elapsed: time.Since(start)}, nil
 }
 
 // Gradients sets the parameter gradients (ZeroGrad first) to those of the
@@ -738,19 +713,9 @@ type TrainMeta struct {
 	Saved       string             `json:"saved"`
 }
 
-// trainState is train_state.json in a checkpoint: where to resume.
-type trainState struct {
-	Format  int                `json:"format"`
-	Step    int                `json:"step"`
-	Key     string             `json:"key"` // options that fix the trajectory
-	Best    float64            `json:"best"`
-	BestAt  int                `json:"best_at"`
-	BestDev map[string]float64 `json:"best_dev,omitempty"`
-}
-
 // ErrCheckpointExists is returned by Run when the work directory already
 // holds a checkpoint and resuming was not asked for.
-var ErrCheckpointExists = errors.New("work directory holds a checkpoint")
+var ErrCheckpointExists = trainloop.ErrCheckpointExists
 
 // RunConfig says where a run keeps its state and its result.
 type RunConfig struct {
@@ -775,113 +740,17 @@ func (t *Trainer) key() string {
 }
 
 // Run trains until Opt.Steps, evaluating, checkpointing and keeping the
-// best model as configured. With rc.Resume and a checkpoint in
-// rc.WorkDir it continues from there (identically to an uninterrupted
-// run); without rc.Resume an existing checkpoint is ErrCheckpointExists.
-// Without dev sets the model of the last step is the result. The context
-// is checked between steps; on cancellation the state of the last step
-// taken is saved (so a resumed run loses nothing) and ctx.Err() returned.
+// best model as configured (trainloop.Loop.Run). With rc.Resume and a
+// checkpoint in rc.WorkDir it continues from there (identically to an
+// uninterrupted run); without rc.Resume an existing checkpoint is
+// ErrCheckpointExists. Without dev sets the model of the last step is the
+// result. The context is checked between steps; on cancellation the state
+// of the last step taken is saved (so a resumed run loses nothing) and
+// ctx.Err() returned.
 func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*TrainMeta, error) {
-	stateDir := filepath.Join(rc.WorkDir, "state")
-	if _, err := os.Stat(filepath.Join(stateDir, "train_state.json")); err == nil {
-		if !rc.Resume {
-			return nil, fmt.Errorf("train: %w: %s (pass --resume to continue it, or remove it)", ErrCheckpointExists, stateDir)
-		}
-		if err := t.load(stateDir); err != nil {
-			return nil, err
-		}
-	}
-	every := func(n, s int) bool { return s == t.Opt.Steps || (n > 0 && s%n == 0) }
-	saved := t.step
-	// seconds is the wall-clock time of the run so far (training steps and
-	// dev evaluations), continued from the curve across resumes.
-	var seconds float64
-	if n := len(t.Curves.Points); n > 0 {
-		seconds = t.Curves.Points[n-1].Values["seconds"]
-	}
-	last := time.Now()
-	clock := func() float64 {
-		now := time.Now()
-		seconds += now.Sub(last).Seconds()
-		last = now
-		return seconds
-	}
-	evaluate := func(vals map[string]float64) error {
-		ms, err := t.Evaluate()
-		if err != nil {
-			return err
-		}
-		for k, v := range ms {
-			vals["dev "+k] = v
-		}
-		sel := ms[DevMeasures[0]]
-		better := sel > t.Best
-		if better {
-			t.Best, t.BestAt, t.BestDev = sel, t.step, ms
-			if err := t.saveModel(rc, ms); err != nil {
-				return err
-			}
-		}
-		if hooks.OnEval != nil {
-			hooks.OnEval(t.step, ms, better)
-		}
-		return nil
-	}
-	if t.step == 0 && len(t.dev) > 0 && t.Opt.EvalEvery > 0 {
-		// The curve starts from the initial model, which is also the
-		// result if no step improves on it.
-		vals := map[string]float64{}
-		if err := evaluate(vals); err != nil {
-			return nil, err
-		}
-		vals["seconds"] = clock()
-		t.Curves.Add(0, vals)
-	}
-	for t.step < t.Opt.Steps {
-		if err := ctx.Err(); err != nil {
-			if t.step > saved {
-				if serr := t.save(stateDir); serr != nil {
-					return nil, errors.Join(err, serr)
-				}
-			}
-			return nil, err
-		}
-		st, err := t.Step()
-		if err != nil {
-			return nil, err
-		}
-		tm := st.Terms
-		vals := map[string]float64{
-			"loss": tm.Total, "infonce": tm.InfoNCE, "flops_q": tm.FLOPSQ, "flops_d": tm.FLOPSD,
-			"l1_q": tm.L1Q, "nnz_q": tm.MeanNNZQuery, "nnz_d": tm.MeanNNZDoc, "lr": st.LR, "grad_norm": st.GradNorm,
-		}
-		if tm.HasMarginMSE {
-			vals["margin_mse"] = tm.MarginMSE
-		}
-		if hooks.OnStep != nil {
-			hooks.OnStep(st)
-		}
-		if len(t.dev) > 0 && every(t.Opt.EvalEvery, t.step) {
-			if err := evaluate(vals); err != nil {
-				return nil, err
-			}
-		}
-		vals["seconds"] = clock()
-		t.Curves.Add(t.step, vals)
-		if every(t.Opt.CheckpointEvery, t.step) {
-			if len(t.dev) == 0 {
-				if err := t.saveModel(rc, nil); err != nil {
-					return nil, err
-				}
-			}
-			if err := t.save(stateDir); err != nil {
-				return nil, err
-			}
-			saved = t.step
-			if hooks.OnCheckpoint != nil {
-				hooks.OnCheckpoint(t.step)
-			}
-		}
+	err := t.Loop.Run(ctx, rc.WorkDir, rc.Resume, spladeTask{t, rc, hooks}, trainloop.Hooks{OnEval: hooks.OnEval, OnCheckpoint: hooks.OnCheckpoint})
+	if err != nil {
+		return nil, err
 	}
 	meta := t.meta(rc, t.BestDev)
 	if len(t.dev) > 0 {
@@ -890,8 +759,37 @@ func (t *Trainer) Run(ctx context.Context, rc RunConfig, hooks TrainHooks) (*Tra
 	return meta, nil
 }
 
+// spladeTask is the SPLADE trainer's part of the run loop.
+type spladeTask struct {
+	t     *Trainer
+	rc    RunConfig
+	hooks TrainHooks
+}
+
+func (k spladeTask) HasDev() bool                          { return len(k.t.dev) > 0 }
+func (k spladeTask) Evaluate() (map[string]float64, error) { return k.t.Evaluate() }
+func (k spladeTask) SaveBest(dev map[string]float64) error { return k.t.saveModel(k.rc, dev) }
+func (k spladeTask) Step() (map[string]float64, error) {
+	st, err := k.t.Step()
+	if err != nil {
+		return nil, err
+	}
+	tm := st.Terms
+	vals := map[string]float64{
+		"loss": tm.Total, "infonce": tm.InfoNCE, "flops_q": tm.FLOPSQ, "flops_d": tm.FLOPSD,
+		"l1_q": tm.L1Q, "nnz_q": tm.MeanNNZQuery, "nnz_d": tm.MeanNNZDoc, "lr": st.LR, "grad_norm": st.GradNorm,
+	}
+	if tm.HasMarginMSE {
+		vals["margin_mse"] = tm.MarginMSE
+	}
+	if k.hooks.OnStep != nil {
+		k.hooks.OnStep(st)
+	}
+	return vals, nil
+}
+
 func (t *Trainer) meta(rc RunConfig, dev map[string]float64) *TrainMeta {
-	m := &TrainMeta{Format: 1, Init: rc.Init, Triples: len(t.triples), Steps: t.Opt.Steps, Step: t.step,
+	m := &TrainMeta{Format: 1, Init: rc.Init, Triples: len(t.triples), Steps: t.Opt.Steps, Step: t.StepsDone,
 		TrainParams: t.Opt.TrainParams, Options: t.Opt, DevMetrics: dev, Saved: time.Now().UTC().Format(time.RFC3339)}
 	for _, s := range t.sources {
 		m.Sources = append(m.Sources, s.Name)
@@ -910,129 +808,16 @@ func (t *Trainer) saveModel(rc RunConfig, dev map[string]float64) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Dir(rc.Out, func(tmp string) error {
-		hf := filepath.Join(tmp, "hf")
-		if err := t.Model.SaveHF(hf, map[string]string{"spladapt": "splade", "step": strconv.Itoa(t.step)}); err != nil {
-			return err
-		}
-		ents, err := os.ReadDir(hf)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			if err := os.Rename(filepath.Join(hf, e.Name()), filepath.Join(tmp, e.Name())); err != nil {
-				return err
-			}
-		}
-		if err := os.Remove(hf); err != nil {
-			return err
-		}
+	return t.SaveModelDir(rc.Out, map[string]string{"spladapt": "splade", "step": strconv.Itoa(t.StepsDone)}, func(tmp string) error {
 		if err := os.WriteFile(filepath.Join(tmp, "splade.json"), append(raw, '\n'), 0o644); err != nil {
 			return err
 		}
 		if t.QueryWeights != nil {
-			if err := WriteIDF(tmp, t.Tok, t.QueryWeights); err != nil {
-				return err
-			}
-		} else if err := os.Remove(filepath.Join(tmp, IDFFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return WriteIDF(tmp, t.Tok, t.QueryWeights)
+		}
+		if err := os.Remove(filepath.Join(tmp, IDFFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err // a two-sided model trained from an inference-free one
 		}
-		return t.Curves.Save(filepath.Join(tmp, "curves"), "SPLADE training")
+		return nil
 	})
-}
-
-// save writes the resumable state: model weights, AdamW moments, the step
-// and the best result so far, and the curves, as one directory replaced
-// atomically.
-func (t *Trainer) save(stateDir string) error {
-	st := trainState{Format: 1, Step: t.step, Key: t.key(), Best: t.Best, BestAt: t.BestAt, BestDev: t.BestDev}
-	raw, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	ost := t.optim.State()
-	var tensors []safetensors.Named
-	for _, p := range t.Model.Params {
-		tensors = append(tensors,
-			safetensors.Named{Name: "m." + p.Name, Shape: p.Shape, Data: ost.M[p.Name]},
-			safetensors.Named{Name: "v." + p.Name, Shape: p.Shape, Data: ost.V[p.Name]})
-	}
-	err = atomicfile.Dir(stateDir, func(tmp string) error {
-		if err := t.Model.SaveHF(filepath.Join(tmp, "model"), nil); err != nil {
-			return err
-		}
-		if err := safetensors.WriteFile(filepath.Join(tmp, "optimizer.safetensors"), tensors,
-			map[string]string{"step": strconv.Itoa(ost.Step)}); err != nil {
-			return err
-		}
-		if err := t.Curves.Save(filepath.Join(tmp, "curves"), "SPLADE training"); err != nil {
-			return err
-		}
-		return atomicfile.WriteFile(filepath.Join(tmp, "train_state.json"), append(raw, '\n'), 0o644)
-	})
-	if err != nil {
-		return fmt.Errorf("save training state %s: %w", stateDir, err)
-	}
-	return nil
-}
-
-// load restores what save wrote.
-func (t *Trainer) load(stateDir string) error {
-	fail := func(err error) error { return fmt.Errorf("resume from %s: %w", stateDir, err) }
-	raw, err := os.ReadFile(filepath.Join(stateDir, "train_state.json"))
-	if err != nil {
-		return fail(err)
-	}
-	var st trainState
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return fail(err)
-	}
-	if st.Format != 1 {
-		return fail(fmt.Errorf("train_state.json format %d, want 1", st.Format))
-	}
-	if st.Key != t.key() {
-		return fail(fmt.Errorf("the checkpoint was made with other training options or data (key %s, now %s): use the same settings, or another work directory", st.Key, t.key()))
-	}
-	if st.Step > t.Opt.Steps {
-		return fail(fmt.Errorf("checkpoint at step %d is past the %d steps asked", st.Step, t.Opt.Steps))
-	}
-	saved, err := nn.LoadHF(filepath.Join(stateDir, "model"))
-	if err != nil {
-		return fail(err)
-	}
-	for _, p := range t.Model.Params {
-		q := saved.Param(p.Name)
-		if q == nil || len(q.W) != len(p.W) {
-			return fail(fmt.Errorf("checkpoint model lacks %s or has another shape", p.Name))
-		}
-		copy(p.W, q.W)
-	}
-	f, err := safetensors.ReadFile(filepath.Join(stateDir, "optimizer.safetensors"))
-	if err != nil {
-		return fail(err)
-	}
-	step, err := strconv.Atoi(f.Metadata()["step"])
-	if err != nil {
-		return fail(fmt.Errorf("optimizer.safetensors: bad step %q", f.Metadata()["step"]))
-	}
-	ost := nn.AdamWState{Step: step, M: map[string][]float32{}, V: map[string][]float32{}}
-	for _, p := range t.Model.Params {
-		if ost.M[p.Name], _, err = f.Float32("m." + p.Name); err != nil {
-			return fail(err)
-		}
-		if ost.V[p.Name], _, err = f.Float32("v." + p.Name); err != nil {
-			return fail(err)
-		}
-	}
-	if err := t.optim.Load(ost); err != nil {
-		return fail(err)
-	}
-	log, err := curves.ReadCSV(filepath.Join(stateDir, "curves.csv"))
-	if err != nil {
-		return fail(err)
-	}
-	log.Truncate(st.Step)
-	t.Curves = log
-	t.step, t.Best, t.BestAt, t.BestDev = st.Step, st.Best, st.BestAt, st.BestDev
-	return nil
 }

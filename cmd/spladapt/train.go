@@ -18,8 +18,9 @@ import (
 func init() { register(newTrainCmd) }
 
 func newTrainCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "train", Short: "Train models (SPLADE)"}
+	cmd := &cobra.Command{Use: "train", Short: "Train models (SPLADE, cross-encoder re-rankers)"}
 	cmd.AddCommand(newTrainSpladeCmd(a))
+	cmd.AddCommand(newTrainRerankCmd(a))
 	return cmd
 }
 

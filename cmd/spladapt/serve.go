@@ -39,7 +39,7 @@ The index is validated at start (CRCs and invariants) unless --no-validate.`,
 			if idx == "" {
 				return fmt.Errorf("serve: --index is required")
 			}
-			r, algo, err := openIndex(cfg, idx)
+			r, algo, err := openIndex(cfg, idx, noValidate)
 			if err != nil {
 				return err
 			}
@@ -71,7 +71,7 @@ The index is validated at start (CRCs and invariants) unless --no-validate.`,
 	f := cmd.Flags()
 	f.StringVar(&idx, "index", "", "index directory")
 	f.StringVar(&model, "model", "", "SPLADE checkpoint that encodes text queries")
-	f.BoolVar(&noValidate, "no-validate", false, "skip the full validation at start")
+	f.BoolVar(&noValidate, "no-validate", false, "skip the CRC check and the full validation at start")
 	f.String("addr", "", "listen address (default: config serve.addr)")
 	f.String("algorithm", "", "exhaustive, maxscore, blockmax, taat or auto (default: config index.algorithm)")
 	return cmd

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -364,5 +366,75 @@ func TestEncodeCorpusForeignWorkDir(t *testing.T) {
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Errorf("file in the work directory deleted: %v", err)
+	}
+}
+
+// TestEncodeCorpusShardSizeInvariant: issue 20 (the index depended on
+// --shard-size: 90 325 dropped postings against 90 326). Shards change how
+// documents are batched; a document padded to a longer batch partner's
+// length got slightly different weights (the attention sums over the
+// padded length in another order), and a weight near a quantisation
+// step, or the largest weight that sets the scale, moved. Documents are
+// now batched only with documents of their own length, so the index is
+// the same byte for byte whatever the shard size and batch size.
+func TestEncodeCorpusShardSizeInvariant(t *testing.T) {
+	tok, err := tokenize.FromVocab(toyVocab(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokDir := filepath.Join(t.TempDir(), "tok")
+	if err := tok.Save(tokDir); err != nil {
+		t.Fatal(err)
+	}
+	// Head size 16: the fused attention kernel's shapes.
+	m, err := nn.NewModel(nn.BERTConfig(tok.VocabSize(), 64, 2, 4, 256, 128), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.TokenizerDir = tokDir
+	mdir := filepath.Join(t.TempDir(), "model")
+	if err := m.SaveHF(mdir, nil); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := LoadEncoder(mdir, 100, 16, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var words []string
+	for _, w := range toyVocab() {
+		if !strings.HasPrefix(w, "[") && !strings.HasPrefix(w, "#") {
+			words = append(words, w)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var c bytes.Buffer
+	je := json.NewEncoder(&c)
+	for i := 0; i < 80; i++ {
+		ws := make([]string, 3+rng.IntN(70))
+		for j := range ws {
+			ws[j] = words[rng.IntN(len(words))]
+		}
+		je.Encode(map[string]string{"_id": fmt.Sprintf("d%02d", i), "text": strings.Join(ws, " ")})
+	}
+	corpus := filepath.Join(t.TempDir(), "corpus.jsonl")
+	if err := os.WriteFile(corpus, c.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fp := Fingerprint(enc, mdir)
+	var first []byte
+	for _, c := range []struct{ shard, batch int }{{80, 32}, {7, 32}, {80, 5}, {13, 1}} {
+		enc.BatchSize = c.batch
+		out := filepath.Join(t.TempDir(), "idx")
+		if _, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{ShardSize: c.shard, Fingerprint: fp}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(filepath.Join(out, index.FileName))
+		if first == nil {
+			first = got
+			continue
+		}
+		if !bytes.Equal(got, first) {
+			t.Errorf("shard size %d, batch size %d: index differs from shard size 80, batch size 32", c.shard, c.batch)
+		}
 	}
 }

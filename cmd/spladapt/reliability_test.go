@@ -297,3 +297,66 @@ func TestTrailingBytesCorrupt(t *testing.T) {
 		t.Errorf("junk after the last section: err = %v, want ErrCorrupt", err)
 	}
 }
+
+// Two encodes with the same arguments: the second is refused while the
+// first runs (it used to fail on a shard file the first had removed); a
+// run afterwards succeeds and resumes nothing stale. Run in goroutines of
+// this process: both hold this PID, which is alive, as a real second
+// process would see the first's.
+func TestEncodeConcurrentRefused(t *testing.T) {
+	toy := writeSpladeToy(t)
+	model := writeTinyModel(t, 7)
+	idx := filepath.Join(t.TempDir(), "idx")
+	args := []string{"--config", "", "--progress", "off", "encode", "--model", model, "--corpus", toy, "--out", idx, "--shard-size", "2", "--max-length", "16"}
+	// A live holder of the work directory's lock refuses the run too.
+	lock := outdir.LockPath(idx + ".work")
+	writeFile(t, lock, strconv.Itoa(os.Getppid())+"\n")
+	if _, _, err := runRoot(args); err == nil || !strings.Contains(err.Error(), "work directory") || !strings.Contains(err.Error(), strconv.Itoa(os.Getppid())) {
+		t.Errorf("locked work directory: err = %v", err)
+	}
+	os.Remove(lock)
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			_, _, err := runRoot(args)
+			errs <- err
+		}()
+	}
+	ok := 0
+	for i := 0; i < 2; i++ {
+		err := <-errs
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, outdir.ErrInUse):
+		default:
+			t.Errorf("concurrent encode: %v", err)
+		}
+	}
+	if ok == 0 {
+		t.Fatal("neither encode succeeded")
+	}
+	out, _, err := runRoot(args)
+	if err != nil || !strings.HasPrefix(out, "encoded 10 documents") {
+		t.Errorf("encode after the concurrent ones: %q %v", out, err)
+	}
+	r, err := index.Open(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Validate(); err != nil || r.NumDocs() != 10 {
+		t.Errorf("index: %d docs, %v", r.NumDocs(), err)
+	}
+}
+
+// runRoot runs one command tree with args, safe to call from goroutines.
+func runRoot(args []string) (string, string, error) {
+	root := NewRootCommand()
+	var out, errb strings.Builder
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), errb.String(), err
+}

@@ -272,7 +272,7 @@ func TestBoundsAndSigns(t *testing.T) {
 			t.Errorf("--weight %s: err = %v", w, err)
 		}
 	}
-	_, _, err = bm25CLI(t, nil, "pretrain", "--corpus", vecs, "--out", filepath.Join(dir, "m"), "--lr", "NaN")
+	_, _, err = bm25CLI(t, nil, "pretrain", "--corpus", vecs, "--out", filepath.Join(dir, "m"), "--from-scratch", "--lr", "NaN")
 	if err == nil || !strings.Contains(err.Error(), "pretrain.lr") {
 		t.Errorf("--lr NaN: err = %v", err)
 	}
@@ -359,4 +359,20 @@ func runRoot(args []string) (string, string, error) {
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), errb.String(), err
+}
+
+// Training never writes over its own starting checkpoint or data.
+func TestTrainingOutputNeverAnInput(t *testing.T) {
+	toy := writeSpladeToy(t)
+	model := writeTinyModel(t, 3)
+	for _, args := range [][]string{
+		{"pretrain", "--corpus", toy, "--init", model, "--out", model, "--steps", "1"},
+		{"train", "splade", "--train", toy, "--init", model, "--out", toy, "--steps", "1"},
+	} {
+		_, _, err := bm25CLI(t, nil, args...)
+		if err == nil || !strings.Contains(err.Error(), "input") {
+			t.Errorf("%v: err = %v, want a refusal naming the input", args, err)
+		}
+	}
+	mustExist(t, filepath.Join(model, "config.json"), filepath.Join(toy, "corpus.jsonl"), filepath.Join(toy, "qrels", "train.tsv"))
 }

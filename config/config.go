@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/spf13/viper"
+
+	"github.com/spladapt/spladapt/eval"
 )
 
 // Config is every setting of spladapt. The mapstructure tags are the keys of
@@ -298,7 +301,20 @@ func Default() Config {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("config key %q: %s", key, fmt.Sprintf(format, args...)))
+		from := ""
+		if _, ok := os.LookupEnv(EnvVar(key)); ok {
+			from = " (set by environment variable " + EnvVar(key) + ")"
+		}
+		errs = append(errs, fmt.Errorf("config key %q%s: %s", key, from, fmt.Sprintf(format, args...)))
+	}
+	// Every rate, weight and size must be a number: NaN compares false
+	// with every bound below, so it is refused here first, with ±Inf.
+	vals := map[string]any{}
+	flatten("", reflect.ValueOf(*c), vals)
+	for _, k := range sortedKeys(vals) {
+		if f, ok := vals[k].(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			bad(k, "must be a finite number, got %g", f)
+		}
 	}
 	if c.Threads < 0 {
 		bad("threads", "must be >= 0 (0 = one per CPU), got %d", c.Threads)
@@ -365,6 +381,9 @@ func (c *Config) Validate() error {
 	}
 	if p.SeqLen < 8 || p.SeqLen > p.MaxPositions {
 		bad("pretrain.seq_len", "must be in 8..pretrain.max_positions (%d), got %d", p.MaxPositions, p.SeqLen)
+	}
+	if p.MaxPositions < 1 {
+		bad("pretrain.max_positions", "must be at least 1, got %d", p.MaxPositions)
 	}
 	if p.VocabSize < 100 {
 		bad("pretrain.vocab_size", "must be at least 100, got %d", p.VocabSize)
@@ -443,6 +462,61 @@ func (c *Config) Validate() error {
 	case "domain", "task", "all":
 	default:
 		bad("splade.train_params", "must be domain, task or all, got %q", sp.TrainParams)
+	}
+	if _, err := eval.ParseMeasures(c.Eval.Measures...); err != nil {
+		bad("eval.measures", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// EnvVar returns the environment variable that sets key
+// ("bm25.k1" → "SPLADAPT_BM25_K1").
+func EnvVar(key string) string {
+	return "SPLADAPT_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// testEnvPrefixes are SPLADAPT_* variables read by Go tests and
+// benchmarks (SPLADAPT_BENCH_DOCS, ...), not settings: CheckEnv allows them.
+var testEnvPrefixes = []string{"SPLADAPT_BENCH_", "SPLADAPT_ANALYSIS_", "SPLADAPT_LOADTEST_", "SPLADAPT_COMPARE"}
+
+// CheckEnv returns an error naming every SPLADAPT_* environment variable
+// that sets no key, as ReadFile does for unknown keys of a file: a
+// misspelled variable would otherwise be ignored without a word.
+func CheckEnv() error {
+	known := map[string]bool{}
+	for k := range Keys() {
+		known[EnvVar(k)] = true
+	}
+	var errs []error
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "SPLADAPT_") || known[name] {
+			continue
+		}
+		test := false
+		for _, p := range testEnvPrefixes {
+			test = test || strings.HasPrefix(name, p)
+		}
+		if test {
+			continue
+		}
+		hint := ""
+		for k := range known {
+			if strings.HasPrefix(k, name) || strings.HasPrefix(name, k) {
+				hint = fmt.Sprintf("; did you mean %s?", k)
+				break
+			}
+		}
+		errs = append(errs, fmt.Errorf("environment variable %s sets no config key (valid names are SPLADAPT_ and a key of config.yaml in upper case with _ for .%s)", name, hint))
 	}
 	return errors.Join(errs...)
 }
@@ -547,9 +621,13 @@ func ReadFile(v *viper.Viper, path string, required bool) error {
 }
 
 // Decode unmarshals v into a Config and validates it. Values of the wrong
-// type are errors naming the key.
+// type are errors naming the key; unknown SPLADAPT_* variables are errors
+// naming the variable (CheckEnv).
 func Decode(v *viper.Viper) (Config, error) {
 	var c Config
+	if err := CheckEnv(); err != nil {
+		return c, err
+	}
 	if err := v.UnmarshalExact(&c); err != nil {
 		return c, fmt.Errorf("decode config: %w", err)
 	}

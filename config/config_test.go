@@ -98,3 +98,54 @@ func TestMissingOptionalFile(t *testing.T) {
 		t.Fatal("required missing file: no error")
 	}
 }
+
+// Issue 20: NaN, Inf and non-positive rates, weights and sizes are refused
+// with the key named (NaN compares false with everything, so "lr <= 0"
+// let it through).
+func TestNonFiniteRefused(t *testing.T) {
+	for _, tc := range []struct{ body, key string }{
+		{"pretrain:\n  lr: .nan\n", "pretrain.lr"},
+		{"pretrain:\n  lr: .inf\n", "pretrain.lr"},
+		{"adapt:\n  mlm_lr: .nan\n", "adapt.mlm_lr"},
+		{"splade:\n  lr: .inf\n", "splade.lr"},
+		{"splade:\n  lambda_d: .nan\n", "splade.lambda_d"},
+		{"splade:\n  margin_mse: .inf\n", "splade.margin_mse"},
+		{"pretrain:\n  weight_decay: .nan\n", "pretrain.weight_decay"},
+		{"pretrain:\n  mask_prob: .nan\n", "pretrain.mask_prob"},
+		{"bm25:\n  b: .nan\n", "bm25.b"},
+		{"bm25:\n  k1: .inf\n", "bm25.k1"},
+		{"pretrain:\n  max_grad_norm: .nan\n", "pretrain.max_grad_norm"},
+		{"pretrain:\n  max_positions: 0\n", "pretrain.max_positions"},
+	} {
+		v := New()
+		if err := ReadFile(v, writeFile(t, tc.body), true); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Decode(v)
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%q: err = %v, want it to name %s", tc.body, err, tc.key)
+		}
+	}
+}
+
+// Issue 20: a misspelled SPLADAPT_* variable is an error naming it, as an
+// unknown key in a file is; so is an invalid measure name from the
+// environment.
+func TestEnvironmentChecked(t *testing.T) {
+	t.Setenv("SPLADAPT_EVAL_MEASURE", "AP")
+	_, err := Decode(New())
+	if err == nil || !strings.Contains(err.Error(), "SPLADAPT_EVAL_MEASURE") {
+		t.Fatalf("misspelled variable: err = %v, want it named", err)
+	}
+	os.Unsetenv("SPLADAPT_EVAL_MEASURE")
+	t.Setenv("SPLADAPT_EVAL_MEASURES", "nonsense")
+	_, err = Decode(New())
+	if err == nil || !strings.Contains(err.Error(), "SPLADAPT_EVAL_MEASURES") || !strings.Contains(err.Error(), "nonsense") {
+		t.Fatalf("bad measure: err = %v, want the variable and the name", err)
+	}
+	t.Setenv("SPLADAPT_EVAL_MEASURES", "nDCG@10,AP")
+	t.Setenv("SPLADAPT_BENCH_DOCS", "1000") // read by benchmarks, not a setting
+	if _, err := Decode(New()); err != nil {
+		t.Fatal(err)
+	}
+}

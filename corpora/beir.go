@@ -142,7 +142,7 @@ func ReadQrelsTSV(path string) (Qrels, error) {
 			if n == 1 && rows == 0 {
 				continue // header
 			}
-			return nil, &ParseError{File: path, Line: n, Err: detailf(ErrSyntax, "score %q is not an integer", f[2])}
+			return nil, &ParseError{File: path, Line: n, Err: detailf(ErrSyntax, "score %s is not an integer", Quote(f[2]))}
 		}
 		qid, did := strings.TrimSpace(f[0]), strings.TrimSpace(f[1])
 		if qid == "" || did == "" {
@@ -154,7 +154,7 @@ func ReadQrelsTSV(path string) (Qrels, error) {
 			q[qid] = docs
 		}
 		if _, dup := docs[did]; dup {
-			return nil, &ParseError{File: path, Line: n, Err: detailf(ErrDuplicateID, "duplicate judgment for query %q, doc %q", qid, did)}
+			return nil, &ParseError{File: path, Line: n, Err: detailf(ErrDuplicateID, "duplicate judgment for query %s, doc %s", Quote(qid), Quote(did))}
 		}
 		docs[did] = score
 		rows++

@@ -12,6 +12,8 @@ package corpora
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Doc is one document (or passage) of a corpus.
@@ -61,13 +63,39 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Err)
+	msg := e.Err.Error()
+	if len(msg) > 4*QuoteMax { // a cause that quoted a whole record
+		cut := 4 * QuoteMax
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = fmt.Sprintf("%s… (%d bytes)", msg[:cut], len(msg))
 	}
-	return fmt.Sprintf("%s: %s", e.File, e.Err)
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, msg)
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }
+
+// QuoteMax is the most bytes of a record an error message quotes.
+const QuoteMax = 200
+
+// Quote returns s quoted (%q) when it is at most QuoteMax bytes, else its
+// first QuoteMax bytes (cut at a rune boundary) quoted and followed by
+// "… (N bytes)": error messages name the offending record without
+// copying a 50 MB line to the terminal.
+func Quote(s string) string {
+	if len(s) <= QuoteMax {
+		return strconv.Quote(s)
+	}
+	cut := QuoteMax
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("… (%d bytes)", len(s))
+}
 
 // Options control how readers treat bad input.
 type Options struct {

@@ -65,9 +65,9 @@ func (s *idSet) add(id, file string, line int) error {
 	if p, ok := s.seen[id]; ok {
 		first := s.files[p.file]
 		if first == file {
-			return detailf(ErrDuplicateID, "duplicate id %q (first on line %d)", id, p.line)
+			return detailf(ErrDuplicateID, "duplicate id %s (first on line %d)", Quote(id), p.line)
 		}
-		return detailf(ErrDuplicateID, "duplicate id %q (first in %s:%d)", id, first, p.line)
+		return detailf(ErrDuplicateID, "duplicate id %s (first in %s:%d)", Quote(id), first, p.line)
 	}
 	fi := len(s.files) - 1
 	if fi < 0 || s.files[fi] != file {

@@ -64,7 +64,7 @@ func ReadQrels(path string) (Qrels, error) {
 			continue // blank line
 		}
 		if k < nfields || extra {
-			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: want %d (%s), got %q", ErrFieldCount, nfields, qrelsLayout(nfields), line)}
+			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: want %d (%s), got %s", ErrFieldCount, nfields, qrelsLayout(nfields), Quote(line))}
 		}
 		qid, docno, relField := f[0], f[2], f[3]
 		if nfields == 3 {
@@ -72,7 +72,7 @@ func ReadQrels(path string) (Qrels, error) {
 		}
 		rel, err := parseGrade(relField)
 		if err != nil {
-			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: relevance %q", ErrBadNumber, relField)}
+			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: relevance %s", ErrBadNumber, Quote(relField))}
 		}
 		docs := qrels[qid]
 		if docs == nil {
@@ -158,15 +158,15 @@ func ReadRun(path string) (Run, error) {
 			continue
 		}
 		if k < 6 || extra {
-			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: want 6 (qid Q0 docno rank score tag), got %q", ErrFieldCount, line)}
+			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: want 6 (qid Q0 docno rank score tag), got %s", ErrFieldCount, Quote(line))}
 		}
 		rank, err := strconv.Atoi(f[3])
 		if err != nil {
-			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: rank %q", ErrBadNumber, f[3])}
+			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: rank %s", ErrBadNumber, Quote(f[3]))}
 		}
-		score, err := strconv.ParseFloat(f[4], 64)
-		if err != nil || math.IsNaN(score) {
-			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: score %q", ErrBadNumber, f[4])}
+		score, err := parseScore(f[4])
+		if err != nil {
+			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: %w", ErrBadNumber, err)}
 		}
 		if f[0] != curQID || cur == nil {
 			flush()
@@ -188,7 +188,7 @@ func ReadRun(path string) (Run, error) {
 			if prev > 0 {
 				where = fmt.Sprintf("at line %d", prev)
 			}
-			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: query %s retrieves %s again (first %s)", ErrDuplicateDoc, curQID, docno, where)}
+			return nil, &ParseError{File: path, Line: n, Err: fmt.Errorf("%w: query %s retrieves %s again (first %s)", ErrDuplicateDoc, curQID, Quote(docno), where)}
 		}
 		seen[docno] = n
 		cur = append(cur, Hit{DocID: docno, Score: score, Rank: rank})
@@ -198,6 +198,73 @@ func ReadRun(path string) (Run, error) {
 		return nil, &ParseError{File: path, Err: ErrEmptyFile}
 	}
 	return run, nil
+}
+
+// parseScore reads a run score as trec_eval does (C's atof) or refuses it:
+// atof reads the longest prefix that is a number and ignores the rest
+// ("1_000" is 1, "2abc" is 2, "abc" is 0), and accepts hex floats, where
+// strconv.ParseFloat reads "1_000" as 1000. So only plain decimal numbers,
+// on which both agree, are accepted: [+-] digits [. digits] [e [+-] digits]
+// (or "inf"/"infinity", not "nan"), and anything else is an error saying
+// what trec_eval would have read.
+func parseScore(s string) (float64, error) {
+	if n := decimalPrefix(s); n == len(s) && n > 0 {
+		v, err := strconv.ParseFloat(s, 64)
+		if err == nil {
+			return v, nil
+		}
+		return 0, fmt.Errorf("score %s out of range", Quote(s))
+	}
+	if t := strings.TrimLeft(s, "+-"); len(s)-len(t) <= 1 && (strings.EqualFold(t, "inf") || strings.EqualFold(t, "infinity")) {
+		v, _ := strconv.ParseFloat(s, 64)
+		return v, nil
+	}
+	lt := strings.ToLower(strings.TrimLeft(s, "+-"))
+	if strings.HasPrefix(lt, "0x") || strings.HasPrefix(lt, "nan") || strings.HasPrefix(lt, "inf") {
+		return 0, fmt.Errorf("score %s is not a decimal number", Quote(s))
+	}
+	atof := 0.0
+	if n := decimalPrefix(s); n > 0 {
+		atof, _ = strconv.ParseFloat(s[:n], 64)
+	}
+	return 0, fmt.Errorf("score %s is not a decimal number (trec_eval would read it as %g)", Quote(s), atof)
+}
+
+// decimalPrefix returns the length of the longest prefix of s of the form
+// [+-] digits [. digits] [(e|E) [+-] digits] with at least one digit
+// before the exponent (0 when there is none).
+func decimalPrefix(s string) int {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i, digits = i+1, digits+1
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i, digits = i+1, digits+1
+		}
+	}
+	if digits == 0 {
+		return 0
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		j := i + 1
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		k := j
+		for k < len(s) && s[k] >= '0' && s[k] <= '9' {
+			k++
+		}
+		if k > j {
+			i = k
+		}
+	}
+	return i
 }
 
 // trecFields splits line at runs of ASCII white space into dst, without
@@ -244,12 +311,12 @@ func WriteRun(w io.Writer, run Run, tag string) error {
 	}
 	qids := make([]string, 0, len(run))
 	for qid, hits := range run {
-		if qid == "" || strings.IndexFunc(qid, isSpaceRune) >= 0 {
-			return fmt.Errorf("write run: query id %q is empty or has white space", qid)
+		if !ValidRunID(qid) {
+			return fmt.Errorf("write run: query id %s is empty or has white space", Quote(qid))
 		}
 		for _, h := range hits {
-			if h.DocID == "" || strings.IndexFunc(h.DocID, isSpaceRune) >= 0 {
-				return fmt.Errorf("write run: query %s: document id %q is empty or has white space", qid, h.DocID)
+			if !ValidRunID(h.DocID) {
+				return fmt.Errorf("write run: query %s: document id %s is empty or has white space", qid, Quote(h.DocID))
 			}
 			if math.IsNaN(h.Score) {
 				return fmt.Errorf("write run: query %s: document %s has a NaN score", qid, h.DocID)
@@ -282,6 +349,12 @@ func WriteRun(w io.Writer, run Run, tag string) error {
 		return fmt.Errorf("write run: %w", err)
 	}
 	return nil
+}
+
+// ValidRunID reports whether id can be a query or document id of a TREC
+// run or qrels file: non-empty, without white space (ASCII or Unicode).
+func ValidRunID(id string) bool {
+	return id != "" && strings.IndexFunc(id, isSpaceRune) < 0
 }
 
 func isSpaceRune(r rune) bool {
@@ -367,7 +440,7 @@ func ReadTopicsFields(path string, fields TopicFields, opts Options) ([]Query, e
 					text, rest = strings.TrimSpace(text[:i]), text[i:]
 				}
 				if t == nil {
-					if err := opts.handle(&ParseError{File: path, Line: n, Err: fmt.Errorf("text outside <top>: %q", text)}); err != nil {
+					if err := opts.handle(&ParseError{File: path, Line: n, Err: fmt.Errorf("text outside <top>: %s", Quote(text))}); err != nil {
 						return nil, err
 					}
 					break

@@ -404,3 +404,59 @@ func FuzzReadTopics(f *testing.F) {
 		}
 	})
 }
+
+// Issue 20: scores are read as trec_eval reads them (C's atof) or
+// refused: "1_000" is 1 for trec_eval and 1000 for strconv.ParseFloat.
+func TestReadRunScoresLikeTrecEval(t *testing.T) {
+	for _, c := range []struct {
+		score string
+		want  float64 // NaN: refused
+		says  string  // in the error
+	}{
+		{"2", 2, ""}, {"-1.5", -1.5, ""}, {"+.5", 0.5, ""}, {"5.", 5, ""}, {"1e3", 1000, ""},
+		{"1.5E-2", 0.015, ""}, {"Inf", math.Inf(1), ""}, {"-inf", math.Inf(-1), ""},
+		{"1_000", math.NaN(), "read it as 1)"}, {"2abc", math.NaN(), "read it as 2)"},
+		{"0x1p3", math.NaN(), "not a decimal"}, {"nan", math.NaN(), "not a decimal"}, {"1e", math.NaN(), "read it as 1)"},
+	} {
+		p := writeTemp(t, "run", "q Q0 d 1 "+c.score+" t\n")
+		run, err := ReadRun(p)
+		if math.IsNaN(c.want) {
+			if err == nil || !errors.Is(err, ErrBadNumber) || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("score %q: run %v, err %v; want an error saying %q", c.score, run, err, c.says)
+			}
+			continue
+		}
+		if err != nil || run["q"][0].Score != c.want {
+			t.Errorf("score %q: run %v, err %v; want %g", c.score, run, err, c.want)
+		}
+	}
+}
+
+// Issue 20: an error quotes at most ~200 bytes of the offending record.
+func TestParseErrorsQuoteLittle(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	for name, body := range map[string]string{
+		"run fields": "q Q0 d 1 2 t extra " + long + "\n",
+		"run score":  "q Q0 d 1 " + long + " t\n",
+		"run rank":   "q Q0 d " + long + " 2 t\n",
+		"qrels":      "q 0 d " + long + "\n",
+	} {
+		p := writeTemp(t, "f", body)
+		var err error
+		if strings.HasPrefix(name, "run") {
+			_, err = ReadRun(p)
+		} else {
+			_, err = ReadQrels(p)
+		}
+		if err == nil || len(err.Error()) > 600 {
+			n := 0
+			if err != nil {
+				n = len(err.Error())
+			}
+			t.Errorf("%s: error of %d bytes, want an error under 600", name, n)
+		}
+	}
+	if q := Quote(strings.Repeat("é", 300)); len(q) > QuoteMax+40 || !strings.Contains(q, "(600 bytes)") {
+		t.Errorf("Quote: %q", q)
+	}
+}

@@ -25,8 +25,13 @@ type TermWeight struct {
 type Options struct {
 	// NumTerms is the vocabulary size V; terms must be < V. 0 means
 	// len(Vocab) when a vocabulary is given, else one more than the
-	// largest term added.
+	// largest term added, which must then be < MaxTerms.
 	NumTerms int
+	// MaxTerms bounds the term ids when neither NumTerms nor Vocab does
+	// (the term table is sized by the largest id: one line naming term
+	// 999 999 999 would otherwise take gigabytes). 0 means
+	// DefaultMaxTerms.
+	MaxTerms int
 	// Vocab optionally names every term (unique strings), so that vectors
 	// and queries may use tokens instead of ids.
 	Vocab []string
@@ -49,6 +54,11 @@ type Options struct {
 // 1M synthetic documents, 0.4% of 8-document blocks can reach the 10th
 // score, 90% of 64-document blocks).
 const DefaultBlockSize = 8
+
+// DefaultMaxTerms bounds term ids without a vocabulary: 2^20, over 30
+// times BERT's 30 522 WordPiece ids; a term table this size takes about
+// 100 MB while the index is built.
+const DefaultMaxTerms = 1 << 20
 
 // Builder accumulates documents in memory and writes an index directory.
 // Memory: 8 bytes per posting (doc number and float32 weight) plus the ids.
@@ -92,6 +102,12 @@ func NewBuilder(opts Options) (*Builder, error) {
 	if opts.NumTerms < 0 || opts.NumTerms > math.MaxUint32 {
 		return nil, fmt.Errorf("new index builder: num terms %d out of range", opts.NumTerms)
 	}
+	if opts.MaxTerms == 0 {
+		opts.MaxTerms = DefaultMaxTerms
+	}
+	if opts.MaxTerms < 0 || opts.MaxTerms > math.MaxUint32 {
+		return nil, fmt.Errorf("new index builder: max terms %d out of range", opts.MaxTerms)
+	}
 	b := &Builder{opts: opts, seen: make(map[string]uint32)}
 	if len(opts.Vocab) > 0 {
 		b.vocab = make(map[string]uint32, len(opts.Vocab))
@@ -121,10 +137,10 @@ func (b *Builder) Term(tok string) (uint32, bool) {
 func (b *Builder) NumDocs() int { return len(b.ids) }
 
 // Add appends document id with vector vec and returns its doc number
-// (0, 1, … in the order added). Entries with weight ≤ 0 store nothing.
+// (0, 1, … in the order added). Entries with weight 0 store nothing.
 // It is an error for id to be empty, invalid UTF-8 or already added, for a
-// term to repeat or be outside the vocabulary, or for a weight to be NaN or
-// infinite.
+// term to repeat or be outside the vocabulary (or ≥ MaxTerms without one),
+// or for a weight to be negative, NaN or infinite.
 func (b *Builder) Add(id string, vec []TermWeight) (uint32, error) {
 	if id == "" || !utf8.ValidString(id) {
 		return 0, fmt.Errorf("add doc %q: id empty or not UTF-8", id)
@@ -141,8 +157,14 @@ func (b *Builder) Add(id string, vec []TermWeight) (uint32, error) {
 		if math.IsNaN(float64(tw.Weight)) || math.IsInf(float64(tw.Weight), 0) {
 			return 0, fmt.Errorf("add doc %q: term %d has weight %v", id, tw.Term, tw.Weight)
 		}
+		if tw.Weight < 0 {
+			return 0, fmt.Errorf("add doc %q: term %d has negative weight %v (weights are ≥ 0)", id, tw.Term, tw.Weight)
+		}
 		if b.opts.NumTerms > 0 && int64(tw.Term) >= int64(b.opts.NumTerms) {
 			return 0, fmt.Errorf("add doc %q: term %d outside vocabulary of %d", id, tw.Term, b.opts.NumTerms)
+		}
+		if b.opts.NumTerms == 0 && int64(tw.Term) >= int64(b.opts.MaxTerms) {
+			return 0, fmt.Errorf("add doc %q: term %d ≥ the maximum of %d term ids (give the vocabulary, or raise the maximum: --max-terms)", id, tw.Term, b.opts.MaxTerms)
 		}
 		for _, prev := range vec[:i] { // vectors are short: quadratic is cheaper than a map
 			if prev.Term == tw.Term {

@@ -184,6 +184,9 @@ func decodeHeader(data []byte) ([]section, error) {
 		prevEnd = s.offset + s.length
 		secs[i] = s
 	}
+	if prevEnd != uint64(len(data)) {
+		return nil, secErr("header", "%d bytes after the last section (the file ends with it): %w", uint64(len(data))-prevEnd, ErrCorrupt)
+	}
 	return secs, nil
 }
 

@@ -49,15 +49,36 @@ type termInfo struct {
 	impLen         uint64 // IMPS bytes: up to the next term's impOff (not stored)
 }
 
-// Open maps dir/index.spl and checks its structure: header, TOC, META,
-// section sizes, every term's TERM entry, roaring header and impact chunk
-// headers (O(V + containers + P/128)). It does not check CRCs or posting
-// contents: call Validate for that before trusting a file of unknown origin.
-func Open(dir string) (*Reader, error) {
+// Open maps dir/index.spl, verifies the CRC-32 of every section and checks
+// the structure: header, TOC, META, section sizes, every term's TERM entry,
+// roaring header and impact chunk headers (O(V + containers + P/128)).
+// Searches use every section, so every CRC is checked: one pass over the
+// file at hash/crc32's speed (PCLMUL: 18 GB/s measured on this project's
+// 2-core machine, so about 25 ms for the 427 MB 1M-document index when it
+// is in the page cache; from a cold disk, the time to read the file, which
+// searching would read anyway). Posting contents are not decoded: Validate
+// checks every invariant. OpenWith can skip the CRCs.
+func Open(dir string) (*Reader, error) { return OpenWith(dir, OpenOptions{}) }
+
+// OpenOptions configure OpenWith.
+type OpenOptions struct {
+	// NoVerify skips the CRC check (for inspecting a damaged file, or
+	// start-up time on a trusted file).
+	NoVerify bool
+}
+
+// OpenWith is Open with options.
+func OpenWith(dir string, o OpenOptions) (*Reader, error) {
 	path := filepath.Join(dir, FileName)
 	data, release, err := mapFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	if !o.NoVerify {
+		if err := verifyCRCs(data); err != nil {
+			release()
+			return nil, fmt.Errorf("open index %s: %w (--no-validate reads it anyway)", dir, err)
+		}
 	}
 	r, err := newReader(data)
 	if err != nil {
@@ -66,6 +87,20 @@ func Open(dir string) (*Reader, error) {
 	}
 	r.path, r.release = path, release
 	return r, nil
+}
+
+// verifyCRCs checks the header and then every section's CRC-32.
+func verifyCRCs(data []byte) error {
+	secs, err := decodeHeader(data)
+	if err != nil {
+		return err
+	}
+	for _, s := range secs {
+		if got := crc32.ChecksumIEEE(data[s.offset : s.offset+s.length]); got != s.crc {
+			return secErr(s.tag, "CRC %08x, stored %08x: %w", got, s.crc, ErrCorrupt)
+		}
+	}
+	return nil
 }
 
 // OpenBytes reads an index from an in-memory image of index.spl.

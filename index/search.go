@@ -117,6 +117,9 @@ func (r *Reader) Prepare(q []TermWeight) (*Query, error) {
 		if math.IsNaN(float64(tw.Weight)) || math.IsInf(float64(tw.Weight), 0) {
 			return nil, fmt.Errorf("query term %d has weight %v", tw.Term, tw.Weight)
 		}
+		if tw.Weight < 0 {
+			return nil, fmt.Errorf("query term %d has negative weight %v (weights are ≥ 0)", tw.Term, tw.Weight)
+		}
 		if int64(tw.Term) >= int64(r.meta.NumTerms) {
 			return nil, fmt.Errorf("query term %d outside vocabulary of %d", tw.Term, r.meta.NumTerms)
 		}

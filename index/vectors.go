@@ -30,7 +30,7 @@ type TermResolver func(key string) (uint32, error)
 func IDResolver(key string) (uint32, error) {
 	t, err := strconv.ParseUint(key, 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("key %q is not a term id (give a vocabulary to use tokens)", key)
+		return 0, fmt.Errorf("key %s is not a term id (give a vocabulary to use tokens)", corpora.Quote(key))
 	}
 	return uint32(t), nil
 }
@@ -41,7 +41,7 @@ func VocabResolver(lookup func(string) (uint32, bool)) TermResolver {
 		if t, ok := lookup(key); ok {
 			return t, nil
 		}
-		return 0, fmt.Errorf("token %q not in the vocabulary", key)
+		return 0, fmt.Errorf("token %s not in the vocabulary", corpora.Quote(key))
 	}
 }
 

@@ -23,6 +23,40 @@ import (
 // the batches are contiguous runs of the sorted lengths. Cost:
 // O(n·log window).
 func LengthBatches(lengths []int, batchSize, window int) ([][]int, error) {
+	return lengthBatches(lengths, batchSize, window)
+}
+
+// SameLengthBatches groups items so that each batch holds items of one
+// token length only: no padding is computed, and an item's result does not
+// depend on the others, which LengthBatches cannot promise: a sequence
+// padded to a longer partner's length gets slightly different weights
+// (the attention sums over the padded length in another order; the GEMMs
+// are row-independent, so the batch size does not matter). Lengths are
+// taken in increasing order, each length's items in their original order,
+// cut into batches of batchSize. Cost: O(n·log n); at most one more batch
+// per distinct length than LengthBatches makes.
+func SameLengthBatches(lengths []int, batchSize int) ([][]int, error) {
+	if batchSize < 1 {
+		return nil, fmt.Errorf("same-length batches: batch size %d, want ≥ 1", batchSize)
+	}
+	idx := make([]int, len(lengths))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return lengths[idx[a]] < lengths[idx[b]] })
+	var out [][]int
+	for start := 0; start < len(idx); {
+		end := start
+		for end < len(idx) && end-start < batchSize && lengths[idx[end]] == lengths[idx[start]] {
+			end++
+		}
+		out = append(out, idx[start:end:end])
+		start = end
+	}
+	return out, nil
+}
+
+func lengthBatches(lengths []int, batchSize, window int) ([][]int, error) {
 	if batchSize < 1 {
 		return nil, fmt.Errorf("length batches: batch size %d, want ≥ 1", batchSize)
 	}

@@ -298,3 +298,17 @@ func BenchmarkLengthBatches(b *testing.B) {
 		}
 	})
 }
+
+func TestSameLengthBatches(t *testing.T) {
+	got, err := SameLengthBatches([]int{5, 3, 5, 5, 3, 9, 5}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int{{1, 4}, {0, 2}, {3, 6}, {5}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := SameLengthBatches([]int{1}, 0); err == nil {
+		t.Error("batch size 0 accepted")
+	}
+}

@@ -4,15 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spladapt/spladapt/corpora"
@@ -26,15 +31,20 @@ import (
 // order). Each shard is encoded (length-bucketed batches, see EncodeDocs)
 // and written to the work directory as one file, atomically; then the index
 // is built from the shards in order. A restarted run with the same model,
-// corpus and settings (manifest.json) skips the shards already written and
-// whose document ids still match the corpus.
+// corpus path and settings (manifest.json) skips the shards already written
+// whose content still matches the corpus: the same document ids and the
+// same SHA-256 of the documents' ids and texts, so an edited document is
+// encoded again however its file's size and time look. The manifest also
+// records the corpus files' sizes and times; when they changed, a message
+// says so (Log) before the shards are checked.
 //
 // Shard file shard-NNNNNN.bin, little-endian:
 //
-//	magic   "SPLSHRD1"                     8 bytes
+//	magic   "SPLSHRD2"                     8 bytes
 //	first   uint64  corpus position of the shard's first document
 //	count   uint32  documents in the shard
 //	tokens  uint64  real tokens encoded (for throughput statistics)
+//	content [32]byte SHA-256 of the documents read (docsHash)
 //	count × { idLen uvarint, id bytes, nnz uvarint, nnz × (term uint32, weight float32) }
 //	crc     uint32  CRC-32 (IEEE) of every byte before it
 //
@@ -58,6 +68,9 @@ type EncodeCorpusOptions struct {
 	// Progress, when not nil, is called after each batch with the
 	// documents encoded or skipped (resumed) so far.
 	Progress func(docs int)
+	// Log, when not nil, receives messages about resuming (a corpus that
+	// changed since the work directory was made).
+	Log func(msg string)
 }
 
 // EncodeStats describe an EncodeCorpus run.
@@ -65,6 +78,7 @@ type EncodeStats struct {
 	Docs          int         `json:"docs"`
 	Shards        int         `json:"shards"`
 	ResumedShards int         `json:"resumed_shards"` // shards found done and not re-encoded
+	StaleShards   int         `json:"stale_shards"`   // shards found but re-encoded: their documents changed
 	EncodedDocs   int         `json:"encoded_docs"`   // documents encoded by this run
 	EncodedTokens int64       `json:"encoded_tokens"` // their real tokens
 	EncodeSeconds float64     `json:"encode_seconds"` // wall time spent encoding by this run
@@ -86,6 +100,10 @@ type encodeManifest struct {
 	MaxLen      int    `json:"max_len"`
 	TopN        int    `json:"top_n"`
 	ShardSize   int    `json:"shard_size"`
+	// CorpusFiles is the SHA-256 of the corpus files' paths, sizes and
+	// modification times when the work directory was last used; a change
+	// is reported, and the shards' content hashes decide what is redone.
+	CorpusFiles string `json:"corpus_files"`
 }
 
 // EncodeCorpus encodes every document of the corpus at corpusPath
@@ -110,9 +128,22 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 	if err != nil {
 		return nil, fmt.Errorf("encode corpus: %w", err)
 	}
-	man := encodeManifest{Format: 1, Corpus: abs, Fingerprint: opt.Fingerprint, MaxLen: enc.MaxLen, TopN: enc.TopN, ShardSize: opt.ShardSize}
-	if err := checkManifest(opt.WorkDir, man); err != nil {
+	files, err := corpusFiles(abs)
+	if err != nil {
+		return nil, fmt.Errorf("encode corpus: %w", err)
+	}
+	man := encodeManifest{Format: 2, Corpus: abs, Fingerprint: opt.Fingerprint, MaxLen: enc.MaxLen, TopN: enc.TopN, ShardSize: opt.ShardSize, CorpusFiles: files}
+	changed, err := checkManifest(opt.WorkDir, man)
+	if err != nil {
 		return nil, err
+	}
+	if tmps, err := filepath.Glob(filepath.Join(opt.WorkDir, ".shard-*.tmp-*")); err == nil {
+		for _, t := range tmps { // left by a killed run
+			os.Remove(t)
+		}
+	}
+	if changed && opt.Log != nil {
+		opt.Log(fmt.Sprintf("corpus %s changed since work directory %s was made: shards whose documents changed are encoded again", corpusPath, opt.WorkDir))
 	}
 	r, err := corpora.OpenCorpus(corpusPath, opt.Corpus)
 	if err != nil {
@@ -125,6 +156,7 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 	done := 0
 	for eof := false; !eof; {
 		var ids, texts []string
+		h := sha256.New()
 		for len(ids) < opt.ShardSize {
 			d, err := r.Next()
 			if err == io.EOF {
@@ -136,7 +168,10 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 			}
 			ids = append(ids, d.ID)
 			texts = append(texts, d.Content())
+			hashDoc(h, d.ID, texts[len(texts)-1])
 		}
+		var sum [32]byte
+		h.Sum(sum[:0])
 		if len(ids) == 0 {
 			break
 		}
@@ -144,7 +179,11 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 		first := st.Docs
 		st.Docs += len(ids)
 		shards = append(shards, path)
-		if have, err := readShardIDs(path); err == nil && equalStrings(have, ids) {
+		have, haveSum, err := readShardIDs(path)
+		if err == nil && (!equalStrings(have, ids) || haveSum != sum) {
+			st.StaleShards++
+		}
+		if err == nil && equalStrings(have, ids) && haveSum == sum {
 			st.ResumedShards++
 			done += len(ids)
 			if opt.Progress != nil {
@@ -170,7 +209,7 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 		st.EncodeSeconds += time.Since(start).Seconds()
 		st.EncodedDocs += len(ids)
 		st.EncodedTokens += tokens
-		if err := writeShard(path, uint64(first), tokens, ids, vecs); err != nil {
+		if err := writeShard(path, uint64(first), tokens, sum, ids, vecs); err != nil {
 			return nil, err
 		}
 	}
@@ -241,41 +280,96 @@ func dirSize(dir string) int64 {
 	return n
 }
 
+// hashDoc adds one document to a shard's content hash: id and text, each
+// preceded by its length, so that no two documents hash alike by moving
+// bytes between fields.
+func hashDoc(h hash.Hash, id, text string) {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(id)))
+	h.Write(n[:])
+	io.WriteString(h, id)
+	binary.LittleEndian.PutUint64(n[:], uint64(len(text)))
+	h.Write(n[:])
+	io.WriteString(h, text)
+}
+
+// corpusFiles fingerprints the files under the corpus path: SHA-256 of
+// each one's path, size and modification time, as the pretraining token
+// cache keys its corpora. Cost: one stat per file.
+func corpusFiles(abs string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(abs, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%q %d %d\n", path, fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("fingerprint corpus %s: %w", abs, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // checkManifest creates the work directory with its manifest, or checks
-// that an existing one was made with the same settings.
-func checkManifest(dir string, want encodeManifest) error {
+// that an existing one was made with the same settings; changed reports
+// that the corpus files changed since (the manifest is then updated). A
+// work directory that holds files but no manifest is refused: it is
+// removed when the index is built, and it is not encode's.
+func checkManifest(dir string, want encodeManifest) (changed bool, err error) {
 	path := filepath.Join(dir, "manifest.json")
 	raw, err := os.ReadFile(path)
 	if err == nil {
 		var have encodeManifest
 		if err := json.Unmarshal(raw, &have); err != nil {
-			return fmt.Errorf("encode corpus: %s: %w (remove %s to start over)", path, err, dir)
+			return false, fmt.Errorf("encode corpus: %s: %w (remove %s to start over)", path, err, dir)
 		}
+		files := have.CorpusFiles
+		have.CorpusFiles = want.CorpusFiles
 		if have != want {
-			return fmt.Errorf("encode corpus: work directory %s was made with other settings (%+v, now %+v): remove it to start over, or pass another --work", dir, have, want)
+			return false, fmt.Errorf("encode corpus: work directory %s was made with other settings (%+v, now %+v): remove it to start over, or pass another --work", dir, have, want)
 		}
-		return nil
+		if files == want.CorpusFiles {
+			return false, nil
+		}
+		raw, _ = json.MarshalIndent(want, "", "  ")
+		return true, atomicfile.WriteFile(path, append(raw, '\n'), 0o644)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("encode corpus: %w", err)
+		return false, fmt.Errorf("encode corpus: %w", err)
+	}
+	if ents, err := os.ReadDir(dir); err == nil {
+		for _, e := range ents {
+			if e.Name() != atomicfile.Manifest && !strings.HasPrefix(e.Name(), ".manifest.json.tmp-") {
+				return false, fmt.Errorf("encode corpus: work directory %s holds %s but no manifest.json: it is not encode's work (it is removed when the index is built); pass another --work", dir, e.Name())
+			}
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("encode corpus: %w", err)
+		return false, fmt.Errorf("encode corpus: %w", err)
 	}
 	raw, _ = json.MarshalIndent(want, "", "  ")
-	return atomicfile.WriteFile(path, append(raw, '\n'), 0o644)
+	return false, atomicfile.WriteFile(path, append(raw, '\n'), 0o644)
 }
 
-const shardMagic = "SPLSHRD1"
+const shardMagic = "SPLSHRD2"
+
+// shardHeader is the size of a shard's fixed header.
+const shardHeader = 8 + 8 + 4 + 8 + 32
 
 // writeShard writes one shard file atomically.
-func writeShard(path string, first uint64, tokens int64, ids []string, vecs [][]index.TermWeight) error {
+func writeShard(path string, first uint64, tokens int64, sum [32]byte, ids []string, vecs [][]index.TermWeight) error {
 	var buf bytes.Buffer
 	buf.WriteString(shardMagic)
 	var tmp [binary.MaxVarintLen64]byte
 	buf.Write(binary.LittleEndian.AppendUint64(nil, first))
 	buf.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(ids))))
 	buf.Write(binary.LittleEndian.AppendUint64(nil, uint64(tokens)))
+	buf.Write(sum[:])
 	for i, id := range ids {
 		buf.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(id)))])
 		buf.WriteString(id)
@@ -303,7 +397,7 @@ func readShard(path string, fn func(id string, vec []index.TermWeight) error) er
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("shard %s: %s", path, fmt.Sprintf(format, args...))
 	}
-	if len(data) < 8+8+4+8+4 || string(data[:8]) != shardMagic {
+	if len(data) < shardHeader+4 || string(data[:8]) != shardMagic {
 		return bad("not a shard file")
 	}
 	body := data[:len(data)-4]
@@ -311,8 +405,8 @@ func readShard(path string, fn func(id string, vec []index.TermWeight) error) er
 		return bad("CRC mismatch")
 	}
 	count := int(binary.LittleEndian.Uint32(data[16:20]))
-	br := bufio.NewReader(bytes.NewReader(body[28:]))
-	rest := len(body) - 28
+	br := bufio.NewReader(bytes.NewReader(body[shardHeader:]))
+	rest := len(body) - shardHeader
 	for i := 0; i < count; i++ {
 		n, err := binary.ReadUvarint(br)
 		if err != nil || n > uint64(rest) {
@@ -344,12 +438,21 @@ func readShard(path string, fn func(id string, vec []index.TermWeight) error) er
 	return nil
 }
 
-// readShardIDs returns the document ids of a valid shard.
-func readShardIDs(path string) ([]string, error) {
+// readShardIDs returns the document ids and the content hash of a valid
+// shard.
+func readShardIDs(path string) ([]string, [32]byte, error) {
 	var ids []string
+	var sum [32]byte
 	err := readShard(path, func(id string, _ []index.TermWeight) error {
 		ids = append(ids, id)
 		return nil
 	})
-	return ids, err
+	if err == nil {
+		data, rerr := os.ReadFile(path)
+		if rerr != nil {
+			return nil, sum, rerr
+		}
+		copy(sum[:], data[28:shardHeader])
+	}
+	return ids, sum, err
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -260,7 +262,7 @@ func encoderWithVocab(t *testing.T, vocab []string) *Encoder {
 func FuzzReadShard(f *testing.F) {
 	dir := f.TempDir()
 	good := filepath.Join(dir, "good.bin")
-	if err := writeShard(good, 3, 7, []string{"a", "bb"}, [][]index.TermWeight{{{Term: 1, Weight: 0.5}}, nil}); err != nil {
+	if err := writeShard(good, 3, 7, [32]byte{1, 2, 3}, []string{"a", "bb"}, [][]index.TermWeight{{{Term: 1, Weight: 0.5}}, nil}); err != nil {
 		f.Fatal(err)
 	}
 	seed, _ := os.ReadFile(good)
@@ -280,12 +282,159 @@ func FuzzReadShard(f *testing.F) {
 		q := filepath.Join(t.TempDir(), "again.bin")
 		first := binary.LittleEndian.Uint64(data[8:16])
 		tokens := int64(binary.LittleEndian.Uint64(data[20:28]))
-		if err := writeShard(q, first, tokens, ids, vecs); err != nil {
+		var sum [32]byte
+		copy(sum[:], data[28:shardHeader])
+		if err := writeShard(q, first, tokens, sum, ids, vecs); err != nil {
 			t.Fatal(err)
 		}
-		ids2, err := readShardIDs(q)
-		if err != nil || !slices.Equal(ids, ids2) {
+		ids2, sum2, err := readShardIDs(q)
+		if err != nil || !slices.Equal(ids, ids2) || sum2 != sum {
 			t.Fatalf("re-encoded shard: %v, ids %q then %q", err, ids, ids2)
 		}
 	})
+}
+
+// TestEncodeCorpusResumeChangedCorpus: issue 20. After an interrupted run,
+// the first documents' texts change (same ids): the shards holding them
+// are encoded again (the work records what each shard was made from),
+// the others are resumed, a message says so, and the index is the one a
+// straight run over the new corpus writes.
+func TestEncodeCorpusResumeChangedCorpus(t *testing.T) {
+	dir := tinyModelDir(t, 4)
+	enc, err := LoadEncoder(dir, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.BatchSize = 2
+	corpus := writeToyCorpus(t)
+	fp := Fingerprint(enc, dir)
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "resumed")
+	if _, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp, KeepShards: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Same ids, other text for the first document (a new first line).
+	path := filepath.Join(corpus, "corpus.jsonl")
+	raw, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(string(raw), "\n")
+	var d map[string]string
+	json.Unmarshal([]byte(lines[0]), &d)
+	d["text"] = "rivers and mountains of the north"
+	first, _ := json.Marshal(d)
+	lines[0] = string(first) + "\n"
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	st, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp,
+		Log: func(s string) { msgs = append(msgs, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ResumedShards != st.Shards-1 || st.EncodedDocs != 4 {
+		t.Errorf("changed first shard: %+v, want it alone encoded again", st)
+	}
+	if !strings.Contains(strings.Join(msgs, "\n"), "changed") {
+		t.Errorf("no message about the changed corpus: %q", msgs)
+	}
+	straight := filepath.Join(tmp, "straight")
+	if _, err := EncodeCorpus(context.Background(), enc, corpus, straight, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(straight, index.FileName))
+	b, _ := os.ReadFile(filepath.Join(out, index.FileName))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("resumed index differs from a straight run over the new corpus (%d and %d bytes)", len(a), len(b))
+	}
+}
+
+// A work directory that holds files encode did not write is refused: the
+// work directory is removed at the end.
+func TestEncodeCorpusForeignWorkDir(t *testing.T) {
+	dir := tinyModelDir(t, 4)
+	enc, err := LoadEncoder(dir, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus := writeToyCorpus(t)
+	work := t.TempDir()
+	mine := filepath.Join(work, "notes.txt")
+	os.WriteFile(mine, []byte("mine"), 0o644)
+	_, err = EncodeCorpus(context.Background(), enc, corpus, filepath.Join(t.TempDir(), "idx"), EncodeCorpusOptions{ShardSize: 4, Fingerprint: Fingerprint(enc, dir), WorkDir: work})
+	if err == nil || !strings.Contains(err.Error(), work) {
+		t.Errorf("foreign work directory: err = %v", err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("file in the work directory deleted: %v", err)
+	}
+}
+
+// TestEncodeCorpusShardSizeInvariant: issue 20 (the index depended on
+// --shard-size: 90 325 dropped postings against 90 326). Shards change how
+// documents are batched; a document padded to a longer batch partner's
+// length got slightly different weights (the attention sums over the
+// padded length in another order), and a weight near a quantisation
+// step, or the largest weight that sets the scale, moved. Documents are
+// now batched only with documents of their own length, so the index is
+// the same byte for byte whatever the shard size and batch size.
+func TestEncodeCorpusShardSizeInvariant(t *testing.T) {
+	tok, err := tokenize.FromVocab(toyVocab(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokDir := filepath.Join(t.TempDir(), "tok")
+	if err := tok.Save(tokDir); err != nil {
+		t.Fatal(err)
+	}
+	// Head size 16: the fused attention kernel's shapes.
+	m, err := nn.NewModel(nn.BERTConfig(tok.VocabSize(), 64, 2, 4, 256, 128), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.TokenizerDir = tokDir
+	mdir := filepath.Join(t.TempDir(), "model")
+	if err := m.SaveHF(mdir, nil); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := LoadEncoder(mdir, 100, 16, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var words []string
+	for _, w := range toyVocab() {
+		if !strings.HasPrefix(w, "[") && !strings.HasPrefix(w, "#") {
+			words = append(words, w)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var c bytes.Buffer
+	je := json.NewEncoder(&c)
+	for i := 0; i < 80; i++ {
+		ws := make([]string, 3+rng.IntN(70))
+		for j := range ws {
+			ws[j] = words[rng.IntN(len(words))]
+		}
+		je.Encode(map[string]string{"_id": fmt.Sprintf("d%02d", i), "text": strings.Join(ws, " ")})
+	}
+	corpus := filepath.Join(t.TempDir(), "corpus.jsonl")
+	if err := os.WriteFile(corpus, c.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fp := Fingerprint(enc, mdir)
+	var first []byte
+	for _, c := range []struct{ shard, batch int }{{80, 32}, {7, 32}, {80, 5}, {13, 1}} {
+		enc.BatchSize = c.batch
+		out := filepath.Join(t.TempDir(), "idx")
+		if _, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{ShardSize: c.shard, Fingerprint: fp}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(filepath.Join(out, index.FileName))
+		if first == nil {
+			first = got
+			continue
+		}
+		if !bytes.Equal(got, first) {
+			t.Errorf("shard size %d, batch size %d: index differs from shard size 80, batch size 32", c.shard, c.batch)
+		}
+	}
 }

@@ -124,7 +124,8 @@ func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
 	return vecs[0], nil
 }
 
-// EncodeQueries encodes several queries in length-bucketed batches; out[i]
+// EncodeQueries encodes several queries in batches of one length each
+// (SameLengthBatches), so each result is independent of the others; out[i]
 // belongs to texts[i].
 func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
 	if e.QueryWeights != nil {
@@ -138,9 +139,10 @@ func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
 }
 
 // EncodeDocs encodes documents (at most MaxLen tokens each) in batches of
-// BatchSize texts of similar length (LengthBatches), so that little padding
-// is computed; out[i] belongs to texts[i] and does not depend on which
-// other texts share its batch (up to float rounding of the GEMMs).
+// at most BatchSize texts of one token length (SameLengthBatches), so that
+// no padding is computed and out[i], which belongs to texts[i], does not
+// depend on the other texts, bit for bit: an index encoded in shards of
+// any size, or with any batch size, is the same.
 // Tokenisation runs on two goroutines. Cost: dominated by the model's
 // forward pass, see nn.SpladeEncodeFLOPs.
 func (e *Encoder) EncodeDocs(texts []string) ([][]index.TermWeight, error) {
@@ -162,8 +164,8 @@ func (e *Encoder) encodeTexts(texts []string, maxLen int, progress func(docs, to
 	return e.encodeIDs(seqs, progress)
 }
 
-// encodeIDs encodes token sequences (specials included) in length-bucketed
-// batches.
+// encodeIDs encodes token sequences (specials included) in batches of one
+// length each (SameLengthBatches).
 func (e *Encoder) encodeIDs(seqs [][]int32, progress func(docs, tokens int)) ([][]index.TermWeight, error) {
 	out := make([][]index.TermWeight, len(seqs))
 	if len(seqs) == 0 {
@@ -177,7 +179,7 @@ func (e *Encoder) encodeIDs(seqs [][]int32, progress func(docs, tokens int)) ([]
 	for i, s := range seqs {
 		lengths[i] = len(s)
 	}
-	batches, err := LengthBatches(lengths, bs, 0)
+	batches, err := SameLengthBatches(lengths, bs)
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,11 @@ directory and replaced only when the build succeeds.`,
 			if corpus == "" || out == "" {
 				return fmt.Errorf("bm25 index: --corpus and --out are required")
 			}
+			g, err := claimOutput(cmd, out, true, corpus)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
 			start := time.Now()
 			meta, err := buildBM25(cfg, corpus, out, cmd.ErrOrStderr())
 			if err != nil {
@@ -68,6 +73,7 @@ directory and replaced only when the build succeeds.`,
 	}
 	cmd.Flags().StringVar(&corpus, "corpus", "", "corpus: BEIR directory, directory of documents, .jsonl[.gz] or .tsv[.gz]")
 	cmd.Flags().StringVar(&out, "out", "", "index directory to write")
+	addForceFlag(cmd)
 	return cmd
 }
 
@@ -108,6 +114,11 @@ length; see the bm25 package).`,
 			if idxDir == "" || queriesPath == "" || runPath == "" {
 				return fmt.Errorf("bm25 search: --index, --queries and --run are required")
 			}
+			g, err := claimOutput(cmd, runPath, false, idxDir, queriesPath, qrelsPath)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
 			sc, err := bm25.ParseScoring(scoring)
 			if err != nil {
 				return err

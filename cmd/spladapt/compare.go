@@ -44,6 +44,11 @@ retrieved for. Measures default to config eval.measures; names as in
 			if qrelsPath == "" || baseline == "" || out == "" {
 				return fmt.Errorf("compare: --qrels, --baseline and --out are required")
 			}
+			g, err := claimOutput(cmd, out, true, append([]string{qrelsPath, baseline}, args...)...)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
 			if level < 1 || depth < 0 {
 				return fmt.Errorf("compare: -l must be >= 1 and -M >= 0, got %d and %d", level, depth)
 			}
@@ -89,6 +94,7 @@ retrieved for. Measures default to config eval.measures; names as in
 	fl.StringVar(&qrelsPath, "qrels", "", "judgments: TREC qrels or BEIR qrels .tsv")
 	fl.StringVar(&baseline, "baseline", "", "the baseline run (TREC format)")
 	fl.StringVar(&out, "out", "", "report directory to write (replaced as a whole)")
+	addForceFlag(cmd)
 	fl.StringVar(&title, "title", "", "report title, e.g. the collection")
 	fl.StringArrayVar(&names, "name", nil, "run name shown in the report; once per run, baseline first (default: file names)")
 	fl.StringArrayP("measure", "m", nil, "measure; repeatable (default: config eval.measures)")

@@ -24,6 +24,7 @@ import (
 	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/internal/outdir"
 	"github.com/spladapt/spladapt/internal/progress"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/splade"
@@ -89,6 +90,21 @@ document, index size and encoding throughput (--stats FILE: as JSON).`,
 			if model == "" || corpus == "" || out == "" {
 				return fmt.Errorf("encode: --model, --corpus and --out are required")
 			}
+			if work == "" {
+				work = filepath.Clean(out) + ".work"
+			}
+			// Two encodes on one output or work directory: the second
+			// is refused while the first runs (outdir's lock).
+			g, err := claimOutput(cmd, out, true, corpus, model, work)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
+			unlock, err := outdir.Lock(work)
+			if err != nil {
+				return fmt.Errorf("encode: work directory %w", err)
+			}
+			defer unlock()
 			enc, err := loadEncoder(cfg, model)
 			if err != nil {
 				return err
@@ -105,6 +121,7 @@ document, index size and encoding throughput (--stats FILE: as JSON).`,
 				Fingerprint: splade.Fingerprint(enc, model),
 				Corpus:      skipOptions(cfg, cmd.ErrOrStderr()),
 				KeepShards:  keep,
+				Log:         func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), msg) },
 				Progress: func(n int) {
 					bar.Add(int64(n - last))
 					last = n
@@ -117,8 +134,12 @@ document, index size and encoding throughput (--stats FILE: as JSON).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "encoded %d documents (%d resumed shards of %d) → %s: %.1f non-zeros per document, index %d bytes, %.1f docs/s, %.0f tokens/s\n",
-				st.Docs, st.ResumedShards, st.Shards, out, st.MeanNNZ, st.IndexBytes, st.DocsPerSec, st.TokensPerSec)
+			stale := ""
+			if st.StaleShards > 0 {
+				stale = fmt.Sprintf(", %d encoded again: their documents changed", st.StaleShards)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "encoded %d documents (%d resumed shards of %d%s) → %s: %.1f non-zeros per document, index %d bytes, %.1f docs/s, %.0f tokens/s\n",
+				st.Docs, st.ResumedShards, st.Shards, stale, out, st.MeanNNZ, st.IndexBytes, st.DocsPerSec, st.TokensPerSec)
 			if statsPath != "" {
 				raw, err := json.MarshalIndent(st, "", "  ")
 				if err != nil {
@@ -136,6 +157,7 @@ document, index size and encoding throughput (--stats FILE: as JSON).`,
 	f.StringVar(&work, "work", "", "directory of resumable shards (default OUT.work)")
 	f.BoolVar(&keep, "keep-shards", false, "keep the work directory after the index is built")
 	f.StringVar(&statsPath, "stats", "", "write the encoding statistics as JSON to this file")
+	addForceFlag(cmd)
 	f.Int("top-n", 0, "keep the n largest weights per document (default: config splade.top_n)")
 	f.Int("batch-size", 0, "documents per forward pass (default: config splade.encode_batch_size)")
 	f.Int("shard-size", 0, "documents per resumable shard (default: config splade.shard_size)")
@@ -174,6 +196,16 @@ top --depth documents per query.`,
 			if len(weights) != len(runs) {
 				return fmt.Errorf("fuse: %d --weight for %d --run", len(weights), len(runs))
 			}
+			for i, w := range weights {
+				if !(w > 0) || math.IsInf(w, 0) {
+					return fmt.Errorf("fuse: --weight %g of run %s must be a positive finite number", w, runs[i])
+				}
+			}
+			g, err := claimOutput(cmd, out, false, runs...)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
 			var in []corpora.Run
 			for _, p := range runs {
 				r, err := corpora.ReadRun(p)
@@ -451,7 +483,7 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 	}
 	row.Encode, row.NNZDoc = &st, st.MeanNNZ
 
-	r, algo, err := openIndex(cfg, idxDir)
+	r, algo, err := openIndex(cfg, idxDir, false)
 	if err != nil {
 		return row, err
 	}

@@ -26,22 +26,23 @@ func newIndexCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// skipOptions turns the skip_invalid setting into reader options that
-// report each skipped line on stderr.
-// openIndex opens the index at dir and resolves the configured top-k
-// algorithm (index.algorithm), the two things every querying command needs.
-func openIndex(cfg config.Config, dir string) (*index.Reader, index.Algorithm, error) {
+// openIndex opens the index at dir, verifying its CRCs unless noVerify
+// (index.Open), and resolves the configured top-k algorithm
+// (index.algorithm), the two things every querying command needs.
+func openIndex(cfg config.Config, dir string, noVerify bool) (*index.Reader, index.Algorithm, error) {
 	algo, err := index.ParseAlgorithm(cfg.Index.Algorithm)
 	if err != nil {
 		return nil, algo, err
 	}
-	r, err := index.Open(dir)
+	r, err := index.OpenWith(dir, index.OpenOptions{NoVerify: noVerify})
 	if err != nil {
 		return nil, algo, err
 	}
 	return r, algo, nil
 }
 
+// skipOptions turns the skip_invalid setting into reader options that
+// report each skipped line on stderr.
 func skipOptions(cfg config.Config, stderr io.Writer) corpora.Options {
 	return corpora.Options{
 		SkipInvalid: cfg.SkipInvalid,
@@ -51,6 +52,7 @@ func skipOptions(cfg config.Config, stderr io.Writer) corpora.Options {
 
 func newIndexBuildCmd(a *app) *cobra.Command {
 	var vectors, out, vocabPath, fingerprint string
+	var maxTerms int
 	cmd := &cobra.Command{
 		Use:   "build --vectors FILE.jsonl --out IDX",
 		Short: "Build an index from document vectors",
@@ -70,7 +72,15 @@ Format: docs/format/index.md.`,
 			if vectors == "" || out == "" {
 				return fmt.Errorf("index build: --vectors and --out are required")
 			}
-			opts := index.Options{QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Fingerprint: fingerprint}
+			if maxTerms < 1 {
+				return fmt.Errorf("index build: --max-terms must be at least 1, got %d", maxTerms)
+			}
+			g, err := claimOutput(cmd, out, true, vectors, vocabPath)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
+			opts := index.Options{QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Fingerprint: fingerprint, MaxTerms: maxTerms}
 			resolve := index.IDResolver
 			if vocabPath != "" {
 				if opts.Vocab, err = index.ReadVocab(vocabPath); err != nil {
@@ -113,6 +123,8 @@ Format: docs/format/index.md.`,
 	f.StringVar(&out, "out", "", "index directory to write")
 	f.StringVar(&vocabPath, "vocab", "", "vocab.txt naming the terms (keys are then tokens)")
 	f.StringVar(&fingerprint, "fingerprint", "", "model/vocabulary fingerprint to record")
+	f.IntVar(&maxTerms, "max-terms", index.DefaultMaxTerms, "without --vocab, term ids must be below this")
+	addForceFlag(cmd)
 	f.Int("quant-bits", 0, "impact width in bits (default: config index.quant_bits)")
 	f.Int("block-size", 0, "documents per block-max block (default: config index.block_size)")
 	return cmd
@@ -142,6 +154,11 @@ then analyses query text the same way. k1 and b are fixed at build time
 			if corpus == "" || out == "" {
 				return fmt.Errorf("index build-bm25: --corpus and --out are required")
 			}
+			g, err := claimOutput(cmd, out, true, corpus)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
 			skipped := 0
 			co := skipOptions(cfg, cmd.ErrOrStderr())
 			co.Skipped = &skipped
@@ -170,6 +187,7 @@ then analyses query text the same way. k1 and b are fixed at build time
 	f := cmd.Flags()
 	f.StringVar(&corpus, "corpus", "", "corpus (BEIR directory, JSONL, TSV, TREC or plain-text directory)")
 	f.StringVar(&out, "out", "", "index directory to write")
+	addForceFlag(cmd)
 	f.Float64("k1", 0, "BM25 k1 (default: config bm25.k1)")
 	f.Float64("b", 0, "BM25 b (default: config bm25.b)")
 	f.Int("quant-bits", 0, "impact width in bits (default: config index.quant_bits)")
@@ -185,7 +203,8 @@ func newIndexInspectCmd(a *app) *cobra.Command {
 		Short: "Print an index's table of contents, sizes and term statistics",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := index.Open(args[0])
+			// CRCs are checked by --validate: inspect shows a damaged file.
+			r, err := index.OpenWith(args[0], index.OpenOptions{NoVerify: true})
 			if err != nil {
 				return err
 			}

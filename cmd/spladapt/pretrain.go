@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/internal/outdir"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/pretrain"
 )
@@ -53,6 +54,19 @@ HF-layout checkpoint with training.json and curves.csv/curves.svg.`,
 			if o.FromScratch == (o.Init != "") {
 				return errors.New("give exactly one of --init CKPT and --from-scratch")
 			}
+			if o.WorkDir == "" {
+				o.WorkDir = o.Out + ".work"
+			}
+			g, err := claimOutput(cmd, o.Out, true, append([]string{o.Init, o.WorkDir}, o.Corpora...)...)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
+			unlock, err := outdir.Lock(o.WorkDir)
+			if err != nil {
+				return fmt.Errorf("pretrain: work directory %w", err)
+			}
+			defer unlock()
 			res, err := pretrain.Train(cmd.Context(), o)
 			if skipped > 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d invalid records skipped\n", skipped)
@@ -71,6 +85,7 @@ HF-layout checkpoint with training.json and curves.csv/curves.svg.`,
 	f.BoolVar(&o.FromScratch, "from-scratch", false, "initialise a new model (pretrain.* shape) with its own vocabulary")
 	f.StringVar(&o.Vocab, "vocab", "", "with --from-scratch: a vocab.txt to use instead of training one")
 	f.StringVar(&o.Out, "out", "", "output checkpoint directory (required)")
+	addForceFlag(cmd)
 	f.StringVar(&o.WorkDir, "work-dir", "", "resumable checkpoints (default OUT.work)")
 	f.BoolVar(&o.Resume, "resume", false, "continue the run whose checkpoint is in the work directory")
 	f.String("train-params", "", "domain, task or all (default pretrain.train_params)")

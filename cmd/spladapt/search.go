@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +56,7 @@ func encodeQueries(enc index.QueryEncoder, qs []corpora.Query) ([][]index.TermWe
 
 func newSearchCmd(a *app) *cobra.Command {
 	var idx, qvecs, queries, run, tag, model, qrelsPath string
+	var noValidate bool
 	cmd := &cobra.Command{
 		Use:   "search --index IDX (--query-vectors FILE.jsonl | --queries FILE) --run OUT",
 		Short: "Retrieve the top k documents of each query into a TREC run",
@@ -64,7 +67,10 @@ bags of vocabulary tokens (the index needs a vocabulary), as analysed BM25
 terms for an index from "index build-bm25", or with --model by that SPLADE
 checkpoint (refused unless its vocabulary is the index's).
 --qrels: search only the queries judged in that file (TREC or BEIR .tsv);
-a BEIR queries.jsonl holds the queries of every split.`,
+a BEIR queries.jsonl holds the queries of every split.
+The CRC of every index section is verified first (one pass over the file)
+unless --no-validate. Query and document ids with white space are refused
+(a TREC run could not hold them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.bind(cmd.Flags(), "k", "index.depth")
@@ -76,7 +82,15 @@ a BEIR queries.jsonl holds the queries of every split.`,
 			if idx == "" || run == "" || (qvecs == "") == (queries == "") {
 				return fmt.Errorf("search: --index, --run and one of --query-vectors or --queries are required")
 			}
-			r, algo, err := openIndex(cfg, idx)
+			if tag == "" || strings.IndexFunc(tag, unicode.IsSpace) >= 0 {
+				return fmt.Errorf("search: --tag %q must be one non-empty word", tag)
+			}
+			g, err := claimOutput(cmd, run, false, idx, qvecs, queries, qrelsPath, model)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
+			r, algo, err := openIndex(cfg, idx, noValidate)
 			if err != nil {
 				return err
 			}
@@ -132,6 +146,9 @@ a BEIR queries.jsonl holds the queries of every split.`,
 			err = atomicfile.Write(run, 0o644, func(w io.Writer) error {
 				bw := bufio.NewWriter(w)
 				for _, x := range qs {
+					if !corpora.ValidRunID(x.id) {
+						return fmt.Errorf("query id %q is empty or has white space: a TREC run cannot hold it", corpora.Quote(x.id))
+					}
 					t0 := time.Now()
 					hits, err := r.Search(x.vec, k, algo)
 					if err != nil {
@@ -139,7 +156,11 @@ a BEIR queries.jsonl holds the queries of every split.`,
 					}
 					lat = append(lat, time.Since(t0))
 					for i, h := range hits {
-						fmt.Fprintf(bw, "%s Q0 %s %d %.6f %s\n", x.id, r.DocID(h.Doc), i+1, h.Score, tag)
+						doc := r.DocID(h.Doc)
+						if !corpora.ValidRunID(doc) {
+							return fmt.Errorf("query %s: document id %s is empty or has white space: a TREC run cannot hold it (rebuild the index with ids without white space)", x.id, corpora.Quote(doc))
+						}
+						fmt.Fprintf(bw, "%s Q0 %s %d %.6f %s\n", x.id, doc, i+1, h.Score, tag)
 					}
 				}
 				return bw.Flush()
@@ -153,6 +174,7 @@ a BEIR queries.jsonl holds the queries of every split.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&idx, "index", "", "index directory")
+	f.BoolVar(&noValidate, "no-validate", false, "skip the CRC check of the index sections")
 	f.StringVar(&qvecs, "query-vectors", "", "query vectors (JSONL)")
 	f.StringVar(&queries, "queries", "", "text queries (bags of vocabulary tokens without a model)")
 	f.StringVar(&run, "run", "", "TREC run file to write")

@@ -68,7 +68,7 @@ The index is validated at start (CRCs and invariants) unless --no-validate.`,
 	f.StringVar(&idx, "index", "", "index directory")
 	f.StringVar(&model, "model", "", "SPLADE checkpoint that encodes text queries")
 	f.StringVar(&corpus, "corpus", "", "the collection (BEIR dir or corpus file): titles, snippets and expansion marks")
-	f.BoolVar(&noValidate, "no-validate", false, "skip the full validation at start")
+	f.BoolVar(&noValidate, "no-validate", false, "skip the CRC check and the full validation at start")
 	f.String("addr", "", "listen address (default: config serve.addr)")
 	f.String("algorithm", "", "exhaustive, maxscore, blockmax, taat or auto (default: config index.algorithm)")
 	return cmd
@@ -79,7 +79,7 @@ The index is validated at start (CRCs and invariants) unless --no-validate.`,
 // of tokens) and, with corpus, the texts of its documents and the
 // analyzer that finds a text's own terms. The caller closes the Reader.
 func buildServer(cfg config.Config, idx, model, corpus string, validate bool, stderr io.Writer) (*serve.Server, *index.Reader, error) {
-	r, algo, err := openIndex(cfg, idx)
+	r, algo, err := openIndex(cfg, idx, !validate)
 	if err != nil {
 		return nil, nil, err
 	}

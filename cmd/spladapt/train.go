@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spladapt/spladapt/internal/outdir"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/splade"
 )
@@ -82,6 +83,17 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			if work == "" {
 				work = filepath.Clean(out) + ".work"
 			}
+			inputs := append(append(append([]string{initDir, work}, train...), triples...), teacher...)
+			g, err := claimOutput(cmd, out, true, append(inputs, dev...)...)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
+			unlock, err := outdir.Lock(work)
+			if err != nil {
+				return fmt.Errorf("train splade: work directory %w", err)
+			}
+			defer unlock()
 			nn.SetThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -114,6 +126,7 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 	f.StringVar(&devSplit, "dev-split", "dev", "qrels split of the dev sets")
 	f.StringVar(&initDir, "init", "", "initial checkpoint (HF directory with tokenizer files)")
 	f.StringVar(&out, "out", "", "directory for the best model")
+	addForceFlag(cmd)
 	f.StringVar(&work, "work", "", "directory for resumable state and mined negatives (default OUT.work)")
 	f.BoolVar(&resume, "resume", false, "continue from the state in the work directory")
 	f.Int("steps", 0, "optimiser steps (default: config splade.steps)")

@@ -4,10 +4,12 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFile writes data to path through a temporary file and a rename.
@@ -55,10 +57,18 @@ func Write(path string, perm os.FileMode, fill func(w io.Writer) error) (err err
 	return syncDir(dir)
 }
 
+// Manifest is the file in which internal/outdir records which command made
+// a directory. Dir carries it over from the directory it replaces, so that
+// a command's output stays recognisable as its own however often it is
+// rewritten.
+const Manifest = ".spladapt-output.json"
+
 // Dir builds a directory at path: fill receives an empty temporary
 // directory beside path; when fill succeeds the temporary directory replaces
-// path (an existing path is removed first). On error the temporary
-// directory is removed and path is untouched.
+// path (an existing path is moved aside under a temporary name, then
+// removed; its Manifest is carried over when fill wrote none). On error the
+// temporary directory is removed and path is untouched. Temporaries are
+// named "."+base(path)+".tmp-*" (see Temporaries).
 func Dir(path string, fill func(tmpDir string) error) (err error) {
 	parent := filepath.Dir(path)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -80,8 +90,17 @@ func Dir(path string, fill func(tmpDir string) error) (err error) {
 		return err
 	}
 	if _, statErr := os.Stat(path); statErr == nil {
-		old := path + ".old"
-		os.RemoveAll(old)
+		if raw, rerr := os.ReadFile(filepath.Join(path, Manifest)); rerr == nil {
+			if _, serr := os.Stat(filepath.Join(tmp, Manifest)); errors.Is(serr, os.ErrNotExist) {
+				if err = os.WriteFile(filepath.Join(tmp, Manifest), raw, 0o644); err != nil {
+					return fmt.Errorf("carry over %s: %w", Manifest, err)
+				}
+			}
+		}
+		// Aside under a temporary name (never path+".old", which may be
+		// someone's file): a crash here leaves a temporary that the next
+		// run's Temporaries finds.
+		old := tmp + ".old"
 		if err = os.Rename(path, old); err != nil {
 			return fmt.Errorf("move aside %s: %w", path, err)
 		}
@@ -91,6 +110,23 @@ func Dir(path string, fill func(tmpDir string) error) (err error) {
 		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
 	}
 	return syncDir(parent)
+}
+
+// Temporaries lists the temporary files and directories that Write and
+// Dir make for path and that a killed process may have left behind.
+func Temporaries(path string) ([]string, error) {
+	return filepath.Glob(filepath.Join(filepath.Dir(path), "."+globEscape(filepath.Base(path))+".tmp-*"))
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func syncDir(dir string) error {

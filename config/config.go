@@ -223,6 +223,9 @@ type Splade struct {
 	// do) or idf (inference-free: a query is its tokens weighted by IDF over
 	// the training corpora; recorded in the checkpoint as idf.json).
 	QueryEncoder string `mapstructure:"query_encoder"`
+	// TrainMaxLength is the document length in training batches (0:
+	// model.max_length, which dev evaluation and encoding use).
+	TrainMaxLength int `mapstructure:"train_max_length"`
 	// UnsupPairs caps the inverse-cloze pairs drawn from each unsupervised
 	// training corpus (--train-unsup); 0 draws one per eligible document.
 	UnsupPairs int `mapstructure:"unsup_pairs"`
@@ -290,7 +293,7 @@ func Default() Config {
 			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
 			EvalEvery: 1000, CheckpointEvery: 500, Seed: 1, MineNegatives: 8, MineDepth: 100,
-			QueryEncoder: "model", UnsupPairs: 10000, TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
+			QueryEncoder: "model", TrainMaxLength: 0, UnsupPairs: 10000, TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
 		Rerank: Rerank{Loss: "infonce", LR: 2e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 8, NNeg: 7, Dropout: true, EvalEvery: 1000, CheckpointEvery: 500, Seed: 1,
 			MaxLength: 256, DevDepth: 100, ScoreBatchSize: 32},
@@ -434,8 +437,11 @@ func (c *Config) Validate() error {
 	}
 	sp := c.Splade
 	if sp.LambdaD < 0 || sp.LambdaQ < 0 || sp.MarginMSE < 0 || sp.WeightDecay < 0 || sp.MaxGradNorm < 0 ||
-		sp.LambdaWarmupSteps < 0 || sp.WarmupSteps < 0 || sp.EvalEvery < 0 || sp.CheckpointEvery < 0 || sp.TopN < 0 || sp.DomainLayers < 0 || sp.UnsupPairs < 0 {
-		bad("splade", "lambda_d, lambda_q, margin_mse, weight_decay, max_grad_norm, lambda_warmup_steps, warmup_steps, eval_every, checkpoint_every, top_n, domain_layers and unsup_pairs must be >= 0")
+		sp.LambdaWarmupSteps < 0 || sp.WarmupSteps < 0 || sp.EvalEvery < 0 || sp.CheckpointEvery < 0 || sp.TopN < 0 || sp.DomainLayers < 0 || sp.UnsupPairs < 0 || sp.TrainMaxLength < 0 {
+		bad("splade", "lambda_d, lambda_q, margin_mse, weight_decay, max_grad_norm, lambda_warmup_steps, warmup_steps, eval_every, checkpoint_every, top_n, domain_layers, unsup_pairs and train_max_length must be >= 0")
+	}
+	if sp.TrainMaxLength == 1 {
+		bad("splade.train_max_length", "must be 0 (model.max_length) or at least 2, got 1")
 	}
 	if sp.QueryEncoder != "model" && sp.QueryEncoder != "idf" {
 		bad("splade.query_encoder", "must be model or idf, got %q", sp.QueryEncoder)

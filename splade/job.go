@@ -155,10 +155,14 @@ func OptionsFromConfig(cfg config.Config) (TrainOptions, error) {
 	default:
 		return TrainOptions{}, fmt.Errorf("splade.query_reg %q: want flops or l1", sp.QueryReg)
 	}
+	docLen := cfg.Model.MaxLength
+	if sp.TrainMaxLength > 0 {
+		docLen = sp.TrainMaxLength
+	}
 	return TrainOptions{
 		Weights: w, LR: sp.LR, WeightDecay: sp.WeightDecay, MaxGradNorm: sp.MaxGradNorm,
 		WarmupSteps: sp.WarmupSteps, Steps: sp.Steps, BatchSize: sp.BatchSize, NNeg: sp.NNeg,
-		QueryMaxLen: cfg.Model.QueryMaxLength, DocMaxLen: cfg.Model.MaxLength, Seed: sp.Seed,
+		QueryMaxLen: cfg.Model.QueryMaxLength, DocMaxLen: docLen, DevDocMaxLen: cfg.Model.MaxLength, DevTopN: sp.TopN, Seed: sp.Seed,
 		TrainParams: sp.TrainParams, DomainLayers: sp.DomainLayers, Dropout: sp.Dropout, QueryEncoder: sp.QueryEncoder,
 		EvalEvery: sp.EvalEvery, CheckpointEvery: sp.CheckpointEvery, EncodeBatch: sp.EncodeBatchSize,
 	}, nil

@@ -54,8 +54,14 @@ type TrainOptions struct {
 	BatchSize   int     // triples per step (B)
 	NNeg        int     // hard negatives per triple
 	QueryMaxLen int     // tokens per query, [CLS] and [SEP] included
-	DocMaxLen   int     // tokens per document
-	Seed        uint64
+	DocMaxLen   int     // tokens per training document
+	// DevDocMaxLen and DevTopN are the document length and the top-n
+	// pruning of dev evaluation — those the model will be encoded with —
+	// so that model selection sees the deployed vectors (0: DocMaxLen, and
+	// DevTopN).
+	DevDocMaxLen int
+	DevTopN      int
+	Seed         uint64
 	// TrainParams is "all", "task" (P_task only: the adaptation method's
 	// fine-tuning step) or "domain" (P_domain only), with DomainLayers the
 	// k of nn.IsDomainParam.
@@ -433,12 +439,20 @@ func zeroF(b []float32, n int) []float32 {
 const DevTopN = 1024
 
 // Evaluate encodes every dev set with the current weights (documents at
-// DocMaxLen, queries at QueryMaxLen, at most DevTopN weights), retrieves the top
+// Opt.DevDocMaxLen, queries at QueryMaxLen, at most Opt.DevTopN and
+// DevTopN weights), retrieves the top
 // EvalDepth documents of each query exactly, and returns each measure of
 // DevMeasures per dev set ("<name> nDCG@10") and their mean over dev sets
 // ("nDCG@10"), trec_eval -c semantics.
 func (t *Trainer) Evaluate() (map[string]float64, error) {
-	enc := &Encoder{Model: t.Model, Tok: t.Tok, MaxLen: t.Opt.DocMaxLen, QueryMaxLen: t.Opt.QueryMaxLen, BatchSize: t.Opt.EncodeBatch, TopN: DevTopN,
+	maxLen, topN := t.Opt.DocMaxLen, DevTopN
+	if t.Opt.DevDocMaxLen > 0 {
+		maxLen = min(t.Opt.DevDocMaxLen, t.Model.Config.MaxPositions)
+	}
+	if t.Opt.DevTopN > 0 {
+		topN = min(topN, t.Opt.DevTopN)
+	}
+	enc := &Encoder{Model: t.Model, Tok: t.Tok, MaxLen: maxLen, QueryMaxLen: t.Opt.QueryMaxLen, BatchSize: t.Opt.EncodeBatch, TopN: topN,
 		QueryWeights: t.QueryWeights}
 	ms, err := eval.ParseMeasures(DevMeasures...)
 	if err != nil {

@@ -67,7 +67,7 @@ const panelW, panelH, padL, padB, padT = 340, 200, 58, 36, 26
 func draw(b *strings.Builder, runs []run, series, xs []string, title string) {
 	cols := len(xs)
 	rows := len(series)
-	W := cols*panelW + 20
+	W := max(cols*panelW+20, 20+7*len(title))
 	H := rows*panelH + 40 + 18*len(runs)
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", W, H)
 	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="16" font-size="13">%s</text>`+"\n", html.EscapeString(title))

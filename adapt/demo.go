@@ -221,10 +221,12 @@ func DemoConfig(cfg config.Config, source, target string) config.Config {
 	p.VocabSize, p.SeqLen, p.BatchSize = 3000, 64, 32
 	p.Steps, p.LR, p.WarmupSteps = 400, 2e-3, 40
 	p.EvalEvery, p.CheckpointEvery, p.HeldoutEvery, p.HeldoutMax = 100, 100, 20, 0
+	p.Init, p.CopyProb = "lexical", 0.15
 	s := &d.Splade
 	s.Steps, s.BatchSize, s.LR, s.WarmupSteps = 300, 32, 5e-4, 30
 	s.LambdaD, s.LambdaQ, s.LambdaWarmupSteps = 1e-3, 1e-3, 100
 	s.EvalEvery, s.CheckpointEvery, s.MineNegatives, s.MineDepth = 100, 100, 4, 30
+	s.QueryEncoder = "idf"
 	d.Model.MaxLength, d.Model.QueryMaxLength = 64, 16
 	d.Adapt.Source, d.Adapt.Dev = []string{source}, []string{source}
 	d.Adapt.Targets = []string{target}

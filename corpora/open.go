@@ -185,3 +185,30 @@ func countLines(name string) (int, error) {
 		}
 	}
 }
+
+// ReadDocs reads every document of the corpora at paths (anything
+// OpenCorpus reads), in order, into memory. Cost: the corpora's text.
+func ReadDocs(paths []string, opts Options) ([]Doc, error) {
+	var docs []Doc
+	for _, p := range paths {
+		r, err := OpenCorpus(p, opts)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			d, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				r.Close()
+				return nil, err
+			}
+			docs = append(docs, d)
+		}
+		if err := r.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return docs, nil
+}

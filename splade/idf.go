@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -69,27 +68,16 @@ func ComputeIDF(tok *tokenize.Tokenizer, docs []string, maxLen int) []float32 {
 // CorpusIDF reads every document of the corpora (anything
 // corpora.OpenCorpus reads) and returns ComputeIDF over all of them.
 func CorpusIDF(tok *tokenize.Tokenizer, paths []string, maxLen int, opts corpora.Options) ([]float32, error) {
-	var docs []string
-	for _, p := range paths {
-		r, err := corpora.OpenCorpus(p, opts)
-		if err != nil {
-			return nil, fmt.Errorf("idf: %w", err)
-		}
-		for {
-			d, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				r.Close()
-				return nil, fmt.Errorf("idf: %w", err)
-			}
-			docs = append(docs, d.Content())
-		}
-		r.Close()
+	ds, err := corpora.ReadDocs(paths, opts)
+	if err != nil {
+		return nil, fmt.Errorf("idf: %w", err)
 	}
-	if len(docs) == 0 {
+	if len(ds) == 0 {
 		return nil, errors.New("idf: the corpora hold no document")
+	}
+	docs := make([]string, len(ds))
+	for i, d := range ds {
+		docs[i] = d.Content()
 	}
 	return ComputeIDF(tok, docs, maxLen), nil
 }

@@ -154,23 +154,10 @@ func UnsupSource(ctx context.Context, cfg config.Config, dir string, exclude []s
 	fail := func(err error) (Source, error) {
 		return Source{}, fmt.Errorf("unsupervised pairs from %s: %w", dir, err)
 	}
-	var docs []corpora.Doc
-	r, err := corpora.OpenCorpus(dir, opts)
+	docs, err := corpora.ReadDocs([]string{dir}, opts)
 	if err != nil {
 		return fail(err)
 	}
-	for {
-		d, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			r.Close()
-			return fail(err)
-		}
-		docs = append(docs, d)
-	}
-	r.Close()
 	var excl []string
 	for _, e := range append([]string{dir}, exclude...) {
 		qs, err := (corpora.BEIR{Dir: e}).Queries(opts)

@@ -41,6 +41,11 @@ pretrain.domain_layers.`,
 			if !cmd.Flags().Changed("domain-layers") {
 				k = cfg.Pretrain.DomainLayers
 			}
+			g, err := claimOutput(cmd, out, true, domain, task)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
 			if err := pretrain.Swap(domain, task, out, k); err != nil {
 				return err
 			}
@@ -56,6 +61,7 @@ pretrain.domain_layers.`,
 	for _, n := range []string{"domain", "task", "out"} {
 		cmd.MarkFlagRequired(n)
 	}
+	addForceFlag(cmd)
 	return cmd
 }
 

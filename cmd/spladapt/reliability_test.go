@@ -376,3 +376,35 @@ func TestTrainingOutputNeverAnInput(t *testing.T) {
 	}
 	mustExist(t, filepath.Join(model, "config.json"), filepath.Join(toy, "corpus.jsonl"), filepath.Join(toy, "qrels", "train.tsv"))
 }
+
+// model swap and tokenize train refuse a directory holding someone else's
+// files (they used to replace it), and replace their own previous output.
+func TestSwapAndTokenizerOutputsGuarded(t *testing.T) {
+	tiny := copyTiny(t)
+	ckpt := filepath.Join("..", "..", "testdata", "oracle", "bert-tiny", "model")
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		args func(out string) []string
+	}{
+		{"model swap", func(out string) []string {
+			return []string{"model", "swap", "--domain", ckpt, "--task", ckpt, "--domain-layers", "1", "--out", out}
+		}},
+		{"tokenize train", func(out string) []string {
+			return []string{"tokenize", "train", "--corpus", tiny, "--vocab-size", "200", "--out", out}
+		}},
+	} {
+		out := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-"))
+		mine := writeFile(t, filepath.Join(out, "notes.txt"), "mine")
+		if _, _, err := bm25CLI(t, nil, c.args(out)...); err == nil || !strings.Contains(err.Error(), "--force") {
+			t.Errorf("%s into a foreign directory: err = %v, want a refusal naming --force", c.name, err)
+		}
+		mustExist(t, mine)
+		os.RemoveAll(out)
+		for i := 0; i < 2; i++ {
+			if _, _, err := bm25CLI(t, nil, c.args(out)...); err != nil {
+				t.Fatalf("%s, run %d: %v", c.name, i+1, err)
+			}
+		}
+	}
+}

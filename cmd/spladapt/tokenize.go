@@ -52,6 +52,11 @@ tokenizer.json, tokenizer_config.json, special_tokens_map.json), with
 			if len(paths) == 0 || out == "" {
 				return errors.New("tokenize train needs at least one --corpus and --out")
 			}
+			g, err := claimOutput(cmd, out, true, paths...)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
 			stderr := cmd.ErrOrStderr()
 			skipped := 0
 			opts := readerOptions(cfg, stderr, &skipped)
@@ -114,6 +119,7 @@ tokenizer.json, tokenizer_config.json, special_tokens_map.json), with
 	f.BoolVar(&cased, "cased", false, "keep case and accents (default: lowercase and strip accents)")
 	f.IntVar(&maxLen, "max-len", 512, "model_max_length to record in tokenizer_config.json")
 	f.StringVar(&out, "out", "", "output directory")
+	addForceFlag(cmd)
 	return cmd
 }
 

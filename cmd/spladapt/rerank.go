@@ -201,6 +201,10 @@ func newTrainRerankCmd(a *app) *cobra.Command {
 		split, devSplit, initDir     string
 		out, work                    string
 		resume                       bool
+		arch                         string
+		miceFusion, miceQueryLen     int
+		miceInteract                 []int
+		miceLight                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "rerank --train DIR [--train DIR]... --init CKPT --out CKPT [--loss pointwise|marginmse|infonce] [--dev DIR]...",
@@ -220,7 +224,16 @@ negatives) as "[CLS] q [SEP] d [SEP]" pairs; --loss is
 judged queries of qrels/<--dev-split>.tsv are re-ranked; nDCG@10 selects the
 model kept at --out (with rerank.json and curves.csv/.svg). The state for
 --resume is saved to the work directory every rerank.checkpoint_every steps;
-a resumed run repeats exactly what an uninterrupted one would do.`,
+a resumed run repeats exactly what an uninterrupted one would do.
+
+--arch mice trains a MICE re-ranker (nn/mice.go) on the weights of --init
+(normally the full cross-encoder, whose "rerank score-triples" scores are
+then the --teacher of --loss marginmse): layers below --mice-fusion encode
+query and document apart, only the --mice-interact layers (default: all from
+the fusion layer up) run after it, with --mice-light cross-attention (query
+tokens attend to frozen document states). Queries are padded to
+--mice-query-length (default model.query_max_length) tokens, documents cut
+to rerank.max_length. MICE trains without dropout.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for flag, key := range map[string]string{
@@ -234,13 +247,25 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			if err != nil {
 				return err
 			}
+			var mice *rerank.MICEConfig
+			switch arch {
+			case "cross-encoder":
+			case "mice":
+				mc, err := miceConfigFromFlags(initDir, miceFusion, miceInteract, miceLight, miceQueryLen, cfg.Model.QueryMaxLength, cfg.Rerank.MaxLength)
+				if err != nil {
+					return fmt.Errorf("train rerank: %w", err)
+				}
+				mice = &mc
+			default:
+				return fmt.Errorf("train rerank: --arch %q, want cross-encoder or mice", arch)
+			}
 			nn.SetThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			meta, err := rerank.TrainJob{Init: initDir, Out: out, WorkDir: work, Resume: resume,
 				Train: train, Split: split, Triples: triples, Teacher: teacher, Dev: dev, DevSplit: devSplit,
-				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress}.Run(ctx)
+				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress, MICE: mice}.Run(ctx)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					return errors.Unwrap(err)
@@ -248,7 +273,11 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "trained %d steps (%s loss) → %s (model of step %d)\n", meta.Steps, meta.Loss, out, meta.Step)
+			kind := ""
+			if arch == "mice" {
+				kind = ", MICE"
+			}
+			fmt.Fprintf(w, "trained %d steps (%s loss%s) → %s (model of step %d)\n", meta.Steps, meta.Loss, kind, out, meta.Step)
 			if len(dev) > 0 {
 				fmt.Fprintf(w, "best dev: %s\n", splade.FormatMetrics(meta.DevMetrics))
 			}
@@ -276,5 +305,37 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 	f.Uint64("seed", 0, "seed (default: config rerank.seed)")
 	f.Int("max-length", 0, "tokens per pair (default: config rerank.max_length)")
 	f.Int("dev-depth", 0, "BM25 hits re-ranked per dev query (default: config rerank.dev_depth)")
+	f.StringVar(&arch, "arch", "cross-encoder", "cross-encoder or mice")
+	f.IntVar(&miceFusion, "mice-fusion", 0, "MICE: layers that encode query and document apart")
+	f.IntSliceVar(&miceInteract, "mice-interact", nil, "MICE: interaction layers, ascending (default: --mice-fusion … last)")
+	f.BoolVar(&miceLight, "mice-light", false, "MICE: light cross-attention in the interaction layers")
+	f.IntVar(&miceQueryLen, "mice-query-length", 0, "MICE: query segment length in tokens (default: config model.query_max_length)")
 	return cmd
+}
+
+// miceConfigFromFlags builds a MICE shape for the model at dir; interact
+// nil means every layer from fusion up.
+func miceConfigFromFlags(dir string, fusion int, interact []int, light bool, queryLen, defQueryLen, docLen int) (rerank.MICEConfig, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return rerank.MICEConfig{}, fmt.Errorf("read the config of %s: %w", dir, err)
+	}
+	cfg, err := nn.ParseConfig(raw)
+	if err != nil {
+		return rerank.MICEConfig{}, fmt.Errorf("read the config of %s: %w", dir, err)
+	}
+	if interact == nil {
+		for l := fusion; l < cfg.NumLayers; l++ {
+			interact = append(interact, l)
+		}
+	}
+	if queryLen <= 0 {
+		queryLen = defQueryLen
+	}
+	docLen = min(docLen, cfg.MaxPositions-queryLen)
+	mc := rerank.MICEConfig{MICEOptions: nn.MICEOptions{Fusion: fusion, Interact: interact, Light: light}, QueryLength: queryLen, DocLength: docLen}
+	if err := mc.MICEOptions.Validate(cfg.NumLayers); err != nil {
+		return mc, err
+	}
+	return mc, nil
 }

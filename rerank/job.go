@@ -39,10 +39,10 @@ type TrainJob struct {
 	Dev      []string
 	DevSplit string
 
-	Config     config.Config // sections rerank, splade (mining), bm25, model
+	Config config.Config // sections rerank, splade (mining), bm25, model
 	// MICE, when set, trains a MICE re-ranker of this shape on the
 	// cross-encoder's weights (--init) instead of the cross-encoder.
-	MICE *MICEConfig
+	MICE       *MICEConfig
 	CorpusOpts corpora.Options
 	Log        io.Writer
 	Progress   string

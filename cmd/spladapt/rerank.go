@@ -39,11 +39,11 @@ func loadCrossEncoder(dir string, maxLen, batch int) (*rerank.CrossEncoder, erro
 }
 
 func newRerankCmd(a *app) *cobra.Command {
-	var model, queries, corpus, runPath, out, tag string
+	var model, queries, corpus, runPath, out, tag, storePath string
 	var depth int
 	cmd := &cobra.Command{
-		Use:   "rerank --model M --queries Q --corpus C --run RUN --out RUN2 [--depth 100]",
-		Short: "Re-rank the top hits of a run with a cross-encoder",
+		Use:   "rerank --model M --queries Q (--corpus C | --store STORE) --run RUN --out RUN2 [--depth 100]",
+		Short: "Re-rank the top hits of a run with a cross-encoder or MICE",
 		Long: `Re-score the top --depth hits of every query of a TREC run with a
 cross-encoder (an HF BertForSequenceClassification / DistilBert... checkpoint
 with one label, e.g. one trained by "spladapt train rerank", or an MS MARCO
@@ -51,7 +51,13 @@ MiniLM re-ranker) on "[CLS] query [SEP] document [SEP]" (rerank.max_length
 tokens, longest-first truncation), and write them ordered by the new score.
 Pairs are scored in batches of rerank.score_batch_size of similar length;
 the matrix products use both cores (threads). Progress on stderr; the
-speed (pairs/s, ms per query) is printed at the end.`,
+speed (pairs/s, ms per query) is printed at the end.
+
+A MICE model (rerank.json of kind "mice", from "train rerank --arch mice")
+scores on the fly from --corpus, or with --store STORE (from "spladapt mice
+store") reads each document's states below the fusion layer instead of
+computing them: per query, the query is encoded once and only the
+interaction layers run per document. The store must be that model's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.bind(cmd.Flags(), "max-length", "rerank.max_length")
@@ -60,15 +66,19 @@ speed (pairs/s, ms per query) is printed at the end.`,
 			if err != nil {
 				return err
 			}
-			if model == "" || queries == "" || corpus == "" || runPath == "" || out == "" {
-				return errors.New("rerank: --model, --queries, --corpus, --run and --out are required")
+			if model == "" || queries == "" || (corpus == "") == (storePath == "") || runPath == "" || out == "" {
+				return errors.New("rerank: --model, --queries, --run, --out and one of --corpus and --store are required")
 			}
 			nn.SetThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			opts := skipOptions(cfg, stderr)
-			ce, err := loadCrossEncoder(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
+			scorer, err := rerank.LoadScorer(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
 			if err != nil {
 				return fmt.Errorf("rerank: %w", err)
+			}
+			mice, isMICE := scorer.(*rerank.MICE)
+			if storePath != "" && !isMICE {
+				return fmt.Errorf("rerank: --store needs a MICE model, and %s is a cross-encoder (train one with train rerank --arch mice)", model)
 			}
 			run, err := corpora.ReadRun(runPath)
 			if err != nil {
@@ -90,13 +100,23 @@ speed (pairs/s, ms per query) is printed at the end.`,
 					pairs++
 				}
 			}
-			docs, err := rerank.DocTexts(corpus, need, opts)
-			if err != nil {
+			var docs map[string]string
+			var st *rerank.Store
+			if storePath != "" {
+				if st, err = rerank.OpenStore(storePath); err != nil {
+					return fmt.Errorf("rerank: %w", err)
+				}
+			} else if docs, err = rerank.DocTexts(corpus, need, opts); err != nil {
 				return fmt.Errorf("rerank: %w", err)
 			}
 			bar := progress.New(stderr, progress.Enabled(cfg.Progress), "rerank", "pairs", int64(pairs))
 			start := time.Now()
-			got, err := rerank.Rerank(ce, qtext, docs, run, depth, func(n int) { bar.Add(int64(n)) })
+			var got corpora.Run
+			if st != nil {
+				got, err = rerank.RerankStore(mice, st, qtext, run, depth, func(n int) { bar.Add(int64(n)) })
+			} else {
+				got, err = rerank.Rerank(scorer, qtext, docs, run, depth, func(n int) { bar.Add(int64(n)) })
+			}
 			bar.Done()
 			if err != nil {
 				return err
@@ -117,6 +137,7 @@ speed (pairs/s, ms per query) is printed at the end.`,
 	f.StringVar(&runPath, "run", "", "TREC run to re-rank")
 	f.StringVar(&out, "out", "", "re-ranked TREC run")
 	f.StringVar(&tag, "tag", "rerank", "run tag")
+	f.StringVar(&storePath, "store", "", "MICE document-state store (from spladapt mice store) instead of --corpus")
 	f.IntVar(&depth, "depth", 100, "hits re-ranked per query")
 	f.Int("max-length", 0, "tokens per pair (default: config rerank.max_length)")
 	f.Int("batch-size", 0, "pairs per forward pass (default: config rerank.score_batch_size)")

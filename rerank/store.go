@@ -269,8 +269,8 @@ func decodeStore(raw []byte) (*Store, error) {
 		return nil, corrupt("footer CRC %08x, stored %08x", got, want)
 	}
 	N, C := le.Uint64(f[0:]), uint64(le.Uint32(f[8:]))
-	if C == 0 {
-		return nil, corrupt("hidden size 0")
+	if C == 0 || C > 1<<20 || N > size/8 {
+		return nil, corrupt("hidden size %d, %d documents: impossible for a file of %d bytes", C, N, size)
 	}
 	names := []string{"STATES", "IDS", "OFFS", "META"}
 	secs := make([][]byte, 4)

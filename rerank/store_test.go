@@ -162,3 +162,34 @@ func TestRerankStoreEqualsOnTheFly(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOpenStore: any bytes give an error or a store whose every document
+// can be read; never a panic.
+func FuzzOpenStore(f *testing.F) {
+	m := loadMICE(f, toyCrossEncoder(f, 3), toyMICECfg)
+	path := filepath.Join(f.TempDir(), "docs.mice")
+	if err := BuildStore(m, map[string]string{"a": "cat", "b": "the ship sailed"}, path, "", nil); err != nil {
+		f.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := decodeStore(b)
+		if err != nil {
+			if !errors.Is(err, ErrStoreCorrupt) {
+				t.Fatalf("error %v does not wrap ErrStoreCorrupt", err)
+			}
+			return
+		}
+		for id := range st.ids {
+			s, ok := st.States(id)
+			if !ok || len(s) == 0 || len(s)%st.C != 0 {
+				t.Fatalf("document %q: %d floats", id, len(s))
+			}
+		}
+	})
+}

@@ -6,8 +6,9 @@ import (
 )
 
 // MICE, minimal-interaction cross-encoders (Vast, Morand et al.,
-// arXiv:2602.16299), on a cross-encoder's weights. Forward pass only
-// (inference); training is not implemented yet.
+// arXiv:2602.16299), on a cross-encoder's weights. MICEPass is the
+// inference pass; MICETrainPass (mice_train.go) keeps the activations and
+// has the backward.
 //
 // Layout: the query segment [CLS] q [SEP] padded to Tq (positions
 // 0..Tq−1, type 0) and the document segment d [SEP] padded to Td
@@ -55,12 +56,12 @@ func (o MICEOptions) Validate(L int) error {
 // MICEPass holds the buffers of MICE forward passes. Not safe for
 // concurrent use.
 type MICEPass struct {
-	c    *Classifier
+	c                                        *Classifier
 	x, q, k, v, ctx, res, a, f1, fg, out, kv []float32
-	mean, rstd                              []float32
-	mask                                    []float32
-	att                                     []float32
-	head                                    clsHead
+	mean, rstd                               []float32
+	mask                                     []float32
+	att                                      []float32
+	head                                     clsHead
 }
 
 // NewMICEPass returns empty buffers for c.

@@ -39,7 +39,10 @@ type TrainJob struct {
 	Dev      []string
 	DevSplit string
 
-	Config     config.Config // sections rerank, splade (mining), bm25, model
+	Config config.Config // sections rerank, splade (mining), bm25, model
+	// MICE, when set, trains a MICE re-ranker of this shape on the
+	// cross-encoder's weights (--init) instead of the cross-encoder.
+	MICE       *MICEConfig
 	CorpusOpts corpora.Options
 	Log        io.Writer
 	Progress   string
@@ -90,7 +93,14 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train rerank: %w", err)
 	}
-	ce, err := NewCrossEncoder(c, tok, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
+	var model PairModel
+	arch := "a cross-encoder"
+	if j.MICE != nil {
+		model, err = NewMICE(c, tok, *j.MICE, cfg.Rerank.ScoreBatchSize)
+		arch = fmt.Sprintf("MICE (fusion %d, interaction layers %v, light %v)", j.MICE.Fusion, j.MICE.Interact, j.MICE.Light)
+	} else {
+		model, err = NewCrossEncoder(c, tok, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("train rerank: %w", err)
 	}
@@ -107,13 +117,13 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 		}
 		devSets = append(devSets, d)
 	}
-	tr, err := NewTrainer(ce, sources, devSets, opt)
+	tr, err := NewTrainer(model, sources, devSets, opt)
 	if err != nil {
 		return nil, err
 	}
 	tr.Meta.Init = j.Init
-	fmt.Fprintf(log, "training a cross-encoder from %s: %d parameters, %d steps of %d queries × (1 + %d negatives), loss %s\n",
-		j.Init, c.NumParams(), opt.Steps, opt.BatchSize, opt.NNeg, opt.Loss)
+	fmt.Fprintf(log, "training %s from %s: %d parameters, %d steps of %d queries × (1 + %d negatives), loss %s\n",
+		arch, j.Init, c.NumParams(), opt.Steps, opt.BatchSize, opt.NNeg, opt.Loss)
 	bar := progress.New(log, progress.Enabled(j.Progress), "train rerank", "steps", int64(opt.Steps))
 	var pairs int
 	var secs float64

@@ -157,7 +157,14 @@ func NewTrainer(m PairModel, sources []splade.Source, dev []*DevSet, opt TrainOp
 	h := fnv.New64a()
 	h.Write(key)
 	t.Loop.Key = strconv.FormatUint(h.Sum64(), 16)
-	t.Meta = Meta{Format: 1, Kind: "cross-encoder", Loss: opt.Loss, Triples: len(t.triples), Steps: opt.Steps, Options: opt}
+	kind := "cross-encoder"
+	if mm, ok := m.(*MICE); ok {
+		kind, t.Meta.MICE = "mice", mm.Cfg
+		mk, _ := json.Marshal(mm.Cfg)
+		h.Write(mk) // another MICE shape is another trajectory
+		t.Loop.Key = strconv.FormatUint(h.Sum64(), 16)
+	}
+	t.Meta = Meta{Format: 1, Kind: kind, MICE: t.Meta.MICE, Loss: opt.Loss, Triples: len(t.triples), Steps: opt.Steps, Options: opt}
 	for _, s := range sources {
 		t.Meta.Sources = append(t.Meta.Sources, s.Name)
 	}

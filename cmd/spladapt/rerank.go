@@ -39,11 +39,11 @@ func loadCrossEncoder(dir string, maxLen, batch int) (*rerank.CrossEncoder, erro
 }
 
 func newRerankCmd(a *app) *cobra.Command {
-	var model, queries, corpus, runPath, out, tag string
+	var model, queries, corpus, runPath, out, tag, storePath string
 	var depth int
 	cmd := &cobra.Command{
-		Use:   "rerank --model M --queries Q --corpus C --run RUN --out RUN2 [--depth 100]",
-		Short: "Re-rank the top hits of a run with a cross-encoder",
+		Use:   "rerank --model M --queries Q (--corpus C | --store STORE) --run RUN --out RUN2 [--depth 100]",
+		Short: "Re-rank the top hits of a run with a cross-encoder or MICE",
 		Long: `Re-score the top --depth hits of every query of a TREC run with a
 cross-encoder (an HF BertForSequenceClassification / DistilBert... checkpoint
 with one label, e.g. one trained by "spladapt train rerank", or an MS MARCO
@@ -51,7 +51,13 @@ MiniLM re-ranker) on "[CLS] query [SEP] document [SEP]" (rerank.max_length
 tokens, longest-first truncation), and write them ordered by the new score.
 Pairs are scored in batches of rerank.score_batch_size of similar length;
 the matrix products use both cores (threads). Progress on stderr; the
-speed (pairs/s, ms per query) is printed at the end.`,
+speed (pairs/s, ms per query) is printed at the end.
+
+A MICE model (rerank.json of kind "mice", from "train rerank --arch mice")
+scores on the fly from --corpus, or with --store STORE (from "spladapt mice
+store") reads each document's states below the fusion layer instead of
+computing them: per query, the query is encoded once and only the
+interaction layers run per document. The store must be that model's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.bind(cmd.Flags(), "max-length", "rerank.max_length")
@@ -60,15 +66,19 @@ speed (pairs/s, ms per query) is printed at the end.`,
 			if err != nil {
 				return err
 			}
-			if model == "" || queries == "" || corpus == "" || runPath == "" || out == "" {
-				return errors.New("rerank: --model, --queries, --corpus, --run and --out are required")
+			if model == "" || queries == "" || (corpus == "") == (storePath == "") || runPath == "" || out == "" {
+				return errors.New("rerank: --model, --queries, --run, --out and one of --corpus and --store are required")
 			}
 			nn.SetThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			opts := skipOptions(cfg, stderr)
-			ce, err := loadCrossEncoder(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
+			scorer, err := rerank.LoadScorer(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
 			if err != nil {
 				return fmt.Errorf("rerank: %w", err)
+			}
+			mice, isMICE := scorer.(*rerank.MICE)
+			if storePath != "" && !isMICE {
+				return fmt.Errorf("rerank: --store needs a MICE model, and %s is a cross-encoder (train one with train rerank --arch mice)", model)
 			}
 			run, err := corpora.ReadRun(runPath)
 			if err != nil {
@@ -90,13 +100,23 @@ speed (pairs/s, ms per query) is printed at the end.`,
 					pairs++
 				}
 			}
-			docs, err := rerank.DocTexts(corpus, need, opts)
-			if err != nil {
+			var docs map[string]string
+			var st *rerank.Store
+			if storePath != "" {
+				if st, err = rerank.OpenStore(storePath); err != nil {
+					return fmt.Errorf("rerank: %w", err)
+				}
+			} else if docs, err = rerank.DocTexts(corpus, need, opts); err != nil {
 				return fmt.Errorf("rerank: %w", err)
 			}
 			bar := progress.New(stderr, progress.Enabled(cfg.Progress), "rerank", "pairs", int64(pairs))
 			start := time.Now()
-			got, err := rerank.Rerank(ce, qtext, docs, run, depth, func(n int) { bar.Add(int64(n)) })
+			var got corpora.Run
+			if st != nil {
+				got, err = rerank.RerankStore(mice, st, qtext, run, depth, func(n int) { bar.Add(int64(n)) })
+			} else {
+				got, err = rerank.Rerank(scorer, qtext, docs, run, depth, func(n int) { bar.Add(int64(n)) })
+			}
 			bar.Done()
 			if err != nil {
 				return err
@@ -117,6 +137,7 @@ speed (pairs/s, ms per query) is printed at the end.`,
 	f.StringVar(&runPath, "run", "", "TREC run to re-rank")
 	f.StringVar(&out, "out", "", "re-ranked TREC run")
 	f.StringVar(&tag, "tag", "rerank", "run tag")
+	f.StringVar(&storePath, "store", "", "MICE document-state store (from spladapt mice store) instead of --corpus")
 	f.IntVar(&depth, "depth", 100, "hits re-ranked per query")
 	f.Int("max-length", 0, "tokens per pair (default: config rerank.max_length)")
 	f.Int("batch-size", 0, "pairs per forward pass (default: config rerank.score_batch_size)")
@@ -201,6 +222,10 @@ func newTrainRerankCmd(a *app) *cobra.Command {
 		split, devSplit, initDir     string
 		out, work                    string
 		resume                       bool
+		arch                         string
+		miceFusion, miceQueryLen     int
+		miceInteract                 []int
+		miceLight                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "rerank --train DIR [--train DIR]... --init CKPT --out CKPT [--loss pointwise|marginmse|infonce] [--dev DIR]...",
@@ -220,7 +245,16 @@ negatives) as "[CLS] q [SEP] d [SEP]" pairs; --loss is
 judged queries of qrels/<--dev-split>.tsv are re-ranked; nDCG@10 selects the
 model kept at --out (with rerank.json and curves.csv/.svg). The state for
 --resume is saved to the work directory every rerank.checkpoint_every steps;
-a resumed run repeats exactly what an uninterrupted one would do.`,
+a resumed run repeats exactly what an uninterrupted one would do.
+
+--arch mice trains a MICE re-ranker (nn/mice.go) on the weights of --init
+(normally the full cross-encoder, whose "rerank score-triples" scores are
+then the --teacher of --loss marginmse): layers below --mice-fusion encode
+query and document apart, only the --mice-interact layers (default: all from
+the fusion layer up) run after it, with --mice-light cross-attention (query
+tokens attend to frozen document states). Queries are padded to
+--mice-query-length (default model.query_max_length) tokens, documents cut
+to rerank.max_length. MICE trains without dropout.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for flag, key := range map[string]string{
@@ -234,13 +268,25 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			if err != nil {
 				return err
 			}
+			var mice *rerank.MICEConfig
+			switch arch {
+			case "cross-encoder":
+			case "mice":
+				mc, err := miceConfigFromFlags(initDir, miceFusion, miceInteract, miceLight, miceQueryLen, cfg.Model.QueryMaxLength, cfg.Rerank.MaxLength)
+				if err != nil {
+					return fmt.Errorf("train rerank: %w", err)
+				}
+				mice = &mc
+			default:
+				return fmt.Errorf("train rerank: --arch %q, want cross-encoder or mice", arch)
+			}
 			nn.SetThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			meta, err := rerank.TrainJob{Init: initDir, Out: out, WorkDir: work, Resume: resume,
 				Train: train, Split: split, Triples: triples, Teacher: teacher, Dev: dev, DevSplit: devSplit,
-				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress}.Run(ctx)
+				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress, MICE: mice}.Run(ctx)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					return errors.Unwrap(err)
@@ -248,7 +294,11 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "trained %d steps (%s loss) → %s (model of step %d)\n", meta.Steps, meta.Loss, out, meta.Step)
+			kind := ""
+			if arch == "mice" {
+				kind = ", MICE"
+			}
+			fmt.Fprintf(w, "trained %d steps (%s loss%s) → %s (model of step %d)\n", meta.Steps, meta.Loss, kind, out, meta.Step)
 			if len(dev) > 0 {
 				fmt.Fprintf(w, "best dev: %s\n", splade.FormatMetrics(meta.DevMetrics))
 			}
@@ -276,5 +326,37 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 	f.Uint64("seed", 0, "seed (default: config rerank.seed)")
 	f.Int("max-length", 0, "tokens per pair (default: config rerank.max_length)")
 	f.Int("dev-depth", 0, "BM25 hits re-ranked per dev query (default: config rerank.dev_depth)")
+	f.StringVar(&arch, "arch", "cross-encoder", "cross-encoder or mice")
+	f.IntVar(&miceFusion, "mice-fusion", 0, "MICE: layers that encode query and document apart")
+	f.IntSliceVar(&miceInteract, "mice-interact", nil, "MICE: interaction layers, ascending (default: --mice-fusion … last)")
+	f.BoolVar(&miceLight, "mice-light", false, "MICE: light cross-attention in the interaction layers")
+	f.IntVar(&miceQueryLen, "mice-query-length", 0, "MICE: query segment length in tokens (default: config model.query_max_length)")
 	return cmd
+}
+
+// miceConfigFromFlags builds a MICE shape for the model at dir; interact
+// nil means every layer from fusion up.
+func miceConfigFromFlags(dir string, fusion int, interact []int, light bool, queryLen, defQueryLen, docLen int) (rerank.MICEConfig, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return rerank.MICEConfig{}, fmt.Errorf("read the config of %s: %w", dir, err)
+	}
+	cfg, err := nn.ParseConfig(raw)
+	if err != nil {
+		return rerank.MICEConfig{}, fmt.Errorf("read the config of %s: %w", dir, err)
+	}
+	if interact == nil {
+		for l := fusion; l < cfg.NumLayers; l++ {
+			interact = append(interact, l)
+		}
+	}
+	if queryLen <= 0 {
+		queryLen = defQueryLen
+	}
+	docLen = min(docLen, cfg.MaxPositions-queryLen)
+	mc := rerank.MICEConfig{MICEOptions: nn.MICEOptions{Fusion: fusion, Interact: interact, Light: light}, QueryLength: queryLen, DocLength: docLen}
+	if err := mc.MICEOptions.Validate(cfg.NumLayers); err != nil {
+		return mc, err
+	}
+	return mc, nil
 }

@@ -1,0 +1,199 @@
+package rerank
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/tokenize"
+)
+
+// MICEConfig is a MICE re-ranker's shape beyond its weights: the variant
+// and the segment lengths. The document segment starts at position
+// QueryLength whatever the query, so that stored document states fit every
+// query; a MICE model is a cross-encoder checkpoint whose rerank.json has
+// kind "mice" and this under "mice".
+type MICEConfig struct {
+	nn.MICEOptions
+	QueryLength int `json:"query_length"` // Tq: "[CLS] q [SEP]" padded to it
+	DocLength   int `json:"doc_length"`   // Td at most: "d [SEP]"
+}
+
+// Validate checks c against model m.
+func (c MICEConfig) Validate(m *nn.Classifier) error {
+	if err := c.MICEOptions.Validate(m.Config.NumLayers); err != nil {
+		return err
+	}
+	if c.QueryLength < 2 || c.DocLength < 1 || c.QueryLength+c.DocLength > m.Config.MaxPositions {
+		return fmt.Errorf("mice: query length %d (≥ 2) + document length %d (≥ 1) must fit the %d positions of the model",
+			c.QueryLength, c.DocLength, m.Config.MaxPositions)
+	}
+	return nil
+}
+
+// MICE scores pairs with a minimal-interaction cross-encoder (nn/mice.go)
+// and trains it (PairModel). Not safe for concurrent use.
+type MICE struct {
+	Model     *nn.Classifier
+	Tok       *tokenize.Tokenizer
+	Cfg       MICEConfig
+	BatchSize int // pairs per forward pass in ScorePairs and RerankStore
+
+	pass  *nn.MICEPass
+	train *nn.MICETrainPass
+}
+
+// NewMICE wraps a classifier as MICE of shape cfg.
+func NewMICE(m *nn.Classifier, tok *tokenize.Tokenizer, cfg MICEConfig, batchSize int) (*MICE, error) {
+	if tok.VocabSize() != m.Config.VocabSize {
+		return nil, fmt.Errorf("mice: tokenizer has %d tokens, model vocab_size is %d", tok.VocabSize(), m.Config.VocabSize)
+	}
+	if err := cfg.Validate(m); err != nil {
+		return nil, err
+	}
+	return &MICE{Model: m, Tok: tok, Cfg: cfg, BatchSize: max(batchSize, 1), pass: m.NewMICEPass(), train: m.NewMICETrainPass()}, nil
+}
+
+// ReadMICEConfig returns the MICE configuration in dir's rerank.json, or
+// ok false when dir holds no MICE model (no rerank.json, or another kind).
+func ReadMICEConfig(dir string) (cfg MICEConfig, ok bool, err error) {
+	raw, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg, false, nil
+	}
+	if err != nil {
+		return cfg, false, fmt.Errorf("read %s: %w", dir, err)
+	}
+	var m struct {
+		Kind string          `json:"kind"`
+		MICE json.RawMessage `json:"mice"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return cfg, false, fmt.Errorf("read %s: %w", filepath.Join(dir, MetaFile), err)
+	}
+	if m.Kind != "mice" {
+		return cfg, false, nil
+	}
+	if err := json.Unmarshal(m.MICE, &cfg); err != nil {
+		return cfg, false, fmt.Errorf("read %s: mice: %w", filepath.Join(dir, MetaFile), err)
+	}
+	return cfg, true, nil
+}
+
+// WriteMICEConfig writes a rerank.json of kind "mice" with cfg into dir, so
+// that a cross-encoder checkpoint loads as MICE without training.
+func WriteMICEConfig(dir string, cfg MICEConfig) error {
+	raw, err := json.MarshalIndent(Meta{Format: 1, Kind: "mice", MICE: cfg}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, MetaFile), append(raw, '\n'), 0o644)
+}
+
+// QueryIDs are "[CLS] q… [SEP]" of at most QueryLength tokens.
+func (m *MICE) QueryIDs(q string) []int32 { return m.Tok.Encode(q, m.Cfg.QueryLength).IDs }
+
+// DocIDs are "d… [SEP]" of at most DocLength tokens.
+func (m *MICE) DocIDs(d string) []int32 { return m.Tok.Encode(d, m.Cfg.DocLength+1).IDs[1:] }
+
+// pad lays rows out as (B,T) ids and mask, T the longest row or minT.
+func pad(rows [][]int32, minT int, padID int32) (ids []int32, mask []float32, T int) {
+	T = minT
+	for _, r := range rows {
+		T = max(T, len(r))
+	}
+	ids, mask = make([]int32, len(rows)*T), make([]float32, len(rows)*T)
+	for i, r := range rows {
+		for j := range T {
+			ids[i*T+j] = padID
+		}
+		copy(ids[i*T:], r)
+		for j := range r {
+			mask[i*T+j] = 1
+		}
+	}
+	return ids, mask, T
+}
+
+// Forward scores the pairs as one batch, kept for Backward (training; no
+// dropout, see nn.MICETrainPass).
+func (m *MICE) Forward(qs, ds []string) []float32 {
+	qr, dr := make([][]int32, len(qs)), make([][]int32, len(ds))
+	for i := range qs {
+		qr[i], dr[i] = m.QueryIDs(qs[i]), m.DocIDs(ds[i])
+	}
+	qids, qmask, Tq := pad(qr, m.Cfg.QueryLength, m.Tok.PAD())
+	dids, dmask, Td := pad(dr, 1, m.Tok.PAD())
+	return m.train.Forward(m.Cfg.MICEOptions, qids, qmask, Tq, dids, dmask, Td, len(qs))
+}
+
+// Backward adds the gradient of Σ dscores·scores of the last Forward.
+func (m *MICE) Backward(dscores []float32) { m.train.Backward(dscores) }
+
+// Base is the model whose parameters train.
+func (m *MICE) Base() *nn.Model { return m.Model.Model }
+
+// ScorePairs scores the pairs on the fly (document states computed, not
+// read from a store) in batches of BatchSize pairs of similar document
+// length.
+func (m *MICE) ScorePairs(qs, ds []string, progress func(n int)) ([]float32, error) {
+	if len(qs) != len(ds) {
+		return nil, fmt.Errorf("score pairs: %d queries for %d documents", len(qs), len(ds))
+	}
+	dr := make([][]int32, len(ds))
+	for i := range ds {
+		dr[i] = m.DocIDs(ds[i])
+	}
+	order := make([]int, len(ds))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(dr[order[a]]) < len(dr[order[b]]) })
+	out := make([]float32, len(qs))
+	o, Tq := m.Cfg.MICEOptions, m.Cfg.QueryLength
+	for lo := 0; lo < len(order); lo += m.BatchSize {
+		idx := order[lo:min(lo+m.BatchSize, len(order))]
+		qb, db := make([][]int32, len(idx)), make([][]int32, len(idx))
+		for k, i := range idx {
+			qb[k], db[k] = m.QueryIDs(qs[i]), dr[i]
+		}
+		qids, qmask, _ := pad(qb, Tq, m.Tok.PAD())
+		dids, dmask, Td := pad(db, 1, m.Tok.PAD())
+		B := len(idx)
+		xd := m.pass.DocStates(o, dids, dmask, B, Td, Tq)
+		xq := m.pass.QueryStates(o, qids, qmask, B, Tq)
+		s := m.pass.Score(o, xq, qmask, Tq, xd, dmask, Td, B)
+		for k, i := range idx {
+			out[i] = s[k]
+		}
+		if progress != nil {
+			progress(B)
+		}
+	}
+	return out, nil
+}
+
+// LoadScorer loads the re-ranker in dir: MICE when its rerank.json says
+// so, else a cross-encoder. maxLen bounds a cross-encoder's pairs.
+func LoadScorer(dir string, maxLen, batch int) (Scorer, error) {
+	c, err := nn.LoadClassifier(dir, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenize.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	cfg, ok, err := ReadMICEConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return NewMICE(c, tok, cfg, batch)
+	}
+	return NewCrossEncoder(c, tok, maxLen, batch)
+}

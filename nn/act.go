@@ -41,4 +41,3 @@ func GELUBackward(dx, dy, x []float32) {
 // below 1e-6 + |x_i − max|·2⁻²⁴ (float32 exp with ≤ 4 ulp, fastmath.go:
 // expf32, a float32 sum, and the float32 rounding of x_i − max).
 func SoftmaxInPlace(row []float32) { softmaxKernel(row) }
-

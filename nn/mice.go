@@ -55,12 +55,12 @@ func (o MICEOptions) Validate(L int) error {
 // MICEPass holds the buffers of MICE forward passes. Not safe for
 // concurrent use.
 type MICEPass struct {
-	c    *Classifier
+	c                                        *Classifier
 	x, q, k, v, ctx, res, a, f1, fg, out, kv []float32
-	mean, rstd                              []float32
-	mask                                    []float32
-	att                                     []float32
-	head                                    clsHead
+	mean, rstd                               []float32
+	mask                                     []float32
+	att                                      []float32
+	head                                     clsHead
 }
 
 // NewMICEPass returns empty buffers for c.

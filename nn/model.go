@@ -324,12 +324,12 @@ type Pass struct {
 	layers  []layerActs
 
 	// backward scratch
-	dA, dB     []float32 // (N,C) gradient w.r.t. the current layer's output / input
-	dRes       []float32 // (N,C)
-	dProj      []float32 // (N,C)
-	dCtx       []float32 // (N,C)
-	dQ, dK, dV []float32 // (N,C)
-	dFF        []float32 // (N,F)
+	dA, dB     []float32   // (N,C) gradient w.r.t. the current layer's output / input
+	dRes       []float32   // (N,C)
+	dProj      []float32   // (N,C)
+	dCtx       []float32   // (N,C)
+	dQ, dK, dV []float32   // (N,C)
+	dFF        []float32   // (N,F)
 	dAtt       [][]float32 // per worker (T,T): one head's score gradient
 
 	// forward attention kernel scratch and padded-key lists, one per worker

@@ -63,7 +63,7 @@ speed (pairs/s, ms per query) is printed at the end.`,
 			if model == "" || queries == "" || corpus == "" || runPath == "" || out == "" {
 				return errors.New("rerank: --model, --queries, --corpus, --run and --out are required")
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			opts := skipOptions(cfg, stderr)
 			ce, err := loadCrossEncoder(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
@@ -153,7 +153,7 @@ or a --triples file.`,
 			if work == "" {
 				work = filepath.Clean(out) + ".work"
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -234,7 +234,7 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			if err != nil {
 				return err
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -259,3 +259,34 @@ func TestKernelsIdenticalAcrossThreads(t *testing.T) {
 		got.same(t, &want, fmt.Sprintf("%d workers", nw))
 	}
 }
+
+// TestThreadsConcurrentModels runs two models at once at 8 workers: one
+// finds the helpers busy and runs its parts inline, and both must still
+// equal a run on one worker.
+func TestThreadsConcurrentModels(t *testing.T) {
+	// models are made on the test goroutine (threadModel may call t.Fatal)
+	encode := func(m *Model, b Batch) digest {
+		var d digest
+		d.add("encode", m.Encode(b))
+		out := make([]float32, b.B*m.Config.VocabSize)
+		SpladeEncode(m, b, out, nil)
+		d.add("splade infer", out)
+		return d
+	}
+	var want digest
+	withThreads(t, 1, func() { want = encode(threadModel(t, "bert")) })
+	withThreads(t, 8, func() {
+		var got [4]digest
+		done := make(chan int)
+		for i := range got {
+			m, b := threadModel(t, "bert")
+			go func() { got[i] = encode(m, b); done <- i }()
+		}
+		for range got {
+			<-done
+		}
+		for i := range got {
+			got[i].same(t, &want, fmt.Sprintf("concurrent model %d", i))
+		}
+	})
+}

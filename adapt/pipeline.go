@@ -268,7 +268,7 @@ func (p *Pipeline) encodeStage(name, model, target string) Stage {
 			idx := filepath.Join(work, "index")
 			st, err := splade.EncodeCorpus(ctx, enc, target, idx, splade.EncodeCorpusOptions{
 				WorkDir: filepath.Join(work, "shards"), ShardSize: c.Splade.ShardSize,
-				Index:       index.Options{QuantBits: c.Index.QuantBits, BlockSize: c.Index.BlockSize},
+				Index:       index.Options{Workers: c.NumThreads(), QuantBits: c.Index.QuantBits, BlockSize: c.Index.BlockSize},
 				Fingerprint: splade.Fingerprint(enc, model), Corpus: p.CorpusOpts})
 			if err != nil {
 				return err
@@ -383,7 +383,7 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 				}
 			}
 			cmp, err := eval.Compare(qrels, eval.NamedRun{Name: SysZeroShot, Run: runs[SysZeroShot]}, others, ms,
-				eval.Options{AllQueries: true, RelThreshold: 1})
+				eval.Options{AllQueries: true, RelThreshold: 1, Workers: c.NumThreads()})
 			if err != nil {
 				return err
 			}

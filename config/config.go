@@ -28,9 +28,13 @@ type Config struct {
 	// CacheDir holds trained models, tokenised caches and indexes.
 	// Empty means $XDG_CACHE_HOME/spladapt (or ~/.cache/spladapt).
 	CacheDir string `mapstructure:"cache_dir"`
-	// Threads is the number of compute threads (matrix products and kernels
-	// split over at most two workers; OpenBLAS runs on one thread);
-	// 0 means one per CPU.
+	// Threads is the number of workers of every parallel part: the model
+	// code (nn.SetThreads: matrix products cut into row chunks, each on
+	// single-threaded OpenBLAS; element-wise kernels, attention heads,
+	// SPLADE pooling), tokenisation (tokenize.SetThreads), index building
+	// (index.Options.Workers), BM25 search and evaluation
+	// (eval.Options.Workers). Results do not depend on it. 0 means one per
+	// CPU.
 	Threads int `mapstructure:"threads"`
 	// SkipInvalid skips malformed input records (each reported with file and
 	// line, and counted) instead of stopping at the first one.

@@ -52,6 +52,11 @@ type Options struct {
 	// Depth keeps only the first Depth hits of each query after sorting
 	// (trec_eval -M); 0 means all.
 	Depth int `json:"depth"`
+	// Workers is how many goroutines share the queries of a large run (the
+	// config key threads); 0 means GOMAXPROCS, at most 8. Values are
+	// computed per query and summed in query order, so they do not depend
+	// on it.
+	Workers int `json:"-"`
 }
 
 // Results are the values of each measure for each evaluated query and
@@ -103,8 +108,8 @@ const (
 // error (trec_eval refuses duplicates too).
 //
 // Cost: O(H log h) for H hits in all with h per query (the sort), plus
-// O(H·|measures|); queries are spread over GOMAXPROCS goroutines for large
-// runs. A 1M-hit run evaluates in well under a second (BenchmarkEvalRun).
+// O(H·|measures|); queries are spread over opts.Workers goroutines for
+// runs of more than 20 000 hits. A 1M-hit run evaluates in well under a second (BenchmarkEvalRun).
 func Evaluate(qrels corpora.Qrels, run corpora.Run, measures []Measure, opts Options) (*Results, error) {
 	if len(measures) == 0 {
 		return nil, fmt.Errorf("evaluate: no measures")
@@ -142,7 +147,11 @@ func Evaluate(qrels corpora.Qrels, run corpora.Run, measures []Measure, opts Opt
 
 	workers := 1
 	if hits > 20000 {
-		workers = min(runtime.GOMAXPROCS(0), len(qids), 8)
+		workers = opts.Workers
+		if workers <= 0 {
+			workers = min(runtime.GOMAXPROCS(0), 8)
+		}
+		workers = min(workers, len(qids))
 	}
 	errs := make([]error, workers)
 	var wg sync.WaitGroup

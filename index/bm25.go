@@ -39,6 +39,7 @@ type BM25Options struct {
 	K1, B     float64 // BM25 parameters (k1 ≥ 0, b in [0, 1])
 	QuantBits int     // impact width (default 8)
 	BlockSize int     // documents per block (default DefaultBlockSize)
+	Workers   int     // goroutines encoding postings (Options.Workers)
 	// Progress, when not nil, is called with the number of documents
 	// analysed so far (every 1000 and at the end).
 	Progress func(n int)
@@ -140,7 +141,7 @@ func BuildBM25(dir string, next func() (corpora.Doc, error), opts BM25Options) (
 	}
 	b, err := NewBuilder(Options{
 		Vocab: vocab, QuantBits: opts.QuantBits, BlockSize: opts.BlockSize,
-		Fingerprint: BM25Fingerprint(opts.K1, opts.B),
+		Fingerprint: BM25Fingerprint(opts.K1, opts.B), Workers: opts.Workers,
 	})
 	if err != nil {
 		return nil, st, fmt.Errorf("build bm25 index %s: %w", dir, err)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/spladapt/spladapt/internal/atomicfile"
@@ -46,6 +47,12 @@ type Options struct {
 	MaxWeight float64
 	// Fingerprint is an opaque model/vocabulary identity stored in META.
 	Fingerprint string
+	// Workers is how many goroutines quantise and encode the postings
+	// when the index is written (the config key threads); values below 1
+	// mean 1. The file does not depend on it: each worker encodes a
+	// contiguous range of terms into its own buffers, which are written in
+	// term order. Adding documents and writing the file stay serial.
+	Workers int
 }
 
 // DefaultBlockSize is the block size of the block-max maxima when Options
@@ -257,37 +264,25 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 
 	// Pass one: quantise and encode every term's postings (kept in memory,
 	// ≈ 2 bytes per posting); df, max impact and dense rank per term.
+	// Workers take contiguous term ranges (about equal in postings), each
+	// with its own buffers; offsets are made global afterwards.
 	plans := make([]termPlan, V)
-	var docsBuf, impsBuf []byte
-	keptDocs := make([]uint32, 0, 1024)
-	keptImps := make([]uint16, 0, 1024)
-	for t := 0; t < len(b.docs); t++ {
-		p := &plans[t]
-		keptDocs, keptImps = keptDocs[:0], keptImps[:0]
-		for i, d := range b.docs[t] {
-			imp, clipped := quantize(b.weights[t][i], m.Scale, maxImp)
-			if clipped {
-				m.ClippedPostings++
-			}
-			if imp == 0 {
-				m.DroppedPostings++
-				continue
-			}
-			keptDocs = append(keptDocs, d)
-			keptImps = append(keptImps, uint16(imp))
-			p.maxImp = max(p.maxImp, imp)
+	parts := b.encodeTerms(plans, m.Scale, maxImp, width, max(o.Workers, 1))
+	var docsLen, impsLen int
+	for i := range parts {
+		pt := &parts[i]
+		if pt.err != nil {
+			return nil, pt.err
 		}
-		p.df = len(keptDocs)
-		p.docOff, p.impOff = len(docsBuf), len(impsBuf)
-		if p.df > 0 {
-			docsBuf = appendBitmap(docsBuf, keptDocs)
-			impsBuf = appendImpacts(impsBuf, keptImps, width)
+		for t := pt.lo; t < pt.hi; t++ {
+			plans[t].docOff += docsLen
+			plans[t].impOff += impsLen
 		}
-		p.docLen, p.impLen = len(docsBuf)-p.docOff, len(impsBuf)-p.impOff
-		if p.docLen > math.MaxUint32 {
-			return nil, fmt.Errorf("term %d: roaring bitmap of %d bytes exceeds 4 GiB", t, p.docLen)
-		}
-		m.NumPostings += int64(p.df)
+		docsLen += len(pt.docs)
+		impsLen += len(pt.imps)
+		m.ClippedPostings += pt.clipped
+		m.DroppedPostings += pt.dropped
+		m.NumPostings += pt.postings
 	}
 	for t := range plans {
 		plans[t].dense = noDense
@@ -333,12 +328,16 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 
 	// DOCS
 	w.begin()
-	w.write(docsBuf)
+	for _, pt := range parts {
+		w.write(pt.docs)
+	}
 	secs[secDocs] = w.end(secs[secDocs])
 
 	// IMPS
 	w.begin()
-	w.write(impsBuf)
+	for _, pt := range parts {
+		w.write(pt.imps)
+	}
 	secs[secImps] = w.end(secs[secImps])
 
 	// RMAX
@@ -417,6 +416,83 @@ func (b *Builder) writeFile(path string) (*Meta, error) {
 		return nil, err
 	}
 	return m, f.Close()
+}
+
+// termPart is one worker's share of pass one: terms lo..hi−1, their
+// encoded postings and counts (offsets in plans are local to docs, imps).
+type termPart struct {
+	lo, hi                     int
+	docs, imps                 []byte
+	clipped, dropped, postings int64
+	err                        error
+}
+
+// encodeMinPostings is the share of postings below which another worker
+// does not pay for its goroutine (a variable so that tests can split small
+// indexes).
+var encodeMinPostings int64 = 1 << 16
+
+// encodeTerms runs pass one of writeFile over the terms with postings,
+// split into at most nw contiguous ranges of about equal postings.
+func (b *Builder) encodeTerms(plans []termPlan, scale float64, maxImp, width, nw int) []termPart {
+	T := len(b.docs)
+	var total int64
+	for _, d := range b.docs {
+		total += int64(len(d))
+	}
+	nw = max(1, min(nw, T, int(total/encodeMinPostings)))
+	parts := make([]termPart, 0, nw)
+	lo := 0
+	var acc int64
+	for t := range T {
+		acc += int64(len(b.docs[t]))
+		if len(parts) < nw-1 && acc*int64(nw) >= total*int64(len(parts)+1) {
+			parts = append(parts, termPart{lo: lo, hi: t + 1})
+			lo = t + 1
+		}
+	}
+	parts = append(parts, termPart{lo: lo, hi: T})
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() { b.encodeRange(&parts[i], plans, scale, maxImp, width) })
+	}
+	wg.Wait()
+	return parts
+}
+
+// encodeRange quantises and encodes the postings of terms pt.lo..pt.hi−1.
+func (b *Builder) encodeRange(pt *termPart, plans []termPlan, scale float64, maxImp, width int) {
+	keptDocs := make([]uint32, 0, 1024)
+	keptImps := make([]uint16, 0, 1024)
+	for t := pt.lo; t < pt.hi; t++ {
+		p := &plans[t]
+		keptDocs, keptImps = keptDocs[:0], keptImps[:0]
+		for i, d := range b.docs[t] {
+			imp, clipped := quantize(b.weights[t][i], scale, maxImp)
+			if clipped {
+				pt.clipped++
+			}
+			if imp == 0 {
+				pt.dropped++
+				continue
+			}
+			keptDocs = append(keptDocs, d)
+			keptImps = append(keptImps, uint16(imp))
+			p.maxImp = max(p.maxImp, imp)
+		}
+		p.df = len(keptDocs)
+		p.docOff, p.impOff = len(pt.docs), len(pt.imps)
+		if p.df > 0 {
+			pt.docs = appendBitmap(pt.docs, keptDocs)
+			pt.imps = appendImpacts(pt.imps, keptImps, width)
+		}
+		p.docLen, p.impLen = len(pt.docs)-p.docOff, len(pt.imps)-p.impOff
+		if p.docLen > math.MaxUint32 {
+			pt.err = fmt.Errorf("term %d: roaring bitmap of %d bytes exceeds 4 GiB", t, p.docLen)
+			return
+		}
+		pt.postings += int64(p.df)
+	}
 }
 
 // secWriter writes sections one after another, 8-aligned, with a CRC each.

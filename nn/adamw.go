@@ -57,7 +57,7 @@ func (o *AdamW) Step(lr float64) {
 		if !p.NoDecay {
 			decay = 1 - lr*o.WeightDecay
 		}
-		split2(ewJob{op: opAdamW, n: len(p.G), adam: adamArgs{p.W, p.G, o.m[i], o.v[i], b1, b2, stepSize, bc2, o.Eps, decay}})
+		split(ewJob{op: opAdamW, n: len(p.G), adam: adamArgs{p.W, p.G, o.m[i], o.v[i], b1, b2, stepSize, bc2, o.Eps, decay}})
 	}
 }
 

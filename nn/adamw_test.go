@@ -125,7 +125,7 @@ func TestClipGradNorm(t *testing.T) {
 }
 
 // TestAdamWKernelMatchesGo: the backend's AdamW update (C with cgo, split
-// over two workers for large parameters) against the pure-Go loop.
+// over the workers for large parameters) against the pure-Go loop.
 func TestAdamWKernelMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	n := parallelMin*2 + 13

@@ -8,34 +8,32 @@ package nn
 */
 import "C"
 
-import (
-	"sync/atomic"
-	"unsafe"
-)
+import "unsafe"
 
 // Backend names the matrix-product implementation in use.
 const Backend = "openblas"
 
-// gemmWorkers is how many goroutines share a large matrix product (1 or
-// 2). OpenBLAS itself always runs on one thread: its own pool spins
-// between calls and then steals the cores from the element-wise kernels,
-// attention and pooling workers that run between products, so the rows of
-// a large product are split over our two workers instead (see Sgemm).
-var gemmWorkers atomic.Int32
-
+// OpenBLAS itself always runs on one thread: its own pool spins between
+// calls and then steals the cores from the element-wise kernels, attention
+// and pooling workers that run between products, so the rows of a large
+// product are cut into chunks that our workers share instead (Sgemm,
+// threads.go). Without SetThreads the worker count is OpenBLAS's own
+// default (OPENBLAS_NUM_THREADS, else one per CPU).
 func init() {
-	gemmWorkers.Store(int32(min(max(int(C.openblas_get_num_threads()), 1), 2)))
+	setWorkers(int(C.openblas_get_num_threads()))
 	C.openblas_set_num_threads(1)
 }
 
-// SetThreads sets how many threads the matrix products and the other
-// parallel kernels use; at most two are used.
+// SetThreads sets how many workers the matrix products and the other
+// parallel kernels use (values below 1 mean 1); see threads.go for what
+// they split and what it costs. Results do not depend on it.
 func SetThreads(n int) {
-	gemmWorkers.Store(int32(min(max(n, 1), 2)))
+	setWorkers(n)
 	C.openblas_set_num_threads(1)
 }
 
-// gemmArgs are Sgemm's arguments; rows of C split between workers.
+// gemmArgs are Sgemm's arguments; C is cut into p row chunks
+// (gemmChunks), which the workers share.
 type gemmArgs struct {
 	transA, transB bool
 	m, n, k        int
@@ -43,6 +41,14 @@ type gemmArgs struct {
 	a, b, c        []float32
 	lda, ldb, ldc  int
 	bias           []float32 // when set, copied into each row of C first (beta must be 1)
+	p              int       // chunks
+}
+
+// chunks runs chunks lo..hi−1, one OpenBLAS call each.
+func (g *gemmArgs) chunks(lo, hi int) {
+	for c := lo; c < hi; c++ {
+		g.rows(gemmChunkStart(g.m, g.p, c), gemmChunkStart(g.m, g.p, c+1))
+	}
 }
 
 // rows runs rows lo..hi−1 of the product on the calling thread.
@@ -69,19 +75,29 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	// Split by rows over two workers when each half is a sizeable product
-	// (from within a worker, split2 runs it inline).
-	sgemmSplit(&gemmArgs{transA, transB, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, nil})
+	sgemmSplit(&gemmArgs{transA, transB, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, nil, 0})
 }
 
-// sgemmSplit runs g, split by rows over two workers when each half is a
-// sizeable product (from within a worker, split2 runs it inline).
+// sgemmSplit runs g as gemmChunks row chunks shared by the workers (inline
+// when the helpers are busy, e.g. from within a worker).
 func sgemmSplit(g *gemmArgs) {
-	if gemmWorkers.Load() >= 2 && g.m >= 32 && 2*float64(g.m)*float64(g.n)*float64(g.k) >= 1<<22 {
-		split2(ewJob{op: opGemm, n: g.m, gemm: g})
+	g.p = gemmChunks(g.m, g.n, g.k)
+	if g.p < 2 {
+		g.rows(0, g.m)
 		return
 	}
-	g.rows(0, g.m)
+	split(ewJob{op: opGemm, n: g.p, gemm: g})
+}
+
+// sgemmSerial is Sgemm as one OpenBLAS call on the calling goroutine, for
+// code that is itself the parallel unit (attention heads, pooling tiles):
+// the same result wherever it runs.
+func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	sgemm1(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // sgemmBias sets out (n,oc) = inp (n,ic)·wᵀ + b; each worker copies the
@@ -91,7 +107,7 @@ func sgemmBias(out, inp, w, b []float32, n, ic, oc int) {
 		return
 	}
 	checkGemm(false, true, n, oc, ic, inp, ic, w, ic, out, oc)
-	sgemmSplit(&gemmArgs{false, true, n, oc, ic, 1, 1, inp, w, out, ic, ic, oc, b[:oc]})
+	sgemmSplit(&gemmArgs{false, true, n, oc, ic, 1, 1, inp, w, out, ic, ic, oc, b[:oc], 0})
 }
 
 // sgemm1 is one cblas_sgemm call (OpenBLAS on one thread).

@@ -3,6 +3,8 @@
 package nn
 
 import (
+	"runtime"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
@@ -10,9 +12,13 @@ import (
 // Backend names the matrix-product implementation in use.
 const Backend = "gonum"
 
-// SetThreads is a no-op for the pure-Go backend (gonum parallelises
-// internally over GOMAXPROCS).
-func SetThreads(n int) {}
+func init() { setWorkers(runtime.GOMAXPROCS(0)) }
+
+// SetThreads sets how many workers the parallel kernels use (values below
+// 1 mean 1); see threads.go. Matrix products are gonum's, which splits them
+// over GOMAXPROCS goroutines itself (each element of C summed in the same
+// order whatever the split, so results do not depend on either count).
+func SetThreads(n int) { setWorkers(n) }
 
 var impl gonum.Implementation
 
@@ -47,7 +53,12 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 // gemmArgs is the cgo backend's split product; gonum splits its own.
 type gemmArgs struct{}
 
-func (g *gemmArgs) rows(lo, hi int) {}
+func (g *gemmArgs) chunks(lo, hi int) {}
+
+// sgemmSerial is Sgemm (gonum's result does not depend on its split).
+func sgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
 
 // sgemmBias sets out (n,oc) = inp (n,ic)·wᵀ + b.
 func sgemmBias(out, inp, w, b []float32, n, ic, oc int) {

@@ -36,7 +36,7 @@ func naiveGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda
 func TestSgemmAgainstNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	// The last size is above the threshold from which the cgo backend
-	// splits the rows of C over two workers (2·m·n·k ≥ 2²², m ≥ 32).
+	// cuts C into row chunks shared by the workers (2·m·n·k ≥ 2²², m ≥ 32).
 	for _, tc := range []struct{ m, n, k int }{{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {64, 65, 63}, {4, 3, 0}, {97, 130, 170}} {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {

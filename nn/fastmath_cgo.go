@@ -357,10 +357,6 @@ func foldMaxRows(mx []float32, am []int32, ldm int, x []float32, ldx int, seg, t
 		(*C.int32_t)(unsafe.Pointer(&seg[0])), (*C.int32_t)(unsafe.Pointer(&tpos[0])), C.int(len(seg)), C.int(n))
 }
 
-// headWorkers is how many goroutines the SPLADE head and the attention
-// split their work over (see gemmWorkers).
-func headWorkers() int { return int(gemmWorkers.Load()) }
-
 // geluKernel, geluBackwardKernel and softmaxKernel run the C twins of
 // geluGo, geluBackwardGo and softmaxGo (fastmath.go).
 func geluKernel(dst, x []float32) {

@@ -2,8 +2,6 @@
 
 package nn
 
-import "runtime"
-
 // foldMaxRows folds the logit rows x (len(seg) rows of n, leading dimension
 // ldx) into running maxima: row i updates mx[seg[i]·ldm : +n] where its value
 // is strictly larger, recording position tpos[i] in am at the same offsets.
@@ -21,9 +19,6 @@ func foldMaxRows(mx []float32, am []int32, ldm int, x []float32, ldx int, seg, t
 		}
 	}
 }
-
-// headWorkers is how many goroutines the SPLADE head splits its GEMMs over.
-func headWorkers() int { return min(runtime.GOMAXPROCS(0), 2) }
 
 func geluKernel(dst, x []float32)            { geluGo(dst, x) }
 func geluBackwardKernel(dx, dy, x []float32) { geluBackwardGo(dx, dy, x) }

@@ -271,7 +271,7 @@ func BenchmarkSoftmaxCrossEntropy(b *testing.B) {
 }
 
 // TestLayerNormKernelMatchesGo: the backend's LayerNormForward (C with
-// cgo, split over two workers for large inputs) against the pure-Go
+// cgo, split over the workers for large inputs) against the pure-Go
 // kernel, on a split-size input with an odd width.
 func TestLayerNormKernelMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -313,7 +313,7 @@ func TestLayerNormKernelMatchesGo(t *testing.T) {
 }
 
 // TestBackwardKernelsMatchGo: LayerNormBackward and LinearBackward's bias
-// gradient on inputs large enough to split over two workers (C kernels with
+// gradient on inputs large enough to split over the workers (C kernels with
 // cgo) against the pure-Go loops, accumulating into non-zero gradients.
 func TestBackwardKernelsMatchGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 1))

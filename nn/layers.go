@@ -31,8 +31,9 @@ func LinearBackward(dinp, dw, db, dout, inp, w []float32, n, ic, oc int) {
 		Sgemm(true, false, oc, ic, n, 1, dout, oc, inp, ic, 1, dw, ic)
 	}
 	if db != nil {
-		// Column sums, split by columns when large.
-		split2(ewJob{op: opColSum, n: oc, cs: colSumArgs{db, dout, n, oc}})
+		// Column sums, split by columns when large (each column summed
+		// over the rows in order, whichever worker holds it).
+		split(ewJob{op: opColSum, n: oc, cs: colSumArgs{db, dout, n, oc}})
 	}
 }
 
@@ -61,14 +62,14 @@ func colSumGo(db, dout []float32, n, oc, lo, hi int) {
 // for the backward pass. Statistics are accumulated in float64. out may not
 // alias x.
 func LayerNormForward(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float64) {
-	split2(ewJob{op: opLayerNorm, n: n, ln: lnArgs{out, mean, rstd, x, nil, gamma, beta, c, eps}})
+	split(ewJob{op: opLayerNorm, n: n, ln: lnArgs{out, mean, rstd, x, nil, gamma, beta, c, eps}})
 }
 
 // LayerNormResidualForward adds res to x in place (x keeps the sum, the
 // input a backward pass needs) and then runs LayerNormForward on it, in one
 // pass over the rows.
 func LayerNormResidualForward(out, mean, rstd, x, res, gamma, beta []float32, n, c int, eps float64) {
-	split2(ewJob{op: opLayerNorm, n: n, ln: lnArgs{out, mean, rstd, x, res, gamma, beta, c, eps}})
+	split(ewJob{op: opLayerNorm, n: n, ln: lnArgs{out, mean, rstd, x, res, gamma, beta, c, eps}})
 }
 
 // layerNormGo is LayerNormForward's pure-Go kernel.
@@ -99,44 +100,74 @@ func layerNormGo(out, mean, rstd, x, gamma, beta []float32, n, c int, eps float6
 // dgamma/dbeta (skipped when nil) their gradients, given dout and the
 // forward input x with its mean and rstd:
 // dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ⊙x̂)), ĝ = dout⊙γ, x̂ = (x−μ)·rstd.
+//
+// Large calls split their rows over the workers. The dγ/dβ sum is cut into
+// lnbBlocks(n, c) blocks of rows, a number fixed by the shape: block 0
+// accumulates into dgamma/dbeta directly, every other block into its own
+// partial sums, which are then added in block order; so the result is the
+// same at every worker count. Extra cost: 2·C floats per block (at most
+// lnbMaxBlocks), written and added once.
 func LayerNormBackward(dx, dgamma, dbeta, dout, x, mean, rstd, gamma []float32, n, c int) {
-	if dgamma == nil || n*c < parallelMin {
+	if n*c < parallelMin {
 		layerNormBackwardKernel(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c)
 		return
 	}
-	// Rows split over two workers; the second accumulates dγ and dβ into
-	// partials that are added once both are done.
-	part := lnbPool.Get().(*[]float32)
-	if cap(*part) < 2*c {
-		*part = make([]float32, 2*c)
+	k := lnbBlocks(n, c)
+	var part *[]float32
+	var pg []float32
+	if dgamma != nil {
+		part = lnbPool.Get().(*[]float32)
+		if cap(*part) < 2*c*(k-1) {
+			*part = make([]float32, 2*c*(k-1))
+		}
+		pg = (*part)[:2*c*(k-1)]
+		clear(pg)
 	}
-	pg := (*part)[:2*c]
-	clear(pg)
-	split2(ewJob{op: opLNBackward, n: n, lnb: lnbArgs{dx, dgamma, dbeta, pg[:c], pg[c:], dout, x, mean, rstd, gamma, c}})
-	for i := range c {
-		dgamma[i] += pg[i]
-		dbeta[i] += pg[c+i]
+	split(ewJob{op: opLNBackward, n: k, lnb: lnbArgs{dx, dgamma, dbeta, pg, dout, x, mean, rstd, gamma, n, c, k}})
+	if dgamma == nil {
+		return
+	}
+	for b := 1; b < k; b++ {
+		p := pg[2*c*(b-1) : 2*c*b]
+		for i := range c {
+			dgamma[i] += p[i]
+			dbeta[i] += p[c+i]
+		}
 	}
 	lnbPool.Put(part)
+}
+
+// lnbMaxBlocks bounds LayerNormBackward's blocks (and so its workers).
+const lnbMaxBlocks = 32
+
+// lnbBlocks is the number of row blocks of LayerNormBackward for n rows of
+// c (n·c ≥ parallelMin): one per parallelMin/2 elements, 2 to lnbMaxBlocks,
+// at most n. It depends on the shape only.
+func lnbBlocks(n, c int) int {
+	return min(max(n*c/(parallelMin/2), 2), lnbMaxBlocks, n)
 }
 
 // lnbPool holds LayerNormBackward's partial sums between calls.
 var lnbPool = sync.Pool{New: func() any { return new([]float32) }}
 
-// lnbArgs are LayerNormBackward's arguments; rows split between workers,
-// the worker that does not start at row 0 accumulating into pg and pb.
+// lnbArgs are LayerNormBackward's arguments: n rows of c in k blocks,
+// block b > 0 accumulating dγ, dβ into pg[2c(b−1) : 2cb] (nil: no dγ, dβ).
 type lnbArgs struct {
-	dx, dgamma, dbeta, pg, pb, dout, x, mean, rstd, gamma []float32
-	c                                                     int
+	dx, dgamma, dbeta, pg, dout, x, mean, rstd, gamma []float32
+	n, c, k                                           int
 }
 
-func (a lnbArgs) rows(lo, hi int) {
+// blocks runs blocks lo..hi−1.
+func (a lnbArgs) blocks(lo, hi int) {
 	c := a.c
-	dg, db := a.dgamma, a.dbeta
-	if lo > 0 {
-		dg, db = a.pg, a.pb
+	for b := lo; b < hi; b++ {
+		r0, r1 := a.n*b/a.k, a.n*(b+1)/a.k
+		dg, db := a.dgamma, a.dbeta
+		if b > 0 && a.dgamma != nil {
+			dg, db = a.pg[2*c*(b-1):2*c*(b-1)+c], a.pg[2*c*(b-1)+c:2*c*b]
+		}
+		layerNormBackwardKernel(a.dx[r0*c:r1*c], dg, db, a.dout[r0*c:r1*c], a.x[r0*c:r1*c], a.mean[r0:r1], a.rstd[r0:r1], a.gamma, r1-r0, c)
 	}
-	layerNormBackwardKernel(a.dx[lo*c:hi*c], dg, db, a.dout[lo*c:hi*c], a.x[lo*c:hi*c], a.mean[lo:hi], a.rstd[lo:hi], a.gamma, hi-lo, c)
 }
 
 // layerNormBackwardGo is LayerNormBackward's pure-Go kernel.

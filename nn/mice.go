@@ -165,12 +165,13 @@ func (p *MICEPass) layer(l int, xu, xkv, mask []float32, B, U, K int, out []floa
 	LinearForward(p.v, xkv, lp.vw.W, lp.vb.W, NK, C, C)
 	scale := float32(1 / math.Sqrt(float64(HS)))
 	negInf := float32(math.Inf(-1))
-	parallelBLAS(B*NH, func(lo, hi int) {
+	// Heads on the workers, one OpenBLAS call per product (sgemmSerial).
+	parallelBLAS(Threads(), B*NH, func(_, lo, hi int) {
 		S := make([]float32, U*K)
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/NH, bh%NH
 			qo, ko := b*U*C+h*HS, b*K*C+h*HS
-			Sgemm(false, true, U, K, HS, scale, p.q[qo:], C, p.k[ko:], C, 0, S, K)
+			sgemmSerial(false, true, U, K, HS, scale, p.q[qo:], C, p.k[ko:], C, 0, S, K)
 			km := mask[b*K : (b+1)*K]
 			for s := range U {
 				row := S[s*K : (s+1)*K]
@@ -181,7 +182,7 @@ func (p *MICEPass) layer(l int, xu, xkv, mask []float32, B, U, K int, out []floa
 				}
 				SoftmaxInPlace(row)
 			}
-			Sgemm(false, false, U, HS, K, 1, S, K, p.v[ko:], C, 0, p.ctx[qo:], C)
+			sgemmSerial(false, false, U, HS, K, 1, S, K, p.v[ko:], C, 0, p.ctx[qo:], C)
 		}
 	})
 	LinearForward(p.res, p.ctx, lp.ow.W, lp.ob.W, NU, C, C)

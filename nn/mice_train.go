@@ -238,7 +238,7 @@ func (p *MICETrainPass) layerForward(a *miceLayerActs, l int, xu, xkv, mask []fl
 	LinearForward(a.v, a.xkv, lp.vw.W, lp.vb.W, NK, C, C)
 	scale := float32(1 / math.Sqrt(float64(HS)))
 	negInf := float32(math.Inf(-1))
-	parallelBLAS(B*NH, func(lo, hi int) {
+	parallelBLAS(Threads(), B*NH, func(_, lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b := bh / NH
 			qo, ko := b*U*C+(bh%NH)*HS, b*K*C+(bh%NH)*HS
@@ -294,7 +294,7 @@ func (p *MICETrainPass) layerBackward(a *miceLayerActs, dout []float32) (dxu, dx
 	// dS = P⊙(dP − Σ_t P·dP)/√HS, dQ_h = dS·K_h, dK_h = dSᵀ·Q_h.
 	dq, dk, dv := make([]float32, NU*C), make([]float32, NK*C), make([]float32, NK*C)
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	parallelBLAS(B*NH, func(lo, hi int) {
+	parallelBLAS(Threads(), B*NH, func(_, lo, hi int) {
 		dP := make([]float32, U*K)
 		for bh := lo; bh < hi; bh++ {
 			b := bh / NH

@@ -324,24 +324,24 @@ type Pass struct {
 	layers  []layerActs
 
 	// backward scratch
-	dA, dB     []float32 // (N,C) gradient w.r.t. the current layer's output / input
-	dRes       []float32 // (N,C)
-	dProj      []float32 // (N,C)
-	dCtx       []float32 // (N,C)
-	dQ, dK, dV []float32 // (N,C)
-	dFF        []float32 // (N,F)
-	dAtt       []float32 // (T,T) one head's score gradient
-	dAtt2      []float32 // (T,T) the same for the second attention worker
+	dA, dB     []float32   // (N,C) gradient w.r.t. the current layer's output / input
+	dRes       []float32   // (N,C)
+	dProj      []float32   // (N,C)
+	dCtx       []float32   // (N,C)
+	dQ, dK, dV []float32   // (N,C)
+	dFF        []float32   // (N,F)
+	dAtt       [][]float32 // per worker (T,T): one head's score gradient
 
 	// forward attention kernel scratch and padded-key lists, one per worker
-	attScr [2][]float32
-	attPad [2][]int32
+	attScr [][]float32
+	attPad [][]int32
 
-	// Attention heads run on two workers (parallelBLAS); the range functions
-	// are made once per pass so that running them allocates nothing.
+	// Attention heads run on the workers (parallelBLAS, Threads()); the
+	// range functions are made once per pass so that running them
+	// allocates nothing.
 	attLayer    *layerActs
-	attFwdRange func(lo, hi int)
-	attBwdRange func(lo, hi int)
+	attFwdRange func(w, lo, hi int)
+	attBwdRange func(w, lo, hi int)
 
 	head headActs
 
@@ -366,6 +366,15 @@ func grow(buf []float32, n int) []float32 {
 		return buf[:n]
 	}
 	return make([]float32, n)
+}
+
+// growN returns buf with at least n entries, keeping the existing ones
+// (per-worker scratch).
+func growN[E any](buf []E, n int) []E {
+	if len(buf) < n {
+		buf = append(buf, make([]E, n-len(buf))...)
+	}
+	return buf
 }
 
 func (p *Pass) ensure(B, T int) {
@@ -405,24 +414,21 @@ func (m *Model) Backward(dh []float32) { m.pass.Backward(dh) }
 
 // attentionHeadsBackward back-propagates p.dCtx through the attention of
 // layer la for the (sequence, head) pairs lo..hi-1 (bi·NH + h) into p.dQ,
-// p.dK and p.dV. The worker that starts at 0 uses p.dAtt as scratch, the
-// other p.dAtt2.
-func (p *Pass) attentionHeadsBackward(la *layerActs, lo, hi int) {
+// p.dK and p.dV, with p.dAtt[w] as scratch. Its products are one OpenBLAS
+// call each (sgemmSerial): the heads are the parallel unit.
+func (p *Pass) attentionHeadsBackward(la *layerActs, w, lo, hi int) {
 	cfg := p.m.Config
 	T, C, NH, HS := p.batch.T, cfg.HiddenSize, cfg.NumHeads, cfg.HeadSize()
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	dP := p.dAtt
-	if lo > 0 {
-		dP = p.dAtt2
-	}
+	dP := p.dAtt[w]
 	for bh := lo; bh < hi; bh++ {
 		bi, h := bh/NH, bh%NH
 		off := bi*T*C + h*HS
 		a0 := bh * T * T
 		P, PD := la.att[a0:a0+T*T], la.attD[a0:a0+T*T]
 		// dPD = dctx_h·V_hᵀ (T,T); dV_h = PDᵀ·dctx_h.
-		Sgemm(false, true, T, T, HS, 1, p.dCtx[off:], C, la.v[off:], C, 0, dP, T)
-		Sgemm(true, false, T, HS, T, 1, PD, T, p.dCtx[off:], C, 0, p.dV[off:], C)
+		sgemmSerial(false, true, T, T, HS, 1, p.dCtx[off:], C, la.v[off:], C, 0, dP, T)
+		sgemmSerial(true, false, T, HS, T, 1, PD, T, p.dCtx[off:], C, 0, p.dV[off:], C)
 		if la.dropAtt {
 			DropoutBackward(dP, la.attMask[a0:a0+T*T])
 		}
@@ -438,8 +444,8 @@ func (p *Pass) attentionHeadsBackward(la *layerActs, lo, hi int) {
 			}
 		}
 		// dQ_h = dS·K_h; dK_h = dSᵀ·Q_h.
-		Sgemm(false, false, T, HS, T, 1, dP, T, la.k[off:], C, 0, p.dQ[off:], C)
-		Sgemm(true, false, T, HS, T, 1, dP, T, la.q[off:], C, 0, p.dK[off:], C)
+		sgemmSerial(false, false, T, HS, T, 1, dP, T, la.k[off:], C, 0, p.dQ[off:], C)
+		sgemmSerial(true, false, T, HS, T, 1, dP, T, la.q[off:], C, 0, p.dK[off:], C)
 	}
 }
 
@@ -531,28 +537,29 @@ func (p *Pass) attentionForward(la *layerActs, b Batch) {
 		// Dropout draws from m.rng in a fixed order: stay sequential.
 		la.attD = grow(la.attD, len(la.att))
 		la.attMask = grow(la.attMask, len(la.att))
-		p.attentionHeads(la, b, 0, b.B*p.m.Config.NumHeads)
+		p.attScr, p.attPad = growN(p.attScr, 1), growN(p.attPad, 1)
+		p.attentionHeads(la, b, 0, 0, b.B*p.m.Config.NumHeads, Sgemm)
 		return
 	}
 	la.attD = la.att
 	if p.attFwdRange == nil {
-		p.attFwdRange = func(lo, hi int) { p.attentionHeads(p.attLayer, p.batch, lo, hi) }
+		p.attFwdRange = func(w, lo, hi int) { p.attentionHeads(p.attLayer, p.batch, w, lo, hi, sgemmSerial) }
 	}
 	p.attLayer = la
-	parallelBLAS(b.B*p.m.Config.NumHeads, p.attFwdRange)
+	nw := Threads()
+	p.attScr, p.attPad = growN(p.attScr, nw), growN(p.attPad, nw)
+	parallelBLAS(nw, b.B*p.m.Config.NumHeads, p.attFwdRange)
 }
 
 // attentionHeads runs attentionForward for the (sequence, head) pairs
-// lo..hi-1, numbered bi·NH + h.
-func (p *Pass) attentionHeads(la *layerActs, b Batch, lo, hi int) {
+// lo..hi-1, numbered bi·NH + h, as worker w (its scratch p.attScr[w],
+// p.attPad[w]), with products by mm: sgemmSerial when the heads are the
+// parallel unit, Sgemm (split by rows) on the sequential dropout path.
+func (p *Pass) attentionHeads(la *layerActs, b Batch, w, lo, hi int, mm func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)) {
 	cfg := p.m.Config
 	T, C, NH, HS := b.T, cfg.HiddenSize, cfg.NumHeads, cfg.HeadSize()
 	scale := float32(1 / math.Sqrt(float64(HS)))
 	negInf := float32(math.Inf(-1))
-	w := 0 // worker: the one that starts at 0 or the other
-	if lo > 0 {
-		w = 1
-	}
 	for bh := lo; bh < hi; bh++ {
 		bi, h := bh/NH, bh%NH
 		mask := b.Mask[bi*T : (bi+1)*T]
@@ -572,7 +579,7 @@ func (p *Pass) attentionHeads(la *layerActs, b Batch, lo, hi int) {
 				continue
 			}
 		}
-		Sgemm(false, true, T, T, HS, scale, la.q[off:], C, la.k[off:], C, 0, S, T)
+		mm(false, true, T, T, HS, scale, la.q[off:], C, la.k[off:], C, 0, S, T)
 		padded := slices.Contains(mask, 0)
 		for s := range T {
 			row := S[s*T : (s+1)*T]
@@ -591,7 +598,7 @@ func (p *Pass) attentionHeads(la *layerActs, b Batch, lo, hi int) {
 			copy(PD, S)
 			DropoutForward(PD, la.attMask[bh*T*T:(bh+1)*T*T], cfg.AttnDropout, p.m.rng)
 		}
-		Sgemm(false, false, T, HS, T, 1, PD, T, la.v[off:], C, 0, la.ctx[off:], C)
+		mm(false, false, T, HS, T, 1, PD, T, la.v[off:], C, 0, la.ctx[off:], C)
 	}
 }
 
@@ -639,7 +646,12 @@ func (p *Pass) Backward(dh []float32) {
 	}
 	p.dA, p.dB, p.dRes, p.dProj = grow(p.dA, N*C), grow(p.dB, N*C), grow(p.dRes, N*C), grow(p.dProj, N*C)
 	p.dCtx, p.dQ, p.dK, p.dV = grow(p.dCtx, N*C), grow(p.dQ, N*C), grow(p.dK, N*C), grow(p.dV, N*C)
-	p.dFF, p.dAtt, p.dAtt2 = grow(p.dFF, N*F), grow(p.dAtt, T*T), grow(p.dAtt2, T*T)
+	p.dFF = grow(p.dFF, N*F)
+	nw := Threads()
+	p.dAtt = growN(p.dAtt, nw)
+	for w := range nw {
+		p.dAtt[w] = grow(p.dAtt[w], T*T)
+	}
 	// dout and spare take turns as ∂/∂(layer output) and ∂/∂(layer input);
 	// the swap stays local so that p.dA and p.dB remain two buffers.
 	dout, spare := p.dA, p.dB
@@ -684,12 +696,12 @@ func (p *Pass) Backward(dh []float32) {
 		clear(p.dCtx)
 		LinearBackward(p.dCtx, gradOf(lp.ow), gradOf(lp.ob), p.dProj, la.ctx, lp.ow.W, N, C, C)
 
-		// Attention, head by head, on two workers.
+		// Attention, head by head, on the workers.
 		if p.attBwdRange == nil {
-			p.attBwdRange = func(lo, hi int) { p.attentionHeadsBackward(p.attLayer, lo, hi) }
+			p.attBwdRange = func(w, lo, hi int) { p.attentionHeadsBackward(p.attLayer, w, lo, hi) }
 		}
 		p.attLayer = la
-		parallelBLAS(B*NH, p.attBwdRange)
+		parallelBLAS(nw, B*NH, p.attBwdRange)
 		var dxArg []float32 // nil: nothing below needs ∂/∂x
 		if needDx {
 			dxArg = dx

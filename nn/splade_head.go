@@ -29,7 +29,7 @@ import (
 // leaves room in a 1 MiB L2 for the packed operands. Measured on the 2-core
 // EPYC at C=768: 256×512 tiles with single-threaded OpenBLAS in two workers
 // ran ~2× the GFLOPS of the same tiles with two-threaded OpenBLAS in one
-// (OpenBLAS now always runs on one thread; see gemmWorkers).
+// (OpenBLAS now always runs on one thread; see threads.go).
 const (
 	spladeRows = 256
 	spladeCols = 512
@@ -54,8 +54,10 @@ const (
 //
 // With cgo on a CPU with AVX2 and FMA it runs the fused kernel of
 // SpladePoolInfer, tracking the argmax per vector lane. Otherwise work is
-// split over two workers by vocabulary block, each calling Sgemm on its
-// tiles, so one worker's max pass overlaps the other's GEMM.
+// split over the workers (Threads) by vocabulary block, each calling one
+// product per tile, so one worker's max pass overlaps another's GEMM. Each
+// (b, v) is computed the same way whichever worker holds it, so results do
+// not depend on the worker count.
 func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
 	if argmax == nil {
 		panic("splade: SpladePoolForward needs argmax (SpladePoolInfer does without)")
@@ -64,7 +66,7 @@ func SpladePoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []float
 		spladePoolFused(z, mask, emb, bias, B, T, C, V, out, argmax)
 		return
 	}
-	spladePool(z, mask, emb, bias, B, T, C, V, out, argmax, spladeTiling{spladeRows, spladeCols, headWorkers()})
+	spladePool(z, mask, emb, bias, B, T, C, V, out, argmax, spladeTiling{spladeRows, spladeCols, Threads()})
 }
 
 // maxPoolPanel is the number of positions in a packed panel of the fused
@@ -74,15 +76,15 @@ const maxPoolPanel = 16
 // SpladePoolInfer sets out (B,V) as SpladePoolForward does, without the
 // argmax a backward pass needs: the inference path of SpladeEncode. With
 // cgo it runs a fused kernel that keeps the maxima of z·Eᵀ in registers
-// (no logit tile is stored, the embeddings are read in place), on two
-// goroutines by vocabulary range; each sequence's real positions are packed
+// (no logit tile is stored, the embeddings are read in place), on the
+// workers (Threads) by vocabulary range; each sequence's real positions are packed
 // once into panels of 16. Results equal SpladePoolForward's up to the
 // rounding of the dot products (fused multiply-adds in another order).
 // Cost: 2·(real positions, rounded up to 16 per sequence)·V·C flops; extra
 // memory one packed copy of the real rows of z.
 func SpladePoolInfer(z, mask, emb, bias []float32, B, T, C, V int, out []float32) {
 	if !fusedMaxPool {
-		spladePool(z, mask, emb, bias, B, T, C, V, out, make([]int32, B*V), spladeTiling{spladeRows, spladeCols, headWorkers()})
+		spladePool(z, mask, emb, bias, B, T, C, V, out, make([]int32, B*V), spladeTiling{spladeRows, spladeCols, Threads()})
 		return
 	}
 	spladePoolFused(z, mask, emb, bias, B, T, C, V, out, nil)
@@ -172,15 +174,9 @@ func spladePoolFused(z, mask, emb, bias []float32, B, T, C, V int, out []float32
 			}
 		}
 	}
-	mid := (V / 2) / 6 * 6 // a whole number of the kernel's 6-row blocks
-	if headWorkers() < 2 || mid == 0 {
-		work(0, V)
-		return
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { work(mid, V) })
-	work(0, mid)
-	wg.Wait()
+	// Ranges are whole numbers of the kernel's 6-row blocks.
+	nb := (V + 5) / 6
+	parallelRanges(nb, func(lo, hi int) { work(lo*6, min(hi*6, V)) })
 }
 
 // realPos appends to dst the positions t with mask[t] > 0.
@@ -240,19 +236,18 @@ func spladePool(z, mask, emb, bias []float32, B, T, C, V int, out []float32, arg
 				for bi := w; bi < nblocks; bi += nw {
 					v0 := bi * tl.cols
 					n := min(tl.cols, V-v0)
-					Sgemm(false, true, r1-r0, n, C, 1, rows[r0*C:], C, emb[v0*C:], C, 0, tile, n)
+					sgemmSerial(false, true, r1-r0, n, C, 1, rows[r0*C:], C, emb[v0*C:], C, 0, tile, n)
 					foldMaxRows(out[v0:], argmax[v0:], V, tile, n, seg[r0:r1], tpos[r0:r1], n)
 				}
 			}
 		}
-		if nblocks >= 2 && tl.workers >= 2 {
-			var wg sync.WaitGroup
-			wg.Go(func() { work(1, 2) })
-			work(0, 2)
-			wg.Wait()
-		} else {
-			work(0, 1)
+		nw := min(nblocks, max(tl.workers, 1))
+		var wg sync.WaitGroup
+		for w := 1; w < nw; w++ {
+			wg.Go(func() { work(w, nw) })
 		}
+		work(0, nw)
+		wg.Wait()
 	}
 	for b := 0; b < B; b++ {
 		row, am := out[b*V:(b+1)*V], argmax[b*V:(b+1)*V]
@@ -285,8 +280,9 @@ func spladePool(z, mask, emb, bias []float32, B, T, C, V int, out []float32, arg
 // dlogit = dout[b,v]·1/(1+s) with s = max + bias = expm1(out[b,v]), and it
 // flows to position argmax[b,v] only. (At s = 0 exactly the ReLU's
 // subgradient is taken as 0.) Any of dz, demb, dbias may be nil to skip it.
-// Cost: 4·C flops per positive weight; the dz and demb passes each run on up
-// to two goroutines over disjoint rows, so no locking.
+// Cost: 4·C flops per positive weight; the dz and demb passes each run on
+// the workers (Threads) over disjoint rows, so no locking, and each row
+// adds its terms in the same order whatever the worker count.
 func SpladePoolBackward(dout, z, emb, bias []float32, argmax []int32, out []float32, B, T, C, V int, dz, demb, dbias []float32) {
 	checkSplade(z, emb, bias, B, T, C, V, out, argmax)
 	if len(dout) < B*V {
@@ -304,7 +300,7 @@ func SpladePoolBackward(dout, z, emb, bias []float32, argmax []int32, out []floa
 			panic(fmt.Sprintf("splade: len(dz)=%d < B·T·C=%d", len(dz), B*T*C))
 		}
 		// dz[b,argmax,:] += g·emb[v,:]: split by sequence.
-		parallel2(B, func(lo, hi int) {
+		parallelRanges(B, func(lo, hi int) {
 			for b := lo; b < hi; b++ {
 				for v := 0; v < V; v++ {
 					gv := g[b*V+v]
@@ -325,7 +321,7 @@ func SpladePoolBackward(dout, z, emb, bias []float32, argmax []int32, out []floa
 			panic(fmt.Sprintf("splade: len(dbias)=%d < V=%d", len(dbias), V))
 		}
 		// demb[v,:] += g·z[b,argmax,:]: split by vocabulary range.
-		parallel2(V, func(lo, hi int) {
+		parallelRanges(V, func(lo, hi int) {
 			for b := 0; b < B; b++ {
 				for v := lo; v < hi; v++ {
 					gv := g[b*V+v]
@@ -351,20 +347,6 @@ func axpy(y, x []float32, a float32) {
 	for i := range y {
 		y[i] += a * x[i]
 	}
-}
-
-// parallel2 runs f over [0, n) split in two halves on two goroutines, or
-// inline when n is small. f must only write state owned by its range.
-func parallel2(n int, f func(lo, hi int)) {
-	if n < 2 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	mid := n / 2
-	wg.Go(func() { f(0, mid) })
-	f(mid, n)
-	wg.Wait()
 }
 
 func checkSplade(z, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {

@@ -143,8 +143,8 @@ func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
 // no padding is computed and out[i], which belongs to texts[i], does not
 // depend on the other texts, bit for bit: an index encoded in shards of
 // any size, or with any batch size, is the same.
-// Tokenisation runs on two goroutines. Cost: dominated by the model's
-// forward pass, see nn.SpladeEncodeFLOPs.
+// Tokenisation runs on tokenize.SetThreads goroutines. Cost: dominated by
+// the model's forward pass, see nn.SpladeEncodeFLOPs.
 func (e *Encoder) EncodeDocs(texts []string) ([][]index.TermWeight, error) {
 	return e.encodeTexts(texts, e.MaxLen, nil)
 }

@@ -48,8 +48,8 @@ func benchEncoder(b *testing.B, words, docs int) (*Encoder, []string) {
 
 // BenchmarkEncodeDocs measures corpus encoding with a BERT-mini-shaped
 // model: documents of ~128 tokens (64…192), 256 per op, by batch size and
-// OpenBLAS thread count (nn's head always uses its two workers when BLAS
-// has ≥ 2 threads). Reports docs/s and tokens/s.
+// worker count (nn.SetThreads; the head splits over the same workers).
+// Reports docs/s and tokens/s.
 //
 // path=forward runs only nn.SpladeEncode on the same length-bucketed,
 // pre-tokenised, pre-padded batches (batch 32, two BLAS threads), so the

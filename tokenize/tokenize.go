@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sugarme/tokenizer"
 	"github.com/sugarme/tokenizer/model"
@@ -260,11 +261,24 @@ func maxInt(a, b int) int {
 	return b
 }
 
-// EncodeBatch encodes every text with Encode on two goroutines (the
-// machines spladapt targets have two cores); result i belongs to texts[i].
+// batchWorkers is EncodeBatch's goroutine count (SetThreads); 0 means
+// GOMAXPROCS.
+var batchWorkers atomic.Int32
+
+// SetThreads sets how many goroutines EncodeBatch uses (the config key
+// threads); values below 1 mean one per GOMAXPROCS, the default. Texts are
+// independent, so the encodings do not depend on it.
+func SetThreads(n int) { batchWorkers.Store(int32(max(n, 0))) }
+
+// EncodeBatch encodes every text with Encode on SetThreads goroutines
+// (texts dealt round-robin); result i belongs to texts[i].
 func (t *Tokenizer) EncodeBatch(texts []string, maxLen int) []Encoding {
 	out := make([]Encoding, len(texts))
-	workers := min(2, runtime.GOMAXPROCS(0), len(texts))
+	workers := int(batchWorkers.Load())
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, len(texts))
 	if workers <= 1 {
 		for i, s := range texts {
 			out[i] = t.Encode(s, maxLen)

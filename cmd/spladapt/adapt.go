@@ -15,7 +15,6 @@ import (
 	"github.com/spladapt/spladapt/adapt"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
-	"github.com/spladapt/spladapt/nn"
 )
 
 func init() {
@@ -84,7 +83,7 @@ Ctrl-C stops cleanly.`,
 
 // runAdapt runs the pipeline of cfg in out and prints where the results are.
 func runAdapt(cmd *cobra.Command, cfg config.Config, out string, force []string) error {
-	nn.SetThreads(cfg.NumThreads())
+	setThreads(cfg.NumThreads())
 	stderr := cmd.ErrOrStderr()
 	skipped := 0
 	p := &adapt.Pipeline{

@@ -75,7 +75,7 @@ retrieved for. Measures default to config eval.measures; names as in
 				}
 				runs[i] = eval.NamedRun{Name: names[i], Run: r}
 			}
-			c, err := eval.Compare(qrels, runs[0], runs[1:], ms, eval.Options{AllQueries: !judgedOnly, RelThreshold: level, Depth: depth})
+			c, err := eval.Compare(qrels, runs[0], runs[1:], ms, eval.Options{AllQueries: !judgedOnly, RelThreshold: level, Depth: depth, Workers: cfg.NumThreads()})
 			if err != nil {
 				return err
 			}

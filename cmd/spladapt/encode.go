@@ -26,7 +26,6 @@ import (
 	"github.com/spladapt/spladapt/internal/atomicfile"
 	"github.com/spladapt/spladapt/internal/outdir"
 	"github.com/spladapt/spladapt/internal/progress"
-	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/splade"
 )
 
@@ -39,7 +38,7 @@ func init() {
 // loadEncoder loads a SPLADE encoder from a checkpoint directory with the
 // lengths, top-n and batch size of cfg, and sets the compute threads.
 func loadEncoder(cfg config.Config, modelDir string) (*splade.Encoder, error) {
-	nn.SetThreads(cfg.NumThreads())
+	setThreads(cfg.NumThreads())
 	enc, err := splade.LoadEncoder(modelDir, cfg.Model.MaxLength, cfg.Model.QueryMaxLength, cfg.Splade.TopN)
 	if err != nil {
 		return nil, err
@@ -117,7 +116,7 @@ document, index size and encoding throughput (--stats FILE: as JSON).`,
 			st, err := splade.EncodeCorpus(ctx, enc, corpus, out, splade.EncodeCorpusOptions{
 				WorkDir:     work,
 				ShardSize:   cfg.Splade.ShardSize,
-				Index:       index.Options{QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
+				Index:       index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
 				Fingerprint: splade.Fingerprint(enc, model),
 				Corpus:      skipOptions(cfg, cmd.ErrOrStderr()),
 				KeepShards:  keep,
@@ -437,7 +436,7 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 		return row, err
 	}
 	evalRun := func(run corpora.Run) (map[string]float64, error) {
-		res, err := eval.Evaluate(qrels, run, ms, eval.Options{AllQueries: true})
+		res, err := eval.Evaluate(qrels, run, ms, eval.Options{AllQueries: true, Workers: cfg.NumThreads()})
 		if err != nil {
 			return nil, err
 		}
@@ -468,7 +467,7 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 		last := 0
 		s, err := splade.EncodeCorpus(ctx, enc, dir, idxDir, splade.EncodeCorpusOptions{
 			ShardSize: cfg.Splade.ShardSize, Fingerprint: fp, Corpus: skipOptions(cfg, stderr),
-			Index:    index.Options{QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
+			Index:    index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
 			Progress: func(n int) { bar.Add(int64(n - last)); last = n },
 		})
 		bar.Done()

@@ -16,6 +16,7 @@ type evalFlags struct {
 	perQuery, complete, noSummary, json bool
 	level, depth                        int
 	measures                            []string
+	workers                             int // the config key threads
 }
 
 func newEvalCmd(a *app) *cobra.Command {
@@ -44,6 +45,7 @@ run is skipped (trec_eval 10.0 stops with an error; trec_eval 9 skipped it).`,
 			if err != nil {
 				return err
 			}
+			f.workers = cfg.NumThreads()
 			names := f.measures
 			if len(names) == 0 {
 				names = cfg.Eval.Measures
@@ -91,7 +93,7 @@ func runEval(qrelsPath, runPath string, names []string, f evalFlags) (*eval.Resu
 	if err != nil {
 		return nil, err
 	}
-	res, err := eval.Evaluate(qrels, run, ms, eval.Options{AllQueries: f.complete, RelThreshold: f.level, Depth: f.depth})
+	res, err := eval.Evaluate(qrels, run, ms, eval.Options{AllQueries: f.complete, RelThreshold: f.level, Depth: f.depth, Workers: f.workers})
 	if err != nil {
 		return nil, fmt.Errorf("eval %s: %w", runPath, err)
 	}

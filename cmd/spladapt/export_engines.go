@@ -77,7 +77,7 @@ func exportIndex(cmd *cobra.Command, cfg config.Config, idx, vectors, vocabPath 
 		}
 		return r, func() { r.Close() }, nil
 	}
-	opts := index.Options{QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize}
+	opts := index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize}
 	var err error
 	if vocabPath != "" {
 		if opts.Vocab, err = index.ReadVocab(vocabPath); err != nil {

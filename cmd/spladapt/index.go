@@ -80,7 +80,7 @@ Format: docs/format/index.md.`,
 				return err
 			}
 			defer g.Release()
-			opts := index.Options{QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Fingerprint: fingerprint, MaxTerms: maxTerms}
+			opts := index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Fingerprint: fingerprint, MaxTerms: maxTerms}
 			resolve := index.IDResolver
 			if vocabPath != "" {
 				if opts.Vocab, err = index.ReadVocab(vocabPath); err != nil {
@@ -171,7 +171,7 @@ then analyses query text the same way. k1 and b are fixed at build time
 			bar := progress.New(os.Stderr, progress.Enabled(cfg.Progress), "bm25 index", "docs", 0)
 			last := 0
 			m, st, err := index.BuildBM25(out, cr.Next, index.BM25Options{
-				K1: cfg.BM25.K1, B: cfg.BM25.B, QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize,
+				K1: cfg.BM25.K1, B: cfg.BM25.B, QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Workers: cfg.NumThreads(),
 				Progress: func(n int) { bar.Add(int64(n - last)); last = n },
 			})
 			bar.Done()

@@ -226,7 +226,7 @@ func inspectSetup(a *app, modelDir, input, out, group string) (*nn.Model, nn.Bat
 		return nil, nn.Batch{}, fmt.Errorf("inspect: --model, --input and --out are required")
 	}
 	if cfg.Threads > 0 {
-		nn.SetThreads(cfg.Threads)
+		setThreads(cfg.Threads)
 	}
 	m, err := nn.LoadHF(modelDir)
 	if err != nil {

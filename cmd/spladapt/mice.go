@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spladapt/spladapt/internal/progress"
-	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/rerank"
 )
 
@@ -46,7 +45,7 @@ time.`,
 			if model == "" || corpus == "" || out == "" {
 				return errors.New("mice store: --model, --corpus and --out are required")
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			sc, err := rerank.LoadScorer(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
 			if err != nil {

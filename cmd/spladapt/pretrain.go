@@ -10,7 +10,6 @@ import (
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/outdir"
-	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/pretrain"
 )
 
@@ -43,7 +42,7 @@ HF-layout checkpoint with training.json and curves.csv/curves.svg.`,
 			if err != nil {
 				return err
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			o.Config = cfg.Pretrain
 			o.CacheDir = filepath.Join(cfg.Cache(), "tokens")
 			o.Progress = cfg.Progress
@@ -122,7 +121,7 @@ measured on text it did not train on.`,
 			if err != nil {
 				return err
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			type row struct {
 				Corpus    string  `json:"corpus"`
 				Loss      float64 `json:"loss"`

@@ -69,7 +69,7 @@ interaction layers run per document. The store must be that model's.`,
 			if model == "" || queries == "" || (corpus == "") == (storePath == "") || runPath == "" || out == "" {
 				return errors.New("rerank: --model, --queries, --run, --out and one of --corpus and --store are required")
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			opts := skipOptions(cfg, stderr)
 			scorer, err := rerank.LoadScorer(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
@@ -174,7 +174,7 @@ or a --triples file.`,
 			if work == "" {
 				work = filepath.Clean(out) + ".work"
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -280,7 +280,7 @@ to rerank.max_length. MICE trains without dropout.`,
 			default:
 				return fmt.Errorf("train rerank: --arch %q, want cross-encoder or mice", arch)
 			}
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spladapt/spladapt/internal/outdir"
-	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/splade"
 )
 
@@ -94,7 +93,7 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 				return fmt.Errorf("train splade: work directory %w", err)
 			}
 			defer unlock()
-			nn.SetThreads(cfg.NumThreads())
+			setThreads(cfg.NumThreads())
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

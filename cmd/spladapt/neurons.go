@@ -301,6 +301,11 @@ model) and prune.html. Cost: 1 + len(n)·(2 + seeds) encodings of the corpus.`,
 			if model == "" || attr == "" || data == "" || out == "" {
 				return fmt.Errorf("neurons prune: --model, --attr, --data and --out are required")
 			}
+			g, err := claimOutput(cmd, out, true, model, attr, data)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
 			var sizes []int
 			for _, f := range strings.Split(ns, ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -354,6 +359,7 @@ model) and prune.html. Cost: 1 + len(n)·(2 + seeds) encodings of the corpus.`,
 	f.StringVar(&side, "side", "doc", "side whose neurons to rank and baseline to use")
 	f.IntVar(&depth, "depth", 100, "retrieval depth")
 	f.StringVar(&out, "out", "", "report directory")
+	addForceFlag(cmd)
 	return cmd
 }
 

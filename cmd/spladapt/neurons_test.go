@@ -225,4 +225,14 @@ func TestNeuronsPrune(t *testing.T) {
 		"--n", "43", "--out", filepath.Join(t.TempDir(), "r")); err == nil || !strings.Contains(err.Error(), "3n") {
 		t.Errorf("n = 43 of 128 neurons: err %v, want the 3n bound", err)
 	}
+	// The report directory is claimed: re-running replaces it, an input
+	// is never an output.
+	if _, stderr, err := runCLI(t, "neurons", "prune", "--model", model, "--attr", attr, "--data", data, "--split", "dev",
+		"--n", "5", "--random-seeds", "1", "--out", rep); err != nil {
+		t.Errorf("re-running into the same report directory: %v\n%s", err, stderr)
+	}
+	if _, _, err := runCLI(t, "neurons", "prune", "--model", model, "--attr", attr, "--data", data, "--split", "dev",
+		"--n", "5", "--out", attr); err == nil {
+		t.Error("the attribution directory accepted as the report directory")
+	}
 }

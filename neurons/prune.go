@@ -2,6 +2,7 @@ package neurons
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -153,6 +154,9 @@ type PruneOptions struct {
 	Depth int    // retrieval depth (default 100)
 	// Progress, when set, is called before each evaluation with what it is.
 	Progress func(what string)
+	// Ctx, when set, is checked before each evaluation: a cancelled study
+	// returns its error (an evaluation under way runs to its end).
+	Ctx context.Context
 }
 
 // PrunePoint is the nDCG@10 of each selection at one n.
@@ -224,6 +228,9 @@ func Prune(enc *splade.Encoder, a *Attributions, dev *splade.DevSet, opt PruneOp
 	}
 	defer enc.Model.SetFFNHook(nil)
 	score := func(what string, sel []NeuronRelevance) (float64, error) {
+		if opt.Ctx != nil && opt.Ctx.Err() != nil {
+			return 0, fmt.Errorf("prune (%s): %w", what, opt.Ctx.Err())
+		}
 		if opt.Progress != nil {
 			opt.Progress(what)
 		}

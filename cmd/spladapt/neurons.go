@@ -329,7 +329,7 @@ model) and prune.html. Cost: 1 + len(n)·(2 + seeds) encodings of the corpus.`,
 			start := time.Now()
 			bar := progress.New(cmd.ErrOrStderr(), progress.Enabled(cfg.Progress), "prune", "evaluations", int64(1+len(sizes)*(2+max(seeds, 1))))
 			st, err := neurons.Prune(enc, at, dev, neurons.PruneOptions{Ns: sizes, Seeds: seeds, Side: side, Depth: depth,
-				Progress: func(string) { bar.Add(1) }})
+				Progress: func(string) { bar.Add(1) }, Ctx: cmd.Context()})
 			bar.Done()
 			if err != nil {
 				return err

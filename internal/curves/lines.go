@@ -23,7 +23,7 @@ type Line struct {
 // of Log.SVG for a few series measured at the same x (a pruning curve, a
 // sweep), drawn in the same style.
 func Lines(w io.Writer, title, xlabel, ylabel string, lines []Line) error {
-	const W, H, left, right, top, bottom = 560.0, 320.0, 56.0, 130.0, 34.0, 40.0
+	const W, H, left, right, top, bottom = 600.0, 320.0, 56.0, 170.0, 34.0, 40.0
 	pw, ph := W-left-right, H-top-bottom
 	var xs, ys []float64
 	for _, l := range lines {

@@ -247,12 +247,9 @@ func Prune(enc *splade.Encoder, a *Attributions, dev *splade.DevSet, opt PruneOp
 	}
 	st := &PruneStudy{Model: a.Model, Side: opt.Side, Baseline: a.Baseline, Layers: a.Layers, Neurons: a.Neurons,
 		Pairs: len(a.Pairs), Queries: len(dev.Queries), Docs: len(dev.Docs), Measure: ms[0].Name(), Seeds: opt.Seeds, Data: dev.Name}
-	enc.Model.SetFFNHook(nil)
-	res, err := splade.EvaluateDev(enc, dev, ms, opt.Depth)
-	if err != nil {
-		return nil, fmt.Errorf("prune (unablated): %w", err)
+	if st.Unablated, err = score("unablated", nil); err != nil {
+		return nil, err
 	}
-	st.Unablated = res.All[0]
 	meanDelta := func(s []NeuronRelevance) float64 {
 		var t float64
 		for _, r := range s {

@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/progress"
 	"github.com/spladapt/spladapt/neurons"
+	"github.com/spladapt/spladapt/splade"
 )
 
 func init() {
@@ -37,7 +40,7 @@ func parseLayers(s string) ([]int, error) {
 
 func newNeuronsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "neurons", Short: "Attribute SPLADE scores to FFN neurons (Integrated Gradients); relevance neurons"}
-	cmd.AddCommand(newNeuronsAttributeCmd(a), newNeuronsRelevantCmd(a))
+	cmd.AddCommand(newNeuronsAttributeCmd(a), newNeuronsRelevantCmd(a), newNeuronsPruneCmd(a))
 	return cmd
 }
 
@@ -267,6 +270,96 @@ under P_domain(source) and P_domain(target) models.`,
 	cmd.Flags().IntVar(&top, "top", 100, "relevance neurons to keep")
 	cmd.Flags().StringVar(&side, "side", "doc", "side whose neurons to rank")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newNeuronsPruneCmd(a *app) *cobra.Command {
+	var model, attr, data, split, ns, out, side string
+	var seeds, depth int
+	cmd := &cobra.Command{
+		Use:   "prune --model M --attr DIR --data BEIRDIR --n 10,50,100,200 --out REPORTDIR",
+		Short: "Pruning study: nDCG@10 with the top-n relevance neurons ablated, against random and least-relevant ones",
+		Long: `Rank the attributed neurons of --attr (from "neurons attribute" with the same
+--model) by Cliff's delta as "neurons relevant" does, and for each n of --n
+ablate (set to the baseline activation stored in --attr, at every token) the
+top n, n random ones (--random-seeds draws, averaged) and the n least
+relevant, then evaluate nDCG@10 on the BEIR collection --data (queries judged
+in qrels/--split.tsv) by exact search over its whole corpus. The three
+selections are disjoint: random neurons are drawn from those that are neither
+among the top n nor the n least relevant, so 3n must not exceed the number of
+attributed neurons. For an inference-free model only the documents see the
+ablation; a two-sided model's queries are ablated too.
+
+Writes REPORTDIR/prune.json, prune.svg (the three curves, n = 0 the unablated
+model) and prune.html. Cost: 1 + len(n)·(2 + seeds) encodings of the corpus.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if model == "" || attr == "" || data == "" || out == "" {
+				return fmt.Errorf("neurons prune: --model, --attr, --data and --out are required")
+			}
+			g, err := claimOutput(cmd, out, true, model, attr, data)
+			if err != nil {
+				return err
+			}
+			defer g.Release()
+			var sizes []int
+			for _, f := range strings.Split(ns, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil || n < 0 {
+					return fmt.Errorf("neurons prune: parse --n %q: want sizes ≥ 0 separated by commas", ns)
+				}
+				sizes = append(sizes, n)
+			}
+			at, err := neurons.ReadDir(attr)
+			if err != nil {
+				return err
+			}
+			dev, err := splade.LoadDevSet(data, split, skipOptions(cfg, cmd.ErrOrStderr()))
+			if err != nil {
+				return err
+			}
+			enc, err := loadEncoder(cfg, model)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			bar := progress.New(cmd.ErrOrStderr(), progress.Enabled(cfg.Progress), "prune", "evaluations", int64(1+len(sizes)*(2+max(seeds, 1))))
+			st, err := neurons.Prune(enc, at, dev, neurons.PruneOptions{Ns: sizes, Seeds: seeds, Side: side, Depth: depth,
+				Progress: func(string) { bar.Add(1) }, Ctx: cmd.Context()})
+			bar.Done()
+			if err != nil {
+				return err
+			}
+			st.Model, st.Attr, st.Data = model, attr, data+" ("+split+")"
+			st.Seconds = time.Since(start).Seconds()
+			if err := st.WriteDir(out); err != nil {
+				return fmt.Errorf("neurons prune: %w", err)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%s on %s: unablated %.4f (%d queries, %d docs; %d neurons ranked from %d pairs)\n", st.Measure, st.Data, st.Unablated, st.Queries, st.Docs, len(st.Layers)*st.Neurons, st.Pairs)
+			fmt.Fprintf(w, "%6s %8s %8s %8s\n", "n", "top", "random", "least")
+			for _, p := range st.Points {
+				fmt.Fprintf(w, "%6d %8.4f %8.4f %8.4f\n", p.N, p.Top, p.Random, p.Least)
+			}
+			fmt.Fprintf(w, "→ %s (%.0f s)\n", filepath.Join(out, "prune.html"), st.Seconds)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "SPLADE checkpoint directory (the attributed model)")
+	f.StringVar(&attr, "attr", "", `attribution directory from "neurons attribute"`)
+	f.StringVar(&data, "data", "", "BEIR collection directory to evaluate on")
+	f.StringVar(&split, "split", "test", "qrels split (qrels/SPLIT.tsv)")
+	f.StringVar(&ns, "n", "10,50,100,200", "numbers of neurons to ablate, comma separated")
+	f.IntVar(&seeds, "random-seeds", 3, "random selections per n (averaged)")
+	f.StringVar(&side, "side", "doc", "side whose neurons to rank and baseline to use")
+	f.IntVar(&depth, "depth", 100, "retrieval depth")
+	f.StringVar(&out, "out", "", "report directory")
+	addForceFlag(cmd)
 	return cmd
 }
 

@@ -8,7 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/neurons"
+	"github.com/spladapt/spladapt/splade"
 )
 
 // TestNeuronsAttributeRelevantExplain runs neurons attribute on a pairs
@@ -157,5 +161,78 @@ func TestNeuronsAttributeRelevantExplain(t *testing.T) {
 	stdout, _, err = runCLI(t, "explain", "--model", model, "--query", "cat mouse", "--doc", spladeToy.docs["cat2"], "--top-neurons", "3", "--steps", "8")
 	if err != nil || !strings.Contains(stdout, "score ") || !strings.Contains(stdout, "layer ") {
 		t.Errorf("explain text: %v\n%s", err, stdout)
+	}
+}
+
+// TestNeuronsPrune runs the pruning study end to end on the tiny random
+// model and the toy collection: n = 0 reproduces "spladapt eval"-style exact
+// evaluation of the unablated model (splade.EvaluateDev), prune.json,
+// prune.svg and prune.html are written, and a selection larger than a third
+// of the attributed neurons is refused.
+func TestNeuronsPrune(t *testing.T) {
+	model := writeTinyModel(t, 11)
+	data := writeSpladeToy(t)
+	run := filepath.Join(t.TempDir(), "run.txt")
+	var rs strings.Builder
+	for id := range spladeToy.queries {
+		rs.WriteString(id + " Q0 ship1 1 9 r\n" + id + " Q0 rain2 2 8 r\n")
+	}
+	os.WriteFile(run, []byte(rs.String()), 0o644)
+	attr := filepath.Join(t.TempDir(), "attr")
+	if _, stderr, err := runCLI(t, "neurons", "attribute", "--model", model, "--queries", filepath.Join(data, "queries.jsonl"),
+		"--corpus", data, "--qrels", filepath.Join(data, "qrels", "dev.tsv"), "--run", run, "--max-queries", "0", "--out", attr, "--steps", "8"); err != nil {
+		t.Fatalf("neurons attribute: %v\n%s", err, stderr)
+	}
+	rep := filepath.Join(t.TempDir(), "rep")
+	stdout, stderr, err := runCLI(t, "neurons", "prune", "--model", model, "--attr", attr, "--data", data, "--split", "dev",
+		"--n", "0,5,40", "--random-seeds", "2", "--out", rep)
+	if err != nil {
+		t.Fatalf("neurons prune: %v\n%s", err, stderr)
+	}
+	st, err := neurons.ReadPruneStudy(filepath.Join(rep, "prune.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := loadEncoder(config.Default(), model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := splade.LoadDevSet(data, "dev", corpora.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := eval.ParseMeasures("ndcg_cut.10")
+	res, err := splade.EvaluateDev(enc, dev, ms, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Unablated != res.All[0] || len(st.Points) != 3 {
+		t.Fatalf("unablated %v, EvaluateDev %v; %d points\n%s", st.Unablated, res.All[0], len(st.Points), stdout)
+	}
+	if p := st.Points[0]; p.Top != st.Unablated || p.Random != st.Unablated || p.Least != st.Unablated {
+		t.Errorf("n=0 %+v differs from unablated %v", p, st.Unablated)
+	}
+	if len(st.Points[2].RandomPerSeed) != 2 || st.Queries != len(spladeToy.queries) || st.Docs != len(spladeToy.docs) {
+		t.Errorf("study: %+v", st)
+	}
+	for _, f := range []string{"prune.svg", "prune.html"} {
+		b, err := os.ReadFile(filepath.Join(rep, f))
+		if err != nil || strings.Count(string(b), `class="line"`) != 3 {
+			t.Errorf("%s: %v, want three curves", f, err)
+		}
+	}
+	if _, _, err := runCLI(t, "neurons", "prune", "--model", model, "--attr", attr, "--data", data, "--split", "dev",
+		"--n", "43", "--out", filepath.Join(t.TempDir(), "r")); err == nil || !strings.Contains(err.Error(), "3n") {
+		t.Errorf("n = 43 of 128 neurons: err %v, want the 3n bound", err)
+	}
+	// The report directory is claimed: re-running replaces it, an input
+	// is never an output.
+	if _, stderr, err := runCLI(t, "neurons", "prune", "--model", model, "--attr", attr, "--data", data, "--split", "dev",
+		"--n", "5", "--random-seeds", "1", "--out", rep); err != nil {
+		t.Errorf("re-running into the same report directory: %v\n%s", err, stderr)
+	}
+	if _, _, err := runCLI(t, "neurons", "prune", "--model", model, "--attr", attr, "--data", data, "--split", "dev",
+		"--n", "5", "--out", attr); err == nil {
+		t.Error("the attribution directory accepted as the report directory")
 	}
 }

@@ -1,6 +1,7 @@
 package curves
 
 import (
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,5 +37,30 @@ func TestCSVRoundTripAndSVG(t *testing.T) {
 	svg := sb.String()
 	if strings.Count(svg, `class="panel"`) != 2 || !strings.Contains(svg, "M") || !strings.Contains(svg, "heldout_ppl") {
 		t.Errorf("SVG lacks panels or paths:\n%s", svg)
+	}
+}
+
+// TestLines checks a Lines chart has one path per line, through every
+// finite point, with each line in the legend.
+func TestLines(t *testing.T) {
+	var sb strings.Builder
+	err := Lines(&sb, "pruning", "n", "nDCG@10", []Line{
+		{Name: "top", Color: "#d62728", X: []float64{0, 10, 50}, Y: []float64{0.5, 0.4, 0.2}},
+		{Name: "random", Color: "#7f7f7f", X: []float64{0, 10, 50}, Y: []float64{0.5, 0.49, math.NaN()}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := sb.String()
+	if got := strings.Count(svg, `class="line"`); got != 2 {
+		t.Errorf("%d paths, want 2", got)
+	}
+	if got := strings.Count(svg, "<circle"); got != 5 {
+		t.Errorf("%d points, want 5 (the NaN skipped)", got)
+	}
+	for _, s := range []string{">top<", ">random<", "nDCG@10", "#d62728"} {
+		if !strings.Contains(svg, s) {
+			t.Errorf("SVG lacks %q", s)
+		}
 	}
 }

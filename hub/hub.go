@@ -617,5 +617,3 @@ func (s Snapshot) Size() int64 {
 	}
 	return n
 }
-
-

@@ -57,7 +57,9 @@ func gitID(b []byte) string {
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-func isLFS(name string) bool { return strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".bin") }
+func isLFS(name string) bool {
+	return strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".bin")
+}
 
 func (h *fakeHub) id(name string) string {
 	if isLFS(name) {

@@ -35,7 +35,7 @@ type Reader struct {
 	vocab     map[string]uint32
 	docsOnce  sync.Once
 	docs      map[string]uint32 // external id → doc number, built by DocNum
-	pool      sync.Pool // *scratch
+	pool      sync.Pool         // *scratch
 }
 
 // termInfo is one decoded TERM entry.

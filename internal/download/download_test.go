@@ -21,4 +21,3 @@ func TestParseContentRange(t *testing.T) {
 		}
 	}
 }
-

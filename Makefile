@@ -20,9 +20,10 @@ setup:
 build:
 	$(GO) build -o bin/spladapt ./cmd/spladapt
 
-## test: every test, with cgo (OpenBLAS, the index's C kernels), then the
+## test: gofmt clean, vet, every test, with cgo (OpenBLAS, the index's C kernels), then the
 ## packages with C kernels again on their pure-Go fallbacks
 test:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./nn/... ./index/...

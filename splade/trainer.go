@@ -372,13 +372,13 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 		hb := &t.heads[i]
 		hb.b = b
 		if i == 0 && idf {
-			// Inference-free: the query rows are fixed token weights.
+			// Inference-free: the query rows are the vectors the encoder
+			// gives queries (WeightedTokens; padding is a special token,
+			// weight 0).
 			hb.out = zeroF(hb.out, b.B*V)
 			for r := range b.B {
-				for j, id := range b.InputIDs[r*b.T : (r+1)*b.T] {
-					if b.Mask[r*b.T+j] != 0 {
-						hb.out[r*V+int(id)] = t.QueryWeights[id]
-					}
+				for _, tw := range WeightedTokens(b.InputIDs[r*b.T:(r+1)*b.T], t.QueryWeights) {
+					hb.out[r*V+int(tw.Term)] = tw.Weight
 				}
 				for _, x := range b.Mask[r*b.T : (r+1)*b.T] {
 					tokens += int(x)

@@ -306,12 +306,7 @@ to rerank.max_length. MICE trains without dropout.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&train, "train", nil, "BEIR directory with training qrels (repeatable)")
-	f.StringVar(&split, "split", "train", "qrels split to train on")
-	f.StringArrayVar(&triples, "triples", nil, "triples file instead of mined negatives, one per --train (repeatable)")
-	f.StringArrayVar(&teacher, "teacher", nil, "teacher-score file, one per --train (repeatable; needed by marginmse)")
-	f.StringArrayVar(&dev, "dev", nil, "BEIR directory for model selection (repeatable)")
-	f.StringVar(&devSplit, "dev-split", "dev", "qrels split of the dev sets")
+	addTrainingDataFlags(f, &train, &triples, &teacher, &dev, &split, &devSplit)
 	f.StringVar(&initDir, "init", "", "initial checkpoint: a cross-encoder or a masked-LM (HF directory with tokenizer files)")
 	f.StringVar(&out, "out", "", "directory for the best model")
 	f.StringVar(&work, "work", "", "directory for resumable state, mined negatives and dev BM25 indexes (default OUT.work)")

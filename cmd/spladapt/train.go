@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/spladapt/spladapt/internal/outdir"
 	"github.com/spladapt/spladapt/splade"
@@ -116,13 +117,8 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&train, "train", nil, "BEIR directory with training qrels (repeatable)")
-	f.StringVar(&split, "split", "train", "qrels split to train on")
-	f.StringArrayVar(&triples, "triples", nil, "triples file instead of mined negatives, one per --train (repeatable)")
-	f.StringArrayVar(&teacher, "teacher", nil, "teacher-score file for MarginMSE, one per --train (repeatable)")
-	f.StringArrayVar(&dev, "dev", nil, "BEIR directory for model selection (repeatable)")
+	addTrainingDataFlags(f, &train, &triples, &teacher, &dev, &split, &devSplit)
 	f.StringArrayVar(&unsup, "train-unsup", nil, "corpus for unsupervised inverse-cloze pairs with BM25 negatives, mixed in (repeatable; splade.unsup_pairs per corpus; its and the dev sets' queries never become training queries)")
-	f.StringVar(&devSplit, "dev-split", "dev", "qrels split of the dev sets")
 	f.StringVar(&initDir, "init", "", "initial checkpoint (HF directory with tokenizer files)")
 	f.StringVar(&out, "out", "", "directory for the best model")
 	addForceFlag(cmd)
@@ -142,4 +138,16 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 	f.Int("max-length", 0, "document tokens (default: config model.max_length)")
 	f.Int("query-max-length", 0, "query tokens (default: config model.query_max_length)")
 	return cmd
+}
+
+// addTrainingDataFlags registers the flags that name a training run's data,
+// shared by "train splade" and "train rerank": --train, --split, --triples,
+// --teacher, --dev and --dev-split.
+func addTrainingDataFlags(f *pflag.FlagSet, train, triples, teacher, dev *[]string, split, devSplit *string) {
+	f.StringArrayVar(train, "train", nil, "BEIR directory with training qrels (repeatable)")
+	f.StringVar(split, "split", "train", "qrels split to train on")
+	f.StringArrayVar(triples, "triples", nil, "triples file instead of mined negatives, one per --train (repeatable)")
+	f.StringArrayVar(teacher, "teacher", nil, "teacher-score file for MarginMSE, one per --train (repeatable)")
+	f.StringArrayVar(dev, "dev", nil, "BEIR directory for model selection (repeatable)")
+	f.StringVar(devSplit, "dev-split", "dev", "qrels split of the dev sets")
 }

@@ -198,7 +198,9 @@ func (p *Pipeline) spladeStage(name, init, trainParams string) Stage {
 	sc := c
 	sc.Splade.TrainParams = trainParams
 	sc.Splade.DomainLayers = c.Pretrain.DomainLayers
-	key := map[string]any{"splade": sc.Splade, "model": sc.Model, "bm25": sc.BM25, "source": c.Adapt.Source,
+	kc := sc.Splade
+	kc.QueryIDF = "" // a search-time setting, not part of training
+	key := map[string]any{"splade": kc, "model": sc.Model, "bm25": sc.BM25, "source": c.Adapt.Source,
 		"split": c.Adapt.SourceSplit, "dev": c.Adapt.Dev, "dev_split": c.Adapt.DevSplit}
 	return Stage{Name: name, Config: key, Inputs: append(append([]string{init}, c.Adapt.Source...), c.Adapt.Dev...),
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
@@ -258,7 +260,8 @@ func (p *Pipeline) targetStages(target string) []Stage {
 func (p *Pipeline) encodeStage(name, model, target string) Stage {
 	c := p.cfg()
 	key := map[string]any{"max_length": c.Model.MaxLength, "top_n": c.Splade.TopN, "quant_bits": c.Index.QuantBits,
-		"block_size": c.Index.BlockSize, "shard": c.Splade.ShardSize}
+		"block_size": c.Index.BlockSize, "shard": c.Splade.ShardSize,
+		"corpus_idf": true} // the index holds its corpus's IDF (splade.IDFFile) for inference-free models
 	return Stage{Name: name, Config: key, Inputs: []string{model, target},
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
 			enc, err := splade.LoadEncoder(model, c.Model.MaxLength, c.Model.QueryMaxLength, c.Splade.TopN)
@@ -319,7 +322,8 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 	}
 	slices.Sort(inputs)
 	key := map[string]any{"measures": c.Eval.Measures, "depth": c.Index.Depth, "split": c.Adapt.TargetSplit,
-		"algorithm": c.Index.Algorithm, "k1": c.BM25.K1, "b": c.BM25.B}
+		"algorithm": c.Index.Algorithm, "k1": c.BM25.K1, "b": c.BM25.B,
+		"query_max_length": c.Model.QueryMaxLength, "query_idf": c.Splade.QueryIDF}
 	return Stage{Name: "eval-" + n, Config: key, Inputs: append(inputs, target),
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
 			if !p.hasQrels(target) {
@@ -420,6 +424,10 @@ func searchText(model, idxDir string, queries []corpora.Query, c config.Config, 
 	if err != nil {
 		return nil, err
 	}
+	qenc, err := splade.QueriesFor(enc, idxDir, c.Splade.QueryIDF)
+	if err != nil {
+		return nil, err
+	}
 	r, err := index.Open(idxDir)
 	if err != nil {
 		return nil, err
@@ -432,7 +440,7 @@ func searchText(model, idxDir string, queries []corpora.Query, c config.Config, 
 	for i, q := range queries {
 		texts[i] = q.Text
 	}
-	vecs, err := enc.EncodeQueries(texts)
+	vecs, err := qenc.EncodeQueries(texts)
 	if err != nil {
 		return nil, err
 	}

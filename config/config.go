@@ -227,6 +227,12 @@ type Splade struct {
 	// do) or idf (inference-free: a query is its tokens weighted by IDF over
 	// the training corpora; recorded in the checkpoint as idf.json).
 	QueryEncoder string `mapstructure:"query_encoder"`
+	// QueryIDF is where an inference-free model's query weights come from
+	// when searching: corpus (the IDF of the searched corpus, stored in its
+	// index) or training (the checkpoint's idf.json).
+	// A search-time setting: training stages' keys leave it out (empty,
+	// omitted from their JSON), so it is never part of what trained a model.
+	QueryIDF string `mapstructure:"query_idf" json:",omitempty"`
 	// TrainMaxLength is the document length in training batches (0:
 	// model.max_length, which dev evaluation and encoding use).
 	TrainMaxLength int `mapstructure:"train_max_length"`
@@ -297,7 +303,7 @@ func Default() Config {
 			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
 			EvalEvery: 1000, CheckpointEvery: 500, Seed: 1, MineNegatives: 8, MineDepth: 100,
-			QueryEncoder: "model", TrainMaxLength: 0, UnsupPairs: 10000, TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
+			QueryEncoder: "model", QueryIDF: "corpus", TrainMaxLength: 0, UnsupPairs: 10000, TopN: 0, EncodeBatchSize: 32, ShardSize: 10000},
 		Rerank: Rerank{Loss: "infonce", LR: 2e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 8, NNeg: 7, Dropout: true, EvalEvery: 1000, CheckpointEvery: 500, Seed: 1,
 			MaxLength: 256, DevDepth: 100, ScoreBatchSize: 32},
@@ -446,6 +452,9 @@ func (c *Config) Validate() error {
 	}
 	if sp.TrainMaxLength == 1 {
 		bad("splade.train_max_length", "must be 0 (model.max_length) or at least 2, got 1")
+	}
+	if sp.QueryIDF != "corpus" && sp.QueryIDF != "training" {
+		bad("splade.query_idf", "must be corpus or training, got %q", sp.QueryIDF)
 	}
 	if sp.QueryEncoder != "model" && sp.QueryEncoder != "idf" {
 		bad("splade.query_encoder", "must be model or idf, got %q", sp.QueryEncoder)

@@ -116,6 +116,7 @@ func TestNonFiniteRefused(t *testing.T) {
 		{"bm25:\n  k1: .inf\n", "bm25.k1"},
 		{"pretrain:\n  max_grad_norm: .nan\n", "pretrain.max_grad_norm"},
 		{"pretrain:\n  max_positions: 0\n", "pretrain.max_positions"},
+		{"splade:\n  query_idf: bm25\n", "splade.query_idf"},
 	} {
 		v := New()
 		if err := ReadFile(v, writeFile(t, tc.body), true); err != nil {

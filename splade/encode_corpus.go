@@ -109,7 +109,9 @@ type encodeManifest struct {
 // EncodeCorpus encodes every document of the corpus at corpusPath
 // (anything corpora.OpenCorpus reads) with enc and writes an index
 // directory at out whose vocabulary is the tokenizer's and whose
-// fingerprint is opt.Fingerprint. See the shard format above for resuming.
+// fingerprint is opt.Fingerprint. For an inference-free encoder it also
+// writes the corpus's IDF (the same tokens, cut at enc.MaxLen) as IDFFile
+// in out, for UseQueryIDF. See the shard format above for resuming.
 // A work directory made with other settings is an error naming it. The
 // context is checked between batches; on cancellation the finished shards
 // stay for the next run. Cost: one forward pass per document, then one
@@ -152,6 +154,10 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 	defer r.Close()
 
 	st := &EncodeStats{}
+	var df *DocFreqs // the corpus's IDF for an inference-free model's queries
+	if enc.QueryWeights != nil {
+		df = NewDocFreqs(enc.Tok, enc.MaxLen)
+	}
 	var shards []string
 	done := 0
 	for eof := false; !eof; {
@@ -174,6 +180,9 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 		h.Sum(sum[:0])
 		if len(ids) == 0 {
 			break
+		}
+		if df != nil {
+			df.Add(texts)
 		}
 		path := filepath.Join(opt.WorkDir, fmt.Sprintf("shard-%06d.bin", len(shards)))
 		first := st.Docs
@@ -244,6 +253,11 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 	meta, err := b.Write(out)
 	if err != nil {
 		return nil, err
+	}
+	if df != nil {
+		if err := WriteIDF(out, enc.Tok, df.IDF()); err != nil {
+			return nil, fmt.Errorf("encode corpus: %w", err)
+		}
 	}
 	st.Meta = meta
 	st.BuildSeconds = time.Since(start).Seconds()

@@ -113,10 +113,10 @@ func (e *Encoder) Encode(text string) ([]index.TermWeight, error) {
 // tokens). Cost: one forward pass of batch 1, or only tokenisation for an
 // inference-free encoder.
 func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
-	ids := e.Tok.Encode(text, e.QueryMaxLen).IDs
 	if e.QueryWeights != nil {
-		return WeightedTokens(ids, e.QueryWeights), nil
+		return e.idfQueries().Encode(text)
 	}
+	ids := e.Tok.Encode(text, e.QueryMaxLen).IDs
 	vecs, err := e.encodeIDs([][]int32{ids}, nil)
 	if err != nil {
 		return nil, err
@@ -129,13 +129,14 @@ func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
 // belongs to texts[i].
 func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
 	if e.QueryWeights != nil {
-		out := make([][]index.TermWeight, len(texts))
-		for i, en := range e.Tok.EncodeBatch(texts, e.QueryMaxLen) {
-			out[i] = WeightedTokens(en.IDs, e.QueryWeights)
-		}
-		return out, nil
+		return e.idfQueries().EncodeQueries(texts)
 	}
 	return e.encodeTexts(texts, e.QueryMaxLen, nil)
+}
+
+// idfQueries is the query side of an inference-free encoder.
+func (e *Encoder) idfQueries() *IDFQueries {
+	return &IDFQueries{Tok: e.Tok, QueryMaxLen: e.QueryMaxLen, Weights: e.QueryWeights}
 }
 
 // EncodeDocs encodes documents (at most MaxLen tokens each) in batches of

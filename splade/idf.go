@@ -33,33 +33,128 @@ const (
 	QueryEncoderIDF   = "idf"   // queries are their tokens weighted by IDF (inference-free)
 )
 
+// Where an inference-free model's query weights come from at search time
+// (splade.query_idf).
+const (
+	// QueryIDFCorpus: the IDF of the searched corpus, which EncodeCorpus
+	// writes into the index directory as IDFFile (as BM25 uses the
+	// statistics of the collection it ranks).
+	QueryIDFCorpus = "corpus"
+	// QueryIDFTraining: the checkpoint's IDFFile, the IDF of the training
+	// corpora.
+	QueryIDFTraining = "training"
+)
+
+// Queries encodes query texts: an Encoder, or IDFQueries.
+type Queries interface {
+	// Encode encodes one query (index.QueryEncoder).
+	Encode(text string) ([]index.TermWeight, error)
+	// EncodeQueries encodes several; out[i] belongs to texts[i].
+	EncodeQueries(texts []string) ([][]index.TermWeight, error)
+}
+
+// IDFQueries is an inference-free query encoder: a query is its word
+// pieces (at most QueryMaxLen tokens with [CLS] and [SEP]), each once,
+// weighted Weights[id] (WeightedTokens). Safe for concurrent use.
+type IDFQueries struct {
+	Tok         *tokenize.Tokenizer
+	QueryMaxLen int
+	Weights     []float32 // (V)
+}
+
+// Encode implements Queries. Cost: tokenisation.
+func (q *IDFQueries) Encode(text string) ([]index.TermWeight, error) {
+	return WeightedTokens(q.Tok.Encode(text, q.QueryMaxLen).IDs, q.Weights), nil
+}
+
+// EncodeQueries implements Queries.
+func (q *IDFQueries) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
+	out := make([][]index.TermWeight, len(texts))
+	for i, en := range q.Tok.EncodeBatch(texts, q.QueryMaxLen) {
+		out[i] = WeightedTokens(en.IDs, q.Weights)
+	}
+	return out, nil
+}
+
+// QueriesFor returns the query encoder of e for searching the index at
+// indexDir. A two-sided e, or mode QueryIDFTraining, gives e itself; an
+// inference-free e with mode QueryIDFCorpus gives IDFQueries weighted by
+// the index's IDFFile, the IDF of the corpus it holds (an index encoded
+// before that file existed is an error that says how to proceed).
+func QueriesFor(e *Encoder, indexDir, mode string) (Queries, error) {
+	switch mode {
+	case QueryIDFTraining:
+		return e, nil
+	case QueryIDFCorpus:
+	default:
+		return nil, fmt.Errorf("query idf %q: want %s or %s", mode, QueryIDFCorpus, QueryIDFTraining)
+	}
+	if e.QueryWeights == nil {
+		return e, nil
+	}
+	w, err := ReadIDF(indexDir, e.Tok)
+	if err != nil {
+		return nil, err
+	}
+	if w == nil {
+		return nil, fmt.Errorf("index %s has no %s, the IDF of its corpus that encode writes for an inference-free model: encode the corpus again, or set splade.query_idf: %s to weigh queries by the training corpora's IDF", indexDir, IDFFile, QueryIDFTraining)
+	}
+	return &IDFQueries{Tok: e.Tok, QueryMaxLen: e.QueryMaxLen, Weights: w}, nil
+}
+
 // ComputeIDF returns BM25's IDF of every token of tok's vocabulary over
 // the documents: ln(1 + (N − df + 0.5)/(df + 0.5)), df the number of
 // documents whose first maxLen tokens contain the token, N the number of
 // documents. Special tokens get 0. Cost: tokenising every document once.
 func ComputeIDF(tok *tokenize.Tokenizer, docs []string, maxLen int) []float32 {
+	c := NewDocFreqs(tok, maxLen)
+	c.Add(docs)
+	return c.IDF()
+}
+
+// DocFreqs counts, over the documents added, how many contain each token
+// of a vocabulary within their first maxLen tokens: the statistics of
+// ComputeIDF gathered a batch at a time (EncodeCorpus counts a corpus while
+// it encodes it). Not safe for concurrent use.
+type DocFreqs struct {
+	tok    *tokenize.Tokenizer
+	maxLen int
+	df     []int // (V) documents containing each token
+	seen   []int // (V) last document (1-based) that counted each token
+	n      int   // documents added
+}
+
+// NewDocFreqs returns an empty count over tok's vocabulary.
+func NewDocFreqs(tok *tokenize.Tokenizer, maxLen int) *DocFreqs {
 	V := tok.VocabSize()
-	df := make([]int, V)
-	seen := make([]int, V) // last document (1-based) that counted each token
+	return &DocFreqs{tok: tok, maxLen: maxLen, df: make([]int, V), seen: make([]int, V)}
+}
+
+// Add counts the documents. Cost: tokenising each once.
+func (c *DocFreqs) Add(docs []string) {
 	for lo := 0; lo < len(docs); lo += 1024 {
-		encs := tok.EncodeBatch(docs[lo:min(lo+1024, len(docs))], maxLen)
-		for k, e := range encs {
-			d := lo + k + 1
+		for _, e := range c.tok.EncodeBatch(docs[lo:min(lo+1024, len(docs))], c.maxLen) {
+			c.n++
 			for _, id := range e.IDs {
-				if seen[id] != d {
-					seen[id] = d
-					df[id]++
+				if c.seen[id] != c.n {
+					c.seen[id] = c.n
+					c.df[id]++
 				}
 			}
 		}
 	}
-	N := float64(len(docs))
-	w := make([]float32, V)
+}
+
+// IDF returns the (V) IDF weights of the documents added so far (see
+// ComputeIDF).
+func (c *DocFreqs) IDF() []float32 {
+	N := float64(c.n)
+	w := make([]float32, len(c.df))
 	for id := range w {
-		if tok.IsSpecial(int32(id)) {
+		if c.tok.IsSpecial(int32(id)) {
 			continue
 		}
-		f := float64(df[id])
+		f := float64(c.df[id])
 		w[id] = float32(math.Log(1 + (N-f+0.5)/(f+0.5)))
 	}
 	return w

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/tokenize"
@@ -168,4 +170,94 @@ func TestVectorStats(t *testing.T) {
 		s.NNZDoc != want.NNZDoc || s.NNZQuery != want.NNZQuery || s.Top20Share != want.Top20Share {
 		t.Errorf("stats %+v, want %+v", s, want)
 	}
+}
+
+// TestCorpusQueryIDF encodes the toy corpus with an inference-free
+// encoder in shards of 3 (so the document frequencies are gathered across
+// shards) and checks that the index holds ComputeIDF over the corpus's
+// documents, that QueriesFor weighs queries by it in corpus mode and by
+// the checkpoint's weights in training mode, that a two-sided encoder is
+// left alone, and that an index without the file is a clear error.
+func TestCorpusQueryIDF(t *testing.T) {
+	dir := tinyModelDir(t, 21)
+	enc, err := LoadEncoder(dir, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoSided := enc.QueryWeights == nil
+	if !twoSided {
+		t.Fatal("tiny model unexpectedly inference-free")
+	}
+	corpus := writeToyCorpus(t)
+	docs, err := corporaContents(corpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ComputeIDF(enc.Tok, docs, enc.MaxLen)
+	train := make([]float32, enc.Tok.VocabSize())
+	for i := range train {
+		train[i] = 0.25 // distinct from any corpus IDF
+	}
+	enc.QueryWeights = train
+	out := filepath.Join(t.TempDir(), "idx")
+	if _, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{ShardSize: 3, Fingerprint: Fingerprint(enc, dir)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadIDF(out, enc.Tok)
+	if err != nil || got == nil {
+		t.Fatalf("index idf: %v, %v", got, err)
+	}
+	for id := range want {
+		if math.Abs(float64(got[id]-want[id])) > 1e-5 {
+			t.Fatalf("index idf of %q = %g, want %g (ComputeIDF over the corpus)", enc.Tok.Token(int32(id)), got[id], want[id])
+		}
+	}
+	const text = "cat ship star"
+	ids := enc.Tok.Encode(text, enc.QueryMaxLen).IDs
+	for mode, w := range map[string][]float32{QueryIDFCorpus: want, QueryIDFTraining: train} {
+		q, err := QueriesFor(enc, out, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := q.Encode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp := WeightedTokens(ids, w); !slices.EqualFunc(v, exp, func(a, b index.TermWeight) bool {
+			return a.Term == b.Term && math.Abs(float64(a.Weight-b.Weight)) < 1e-5
+		}) {
+			t.Errorf("%s: query %v, want %v", mode, v, exp)
+		}
+	}
+	if _, err := QueriesFor(enc, out, "bm25"); err == nil {
+		t.Error("QueriesFor accepted an unknown mode")
+	}
+	if _, err := QueriesFor(enc, t.TempDir(), QueryIDFCorpus); err == nil || !strings.Contains(err.Error(), "query_idf: training") {
+		t.Errorf("index without %s: err %v, want one naming splade.query_idf: training", IDFFile, err)
+	}
+	enc.QueryWeights = nil
+	if q, err := QueriesFor(enc, t.TempDir(), QueryIDFCorpus); err != nil || q != Queries(enc) {
+		t.Errorf("two-sided encoder: %v, %v; want the encoder itself", q, err)
+	}
+	out2 := filepath.Join(t.TempDir(), "idx")
+	if _, err := EncodeCorpus(context.Background(), enc, corpus, out2, EncodeCorpusOptions{ShardSize: 3, Fingerprint: Fingerprint(enc, dir)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out2, IDFFile)); !os.IsNotExist(err) {
+		t.Errorf("two-sided model's index holds %s (%v)", IDFFile, err)
+	}
+}
+
+// corporaContents reads every document's Content (title and text) of a
+// corpus, as EncodeCorpus sees them.
+func corporaContents(path string) ([]string, error) {
+	ds, err := corpora.ReadDocs([]string{path}, corpora.Options{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Content()
+	}
+	return out, nil
 }

@@ -48,8 +48,9 @@ func loadEncoder(cfg config.Config, modelDir string) (*splade.Encoder, error) {
 }
 
 // spladeQueryEncoder returns the text-query encoder of model modelDir for
-// index r, refusing a model whose vocabulary is not the index's.
-func spladeQueryEncoder(cfg config.Config, modelDir string, r *index.Reader) (index.QueryEncoder, error) {
+// index r at idxDir, refusing a model whose vocabulary is not the index's;
+// an inference-free model's queries are weighted as splade.query_idf says.
+func spladeQueryEncoder(cfg config.Config, modelDir, idxDir string, r *index.Reader) (index.QueryEncoder, error) {
 	enc, err := loadEncoder(cfg, modelDir)
 	if err != nil {
 		return nil, err
@@ -57,7 +58,7 @@ func spladeQueryEncoder(cfg config.Config, modelDir string, r *index.Reader) (in
 	if err := splade.CheckIndex(enc, r); err != nil {
 		return nil, fmt.Errorf("model %s: %w", modelDir, err)
 	}
-	return enc, nil
+	return splade.QueriesFor(enc, idxDir, cfg.Splade.QueryIDF)
 }
 
 func newEncodeCmd(a *app) *cobra.Command {
@@ -460,6 +461,9 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 		raw, rerr := os.ReadFile(statsPath)
 		reuse = r.Meta().Fingerprint == fp && rerr == nil && json.Unmarshal(raw, &st) == nil
 		r.Close()
+		if _, err := os.Stat(filepath.Join(idxDir, splade.IDFFile)); enc.QueryWeights != nil && err != nil {
+			reuse = false // encoded before indexes held their corpus's IDF
+		}
 	}
 	if !reuse {
 		total, _ := corpora.CountDocs(dir)
@@ -499,7 +503,11 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 			texts = append(texts, q.Text)
 		}
 	}
-	vecs, err := enc.EncodeQueries(texts)
+	qenc, err := splade.QueriesFor(enc, idxDir, cfg.Splade.QueryIDF)
+	if err != nil {
+		return row, err
+	}
+	vecs, err := qenc.EncodeQueries(texts)
 	if err != nil {
 		return row, err
 	}

@@ -187,7 +187,7 @@ func TestTrainEncodeSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	enc, err := spladeQueryEncoder(config.Default(), best, r)
+	enc, err := spladeQueryEncoder(config.Default(), best, idx, r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ unless --no-validate. Query and document ids with white space are refused
 				}
 				enc := queryEncoderFor(r)
 				if model != "" {
-					e, merr := spladeQueryEncoder(cfg, model, r)
+					e, merr := spladeQueryEncoder(cfg, model, idx, r)
 					if merr != nil {
 						return merr
 					}

@@ -91,7 +91,7 @@ func buildServer(cfg config.Config, idx, model, corpus string, validate bool, st
 	}
 	enc := queryEncoderFor(r)
 	if model != "" {
-		if enc, err = spladeQueryEncoder(cfg, model, r); err != nil {
+		if enc, err = spladeQueryEncoder(cfg, model, idx, r); err != nil {
 			return fail(err)
 		}
 	}

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
@@ -246,7 +246,7 @@ func (p *Pipeline) targetStages(target string) []Stage {
 		ss = append(ss, p.spladeStage("splade-full-"+n, p.model("full-mlm-"+n), "all"))
 		models[SysFull] = p.model("splade-full-" + n)
 	}
-	for _, sys := range slices.Sorted(mapKeys(models)) {
+	for _, sys := range slices.Sorted(maps.Keys(models)) {
 		ss = append(ss, p.encodeStage("index-"+sys+"-"+n, models[sys], target))
 	}
 	ss = append(ss, p.bm25Stage(target))
@@ -544,16 +544,6 @@ func (p *Pipeline) readTarget(target string) (*TargetResult, error) {
 
 // --- helpers -----------------------------------------------------------
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // moveDir renames src to dst (dst must not exist; Runner gives an empty
 // temporary out directory, which is replaced).
 func moveDir(src, dst string) error {
@@ -625,4 +615,3 @@ func (p *Pipeline) Validate() error {
 	return nil
 }
 
-var _ = time.Now

@@ -17,7 +17,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -248,7 +247,3 @@ func CodeVersion() string {
 	}
 	return rev
 }
-
-// ErrNoQrels says a target has documents but no queries and judgments: the
-// pipeline stops at the adapted index.
-var ErrNoQrels = errors.New("target has no queries and qrels")

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // Algorithm is a top-k query processing method. All return the same hits.
@@ -330,14 +332,14 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 		bound += cs[i].ub
 	}
 	if bound <= math.MaxUint32 && !s.wide {
-		s.ub32, s.sub32, s.acc32 = grow(s.ub32, nb), grow(s.sub32, nb), grow(s.acc32, W)
+		s.ub32, s.sub32, s.acc32 = grow.To(s.ub32, nb), grow.To(s.sub32, nb), grow.To(s.acc32, W)
 		if cap(s.dense32) < n {
 			s.dense32 = make([]uint32, n)
 		}
 		blockMaxWith(r, s, bmBufs[uint32]{s.dense32[:n], s.ub32[:nb], s.sub32[:nb], s.acc32[:W]}, cs, top, bound)
 		return
 	}
-	s.ub, s.sub, s.acc = grow(s.ub, nb), grow(s.sub, nb), grow(s.acc, W)
+	s.ub, s.sub, s.acc = grow.To(s.ub, nb), grow.To(s.sub, nb), grow.To(s.acc, W)
 	if cap(s.dense) < n {
 		s.dense = make([]uint64, n)
 	}
@@ -350,14 +352,6 @@ type bmBufs[A uint32 | uint64] struct {
 	ub   []A // (num blocks) block upper bounds
 	sub  []A // (num blocks) largest docs entry of each block; zero between queries
 	acc  []A // (batchBlocks · stride) scores of a batch of blocks
-}
-
-// grow returns b with length n, reallocated (contents lost) if too small.
-func grow[T any](b []T, n int) []T {
-	if cap(b) < n {
-		return make([]T, n)
-	}
-	return b[:n]
 }
 
 const (
@@ -437,7 +431,7 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cu
 
 	shift := uint(max(0, bits.Len64(bound)-histBits))
 	nbk := int(bound>>shift) + 1
-	s.hist = grow(s.hist, nbk)
+	s.hist = grow.To(s.hist, nbk)
 	hist := s.hist
 	clear(hist)
 	if u32, ok := any(ub).([]uint32); ok {
@@ -619,7 +613,7 @@ func scoreBatch[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], batch []i
 	N := uint32(r.meta.NumDocs)
 	S := r.stride()
 	acc := f.acc[:len(batch)*S]
-	s.rem = grow(s.rem, len(batch))
+	s.rem = grow.To(s.rem, len(batch))
 	rem := s.rem // RMAX bound of the dense terms still to add, per block
 	alive := s.alive[:0]
 	for j, b := range batch {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // The SPLADE head: w[b,v] = max_t log1p(relu(z[b,t,:]·E[v,:] + bias[v])) over
@@ -123,7 +125,7 @@ func spladePoolFused(z, mask, emb, bias []float32, B, T, C, V int, out []float32
 		}
 		src := z[b*T*C:]
 		if !prefix[b] {
-			gather = grow(gather, real[b]*C)
+			gather = grow.To(gather, real[b]*C)
 			i := 0
 			for t, mv := range mask[b*T : (b+1)*T] {
 				if mv > 0 {

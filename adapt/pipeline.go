@@ -337,12 +337,7 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 			if err != nil {
 				return err
 			}
-			var queries []corpora.Query
-			for _, q := range all {
-				if _, ok := qrels[q.ID]; ok {
-					queries = append(queries, q)
-				}
-			}
+			queries := qrels.Judged(all)
 			runs := map[string]corpora.Run{}
 			bx, err := bm25.Open(filepath.Join(p.Runner.Path("bm25-"+n), "bm25"))
 			if err != nil {

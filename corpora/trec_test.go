@@ -460,3 +460,16 @@ func TestParseErrorsQuoteLittle(t *testing.T) {
 		t.Errorf("Quote: %q", q)
 	}
 }
+
+func TestQrelsJudged(t *testing.T) {
+	qrels := Qrels{"q2": {"d": 1}, "q3": {"d": 0}, "q9": {"d": 2}}
+	qs := []Query{{ID: "q1"}, {ID: "q3", Text: "c"}, {ID: "q2", Text: "b"}, {ID: "q4"}}
+	got := qrels.Judged(qs)
+	want := []Query{{ID: "q3", Text: "c"}, {ID: "q2", Text: "b"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Judged = %v, want %v (judged queries in input order; a grade-0 judgment counts)", got, want)
+	}
+	if got := (Qrels{}).Judged(qs); got != nil {
+		t.Fatalf("Judged with empty qrels = %v, want nil", got)
+	}
+}

@@ -132,7 +132,7 @@ length; see the bm25 package).`,
 				if err != nil {
 					return err
 				}
-				queries = judgedQueries(queries, qrels)
+				queries = qrels.Judged(queries)
 			}
 			x, err := bm25.Open(idxDir)
 			if err != nil {
@@ -175,17 +175,6 @@ length; see the bm25 package).`,
 	f.StringVar(&scoring, "scoring", string(bm25.Exact), "exact (Okapi BM25) or bleve (bleve's own scorer, for comparison)")
 	bm25ParamFlags(a, cmd)
 	return cmd
-}
-
-// judgedQueries keeps the queries that have judgments in qrels, in order.
-func judgedQueries(qs []corpora.Query, qrels corpora.Qrels) []corpora.Query {
-	var out []corpora.Query
-	for _, q := range qs {
-		if _, ok := qrels[q.ID]; ok {
-			out = append(out, q)
-		}
-	}
-	return out
 }
 
 func newBM25TableCmd(a *app) *cobra.Command {

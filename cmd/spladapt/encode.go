@@ -491,13 +491,10 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 	if err != nil {
 		return row, err
 	}
-	var queries []corpora.Query
-	var texts []string
-	for _, q := range all {
-		if _, ok := qrels[q.ID]; ok {
-			queries = append(queries, q)
-			texts = append(texts, q.Text)
-		}
+	queries := qrels.Judged(all)
+	texts := make([]string, len(queries))
+	for i, q := range queries {
+		texts[i] = q.Text
 	}
 	vecs, err := enc.EncodeQueries(texts)
 	if err != nil {

@@ -120,7 +120,7 @@ unless --no-validate. Query and document ids with white space are refused
 					return fmt.Errorf("search: %w", rerr)
 				}
 				if judged != nil {
-					tq = judgedQueries(tq, judged)
+					tq = judged.Judged(tq)
 				}
 				enc := queryEncoderFor(r)
 				if model != "" {

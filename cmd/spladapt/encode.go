@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -187,18 +185,9 @@ top --depth documents per query.`,
 			if len(runs) < 2 || out == "" {
 				return fmt.Errorf("fuse: at least two --run and --out are required")
 			}
-			if len(weights) == 0 {
-				for range runs {
-					weights = append(weights, 1)
-				}
-			}
-			if len(weights) != len(runs) {
-				return fmt.Errorf("fuse: %d --weight for %d --run", len(weights), len(runs))
-			}
-			for i, w := range weights {
-				if !(w > 0) || math.IsInf(w, 0) {
-					return fmt.Errorf("fuse: --weight %g of run %s must be a positive finite number", w, runs[i])
-				}
+			o := eval.FuseOptions{Method: method, Weights: weights, RRFK: rrfK, Depth: depth}
+			if err := o.Validate(len(runs)); err != nil {
+				return err
 			}
 			g, err := claimOutput(cmd, out, false, runs...)
 			if err != nil {
@@ -213,7 +202,7 @@ top --depth documents per query.`,
 				}
 				in = append(in, r)
 			}
-			fused, err := FuseRuns(in, weights, method, rrfK, depth)
+			fused, err := eval.Fuse(in, o)
 			if err != nil {
 				return err
 			}
@@ -239,77 +228,6 @@ top --depth documents per query.`,
 	f.StringVar(&out, "out", "", "fused run to write")
 	f.StringVar(&tag, "tag", "fused", "run tag (last column)")
 	return cmd
-}
-
-// FuseRuns fuses runs query by query (the union of their queries) as the
-// fuse command describes, keeping the best depth documents per query
-// (ties by docno ascending). A NaN score is an error.
-func FuseRuns(runs []corpora.Run, weights []float64, method string, rrfK, depth int) (corpora.Run, error) {
-	if method != "rrf" && method != "interp" {
-		return nil, fmt.Errorf("fuse: method %q, want rrf or interp", method)
-	}
-	if rrfK < 0 || depth < 1 {
-		return nil, fmt.Errorf("fuse: rrf-k %d must be ≥ 0 and depth %d ≥ 1", rrfK, depth)
-	}
-	qids := map[string]bool{}
-	for _, r := range runs {
-		for q := range r {
-			qids[q] = true
-		}
-	}
-	out := corpora.Run{}
-	for q := range qids {
-		score := map[string]float64{}
-		for i, r := range runs {
-			hits := append([]corpora.Hit(nil), r[q]...)
-			for _, h := range hits {
-				if math.IsNaN(h.Score) {
-					return nil, fmt.Errorf("fuse: query %s, document %s: NaN score", q, h.DocID)
-				}
-			}
-			// trec_eval's order: score descending, ties by docno descending.
-			sort.SliceStable(hits, func(a, b int) bool {
-				if hits[a].Score != hits[b].Score {
-					return hits[a].Score > hits[b].Score
-				}
-				return hits[a].DocID > hits[b].DocID
-			})
-			if len(hits) == 0 {
-				continue
-			}
-			lo, hi := hits[len(hits)-1].Score, hits[0].Score
-			for rank, h := range hits {
-				switch method {
-				case "rrf":
-					score[h.DocID] += weights[i] / float64(rrfK+rank+1)
-				case "interp":
-					n := 1.0
-					if hi > lo {
-						n = (h.Score - lo) / (hi - lo)
-					}
-					score[h.DocID] += weights[i] * n
-				}
-			}
-		}
-		hits := make([]corpora.Hit, 0, len(score))
-		for d, s := range score {
-			hits = append(hits, corpora.Hit{DocID: d, Score: s})
-		}
-		sort.Slice(hits, func(a, b int) bool {
-			if hits[a].Score != hits[b].Score {
-				return hits[a].Score > hits[b].Score
-			}
-			return hits[a].DocID < hits[b].DocID
-		})
-		if len(hits) > depth {
-			hits = hits[:depth]
-		}
-		for i := range hits {
-			hits[i].Rank = i + 1
-		}
-		out[q] = hits
-	}
-	return out, nil
 }
 
 func newSpladeCmd(a *app) *cobra.Command {
@@ -522,7 +440,7 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 	if row.Splade, err = evalRun(run); err != nil {
 		return row, err
 	}
-	fused, err := FuseRuns([]corpora.Run{bm.Run, run}, []float64{1, 1}, "rrf", rrfK, cfg.Index.Depth)
+	fused, err := eval.Fuse([]corpora.Run{bm.Run, run}, eval.FuseOptions{Method: eval.FuseRRF, RRFK: rrfK, Depth: cfg.Index.Depth})
 	if err != nil {
 		return row, err
 	}

@@ -423,27 +423,7 @@ func searchText(model, idxDir string, queries []corpora.Query, c config.Config, 
 	if err := splade.CheckIndex(enc, r); err != nil {
 		return nil, err
 	}
-	texts := make([]string, len(queries))
-	for i, q := range queries {
-		texts[i] = q.Text
-	}
-	vecs, err := enc.EncodeQueries(texts)
-	if err != nil {
-		return nil, err
-	}
-	run := corpora.Run{}
-	for i, q := range queries {
-		hits, err := r.Search(vecs[i], c.Index.Depth, alg)
-		if err != nil {
-			return nil, fmt.Errorf("query %s: %w", q.ID, err)
-		}
-		hs := make([]corpora.Hit, len(hits))
-		for j, h := range hits {
-			hs[j] = corpora.Hit{DocID: r.DocID(h.Doc), Score: h.Score, Rank: j + 1}
-		}
-		run[q.ID] = hs
-	}
-	return run, nil
+	return r.SearchQueries(enc, queries, c.Index.Depth, alg)
 }
 
 // --- summary -----------------------------------------------------------

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spladapt/spladapt/adapt"
 	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
@@ -282,24 +282,13 @@ table goes to stdout or --out, the numbers also to WORK/table.json.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var rows []spladeRow
-			for _, dir := range dirs {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s\n", filepath.Base(dir))
-				row, err := evaluateSplade(ctx, cfg, enc, model, dir, filepath.Join(work, filepath.Base(dir)), rrfK, cmd.ErrOrStderr())
-				if err != nil {
-					return err
-				}
-				rows = append(rows, row)
-			}
-			raw, err := json.MarshalIndent(rows, "", "  ")
+			rows, err := adapt.Table(ctx, enc, dirs, adapt.TableOptions{Config: cfg, Model: model, Work: work, RRFK: rrfK,
+				Corpus: skipOptions(cfg, cmd.ErrOrStderr()), Log: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}
-			if err := atomicfile.WriteFile(filepath.Join(work, "table.json"), append(raw, '\n'), 0o644); err != nil {
-				return err
-			}
 			var md strings.Builder
-			writeSpladeTable(&md, rows, model, rrfK)
+			adapt.WriteTable(&md, rows, model, rrfK)
 			if out != "" {
 				return atomicfile.WriteFile(out, []byte(md.String()), 0o644)
 			}
@@ -315,168 +304,4 @@ table goes to stdout or --out, the numbers also to WORK/table.json.`,
 	f.StringArrayVar(&only, "collection", nil, "evaluate only this collection (repeatable)")
 	f.IntVar(&rrfK, "rrf-k", 60, "k of reciprocal rank fusion")
 	return cmd
-}
-
-// spladeRow is one collection of the SPLADE table.
-type spladeRow struct {
-	Name     string              `json:"name"`
-	Split    string              `json:"split"`
-	Docs     int                 `json:"docs"`
-	Queries  int                 `json:"queries"`
-	BM25     map[string]float64  `json:"bm25"`
-	Splade   map[string]float64  `json:"splade"`
-	Fused    map[string]float64  `json:"fused"`
-	NNZDoc   float64             `json:"nnz_doc"`
-	NNZQuery float64             `json:"nnz_query"`
-	Encode   *splade.EncodeStats `json:"encode"`
-}
-
-// spladeTableMeasures are the table's measures (trec_eval -c).
-var spladeTableMeasures = []string{"nDCG@10", "R@100"}
-
-// evaluateSplade fills one row: BM25, SPLADE and their fusion on dir's
-// test (else dev) split, with indexes and runs under work.
-func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder, modelDir, dir, work string, rrfK int, stderr io.Writer) (spladeRow, error) {
-	b := corpora.BEIR{Dir: dir}
-	row := spladeRow{Name: filepath.Base(dir), Split: bm25.Split(b)}
-	ms, err := eval.ParseMeasures(spladeTableMeasures...)
-	if err != nil {
-		return row, err
-	}
-	bm, err := bm25.EvaluateCollection(dir, bm25.TableOptions{K: cfg.BM25.Depth, Params: bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B},
-		Workers: cfg.NumThreads(), IndexDir: filepath.Join(work, "bm25"), Corpora: skipOptions(cfg, stderr)})
-	if err != nil {
-		return row, err
-	}
-	row.Docs, row.Queries = int(bm.Docs), bm.Queries
-	qrels, err := b.Qrels(row.Split)
-	if err != nil {
-		return row, err
-	}
-	evalRun := func(run corpora.Run) (map[string]float64, error) {
-		res, err := eval.Evaluate(qrels, run, ms, eval.Options{AllQueries: true, Workers: cfg.NumThreads()})
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]float64{}
-		for i, m := range ms {
-			out[m.Name()] = res.All[i]
-		}
-		return out, nil
-	}
-	if row.BM25, err = evalRun(bm.Run); err != nil {
-		return row, err
-	}
-
-	// SPLADE index: reused when built by this model, else (re)encoded.
-	idxDir := filepath.Join(work, "splade")
-	statsPath := filepath.Join(work, "encode.json")
-	fp := splade.Fingerprint(enc, modelDir)
-	var st splade.EncodeStats
-	reuse := false
-	if r, err := index.Open(idxDir); err == nil {
-		raw, rerr := os.ReadFile(statsPath)
-		reuse = r.Meta().Fingerprint == fp && rerr == nil && json.Unmarshal(raw, &st) == nil
-		r.Close()
-	}
-	if !reuse {
-		total, _ := corpora.CountDocs(dir)
-		bar := progress.New(stderr, progress.Enabled(cfg.Progress), "encode "+row.Name, "docs", int64(total))
-		last := 0
-		s, err := splade.EncodeCorpus(ctx, enc, dir, idxDir, splade.EncodeCorpusOptions{
-			ShardSize: cfg.Splade.ShardSize, Fingerprint: fp, Corpus: skipOptions(cfg, stderr),
-			Index:    index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
-			Progress: func(n int) { bar.Add(int64(n - last)); last = n },
-		})
-		bar.Done()
-		if err != nil {
-			return row, err
-		}
-		st = *s
-		raw, _ := json.MarshalIndent(st, "", "  ")
-		if err := atomicfile.WriteFile(statsPath, append(raw, '\n'), 0o644); err != nil {
-			return row, err
-		}
-	}
-	row.Encode, row.NNZDoc = &st, st.MeanNNZ
-
-	r, algo, err := openIndex(cfg, idxDir, false)
-	if err != nil {
-		return row, err
-	}
-	defer r.Close()
-	all, err := b.Queries(skipOptions(cfg, stderr))
-	if err != nil {
-		return row, err
-	}
-	queries := qrels.Judged(all)
-	texts := make([]string, len(queries))
-	for i, q := range queries {
-		texts[i] = q.Text
-	}
-	vecs, err := enc.EncodeQueries(texts)
-	if err != nil {
-		return row, err
-	}
-	run := corpora.Run{}
-	nnz := 0
-	for i, q := range queries {
-		nnz += len(vecs[i])
-		var hits []corpora.Hit
-		if len(vecs[i]) > 0 {
-			found, err := r.Search(vecs[i], cfg.Index.Depth, algo)
-			if err != nil {
-				return row, fmt.Errorf("search %s query %s: %w", row.Name, q.ID, err)
-			}
-			for k, h := range found {
-				hits = append(hits, corpora.Hit{DocID: r.DocID(h.Doc), Score: h.Score, Rank: k + 1})
-			}
-		}
-		run[q.ID] = hits
-	}
-	if len(queries) > 0 {
-		row.NNZQuery = float64(nnz) / float64(len(queries))
-	}
-	if row.Splade, err = evalRun(run); err != nil {
-		return row, err
-	}
-	fused, err := eval.Fuse([]corpora.Run{bm.Run, run}, eval.FuseOptions{Method: eval.FuseRRF, RRFK: rrfK, Depth: cfg.Index.Depth})
-	if err != nil {
-		return row, err
-	}
-	if row.Fused, err = evalRun(fused); err != nil {
-		return row, err
-	}
-	for name, rn := range map[string]corpora.Run{"bm25": bm.Run, "splade": run, "fused": fused} {
-		if err := atomicfile.Write(filepath.Join(work, name+".trec"), 0o644, func(w io.Writer) error {
-			bw := bufio.NewWriter(w)
-			if err := corpora.WriteRun(bw, rn, name); err != nil {
-				return err
-			}
-			return bw.Flush()
-		}); err != nil {
-			return row, err
-		}
-	}
-	return row, nil
-}
-
-// writeSpladeTable renders the rows as a Markdown table.
-func writeSpladeTable(w io.Writer, rows []spladeRow, model string, rrfK int) {
-	fmt.Fprintf(w, "SPLADE model `%s`; trec_eval -c; fusion: RRF k=%d of BM25 and SPLADE.\n\n", model, rrfK)
-	fmt.Fprintln(w, "| collection | split | docs | queries | BM25 nDCG@10 | BM25 R@100 | SPLADE nDCG@10 | SPLADE R@100 | RRF nDCG@10 | RRF R@100 | nnz/doc | nnz/query | index MiB | docs/s | tokens/s |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	var sum [6]float64
-	for _, r := range rows {
-		v := [6]float64{r.BM25["nDCG@10"], r.BM25["R@100"], r.Splade["nDCG@10"], r.Splade["R@100"], r.Fused["nDCG@10"], r.Fused["R@100"]}
-		for i := range v {
-			sum[i] += v[i]
-		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.1f | %.1f | %.2f | %.0f | %.0f |\n",
-			r.Name, r.Split, r.Docs, r.Queries, v[0], v[1], v[2], v[3], v[4], v[5], r.NNZDoc, r.NNZQuery,
-			float64(r.Encode.IndexBytes)/(1<<20), r.Encode.DocsPerSec, r.Encode.TokensPerSec)
-	}
-	n := float64(len(rows))
-	fmt.Fprintf(w, "| mean | | | | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | | | | | |\n",
-		sum[0]/n, sum[1]/n, sum[2]/n, sum[3]/n, sum[4]/n, sum[5]/n)
 }

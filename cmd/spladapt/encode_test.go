@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spladapt/spladapt/adapt"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
@@ -244,11 +245,11 @@ func TestSpladeTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows []spladeRow
+	var rows []adapt.TableRow
 	if err := json.Unmarshal(raw, &rows); err != nil || len(rows) != 2 {
 		t.Fatalf("table.json: %v, %d rows", err, len(rows))
 	}
-	ms, _ := eval.ParseMeasures(spladeTableMeasures...)
+	ms, _ := eval.ParseMeasures(adapt.TableMeasures...)
 	for _, row := range rows {
 		qrels, _ := corpora.BEIR{Dir: filepath.Join(data, row.Name)}.Qrels("test")
 		runs := map[string]corpora.Run{}

@@ -589,4 +589,3 @@ func (p *Pipeline) Validate() error {
 	}
 	return nil
 }
-

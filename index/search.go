@@ -27,8 +27,7 @@ const (
 	// dense terms, and blocks are scored (dense terms only, in decreasing
 	// q, each block dropped once it cannot reach the k-th score) in
 	// decreasing order of bound until the next bound is below the k-th
-	// score. Fastest for small k (TestBenchTable: top-10 at 1M synthetic
-	// documents 1.73 ms p50 against TAAT's 21.4); needs small blocks
+	// score. Fastest for small k (docs/performance.md); needs small blocks
 	// (default 8) when documents are not clustered by doc number.
 	BlockMax
 	// TAAT is exhaustive term-at-a-time scoring: each query term's postings
@@ -44,11 +43,9 @@ const (
 	Auto
 )
 
-// AutoTAATRatio sets Auto's switch to TAAT: k·AutoTAATRatio ≥ N. Measured
-// on the synthetic collection from 10k to 1M documents, query by query
-// alternated (TestAutoCrossover), the blockmax/TAAT p50 time ratio is
-// 0.50–0.61 at k/N = 1/1000, 1.27–1.29 at 1/300, 2.2–2.3 at 1/100 and
-// 3.1–3.2 at 1/30 and 1/10.
+// AutoTAATRatio sets Auto's switch to TAAT: k·AutoTAATRatio ≥ N, the k/N
+// where BlockMax stops being faster than TAAT on the synthetic collections
+// (BenchmarkAutoCrossover; the figures are in docs/performance.md).
 const AutoTAATRatio = 500
 
 var algNames = [...]string{"exhaustive", "maxscore", "blockmax", "taat", "auto"}
@@ -109,6 +106,16 @@ type Query struct {
 // Len returns the number of query terms that can match.
 func (q *Query) Len() int { return len(q.terms) }
 
+// Terms returns the query's terms in term order and their quantised
+// weights (1..65535), the integers every algorithm scores with
+// (Hit.Raw = Σ weight · impact). The slices are new.
+func (q *Query) Terms() (terms []uint32, weights []uint64) {
+	for _, qt := range q.terms {
+		terms, weights = append(terms, qt.term), append(weights, qt.q)
+	}
+	return terms, weights
+}
+
 // Prepare quantises q: duplicate terms are summed, terms with weight ≤ 0
 // or no postings are dropped, weights become integers in 1..65535 relative
 // to the largest. Terms outside the vocabulary and non-finite weights are
@@ -149,9 +156,7 @@ func (r *Reader) Prepare(q []TermWeight) (*Query, error) {
 // Search returns the k documents with the highest score for q, best first;
 // ties break toward the smaller doc number. Only documents sharing a term
 // with q are returned, so there may be fewer than k. Every algorithm
-// returns the same hits; they differ in speed (on the synthetic benchmark,
-// TestBenchTable, BlockMax is fastest for top-10 and for top-1000 at 1M
-// documents, TAAT for top-1000 at 100k). Cost: Exhaustive O(Σ df·|q|);
+// returns the same hits; they differ in speed (Algorithm). Cost: Exhaustive O(Σ df·|q|);
 // TAAT O(Σ df + N); MaxScore may skip postings; BlockMax O(Σ df of the
 // sparse terms + |q|·N/R) for the bounds plus the dense terms' postings in
 // the blocks it scores.

@@ -428,15 +428,37 @@ func searchText(model, idxDir string, queries []corpora.Query, c config.Config, 
 	if err != nil {
 		return nil, err
 	}
+	run, _, err := searchSplade(enc, idxDir, queries, c.Index.Depth, alg)
+	return run, err
+}
+
+// searchSplade searches the SPLADE index idxDir for enc's vectors of the
+// queries, refusing an index of another vocabulary, and returns the run and
+// the mean non-zeros of the query vectors.
+func searchSplade(enc *splade.Encoder, idxDir string, queries []corpora.Query, depth int, alg index.Algorithm) (corpora.Run, float64, error) {
 	r, err := index.Open(idxDir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer r.Close()
 	if err := splade.CheckIndex(enc, r); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return r.SearchQueries(enc, queries, c.Index.Depth, alg)
+	vecs, err := index.EncodeQueries(enc, queries)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]string, len(queries))
+	nnz := 0
+	for i, q := range queries {
+		ids[i] = q.ID
+		nnz += len(vecs[i])
+	}
+	run, err := r.SearchRun(ids, vecs, depth, alg)
+	if err != nil {
+		return nil, 0, err
+	}
+	return run, float64(nnz) / float64(max(len(queries), 1)), nil
 }
 
 // --- summary -----------------------------------------------------------

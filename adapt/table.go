@@ -151,33 +151,15 @@ func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o Tabl
 	if err != nil {
 		return row, err
 	}
-	r, err := index.Open(idxDir)
-	if err != nil {
-		return row, err
-	}
-	defer r.Close()
 	all, err := b.Queries(o.Corpus)
 	if err != nil {
 		return row, err
 	}
-	queries := qrels.Judged(all)
-	vecs, err := index.EncodeQueries(enc, queries)
-	if err != nil {
-		return row, err
-	}
-	ids := make([]string, len(queries))
-	nnz := 0
-	for i, q := range queries {
-		ids[i] = q.ID
-		nnz += len(vecs[i])
-	}
-	if len(queries) > 0 {
-		row.NNZQuery = float64(nnz) / float64(len(queries))
-	}
-	run, err := r.SearchRun(ids, vecs, cfg.Index.Depth, alg)
+	run, nnzq, err := searchSplade(enc, idxDir, qrels.Judged(all), cfg.Index.Depth, alg)
 	if err != nil {
 		return row, fmt.Errorf("search %s: %w", row.Name, err)
 	}
+	row.NNZQuery = nnzq
 	if row.Splade, err = evalRun(run); err != nil {
 		return row, err
 	}

@@ -28,18 +28,15 @@ import (
 // by main topic (the generator's, an ideal clustering) instead of in
 // arrival order.
 func benchGen(tb testing.TB) *synth.Gen {
-	switch v := os.Getenv("SPLADAPT_BENCH_SYNTH"); v {
-	case "", "independent":
-		if os.Getenv("SPLADAPT_BENCH_ORDER") == "topic" {
-			tb.Fatal("SPLADAPT_BENCH_ORDER=topic needs SPLADAPT_BENCH_SYNTH=topical")
-		}
-		return synth.New(synth.Default)
-	case "topical":
-		return synth.New(synth.Topical)
-	default:
-		tb.Fatalf("SPLADAPT_BENCH_SYNTH=%q: want independent or topical", v)
-		return nil
+	name := cmp.Or(os.Getenv("SPLADAPT_BENCH_SYNTH"), "independent")
+	if name == "independent" && os.Getenv("SPLADAPT_BENCH_ORDER") == "topic" {
+		tb.Fatal("SPLADAPT_BENCH_ORDER=topic needs SPLADAPT_BENCH_SYNTH=topical")
 	}
+	g, err := synth.Named(name)
+	if err != nil {
+		tb.Fatalf("SPLADAPT_BENCH_SYNTH: %v", err)
+	}
+	return g
 }
 
 // benchTag names the collection and order of benchGen in index

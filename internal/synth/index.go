@@ -55,3 +55,16 @@ func (g *Gen) WriteIndex(dir string, n int, order []int, o index.Options) (time.
 	}
 	return time.Since(start), nil
 }
+
+// Named returns the generator of the collection called name:
+// "independent" (Default) or "topical" (Topical), as the benchmarks'
+// SPLADAPT_BENCH_SYNTH and the tools' -synth flag name them.
+func Named(name string) (*Gen, error) {
+	switch name {
+	case "independent":
+		return New(Default), nil
+	case "topical":
+		return New(Topical), nil
+	}
+	return nil, fmt.Errorf("synthetic collection %q: want independent or topical", name)
+}

@@ -39,14 +39,9 @@ func run(dirs []string, algName string, nq int, kind string) error {
 	if err != nil {
 		return err
 	}
-	var g *synth.Gen
-	switch kind {
-	case "independent":
-		g = synth.New(synth.Default)
-	case "topical":
-		g = synth.New(synth.Topical)
-	default:
-		return fmt.Errorf("-synth %q: want independent or topical", kind)
+	g, err := synth.Named(kind)
+	if err != nil {
+		return fmt.Errorf("-synth: %w", err)
 	}
 	runtime.GOMAXPROCS(1)
 	var rs []*index.Reader

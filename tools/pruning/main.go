@@ -41,14 +41,9 @@ func main() {
 }
 
 func run(n, nq, k int, kind, order, dir string) error {
-	var g *synth.Gen
-	switch kind {
-	case "independent":
-		g = synth.New(synth.Default)
-	case "topical":
-		g = synth.New(synth.Topical)
-	default:
-		return fmt.Errorf("-synth %q: want independent or topical", kind)
+	g, err := synth.Named(kind)
+	if err != nil {
+		return fmt.Errorf("-synth: %w", err)
 	}
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "pruning")

@@ -473,3 +473,23 @@ func TestQrelsJudged(t *testing.T) {
 		t.Fatalf("Judged with empty qrels = %v, want nil", got)
 	}
 }
+
+func TestReadStats(t *testing.T) {
+	p := writeTemp(t, "c.jsonl", `{"_id":"a","title":"T","text":"one two"}
+{"_id":"b","text":""}
+not json
+{"_id":"c","text":"three"}
+`)
+	calls := 0
+	st, err := ReadStats(p, BEIRFields, Options{SkipInvalid: true}, func() { calls++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{Docs: 3, Empty: 1, Skipped: 1, Tokens: 4}
+	if st != want || calls != 3 || st.MeanTokens() != 4.0/3 {
+		t.Fatalf("ReadStats = %+v (%d progress calls, mean %g), want %+v, 3 calls", st, calls, st.MeanTokens(), want)
+	}
+	if _, err := ReadStats(p, BEIRFields, Options{}, nil); err == nil {
+		t.Error("a malformed line without SkipInvalid was not an error")
+	}
+}

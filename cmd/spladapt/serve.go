@@ -103,7 +103,7 @@ func buildServer(cfg config.Config, idx, model, corpus string, validate bool, st
 		Algorithm:    algo,
 	}
 	if corpus != "" {
-		cr, err := corpora.OpenCorpus(corpus, readerOptions(cfg, stderr, nil))
+		cr, err := corpora.OpenCorpus(corpus, skipOptions(cfg, stderr))
 		if err != nil {
 			return fail(fmt.Errorf("serve: %w", err))
 		}

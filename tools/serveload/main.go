@@ -20,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -52,17 +51,8 @@ func run(n, secs, clients, k int) error {
 	for i := range vocab {
 		vocab[i] = fmt.Sprintf("w%d", i)
 	}
-	b, err := index.NewBuilder(index.Options{Vocab: vocab, Fingerprint: "synth"})
-	if err != nil {
-		return err
-	}
-	for i := range n {
-		if _, err := b.Add("doc"+strconv.Itoa(i), g.Doc(i)); err != nil {
-			return err
-		}
-	}
 	dir := filepath.Join(tmp, "idx")
-	if _, err := b.Write(dir); err != nil {
+	if _, err := g.WriteIndex(dir, n, nil, index.Options{Vocab: vocab, Fingerprint: "synth"}); err != nil {
 		return err
 	}
 	r, err := index.Open(dir)

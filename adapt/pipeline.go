@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
@@ -134,20 +134,22 @@ func (p *Pipeline) index(stage string) string { return filepath.Join(p.Runner.Pa
 // baseStage is the starting checkpoint: adapt.base as given, or a model
 // trained from scratch (MLM, all parameters) on the source corpora.
 func (p *Pipeline) baseStage() Stage {
-	c := p.cfg()
-	if c.Adapt.Base != "" {
-		return Stage{Name: "base", Config: map[string]any{"base": c.Adapt.Base}, Inputs: []string{c.Adapt.Base},
+	if p.cfg().Adapt.Base != "" {
+		s, key := settings(p.cfg(), "adapt.base")
+		return Stage{Name: "base", Config: key, Inputs: []string{s.Adapt.Base},
 			Run: func(ctx context.Context, out, work string, notes map[string]any) error {
-				return copyDir(c.Adapt.Base, filepath.Join(out, "model"))
+				return copyDir(s.Adapt.Base, filepath.Join(out, "model"))
 			}}
 	}
-	pc := c.Pretrain
-	pc.TrainParams = "all"
-	return Stage{Name: "base", Config: map[string]any{"from_scratch": pc, "source": c.Adapt.Source}, Inputs: c.Adapt.Source,
+	s, key := settings(p.cfg(), "pretrain", "adapt.source")
+	key["from_scratch"] = true
+	return Stage{Name: "base", Config: key, Inputs: s.Adapt.Source,
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
-			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: c.Adapt.Source, FromScratch: true,
+			pc := s.Pretrain
+			pc.TrainParams = "all"
+			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: s.Adapt.Source, FromScratch: true,
 				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
-				CacheDir: filepath.Join(c.Cache(), "tokens"), Config: pc, Progress: c.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
+				CacheDir: filepath.Join(s.Cache(), "tokens"), Config: pc, Progress: s.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
 			if err != nil {
 				return err
 			}
@@ -156,17 +158,24 @@ func (p *Pipeline) baseStage() Stage {
 		}}
 }
 
-// mlmStage continues MLM of init on corpora, training trainParams for steps.
-func (p *Pipeline) mlmStage(name, init string, corpora []string, trainParams string, steps int) Stage {
-	c := p.cfg()
-	pc := c.Pretrain
-	pc.TrainParams, pc.Steps, pc.LR = trainParams, steps, c.Adapt.MLMLR
-	pc.WarmupSteps = min(pc.WarmupSteps, steps/10)
-	return Stage{Name: name, Config: map[string]any{"pretrain": pc, "corpora": corpora}, Inputs: append([]string{init}, corpora...),
+// mlmStage continues MLM of init on corpora, training trainParams for the
+// number of steps of the setting stepsSetting (adapt.source_mlm_steps or
+// adapt.target_mlm_steps) at the peak learning rate adapt.mlm_lr.
+func (p *Pipeline) mlmStage(name, init string, corpora []string, trainParams, stepsSetting string) Stage {
+	s, key := settings(p.cfg(), "pretrain", "adapt.mlm_lr", stepsSetting)
+	key["corpora"], key["train_params"] = corpora, trainParams
+	return Stage{Name: name, Config: key, Inputs: append([]string{init}, corpora...),
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			steps := s.Adapt.TargetMLMSteps
+			if stepsSetting == "adapt.source_mlm_steps" {
+				steps = s.Adapt.SourceMLMSteps
+			}
+			pc := s.Pretrain
+			pc.TrainParams, pc.Steps, pc.LR = trainParams, steps, s.Adapt.MLMLR
+			pc.WarmupSteps = min(pc.WarmupSteps, steps/10)
 			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: corpora, Init: init,
 				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
-				CacheDir: filepath.Join(c.Cache(), "tokens"), Config: pc, Progress: c.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
+				CacheDir: filepath.Join(s.Cache(), "tokens"), Config: pc, Progress: s.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
 			if err != nil {
 				return err
 			}
@@ -188,25 +197,23 @@ func (p *Pipeline) sourceMLMStage() Stage {
 				return copyDir(base, filepath.Join(out, "model"))
 			}}
 	}
-	return p.mlmStage("source-mlm", base, c.Adapt.Source, "domain", c.Adapt.SourceMLMSteps)
+	return p.mlmStage("source-mlm", base, c.Adapt.Source, "domain", "adapt.source_mlm_steps")
 }
 
 // spladeStage fine-tunes init into SPLADE on the source training data,
 // training trainParams.
 func (p *Pipeline) spladeStage(name, init, trainParams string) Stage {
-	c := p.cfg()
-	sc := c
-	sc.Splade.TrainParams = trainParams
-	sc.Splade.DomainLayers = c.Pretrain.DomainLayers
-	kc := sc.Splade
-	kc.QueryIDF = "" // a search-time setting, not part of training
-	key := map[string]any{"splade": kc, "model": sc.Model, "bm25": sc.BM25, "source": c.Adapt.Source,
-		"split": c.Adapt.SourceSplit, "dev": c.Adapt.Dev, "dev_split": c.Adapt.DevSplit}
-	return Stage{Name: name, Config: key, Inputs: append(append([]string{init}, c.Adapt.Source...), c.Adapt.Dev...),
+	s, key := settings(p.cfg(), "splade", "model", "bm25", "pretrain.domain_layers",
+		"adapt.source", "adapt.source_split", "adapt.dev", "adapt.dev_split")
+	key["train_params"] = trainParams
+	return Stage{Name: name, Config: key, Inputs: append(append([]string{init}, s.Adapt.Source...), s.Adapt.Dev...),
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			sc := s
+			sc.Splade.TrainParams = trainParams
+			sc.Splade.DomainLayers = s.Pretrain.DomainLayers
 			meta, err := splade.TrainJob{Init: init, Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"),
-				Resume: true, Train: c.Adapt.Source, Split: c.Adapt.SourceSplit, Dev: c.Adapt.Dev, DevSplit: c.Adapt.DevSplit,
-				Config: sc, CorpusOpts: p.CorpusOpts, Log: p.Log, Progress: c.Progress}.Run(ctx)
+				Resume: true, Train: s.Adapt.Source, Split: s.Adapt.SourceSplit, Dev: s.Adapt.Dev, DevSplit: s.Adapt.DevSplit,
+				Config: sc, CorpusOpts: p.CorpusOpts, Log: p.Log, Progress: s.Progress}.Run(ctx)
 			if err != nil {
 				return err
 			}
@@ -230,25 +237,26 @@ func (p *Pipeline) targetStages(target string) []Stage {
 	zeroShot := p.model("splade-source")
 	var ss []Stage
 	// (2) MLM of P_domain on the target, P_task frozen.
-	ss = append(ss, p.mlmStage("target-mlm-"+n, p.model("source-mlm"), []string{target}, "domain", c.Adapt.TargetMLMSteps))
+	ss = append(ss, p.mlmStage("target-mlm-"+n, p.model("source-mlm"), []string{target}, "domain", "adapt.target_mlm_steps"))
 	// (4) adapted = P_domain(target) + P_task.
 	tm := p.model("target-mlm-" + n)
-	ss = append(ss, Stage{Name: "adapted-" + n, Config: map[string]any{"k": c.Pretrain.DomainLayers},
+	s, key := settings(c, "pretrain.domain_layers")
+	ss = append(ss, Stage{Name: "adapted-" + n, Config: key,
 		Inputs: []string{p.Runner.Path("target-mlm-" + n), p.Runner.Path("splade-source")},
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
-			return pretrain.Swap(tm, zeroShot, filepath.Join(out, "model"), c.Pretrain.DomainLayers)
+			return pretrain.Swap(tm, zeroShot, filepath.Join(out, "model"), s.Pretrain.DomainLayers)
 		}})
 	models := map[string]string{SysZeroShot: zeroShot, SysAdapted: p.model("adapted-" + n)}
 	if c.Adapt.FullBaseline || c.Adapt.FullMLM {
 		// Continued pretraining of the whole encoder on the target ...
-		ss = append(ss, p.mlmStage("full-mlm-"+n, p.model("base"), []string{target}, "all", c.Adapt.TargetMLMSteps))
+		ss = append(ss, p.mlmStage("full-mlm-"+n, p.model("base"), []string{target}, "all", "adapt.target_mlm_steps"))
 	}
 	if c.Adapt.FullBaseline {
 		// ... then, for the "MLM" baseline, SPLADE fine-tuning of everything on the source.
 		ss = append(ss, p.spladeStage("splade-full-"+n, p.model("full-mlm-"+n), "all"))
 		models[SysFull] = p.model("splade-full-" + n)
 	}
-	for _, sys := range slices.Sorted(mapKeys(models)) {
+	for _, sys := range slices.Sorted(maps.Keys(models)) {
 		ss = append(ss, p.encodeStage("index-"+sys+"-"+n, models[sys], target))
 	}
 	ss = append(ss, p.bm25Stage(target))
@@ -258,20 +266,18 @@ func (p *Pipeline) targetStages(target string) []Stage {
 
 // encodeStage encodes target's corpus with model into an index.
 func (p *Pipeline) encodeStage(name, model, target string) Stage {
-	c := p.cfg()
-	key := map[string]any{"max_length": c.Model.MaxLength, "top_n": c.Splade.TopN, "quant_bits": c.Index.QuantBits,
-		"block_size": c.Index.BlockSize, "shard": c.Splade.ShardSize,
-		"corpus_idf": true} // the index holds its corpus's IDF (splade.IDFFile) for inference-free models
+	s, key := settings(p.cfg(), "model.max_length", "splade.top_n", "splade.shard_size", "index.quant_bits", "index.block_size")
 	return Stage{Name: name, Config: key, Inputs: []string{model, target},
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
-			enc, err := splade.LoadEncoder(model, c.Model.MaxLength, c.Model.QueryMaxLength, c.Splade.TopN)
+			// No query is encoded here: the query length is the document length.
+			enc, err := splade.LoadEncoder(model, s.Model.MaxLength, s.Model.MaxLength, s.Splade.TopN)
 			if err != nil {
 				return err
 			}
 			idx := filepath.Join(work, "index")
 			st, err := splade.EncodeCorpus(ctx, enc, target, idx, splade.EncodeCorpusOptions{
-				WorkDir: filepath.Join(work, "shards"), ShardSize: c.Splade.ShardSize,
-				Index:       index.Options{Workers: c.NumThreads(), QuantBits: c.Index.QuantBits, BlockSize: c.Index.BlockSize},
+				WorkDir: filepath.Join(work, "shards"), ShardSize: s.Splade.ShardSize,
+				Index:       index.Options{Workers: s.NumThreads(), QuantBits: s.Index.QuantBits, BlockSize: s.Index.BlockSize},
 				Fingerprint: splade.Fingerprint(enc, model), Corpus: p.CorpusOpts})
 			if err != nil {
 				return err
@@ -282,9 +288,11 @@ func (p *Pipeline) encodeStage(name, model, target string) Stage {
 		}}
 }
 
+// bm25Stage builds target's BM25 index, which no setting changes (k1 and
+// b are chosen at search time).
 func (p *Pipeline) bm25Stage(target string) Stage {
-	c := p.cfg()
-	return Stage{Name: "bm25-" + targetName(target), Config: map[string]any{"k1": c.BM25.K1, "b": c.BM25.B}, Inputs: []string{target},
+	_, key := settings(p.cfg())
+	return Stage{Name: "bm25-" + targetName(target), Config: key, Inputs: []string{target},
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
 			m, err := bm25.BuildCorpus(filepath.Join(work, "bm25"), target, p.CorpusOpts, nil)
 			if err != nil {
@@ -295,11 +303,11 @@ func (p *Pipeline) bm25Stage(target string) Stage {
 		}}
 }
 
-// hasQrels reports whether target is a BEIR directory with queries and the
-// target split's judgments.
-func (p *Pipeline) hasQrels(target string) bool {
+// hasQrels reports whether target is a BEIR directory with queries and
+// split's judgments.
+func hasQrels(target, split string) bool {
 	b := corpora.BEIR{Dir: target}
-	if !corpora.IsBEIR(target) || !b.HasQrels(p.cfg().Adapt.TargetSplit) {
+	if !corpora.IsBEIR(target) || !b.HasQrels(split) {
 		return false
 	}
 	_, err := os.Stat(filepath.Join(target, "queries.jsonl"))
@@ -307,33 +315,34 @@ func (p *Pipeline) hasQrels(target string) bool {
 }
 
 // evalStage searches every index with the target's queries, evaluates,
-// and writes the comparison report (baseline: zero-shot). For a target
+// and writes the comparison report (baseline: zero-shot), with the
+// held-out perplexity of the MLM models on the target. For a target
 // without queries and qrels it records that the pipeline stopped at the
 // indexes.
 func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
-	c := p.cfg()
+	s, key := settings(p.cfg(), "eval.measures", "index.depth", "index.algorithm", "adapt.target_split",
+		"bm25.k1", "bm25.b", "model", "splade.top_n", "splade.query_idf", "pretrain", "adapt.full_mlm", "adapt.full_baseline")
 	n := targetName(target)
+	full := s.Adapt.FullBaseline || s.Adapt.FullMLM
 	inputs := []string{p.Runner.Path("bm25-" + n)}
 	for sys := range models {
 		inputs = append(inputs, p.Runner.Path("index-"+sys+"-"+n), filepath.Dir(models[sys]))
 	}
-	if c.Adapt.FullBaseline || c.Adapt.FullMLM {
+	if full {
 		inputs = append(inputs, p.Runner.Path("full-mlm-"+n))
 	}
 	slices.Sort(inputs)
-	key := map[string]any{"measures": c.Eval.Measures, "depth": c.Index.Depth, "split": c.Adapt.TargetSplit,
-		"algorithm": c.Index.Algorithm, "k1": c.BM25.K1, "b": c.BM25.B,
-		"query_max_length": c.Model.QueryMaxLength, "query_idf": c.Splade.QueryIDF}
 	return Stage{Name: "eval-" + n, Config: key, Inputs: append(inputs, target),
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
-			if !p.hasQrels(target) {
+			split := s.Adapt.TargetSplit
+			if !hasQrels(target, split) {
 				notes["evaluated"] = false
 				p.logf("%s has no queries.jsonl and qrels/%s.tsv: the pipeline stops at the adapted index (%s)",
-					target, c.Adapt.TargetSplit, p.index("index-"+SysAdapted+"-"+n))
+					target, split, p.index("index-"+SysAdapted+"-"+n))
 				return nil
 			}
 			b := corpora.BEIR{Dir: target}
-			qrels, err := b.Qrels(c.Adapt.TargetSplit)
+			qrels, err := b.Qrels(split)
 			if err != nil {
 				return err
 			}
@@ -341,28 +350,23 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 			if err != nil {
 				return err
 			}
-			var queries []corpora.Query
-			for _, q := range all {
-				if _, ok := qrels[q.ID]; ok {
-					queries = append(queries, q)
-				}
-			}
+			queries := qrels.Judged(all)
 			runs := map[string]corpora.Run{}
 			bx, err := bm25.Open(filepath.Join(p.Runner.Path("bm25-"+n), "bm25"))
 			if err != nil {
 				return err
 			}
-			runs[SysBM25], err = bx.SearchAll(queries, bm25.SearchOptions{K: c.Index.Depth, Params: bm25.Params{K1: c.BM25.K1, B: c.BM25.B}, Workers: c.NumThreads()})
+			runs[SysBM25], err = bx.SearchAll(queries, bm25.SearchOptions{K: s.Index.Depth, Params: bm25.Params{K1: s.BM25.K1, B: s.BM25.B}, Workers: s.NumThreads()})
 			bx.Close()
 			if err != nil {
 				return err
 			}
-			alg, err := index.ParseAlgorithm(c.Index.Algorithm)
+			alg, err := index.ParseAlgorithm(s.Index.Algorithm)
 			if err != nil {
 				return err
 			}
 			for sys, model := range models {
-				run, err := searchText(model, p.index("index-"+sys+"-"+n), queries, c, alg)
+				run, err := searchText(model, p.index("index-"+sys+"-"+n), queries, s, alg)
 				if err != nil {
 					return fmt.Errorf("%s: %w", sys, err)
 				}
@@ -376,7 +380,7 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 					return err
 				}
 			}
-			ms, err := eval.ParseMeasures(c.Eval.Measures...)
+			ms, err := eval.ParseMeasures(s.Eval.Measures...)
 			if err != nil {
 				return err
 			}
@@ -387,11 +391,11 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 				}
 			}
 			cmp, err := eval.Compare(qrels, eval.NamedRun{Name: SysZeroShot, Run: runs[SysZeroShot]}, others, ms,
-				eval.Options{AllQueries: true, RelThreshold: 1, Workers: c.NumThreads()})
+				eval.Options{AllQueries: true, RelThreshold: 1, Workers: s.NumThreads()})
 			if err != nil {
 				return err
 			}
-			cmp.Title = fmt.Sprintf("%s (%s split): adapted vs zero-shot", n, c.Adapt.TargetSplit)
+			cmp.Title = fmt.Sprintf("%s (%s split): adapted vs zero-shot", n, split)
 			if err := cmp.WriteDir(filepath.Join(out, "report")); err != nil {
 				return err
 			}
@@ -400,14 +404,14 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 			// Held-out perplexity on the target before and after MLM on it.
 			ppl := map[string]float64{}
 			for label, dir := range map[string]string{"source-mlm": p.model("source-mlm"), "target-mlm": p.model("target-mlm-" + n)} {
-				_, pp, _, err := pretrain.EvalCorpus(ctx, dir, []string{target}, c.Pretrain, filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
+				_, pp, _, err := pretrain.EvalCorpus(ctx, dir, []string{target}, s.Pretrain, filepath.Join(s.Cache(), "tokens"), p.CorpusOpts)
 				if err != nil {
 					return err
 				}
 				ppl[label] = pp
 			}
-			if c.Adapt.FullBaseline || c.Adapt.FullMLM {
-				_, pp, _, err := pretrain.EvalCorpus(ctx, p.model("full-mlm-"+n), []string{target}, c.Pretrain, filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
+			if full {
+				_, pp, _, err := pretrain.EvalCorpus(ctx, p.model("full-mlm-"+n), []string{target}, s.Pretrain, filepath.Join(s.Cache(), "tokens"), p.CorpusOpts)
 				if err != nil {
 					return err
 				}
@@ -424,49 +428,54 @@ func searchText(model, idxDir string, queries []corpora.Query, c config.Config, 
 	if err != nil {
 		return nil, err
 	}
-	qenc, err := splade.QueriesFor(enc, idxDir, c.Splade.QueryIDF)
-	if err != nil {
-		return nil, err
-	}
+	run, _, err := searchSplade(enc, idxDir, queries, c.Index.Depth, alg, c.Splade.QueryIDF)
+	return run, err
+}
+
+// searchSplade searches the SPLADE index idxDir for enc's vectors of the
+// queries (an inference-free model's weighted as queryIDF says, see
+// splade.QueriesFor), refusing an index of another vocabulary, and returns
+// the run and the mean non-zeros of the query vectors.
+func searchSplade(enc *splade.Encoder, idxDir string, queries []corpora.Query, depth int, alg index.Algorithm, queryIDF string) (corpora.Run, float64, error) {
 	r, err := index.Open(idxDir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer r.Close()
 	if err := splade.CheckIndex(enc, r); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	texts := make([]string, len(queries))
-	for i, q := range queries {
-		texts[i] = q.Text
-	}
-	vecs, err := qenc.EncodeQueries(texts)
+	qenc, err := splade.QueriesFor(enc, idxDir, queryIDF)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	run := corpora.Run{}
+	vecs, err := index.EncodeQueries(qenc, queries)
+	if err != nil {
+		return nil, 0, err
+	}
+	ids := make([]string, len(queries))
+	nnz := 0
 	for i, q := range queries {
-		hits, err := r.Search(vecs[i], c.Index.Depth, alg)
-		if err != nil {
-			return nil, fmt.Errorf("query %s: %w", q.ID, err)
-		}
-		hs := make([]corpora.Hit, len(hits))
-		for j, h := range hits {
-			hs[j] = corpora.Hit{DocID: r.DocID(h.Doc), Score: h.Score, Rank: j + 1}
-		}
-		run[q.ID] = hs
+		ids[i] = q.ID
+		nnz += len(vecs[i])
 	}
-	return run, nil
+	run, err := r.SearchRun(ids, vecs, depth, alg)
+	if err != nil {
+		return nil, 0, err
+	}
+	return run, float64(nnz) / float64(max(len(queries), 1)), nil
 }
 
 // --- summary -----------------------------------------------------------
 
 func (p *Pipeline) summaryStage() Stage {
+	s, key := settings(p.cfg(), "adapt.full_baseline")
+	key["targets"] = p.Plan.Targets
 	var inputs []string
 	for _, t := range p.Plan.Targets {
 		inputs = append(inputs, p.Runner.Path("eval-"+targetName(t)))
 	}
-	return Stage{Name: "summary", Config: map[string]any{"targets": p.Plan.Targets}, Inputs: inputs,
+	return Stage{Name: "summary", Config: key, Inputs: inputs,
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
 			var trs []*TargetResult
 			for _, t := range p.Plan.Targets {
@@ -476,8 +485,7 @@ func (p *Pipeline) summaryStage() Stage {
 				}
 				trs = append(trs, tr)
 			}
-			times := p.stageTimes()
-			return writeSummary(out, trs, p.cfg(), times)
+			return writeSummary(out, trs, s, p.stageTimes())
 		}}
 }
 
@@ -552,16 +560,6 @@ func (p *Pipeline) readTarget(target string) (*TargetResult, error) {
 
 // --- helpers -----------------------------------------------------------
 
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // moveDir renames src to dst (dst must not exist; Runner gives an empty
 // temporary out directory, which is replaced).
 func moveDir(src, dst string) error {
@@ -632,5 +630,3 @@ func (p *Pipeline) Validate() error {
 	}
 	return nil
 }
-
-var _ = time.Now

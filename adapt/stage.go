@@ -5,8 +5,8 @@
 //
 // Each stage writes one directory under the run directory through a
 // temporary path and a rename, with a meta.json recording the stage name,
-// the configuration that matters to it, fingerprints of its inputs, the
-// code version and the time taken. A stage whose key (config + inputs) is
+// the settings it reads (its Run sees only those: settings.go), fingerprints
+// of its inputs, the code version and the time taken. A stage whose key (config + inputs) is
 // unchanged is reused (the code version is recorded, not keyed: a rebuild
 // does not redo hours of training; use --force STAGE for that); a crashed stage restarts from the
 // checkpoints it kept in its work directory.
@@ -17,7 +17,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -248,7 +247,3 @@ func CodeVersion() string {
 	}
 	return rev
 }
-
-// ErrNoQrels says a target has documents but no queries and judgments: the
-// pipeline stops at the adapted index.
-var ErrNoQrels = errors.New("target has no queries and qrels")

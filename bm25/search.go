@@ -130,8 +130,7 @@ func (s *Searcher) Search(query string, k int) ([]corpora.Hit, error) {
 			return nil, fmt.Errorf("read postings of %q: %w", tc.Term, err)
 		}
 		df := float64(tfr.Count())
-		idf := math.Log(1 + (n-df+0.5)/(df+0.5))
-		w := float64(tc.Count) * idf
+		w := float64(tc.Count) * IDF(df, n)
 		for {
 			p, err := tfr.Next(&s.tfd)
 			if err != nil {

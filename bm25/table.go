@@ -67,12 +67,7 @@ func EvaluateCollection(dir string, o TableOptions) (Row, error) {
 	if err != nil {
 		return row, err
 	}
-	var queries []corpora.Query
-	for _, q := range all {
-		if _, ok := qrels[q.ID]; ok {
-			queries = append(queries, q)
-		}
-	}
+	queries := qrels.Judged(all)
 	if len(queries) != len(qrels) {
 		return row, fmt.Errorf("evaluate %s: %d queries judged in split %s, %d of them in queries.jsonl", dir, len(qrels), row.Split, len(queries))
 	}

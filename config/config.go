@@ -230,9 +230,7 @@ type Splade struct {
 	// QueryIDF is where an inference-free model's query weights come from
 	// when searching: corpus (the IDF of the searched corpus, stored in its
 	// index) or training (the checkpoint's idf.json).
-	// A search-time setting: training stages' keys leave it out (empty,
-	// omitted from their JSON), so it is never part of what trained a model.
-	QueryIDF string `mapstructure:"query_idf" json:",omitempty"`
+	QueryIDF string `mapstructure:"query_idf"`
 	// TrainMaxLength is the document length in training batches (0:
 	// model.max_length, which dev evaluation and encoding use).
 	TrainMaxLength int `mapstructure:"train_max_length"`

@@ -45,6 +45,19 @@ type Query struct {
 // negative (judged non-relevant), as in TREC qrels.
 type Qrels map[string]map[string]int
 
+// Judged returns the queries of qs that have judgments in q, in their
+// order (a new slice; nil when none is judged). Evaluation, training dev
+// sets and search with qrels all search exactly these queries.
+func (q Qrels) Judged(qs []Query) []Query {
+	var out []Query
+	for _, x := range qs {
+		if _, ok := q[x.ID]; ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // Hit is one ranked result.
 type Hit struct {
 	DocID string

@@ -460,3 +460,36 @@ func TestParseErrorsQuoteLittle(t *testing.T) {
 		t.Errorf("Quote: %q", q)
 	}
 }
+
+func TestQrelsJudged(t *testing.T) {
+	qrels := Qrels{"q2": {"d": 1}, "q3": {"d": 0}, "q9": {"d": 2}}
+	qs := []Query{{ID: "q1"}, {ID: "q3", Text: "c"}, {ID: "q2", Text: "b"}, {ID: "q4"}}
+	got := qrels.Judged(qs)
+	want := []Query{{ID: "q3", Text: "c"}, {ID: "q2", Text: "b"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Judged = %v, want %v (judged queries in input order; a grade-0 judgment counts)", got, want)
+	}
+	if got := (Qrels{}).Judged(qs); got != nil {
+		t.Fatalf("Judged with empty qrels = %v, want nil", got)
+	}
+}
+
+func TestReadStats(t *testing.T) {
+	p := writeTemp(t, "c.jsonl", `{"_id":"a","title":"T","text":"one two"}
+{"_id":"b","text":""}
+not json
+{"_id":"c","text":"three"}
+`)
+	calls := 0
+	st, err := ReadStats(p, BEIRFields, Options{SkipInvalid: true}, func() { calls++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{Docs: 3, Empty: 1, Skipped: 1, Tokens: 4}
+	if st != want || calls != 3 || st.MeanTokens() != 4.0/3 {
+		t.Fatalf("ReadStats = %+v (%d progress calls, mean %g), want %+v, 3 calls", st, calls, st.MeanTokens(), want)
+	}
+	if _, err := ReadStats(p, BEIRFields, Options{}, nil); err == nil {
+		t.Error("a malformed line without SkipInvalid was not an error")
+	}
+}

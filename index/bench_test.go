@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,18 +28,15 @@ import (
 // by main topic (the generator's, an ideal clustering) instead of in
 // arrival order.
 func benchGen(tb testing.TB) *synth.Gen {
-	switch v := os.Getenv("SPLADAPT_BENCH_SYNTH"); v {
-	case "", "independent":
-		if os.Getenv("SPLADAPT_BENCH_ORDER") == "topic" {
-			tb.Fatal("SPLADAPT_BENCH_ORDER=topic needs SPLADAPT_BENCH_SYNTH=topical")
-		}
-		return synth.New(synth.Default)
-	case "topical":
-		return synth.New(synth.Topical)
-	default:
-		tb.Fatalf("SPLADAPT_BENCH_SYNTH=%q: want independent or topical", v)
-		return nil
+	name := cmp.Or(os.Getenv("SPLADAPT_BENCH_SYNTH"), "independent")
+	if name == "independent" && os.Getenv("SPLADAPT_BENCH_ORDER") == "topic" {
+		tb.Fatal("SPLADAPT_BENCH_ORDER=topic needs SPLADAPT_BENCH_SYNTH=topical")
 	}
+	g, err := synth.Named(name)
+	if err != nil {
+		tb.Fatalf("SPLADAPT_BENCH_SYNTH: %v", err)
+	}
+	return g
 }
 
 // benchTag names the collection and order of benchGen in index
@@ -57,47 +53,29 @@ func benchTag() string {
 }
 
 // docOrder returns the order in which documents 0..n−1 of g get doc
-// numbers: arrival order, or by main topic (stable) with
+// numbers: arrival order (nil), or by main topic with
 // SPLADAPT_BENCH_ORDER=topic.
 func docOrder(tb testing.TB, g *synth.Gen, n int) []int {
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
 	switch v := os.Getenv("SPLADAPT_BENCH_ORDER"); v {
 	case "", "arrival":
+		return nil
 	case "topic":
-		topic := make([]int, n)
-		for i := range topic {
-			topic[i] = g.Topic(i)
-		}
-		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(topic[a], topic[b]) })
+		return g.TopicOrder(n)
 	default:
 		tb.Fatalf("SPLADAPT_BENCH_ORDER=%q: want arrival or topic", v)
+		return nil
 	}
-	return order
 }
 
 // buildSynth builds an index of n synthetic documents in dir and returns
 // the build time (documents in docOrder; ids are the generator's numbers).
 func buildSynth(tb testing.TB, g *synth.Gen, n, bits int, dir string) (*index.Reader, time.Duration) {
 	tb.Helper()
-	order := docOrder(tb, g, n)
-	start := time.Now()
-	b, err := index.NewBuilder(index.Options{NumTerms: synth.Default.Vocab, QuantBits: bits, Fingerprint: "synth" + strings.TrimSuffix(","+benchTag(), ","),
-		BlockSize: envInt("SPLADAPT_BENCH_BLOCK", 0)})
+	el, err := g.WriteIndex(dir, n, docOrder(tb, g, n), index.Options{QuantBits: bits,
+		Fingerprint: "synth" + strings.TrimSuffix(","+benchTag(), ","), BlockSize: envInt("SPLADAPT_BENCH_BLOCK", 0)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, i := range order {
-		if _, err := b.Add(strconv.Itoa(i), g.Doc(i)); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if _, err := b.Write(dir); err != nil {
-		tb.Fatal(err)
-	}
-	el := time.Since(start)
 	r, err := index.Open(dir)
 	if err != nil {
 		tb.Fatal(err)
@@ -195,44 +173,6 @@ func BenchmarkTAATAccumulator(b *testing.B) {
 	}
 }
 
-// taatSideBySide times TAAT top-10 with the 32-bit and the 64-bit
-// accumulator alternately on each query (so both see the same load) and
-// logs the medians and the median per-query ratio.
-func taatSideBySide(t *testing.T, r *index.Reader, qs [][]index.TermWeight) {
-	var narrow, wide []time.Duration
-	var ratio []float64
-	s := &index.Scratch{}
-	for rep := range 3 {
-		for i, q := range qs {
-			pq, err := r.Prepare(q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var d [2]time.Duration
-			var h [2][]index.Hit
-			for j, w := range []bool{rep%2 == 1, rep%2 == 0} { // alternate which goes first
-				start := time.Now()
-				h[j] = index.TAATWith(r, s, pq, 10, w)
-				d[j] = time.Since(start)
-			}
-			if !sameRaw(h[0], h[1]) {
-				t.Fatalf("query %d: 32- and 64-bit TAAT differ", i)
-			}
-			if rep%2 == 0 { // order was narrow, wide
-				narrow, wide = append(narrow, d[0]), append(wide, d[1])
-				ratio = append(ratio, float64(d[1])/float64(d[0]))
-			} else {
-				narrow, wide = append(narrow, d[1]), append(wide, d[0])
-				ratio = append(ratio, float64(d[0])/float64(d[1]))
-			}
-		}
-	}
-	n50, _ := percentiles(narrow)
-	w50, _ := percentiles(wide)
-	slices.Sort(ratio)
-	t.Logf("TAAT top-10 accumulator, %d query runs alternated: 32-bit p50 %s ms, 64-bit p50 %s ms, median per-query 64/32 time ratio %.2f", len(narrow), ms(n50), ms(w50), ratio[len(ratio)/2])
-}
-
 func envInt(key string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(key)); err == nil && v > 0 {
 		return v
@@ -257,158 +197,102 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
 
-// TestBenchTable prints the benchmark table of the issue: our algorithms,
-// bleve and exhaustive scoring on the same queries, one thread, each of
-// our algorithms after one untimed pass over the queries; bytes per
-// posting; build rate; the nDCG@10 cost of quantisation. Opt-in:
+// BenchmarkBleve runs the queries of BenchmarkTopK on bleve v2 (scorch, in
+// memory) holding the same documents (each term's token repeated 1+⌊2w⌋
+// times), a query being the disjunction of its terms boosted by their
+// weights. Run it with BenchmarkTopK in one process and compare as ratios
+// (one thread, as docs/performance.md's tables):
 //
-//	SPLADAPT_BENCH_DOCS=100000 go test ./index -run BenchTable -v -timeout 60m
-//
-// SPLADAPT_BENCH_QUERIES (default 200), SPLADAPT_BENCH_BLEVE=0 skips bleve,
-// SPLADAPT_BENCH_QBITS (default "8") lists impact widths for the
-// quantisation measurement (float scoring is exact, in memory, ≤ 200k docs),
-// SPLADAPT_BENCH_INDEX=DIR keeps the built index in DIR/docs=N,block=R and
-// reuses it on later runs (outside the repository, e.g.
-// /work/cache/bench-index), SPLADAPT_BENCH_BLOCK sets the block size R,
-// SPLADAPT_BENCH_ALGS (e.g. "taat,blockmax") the algorithms, the first
-// being the reference the others must equal.
-func TestBenchTable(t *testing.T) {
-	n := envInt("SPLADAPT_BENCH_DOCS", 0)
-	if n == 0 {
-		t.Skip("set SPLADAPT_BENCH_DOCS (e.g. 100000) to run the benchmark table")
+//	SPLADAPT_BENCH_DOCS=100000 go test ./index -run '^$' -bench 'TopK|Bleve' -cpu 1 -benchtime 200x -timeout 60m
+func BenchmarkBleve(b *testing.B) {
+	n := envInt("SPLADAPT_BENCH_DOCS", 20000)
+	g := benchGen(b)
+	bi, _ := buildBleve(b, g, n)
+	qs := make([]query.Query, 100)
+	for i := range qs {
+		qs[i] = bleveQuery(g.Query(i))
 	}
-	nq := envInt("SPLADAPT_BENCH_QUERIES", 200)
-	g := benchGen(t)
-	prev := runtime.GOMAXPROCS(1)
-	defer runtime.GOMAXPROCS(prev)
+	for _, k := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("k=%d/docs=%s", k, short(n)), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				res, err := bi.Search(bleve.NewSearchRequestOptions(qs[i%len(qs)], k, 0, false))
+				if err != nil || len(res.Hits) == 0 {
+					b.Fatalf("bleve query %d: %d hits, %v", i%len(qs), len(res.Hits), err)
+				}
+				i++
+			}
+		})
+	}
+}
 
-	r, buildTime := cachedSynth(t, g, n)
-	m := r.Meta()
+// BenchmarkBuild builds the synthetic index (SPLADAPT_BENCH_DOCS
+// documents, default 20 000; one builder goroutine) and reports its size
+// per posting: doc ids, impacts (and their bit-packed width), the whole
+// file, and the order-0 entropy of the impacts with one distribution per
+// term and with one for the whole index (bits per posting).
+//
+//	SPLADAPT_BENCH_DOCS=100000 go test ./index -run '^$' -bench Build -benchtime 1x
+func BenchmarkBuild(b *testing.B) {
+	n := envInt("SPLADAPT_BENCH_DOCS", 20000)
+	g := benchGen(b)
+	order := docOrder(b, g, n)
+	dir := filepath.Join(b.TempDir(), "idx")
+	for b.Loop() {
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.WriteIndex(dir, n, order, index.Options{Workers: 1, BlockSize: envInt("SPLADAPT_BENCH_BLOCK", 0)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "docs/s")
+	r, err := index.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	ps := r.PostingSizes()
+	P := float64(ps.Postings)
+	b.ReportMetric(float64(ps.ArrayBytes+ps.BitmapBytes+ps.RoaringHeaders)/P, "id-B/posting")
+	b.ReportMetric(float64(ps.ImpactData+ps.ImpactHeaders)/P, "impact-B/posting")
+	b.ReportMetric(float64(ps.ImpactBits)/P, "impact-bits/posting")
+	b.ReportMetric(float64(r.Size())/P, "file-B/posting")
+	hTerm, hAll := index.ImpactEntropy(r)
+	b.ReportMetric(hTerm, "H-term-bits/posting")
+	b.ReportMetric(hAll, "H-index-bits/posting")
+}
+
+// TestPostingSizesAddUp: the parts PostingSizes measures add up to the
+// DOCS and IMPS sections, and the containers hold every posting.
+func TestPostingSizesAddUp(t *testing.T) {
+	g := synth.New(synth.Default)
+	dir := filepath.Join(t.TempDir(), "idx")
+	if _, err := g.WriteIndex(dir, 3000, nil, index.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := index.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	secs := map[string]uint64{}
 	for _, s := range r.Sections() {
 		secs[s.Tag] = s.Length
 	}
-	P := float64(m.NumPostings)
-	t.Logf("collection: %s", cmp.Or(strings.TrimSuffix(benchTag(), ","), "synth=independent,order=arrival"))
-	t.Logf("docs=%d postings=%d (%.1f/doc) dense_terms=%d file=%d bytes", n, m.NumPostings, P/float64(n), m.DenseTerms, r.Size())
 	ps := r.PostingSizes()
-	per := func(n int64) float64 { return float64(n) / P }
-	t.Logf("bytes/posting: doc ids %.3f (array containers %.3f for %.1f%% of postings in %d containers = %.2f B/id; bitmap containers %.3f for %.1f%% in %d = %.2f B/id; roaring headers %.3f) + impacts %.3f (bit-packed data %.3f, mean width %.2f bits; chunk frames %.3f) + TERM %.3f + RMAX (block maxima) %.3f = %.3f; + DIDS (doc-id map) %.3f + rest = whole file %.3f",
-		per(ps.ArrayBytes+ps.BitmapBytes+ps.RoaringHeaders),
-		per(ps.ArrayBytes), 100*per(ps.ArrayPostings), ps.ArrayContainers, float64(ps.ArrayBytes)/max(1, float64(ps.ArrayPostings)),
-		per(ps.BitmapBytes), 100*per(ps.BitmapPostings), ps.BitmapContainers, float64(ps.BitmapBytes)/max(1, float64(ps.BitmapPostings)),
-		per(ps.RoaringHeaders),
-		per(ps.ImpactData+ps.ImpactHeaders), per(ps.ImpactData), float64(ps.ImpactBits)/P, per(ps.ImpactHeaders),
-		per(ps.Term), per(ps.Rmax), float64(secs["DOCS"]+secs["IMPS"]+secs["TERM"]+secs["RMAX"])/P,
-		float64(secs["DIDS"])/P, float64(r.Size())/P)
-	hTerm, hAll := index.ImpactEntropy(r)
-	t.Logf("impact entropy (order 0): %.2f bits/posting with one distribution per term, %.2f for the whole index; bit-packed width %.2f", hTerm, hAll, float64(ps.ImpactBits)/P)
 	if got, want := ps.ArrayBytes+ps.BitmapBytes+ps.RoaringHeaders, int64(secs["DOCS"]); got != want {
 		t.Errorf("doc-id parts sum to %d bytes, DOCS is %d", got, want)
 	}
 	if got, want := ps.ImpactData+ps.ImpactHeaders, int64(secs["IMPS"]); got != want {
 		t.Errorf("impact parts sum to %d bytes, IMPS is %d", got, want)
 	}
-	if buildTime > 0 {
-		t.Logf("build: %.1f s, %.0f docs/s, %.2f M postings/s (one builder goroutine)", buildTime.Seconds(), float64(n)/buildTime.Seconds(), P/buildTime.Seconds()/1e6)
+	if ps.ArrayPostings+ps.BitmapPostings != ps.Postings || ps.Postings != r.Meta().NumPostings {
+		t.Errorf("containers hold %d+%d postings, want %d (meta %d)", ps.ArrayPostings, ps.BitmapPostings, ps.Postings, r.Meta().NumPostings)
 	}
-
-	qs := make([][]index.TermWeight, nq)
-	for i := range qs {
-		qs[i] = g.Query(i)
-	}
-	type row struct {
-		name     string
-		p50, p99 [2]time.Duration
-	}
-	var rows []row
-	ks := []int{10, 1000}
-	var ref [2][][]index.Hit
-	algs := []index.Algorithm{index.BlockMax, index.MaxScore, index.Exhaustive, index.TAAT}
-	if v := os.Getenv("SPLADAPT_BENCH_ALGS"); v != "" {
-		algs = nil
-		for _, name := range strings.Split(v, ",") {
-			a, err := index.ParseAlgorithm(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			algs = append(algs, a)
-		}
-	}
-	for ai, alg := range algs {
-		rw := row{name: "spladapt " + alg.String()}
-		for _, q := range qs { // warm-up, untimed: lazily built rank directories, caches
-			if _, err := r.Search(q, 10, alg); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for ki, k := range ks {
-			lat := make([]time.Duration, nq)
-			for i, q := range qs {
-				start := time.Now()
-				hits, err := r.Search(q, k, alg)
-				lat[i] = time.Since(start)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ai == 0 {
-					ref[ki] = append(ref[ki], hits)
-				} else if !sameRaw(hits, ref[ki][i]) {
-					t.Fatalf("%v query %d k=%d differs from %v", alg, i, k, algs[0])
-				}
-			}
-			rw.p50[ki], rw.p99[ki] = percentiles(lat)
-		}
-		rows = append(rows, rw)
-	}
-	if os.Getenv("SPLADAPT_BENCH_BLEVE") != "0" {
-		bi, bt := buildBleve(t, g, n)
-		t.Logf("bleve build: %.1f s, %.0f docs/s", bt.Seconds(), float64(n)/bt.Seconds())
-		rw := row{name: "bleve v2.6.3 (scorch, in memory)"}
-		for ki, k := range ks {
-			lat := make([]time.Duration, nq)
-			for i, q := range qs {
-				req := bleve.NewSearchRequestOptions(bleveQuery(q), k, 0, false)
-				start := time.Now()
-				res, err := bi.Search(req)
-				lat[i] = time.Since(start)
-				if err != nil || len(res.Hits) == 0 {
-					t.Fatalf("bleve query %d: %v", i, err)
-				}
-			}
-			rw.p50[ki], rw.p99[ki] = percentiles(lat)
-		}
-		rows = append(rows, rw)
-	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n| method (docs=%d, %d queries, 1 thread) | top-10 p50 ms | top-10 p99 ms | top-1000 p50 ms | top-1000 p99 ms |\n|---|---|---|---|---|\n", n, nq)
-	for _, rw := range rows {
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", rw.name, ms(rw.p50[0]), ms(rw.p99[0]), ms(rw.p50[1]), ms(rw.p99[1]))
-	}
-	if last := rows[len(rows)-1]; strings.HasPrefix(last.name, "bleve") {
-		fmt.Fprintf(&sb, "\np50 speed-up over %s (same queries, same run):\n", last.name)
-		for _, rw := range rows[:len(rows)-1] {
-			fmt.Fprintf(&sb, "- %s: top-10 %.1f×, top-1000 %.1f×\n", rw.name,
-				float64(last.p50[0])/float64(rw.p50[0]), float64(last.p50[1])/float64(rw.p50[1]))
-		}
-	}
-	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Fprintf(&sb, "\nload average at the end: %s", la)
-	}
-	t.Log(sb.String())
-
-	taatSideBySide(t, r, qs)
-
-	if n <= 200000 {
-		bitsList := []int{8}
-		if s := os.Getenv("SPLADAPT_BENCH_QBITS"); s != "" {
-			bitsList = nil
-			for _, f := range strings.Split(s, ",") {
-				b, _ := strconv.Atoi(f)
-				bitsList = append(bitsList, b)
-			}
-		}
-		quantCost(t, g, n, qs, bitsList)
+	if ps.ImpactBits <= 0 || ps.ImpactBits > 8*ps.ImpactData {
+		t.Errorf("impact bits %d for %d data bytes: want 0 < bits ≤ 8·bytes", ps.ImpactBits, ps.ImpactData)
 	}
 }
 
@@ -424,10 +308,21 @@ func sameRaw(a, b []index.Hit) bool {
 	return true
 }
 
-// quantCost compares each quantised index's top-10 with exact float
-// scoring: nDCG@10 taking the float top-10 as the relevant set (gain 1),
-// and the mean overlap of the two top-10s.
-func quantCost(t *testing.T, g *synth.Gen, n int, qs [][]index.TermWeight, bitsList []int) {
+// BenchmarkQuantization compares each impact width's top-10 with exact
+// float scoring of the same synthetic documents and queries (in memory;
+// SPLADAPT_BENCH_DOCS documents, default 20 000; SPLADAPT_BENCH_QBITS the
+// widths, default "4,8"): nDCG@10 taking the float top-10 as the relevant
+// set (gain 1), and the mean overlap of the two top-10s. The loop times
+// the quantised searches.
+//
+//	SPLADAPT_BENCH_DOCS=100000 go test ./index -run '^$' -bench Quantization -benchtime 1x
+func BenchmarkQuantization(b *testing.B) {
+	n := envInt("SPLADAPT_BENCH_DOCS", 20000)
+	g := benchGen(b)
+	qs := make([][]index.TermWeight, 200)
+	for i := range qs {
+		qs[i] = g.Query(i)
+	}
 	type post struct {
 		doc uint32
 		w   float32
@@ -464,32 +359,57 @@ func quantCost(t *testing.T, g *synth.Gen, n int, qs [][]index.TermWeight, bitsL
 		})
 		floatTop[qi] = idx[:min(10, len(idx))]
 	}
-	for _, bits := range bitsList {
-		r, _ := buildSynth(t, g, n, bits, filepath.Join(t.TempDir(), fmt.Sprintf("q%d", bits)))
-		var ndcg, overlap float64
-		for qi, q := range qs {
-			hits, err := r.Search(q, 10, index.BlockMax)
+	bitsList := []int{4, 8}
+	if s := os.Getenv("SPLADAPT_BENCH_QBITS"); s != "" {
+		bitsList = nil
+		for _, f := range strings.Split(s, ",") {
+			bits, err := strconv.Atoi(f)
 			if err != nil {
-				t.Fatal(err)
+				b.Fatalf("SPLADAPT_BENCH_QBITS: %q is not a width", f)
 			}
-			rel := map[uint32]bool{}
-			for _, d := range floatTop[qi] {
-				rel[d] = true
+			bitsList = append(bitsList, bits)
+		}
+	}
+	for _, bits := range bitsList {
+		b.Run(fmt.Sprintf("bits=%d/docs=%s", bits, short(n)), func(b *testing.B) {
+			dir := filepath.Join(b.TempDir(), "idx")
+			if _, err := g.WriteIndex(dir, n, nil, index.Options{QuantBits: bits}); err != nil {
+				b.Fatal(err)
 			}
-			var dcg, idcg float64
-			for i, h := range hits {
-				if rel[h.Doc] {
-					dcg += 1 / math.Log2(float64(i+2))
-					overlap++
+			r, err := index.Open(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			var ndcg, overlap float64
+			for b.Loop() {
+				ndcg, overlap = 0, 0
+				for qi, q := range qs {
+					hits, err := r.Search(q, 10, index.BlockMax)
+					if err != nil {
+						b.Fatal(err)
+					}
+					rel := map[uint32]bool{}
+					for _, d := range floatTop[qi] {
+						rel[d] = true
+					}
+					var dcg, idcg float64
+					for i, h := range hits {
+						// Doc numbers are the generator's: WriteIndex in arrival order.
+						if rel[h.Doc] {
+							dcg += 1 / math.Log2(float64(i+2))
+							overlap++
+						}
+					}
+					for i := range floatTop[qi] {
+						idcg += 1 / math.Log2(float64(i+2))
+					}
+					ndcg += dcg / idcg
 				}
 			}
-			for i := range floatTop[qi] {
-				idcg += 1 / math.Log2(float64(i+2))
-			}
-			ndcg += dcg / idcg
-		}
-		t.Logf("quant_bits=%d: nDCG@10 vs float top-10 = %.4f, top-10 overlap = %.2f/10 (%d queries, %d docs)",
-			bits, ndcg/float64(len(qs)), overlap/float64(len(qs)), len(qs), n)
+			b.ReportMetric(ndcg/float64(len(qs)), "nDCG@10-vs-float")
+			b.ReportMetric(overlap/float64(len(qs)), "top10-overlap")
+		})
 	}
 }
 
@@ -508,7 +428,7 @@ func termToken(t uint32) string {
 
 // buildBleve indexes the same documents in bleve: one text field in which
 // each term's token is repeated 1+⌊2w⌋ times, so term frequency follows weight.
-func buildBleve(t *testing.T, g *synth.Gen, n int) (bleve.Index, time.Duration) {
+func buildBleve(t testing.TB, g *synth.Gen, n int) (bleve.Index, time.Duration) {
 	im := bleve.NewIndexMapping()
 	im.DefaultAnalyzer = simple.Name
 	dm := mapping.NewDocumentMapping()
@@ -561,125 +481,70 @@ func bleveQuery(q []index.TermWeight) query.Query {
 	return bleve.NewDisjunctionQuery(qs...)
 }
 
-// TestCompareIndexes times the same queries on several indexes of the
-// synthetic collection (SPLADAPT_COMPARE: directories
-// separated by ":" as in PATH, e.g. two block sizes), one query on each in turn with the order
-// rotating, so that all see the same load; it logs p50 / p99 per index and
-// the median per-query time ratio to the first, and checks equal hits.
-// SPLADAPT_COMPARE_ALG (default blockmax), SPLADAPT_BENCH_QUERIES (200).
-func TestCompareIndexes(t *testing.T) {
-	dirs := os.Getenv("SPLADAPT_COMPARE")
-	if dirs == "" {
-		t.Skip("set SPLADAPT_COMPARE=dir1:dir2:… to compare indexes side by side")
-	}
-	alg, err := index.ParseAlgorithm(cmp.Or(os.Getenv("SPLADAPT_COMPARE_ALG"), "blockmax"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nq := envInt("SPLADAPT_BENCH_QUERIES", 200)
-	prev := runtime.GOMAXPROCS(1)
-	defer runtime.GOMAXPROCS(prev)
-	var rs []*index.Reader
-	for _, d := range filepath.SplitList(dirs) {
-		r, err := index.Open(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		rs = append(rs, r)
-	}
-	g := benchGen(t)
-	for _, k := range []int{10, 1000} {
-		lat := make([][]time.Duration, len(rs))
-		ratio := make([][]float64, len(rs))
-		for rep := range 3 {
-			for qi := range nq {
-				q := g.Query(qi)
-				var d = make([]time.Duration, len(rs))
-				var h = make([][]index.Hit, len(rs))
-				for j := range rs {
-					i := (j + rep + qi) % len(rs)
-					start := time.Now()
-					h[i], err = rs[i].Search(q, k, alg)
-					d[i] = time.Since(start)
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
-				for i := range rs {
-					if !sameRaw(h[i], h[0]) {
-						t.Fatalf("query %d k=%d: index %d differs from index 0", qi, k, i)
-					}
-					lat[i] = append(lat[i], d[i])
-					ratio[i] = append(ratio[i], float64(d[i])/float64(d[0]))
-				}
-			}
-		}
-		for i, r := range rs {
-			p50, p99 := percentiles(lat[i])
-			slices.Sort(ratio[i])
-			t.Logf("k=%d %s (block_size %d, %d dense terms): p50 %s ms p99 %s ms, median time ratio to the first %.2f",
-				k, alg, r.Meta().BlockSize, r.Meta().DenseTerms, ms(p50), ms(p99), ratio[i][len(ratio[i])/2])
-		}
-	}
-	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-		t.Logf("load average: %s", la)
-	}
-}
-
-// TestAutoCrossover times blockmax and TAAT alternately, query by query,
-// on synthetic collections of several sizes for k = 10, 100 and 1000, and
-// logs the p50 time ratio by k/N: the measurement behind
-// index.AutoTAATRatio. Opt-in:
+// BenchmarkAutoCrossover times blockmax and TAAT on synthetic collections
+// of several sizes (SPLADAPT_BENCH_GRID, default "10000,30000") for k = 10,
+// 100 and 1000: the measurement behind index.AutoTAATRatio (compare the
+// two algorithms' times per docs and k; the sub-benchmark names carry
+// k/N).
 //
-//	SPLADAPT_BENCH_GRID=10000,30000,100000,300000 go test ./index -run AutoCrossover -v -timeout 30m
-func TestAutoCrossover(t *testing.T) {
-	grid := os.Getenv("SPLADAPT_BENCH_GRID")
-	if grid == "" {
-		t.Skip("set SPLADAPT_BENCH_GRID (e.g. 10000,30000,100000,300000) to time blockmax against TAAT")
-	}
-	prev := runtime.GOMAXPROCS(1)
-	defer runtime.GOMAXPROCS(prev)
-	g := benchGen(t)
-	nq := envInt("SPLADAPT_BENCH_QUERIES", 100)
-	for _, f := range strings.Split(grid, ",") {
+//	SPLADAPT_BENCH_GRID=10000,30000,100000,300000 go test ./index -run '^$' -bench AutoCrossover -cpu 1 -timeout 30m
+func BenchmarkAutoCrossover(b *testing.B) {
+	g := benchGen(b)
+	for _, f := range strings.Split(cmp.Or(os.Getenv("SPLADAPT_BENCH_GRID"), "10000,30000"), ",") {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			t.Fatalf("SPLADAPT_BENCH_GRID: %q is not a document count", f)
+			b.Fatalf("SPLADAPT_BENCH_GRID: %q is not a document count", f)
 		}
-		r, _ := cachedSynth(t, g, n)
-		qs := make([]*index.Query, nq)
+		r, _ := cachedSynth(b, g, n)
+		qs := make([]*index.Query, 100)
 		for i := range qs {
 			if qs[i], err = r.Prepare(g.Query(i)); err != nil {
-				t.Fatal(err)
+				b.Fatal(err)
 			}
 		}
 		for _, k := range []int{10, 100, 1000} {
-			algs := []index.Algorithm{index.BlockMax, index.TAAT}
-			var lat [2][]time.Duration
-			for rep := range 3 { // the first round is untimed
-				for qi, q := range qs {
-					var hits [2][]index.Hit
-					for j := range 2 {
-						v := (j + rep + qi) % 2
-						start := time.Now()
-						hits[v], err = r.SearchPrepared(q, k, algs[v])
-						if rep > 0 {
-							lat[v] = append(lat[v], time.Since(start))
+			for _, alg := range []index.Algorithm{index.BlockMax, index.TAAT} {
+				b.Run(fmt.Sprintf("docs=%s/k=%d/N_over_k=%d/alg=%v", short(n), k, n/k, alg), func(b *testing.B) {
+					i := 0
+					for b.Loop() {
+						if _, err := r.SearchPrepared(qs[i%len(qs)], k, alg); err != nil {
+							b.Fatal(err)
 						}
-						if err != nil {
-							t.Fatal(err)
-						}
+						i++
 					}
-					if !sameRaw(hits[0], hits[1]) {
-						t.Fatalf("N=%d k=%d query %d: blockmax and TAAT differ", n, k, qi)
-					}
-				}
+				})
 			}
-			bm, _ := percentiles(lat[0])
-			ta, _ := percentiles(lat[1])
-			t.Logf("N=%d k=%d (k/N = 1/%d): blockmax p50 %s ms, taat p50 %s ms, ratio %.2f; auto runs %v",
-				n, k, n/k, ms(bm), ms(ta), float64(bm)/float64(ta), r.Resolve(index.Auto, k))
 		}
+	}
+}
+
+// BenchmarkBlockMaxWork reports how many blocks BlockMax scores per query
+// on the synthetic collection (SPLADAPT_BENCH_DOCS documents, default
+// 20 000): the median and 90th percentile over the queries, against the
+// number of blocks.
+//
+//	SPLADAPT_BENCH_DOCS=1000000 SPLADAPT_BENCH_INDEX=/work/cache/bench-index go test ./index -run '^$' -bench BlockMaxWork -benchtime 100x
+func BenchmarkBlockMaxWork(b *testing.B) {
+	n := envInt("SPLADAPT_BENCH_DOCS", 20000)
+	g := benchGen(b)
+	r, _ := cachedSynth(b, g, n)
+	qs := make([][]index.TermWeight, 100)
+	for i := range qs {
+		qs[i] = g.Query(i)
+	}
+	for _, k := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("k=%d/docs=%s", k, short(n)), func(b *testing.B) {
+			var scored []int
+			i := 0
+			for b.Loop() {
+				s, _, _ := index.BlockStats(r, qs[i%len(qs)], k)
+				scored = append(scored, s)
+				i++
+			}
+			slices.Sort(scored)
+			b.ReportMetric(float64(scored[len(scored)/2]), "blocks-scored-p50")
+			b.ReportMetric(float64(scored[len(scored)*9/10]), "blocks-scored-p90")
+			b.ReportMetric(float64(r.Meta().NumBlocks), "blocks")
+		})
 	}
 }

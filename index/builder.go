@@ -57,9 +57,9 @@ type Options struct {
 
 // DefaultBlockSize is the block size of the block-max maxima when Options
 // leave it 0: small blocks keep the bounds of BlockMax tight on
-// collections whose documents are not clustered (TestPruningAnalysis: at
-// 1M synthetic documents, 0.4% of 8-document blocks can reach the 10th
-// score, 90% of 64-document blocks).
+// collections whose documents are not clustered (tools/pruning measures
+// the share of blocks that can reach the k-th score by block size;
+// docs/performance.md).
 const DefaultBlockSize = 8
 
 // DefaultMaxTerms bounds term ids without a vocabulary: 2^20, over 30

@@ -89,28 +89,3 @@ type Scratch struct{ scratch }
 func TAATWide(r *Reader, pq *Query, k int) []Hit {
 	return TAATWith(r, &Scratch{}, pq, k, true)
 }
-
-// QueryTerms returns the prepared query's terms and quantised weights.
-func QueryTerms(pq *Query) (terms []uint32, q []uint64) {
-	for _, qt := range pq.terms {
-		terms, q = append(terms, qt.term), append(q, qt.q)
-	}
-	return terms, q
-}
-
-// TermPostings decodes term t's doc numbers and impacts.
-func TermPostings(r *Reader, t uint32) ([]uint32, []uint16) {
-	ti := r.termInfo(t)
-	if ti.df == 0 {
-		return nil, nil
-	}
-	docs, err := decodeBitmap(r.bitmap(ti), int(ti.df), r.meta.NumDocs)
-	if err != nil {
-		panic(err)
-	}
-	imps, err := decodeImpacts(r.impLayout(ti))
-	if err != nil {
-		panic(err)
-	}
-	return docs, imps
-}

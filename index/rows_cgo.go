@@ -103,6 +103,8 @@ import "C"
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // addRowsU8 sets ub[b] = src[b] + Σ_i q[i]·rows[i][b] for every block,
@@ -136,7 +138,7 @@ func countBuckets32(hist []int32, ub []uint32, shift uint, scratch []int32) []in
 	if len(ub) == 0 {
 		return scratch
 	}
-	scratch = grow(scratch, 3*len(hist))
+	scratch = grow.To(scratch, 3*len(hist))
 	if C.count_buckets((*C.uint32_t)(unsafe.Pointer(&ub[0])), C.long(len(ub)), C.int(shift),
 		(*C.int32_t)(unsafe.Pointer(&hist[0])), (*C.int32_t)(unsafe.Pointer(&scratch[0])), C.long(len(hist))) != 0 {
 		panic(fmt.Sprintf("block bound above the query's bound %d", len(hist)<<shift))
@@ -147,7 +149,7 @@ func countBuckets32(hist []int32, ub []uint32, shift uint, scratch []int32) []in
 // selectGE32 returns the indexes b of ub with ub[b] ≥ lo (lo > 0), in buf's
 // memory when it has room for len(ub).
 func selectGE32(buf []int32, ub []uint32, lo uint32) []int32 {
-	buf = grow(buf, len(ub))
+	buf = grow.To(buf, len(ub))
 	if len(ub) == 0 {
 		return buf
 	}

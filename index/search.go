@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // Algorithm is a top-k query processing method. All return the same hits.
@@ -25,8 +27,7 @@ const (
 	// dense terms, and blocks are scored (dense terms only, in decreasing
 	// q, each block dropped once it cannot reach the k-th score) in
 	// decreasing order of bound until the next bound is below the k-th
-	// score. Fastest for small k (TestBenchTable: top-10 at 1M synthetic
-	// documents 1.73 ms p50 against TAAT's 21.4); needs small blocks
+	// score. Fastest for small k (docs/performance.md); needs small blocks
 	// (default 8) when documents are not clustered by doc number.
 	BlockMax
 	// TAAT is exhaustive term-at-a-time scoring: each query term's postings
@@ -42,11 +43,9 @@ const (
 	Auto
 )
 
-// AutoTAATRatio sets Auto's switch to TAAT: k·AutoTAATRatio ≥ N. Measured
-// on the synthetic collection from 10k to 1M documents, query by query
-// alternated (TestAutoCrossover), the blockmax/TAAT p50 time ratio is
-// 0.50–0.61 at k/N = 1/1000, 1.27–1.29 at 1/300, 2.2–2.3 at 1/100 and
-// 3.1–3.2 at 1/30 and 1/10.
+// AutoTAATRatio sets Auto's switch to TAAT: k·AutoTAATRatio ≥ N, the k/N
+// where BlockMax stops being faster than TAAT on the synthetic collections
+// (BenchmarkAutoCrossover; the figures are in docs/performance.md).
 const AutoTAATRatio = 500
 
 var algNames = [...]string{"exhaustive", "maxscore", "blockmax", "taat", "auto"}
@@ -107,6 +106,16 @@ type Query struct {
 // Len returns the number of query terms that can match.
 func (q *Query) Len() int { return len(q.terms) }
 
+// Terms returns the query's terms in term order and their quantised
+// weights (1..65535), the integers every algorithm scores with
+// (Hit.Raw = Σ weight · impact). The slices are new.
+func (q *Query) Terms() (terms []uint32, weights []uint64) {
+	for _, qt := range q.terms {
+		terms, weights = append(terms, qt.term), append(weights, qt.q)
+	}
+	return terms, weights
+}
+
 // Prepare quantises q: duplicate terms are summed, terms with weight ≤ 0
 // or no postings are dropped, weights become integers in 1..65535 relative
 // to the largest. Terms outside the vocabulary and non-finite weights are
@@ -147,9 +156,7 @@ func (r *Reader) Prepare(q []TermWeight) (*Query, error) {
 // Search returns the k documents with the highest score for q, best first;
 // ties break toward the smaller doc number. Only documents sharing a term
 // with q are returned, so there may be fewer than k. Every algorithm
-// returns the same hits; they differ in speed (on the synthetic benchmark,
-// TestBenchTable, BlockMax is fastest for top-10 and for top-1000 at 1M
-// documents, TAAT for top-1000 at 100k). Cost: Exhaustive O(Σ df·|q|);
+// returns the same hits; they differ in speed (Algorithm). Cost: Exhaustive O(Σ df·|q|);
 // TAAT O(Σ df + N); MaxScore may skip postings; BlockMax O(Σ df of the
 // sparse terms + |q|·N/R) for the bounds plus the dense terms' postings in
 // the blocks it scores.
@@ -330,14 +337,14 @@ func (r *Reader) blockMax(s *scratch, cs []cursor, top *topK) {
 		bound += cs[i].ub
 	}
 	if bound <= math.MaxUint32 && !s.wide {
-		s.ub32, s.sub32, s.acc32 = grow(s.ub32, nb), grow(s.sub32, nb), grow(s.acc32, W)
+		s.ub32, s.sub32, s.acc32 = grow.To(s.ub32, nb), grow.To(s.sub32, nb), grow.To(s.acc32, W)
 		if cap(s.dense32) < n {
 			s.dense32 = make([]uint32, n)
 		}
 		blockMaxWith(r, s, bmBufs[uint32]{s.dense32[:n], s.ub32[:nb], s.sub32[:nb], s.acc32[:W]}, cs, top, bound)
 		return
 	}
-	s.ub, s.sub, s.acc = grow(s.ub, nb), grow(s.sub, nb), grow(s.acc, W)
+	s.ub, s.sub, s.acc = grow.To(s.ub, nb), grow.To(s.sub, nb), grow.To(s.acc, W)
 	if cap(s.dense) < n {
 		s.dense = make([]uint64, n)
 	}
@@ -350,14 +357,6 @@ type bmBufs[A uint32 | uint64] struct {
 	ub   []A // (num blocks) block upper bounds
 	sub  []A // (num blocks) largest docs entry of each block; zero between queries
 	acc  []A // (batchBlocks · stride) scores of a batch of blocks
-}
-
-// grow returns b with length n, reallocated (contents lost) if too small.
-func grow[T any](b []T, n int) []T {
-	if cap(b) < n {
-		return make([]T, n)
-	}
-	return b[:n]
 }
 
 const (
@@ -437,7 +436,7 @@ func blockMaxWith[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], cs []cu
 
 	shift := uint(max(0, bits.Len64(bound)-histBits))
 	nbk := int(bound>>shift) + 1
-	s.hist = grow(s.hist, nbk)
+	s.hist = grow.To(s.hist, nbk)
 	hist := s.hist
 	clear(hist)
 	if u32, ok := any(ub).([]uint32); ok {
@@ -619,7 +618,7 @@ func scoreBatch[A uint32 | uint64](r *Reader, s *scratch, f bmBufs[A], batch []i
 	N := uint32(r.meta.NumDocs)
 	S := r.stride()
 	acc := f.acc[:len(batch)*S]
-	s.rem = grow(s.rem, len(batch))
+	s.rem = grow.To(s.rem, len(batch))
 	rem := s.rem // RMAX bound of the dense terms still to add, per block
 	alive := s.alive[:0]
 	for j, b := range batch {

@@ -173,6 +173,41 @@ func ReadVectors(path string, resolve TermResolver, opts corpora.Options, fn fun
 	}
 }
 
+// BuildVectors writes the index dir of the document vectors at path
+// (ReadVectors, with reader options co): keys are tokens of the vocabulary
+// file vocabPath (which becomes the index vocabulary) when it is given,
+// term ids otherwise. progress, when not nil, is called after each
+// document. Errors reading the vectors name the file and line; nothing is
+// written unless every document was added.
+func BuildVectors(dir, path, vocabPath string, opts Options, co corpora.Options, progress func()) (*Meta, error) {
+	if vocabPath != "" {
+		v, err := ReadVocab(vocabPath)
+		if err != nil {
+			return nil, err
+		}
+		opts.Vocab = v
+	}
+	b, err := NewBuilder(opts)
+	if err != nil {
+		return nil, err
+	}
+	resolve := IDResolver
+	if vocabPath != "" {
+		resolve = VocabResolver(b.Term)
+	}
+	err = ReadVectors(path, resolve, co, func(id string, vec []TermWeight) error {
+		_, err := b.Add(id, vec)
+		if progress != nil {
+			progress()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read vectors: %w", err)
+	}
+	return b.Write(dir)
+}
+
 // ReadVocab reads a vocab.txt: one token per line, line i naming term i−1.
 func ReadVocab(path string) ([]string, error) {
 	data, err := os.ReadFile(path)

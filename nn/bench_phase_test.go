@@ -3,50 +3,51 @@ package nn
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"slices"
 	"testing"
-	"time"
 )
 
-// TestPhaseBreakdown (opt-in: SPLADAPT_BENCH_PHASES=1) times the phases of
-// SpladeEncode for each benchmark shape, interleaved, medians of 3.
-func TestPhaseBreakdown(t *testing.T) {
-	if os.Getenv("SPLADAPT_BENCH_PHASES") == "" {
-		t.Skip("set SPLADAPT_BENCH_PHASES=1 to run")
-	}
+// BenchmarkPhases times the phases of SpladeEncode one by one for each
+// benchmark shape: the encoder, the MLM head transform, the pooling with
+// argmax (training's SpladePoolForward) and the fused inference pooling
+// (SpladePoolInfer).
+//
+//	go test ./nn -run '^$' -bench Phases -count 3
+func BenchmarkPhases(b *testing.B) {
 	for _, s := range benchShapes {
-		if s.name != os.Getenv("SPLADAPT_BENCH_SHAPE") && os.Getenv("SPLADAPT_BENCH_SHAPE") != "" {
+		if testing.Short() && s.name != "mini" {
 			continue
 		}
 		const B, T = 32, 256
-		m, _ := NewModel(s.cfg, 0)
-		b := BenchBatch(s.cfg, B, T, 1)
+		m, err := NewModel(s.cfg, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch := BenchBatch(s.cfg, B, T, 1)
 		V, C := s.cfg.VocabSize, s.cfg.HiddenSize
 		out := make([]float32, B*V)
 		arg := make([]int32, B*V)
-		var te, th, tp, ti []float64
-		for range 3 {
-			st := time.Now()
-			h := m.Encode(b)
-			te = append(te, time.Since(st).Seconds())
-			st = time.Now()
-			z := m.HeadTransform(h, B*T)
-			th = append(th, time.Since(st).Seconds())
-			st = time.Now()
-			SpladePoolForward(z, b.Mask, m.wordEmb.W, m.decBias.W, B, T, C, V, out, arg)
-			tp = append(tp, time.Since(st).Seconds())
-			st = time.Now()
-			SpladePoolInfer(z, b.Mask, m.wordEmb.W, m.decBias.W, B, T, C, V, out)
-			ti = append(ti, time.Since(st).Seconds())
+		h := m.Encode(batch)
+		z := append([]float32(nil), m.HeadTransform(h, B*T)...)
+		pool := 2 * float64(B*T*C) * float64(V)
+		for _, ph := range []struct {
+			name  string
+			flops float64
+			run   func()
+		}{
+			{"encode", EncoderFLOPs(s.cfg, B, T), func() { m.Encode(batch) }},
+			{"head", 0, func() { m.HeadTransform(h, B*T) }},
+			{"pool", pool, func() { SpladePoolForward(z, batch.Mask, m.wordEmb.W, m.decBias.W, B, T, C, V, out, arg) }},
+			{"fused-pool", pool, func() { SpladePoolInfer(z, batch.Mask, m.wordEmb.W, m.decBias.W, B, T, C, V, out) }},
+		} {
+			b.Run(fmt.Sprintf("model=%s/phase=%s/batch=%d/len=%d", s.name, ph.name, B, T), func(b *testing.B) {
+				for b.Loop() {
+					ph.run()
+				}
+				if ph.flops > 0 {
+					b.ReportMetric(ph.flops/(b.Elapsed().Seconds()/float64(b.N))/1e9, "GFLOPS")
+				}
+			})
 		}
-		for _, x := range [][]float64{te, th, tp, ti} {
-			slices.Sort(x)
-		}
-		fe := EncoderFLOPs(s.cfg, B, T)
-		fp := 2 * float64(B*T*C) * float64(V)
-		fmt.Printf("%s: encode %.3fs (%.1f GF) head %.3fs pool %.3fs (%.1f GF) fused pool %.3fs (%.1f GF)\n",
-			s.name, te[1], fe/te[1]/1e9, th[1], tp[1], fp/tp[1]/1e9, ti[1], fp/ti[1]/1e9)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/spladapt/spladapt/internal/grow"
 	"github.com/spladapt/spladapt/safetensors"
 )
 
@@ -227,7 +228,7 @@ func (p *ScorePass) Backward(ds []float32) {
 	b := p.b
 	C := p.c.Config.HiddenSize
 	dx := p.c.headBackward(&p.head, ds)
-	p.dh = grow(p.dh, b.B*b.T*C)
+	p.dh = grow.To(p.dh, b.B*b.T*C)
 	clear(p.dh)
 	for i := range b.B {
 		copy(p.dh[i*b.T*C:i*b.T*C+C], dx[i*C:(i+1)*C])
@@ -249,7 +250,7 @@ type clsHead struct {
 
 // gather copies row 0 of each of n sequences of h (n,T,C) into x.
 func (hd *clsHead) gather(h []float32, n, T, C int) []float32 {
-	hd.x = grow(hd.x, n*C)
+	hd.x = grow.To(hd.x, n*C)
 	for i := range n {
 		copy(hd.x[i*C:(i+1)*C], h[i*T*C:i*T*C+C])
 	}
@@ -260,7 +261,7 @@ func (hd *clsHead) gather(h []float32, n, T, C int) []float32 {
 func (c *Classifier) headForward(hd *clsHead, x []float32, n int) []float32 {
 	C := c.Config.HiddenSize
 	hd.n, hd.x = n, x[:n*C]
-	hd.pre, hd.pooled = grow(hd.pre, n*C), grow(hd.pooled, n*C)
+	hd.pre, hd.pooled = grow.To(hd.pre, n*C), grow.To(hd.pooled, n*C)
 	LinearForward(hd.pre, hd.x, c.poolW.W, c.poolB.W, n, C, C)
 	bert := c.Config.ModelType == "bert"
 	for i, v := range hd.pre {
@@ -272,10 +273,10 @@ func (c *Classifier) headForward(hd *clsHead, x []float32, n int) []float32 {
 	}
 	hd.drop = c.Training && c.HeadDropout > 0
 	if hd.drop {
-		hd.mask = grow(hd.mask, n*C)
+		hd.mask = grow.To(hd.mask, n*C)
 		DropoutForward(hd.pooled, hd.mask, c.HeadDropout, c.rng)
 	}
-	hd.scores = grow(hd.scores, n)
+	hd.scores = grow.To(hd.scores, n)
 	LinearForward(hd.scores, hd.pooled, c.clsW.W, c.clsB.W, n, C, 1)
 	return hd.scores
 }
@@ -284,7 +285,7 @@ func (c *Classifier) headForward(hd *clsHead, x []float32, n int) []float32 {
 // ∂/∂x (n,C), valid until the next call with hd.
 func (c *Classifier) headBackward(hd *clsHead, ds []float32) []float32 {
 	C, n := c.Config.HiddenSize, hd.n
-	hd.dp, hd.dx = grow(hd.dp, n*C), grow(hd.dx, n*C)
+	hd.dp, hd.dx = grow.To(hd.dp, n*C), grow.To(hd.dx, n*C)
 	clear(hd.dp)
 	LinearBackward(hd.dp, gradOf(c.clsW), gradOf(c.clsB), ds[:n], hd.pooled, c.clsW.W, n, C, 1)
 	if hd.drop {

@@ -3,6 +3,8 @@ package nn
 import (
 	"fmt"
 	"math"
+
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // MICE, minimal-interaction cross-encoders (Vast, Morand et al.,
@@ -83,7 +85,7 @@ func (p *MICEPass) Embed(ids []int32, B, T, pos0 int, typ int) []float32 {
 			addInto(row, m.typeEmb.W[typ*C:(typ+1)*C])
 		}
 	}
-	p.mean, p.rstd = grow(p.mean, N), grow(p.rstd, N)
+	p.mean, p.rstd = grow.To(p.mean, N), grow.To(p.rstd, N)
 	LayerNormForward(e, p.mean, p.rstd, append([]float32(nil), e...), m.embLNw.W, m.embLNb.W, N, C, m.Config.LayerNormEps)
 	return e
 }
@@ -120,8 +122,8 @@ func (p *MICEPass) QueryStates(o MICEOptions, ids []int32, mask []float32, B, Tq
 func (p *MICEPass) Score(o MICEOptions, xq, qmask []float32, Tq int, xd, dmask []float32, Td, B int) []float32 {
 	C := p.c.Config.HiddenSize
 	T := Tq + Td
-	p.kv = grow(p.kv, B*T*C)
-	p.mask = grow(p.mask, B*T)
+	p.kv = grow.To(p.kv, B*T*C)
+	p.mask = grow.To(p.mask, B*T)
 	for b := range B {
 		copy(p.mask[b*T:], qmask[b*Tq:(b+1)*Tq])
 		copy(p.mask[b*T+Tq:], dmask[b*Td:(b+1)*Td])
@@ -156,10 +158,10 @@ func (p *MICEPass) layer(l int, xu, xkv, mask []float32, B, U, K int, out []floa
 	lp := &m.layers[l]
 	C, F, NH, HS := cfg.HiddenSize, cfg.IntermediateSize, cfg.NumHeads, cfg.HeadSize()
 	NU, NK := B*U, B*K
-	p.q, p.k, p.v, p.ctx = grow(p.q, NU*C), grow(p.k, NK*C), grow(p.v, NK*C), grow(p.ctx, NU*C)
-	p.res, p.a, p.out = grow(p.res, NU*C), grow(p.a, NU*C), grow(p.out, NU*C)
-	p.f1, p.fg = grow(p.f1, NU*F), grow(p.fg, NU*F)
-	p.mean, p.rstd = grow(p.mean, NU), grow(p.rstd, NU)
+	p.q, p.k, p.v, p.ctx = grow.To(p.q, NU*C), grow.To(p.k, NK*C), grow.To(p.v, NK*C), grow.To(p.ctx, NU*C)
+	p.res, p.a, p.out = grow.To(p.res, NU*C), grow.To(p.a, NU*C), grow.To(p.out, NU*C)
+	p.f1, p.fg = grow.To(p.f1, NU*F), grow.To(p.fg, NU*F)
+	p.mean, p.rstd = grow.To(p.mean, NU), grow.To(p.rstd, NU)
 	LinearForward(p.q, xu, lp.qw.W, lp.qb.W, NU, C, C)
 	LinearForward(p.k, xkv, lp.kw.W, lp.kb.W, NK, C, C)
 	LinearForward(p.v, xkv, lp.vw.W, lp.vb.W, NK, C, C)

@@ -1,6 +1,10 @@
 package nn
 
-import "math"
+import (
+	"math"
+
+	"github.com/spladapt/spladapt/internal/grow"
+)
 
 // MICE training: a forward pass that keeps every activation and its
 // backward, for all variants of MICEOptions (mid-fusion, light
@@ -173,8 +177,8 @@ func (p *MICETrainPass) embed(e *miceEmbActs, ids []int32, B, T, pos0, typ int) 
 	C := m.Config.HiddenSize
 	N := B * T
 	e.ids, e.pos0, e.typ, e.T = ids[:N], pos0, typ, T
-	e.sum, e.out = grow(e.sum, N*C), grow(e.out, N*C)
-	e.mean, e.rstd = grow(e.mean, N), grow(e.rstd, N)
+	e.sum, e.out = grow.To(e.sum, N*C), grow.To(e.out, N*C)
+	e.mean, e.rstd = grow.To(e.mean, N), grow.To(e.rstd, N)
 	for r := range N {
 		row := e.sum[r*C : (r+1)*C]
 		id, t := int(ids[r]), pos0+r%T
@@ -228,11 +232,11 @@ func (p *MICETrainPass) layerForward(a *miceLayerActs, l int, xu, xkv, mask []fl
 		a.xkv = append(a.xkv[:0], xkv[:NK*C]...)
 	}
 	a.mask = append(a.mask[:0], mask[:NK]...)
-	a.q, a.k, a.v, a.ctx = grow(a.q, NU*C), grow(a.k, NK*C), grow(a.v, NK*C), grow(a.ctx, NU*C)
-	a.att = grow(a.att, B*NH*U*K)
-	a.res1, a.a, a.res2, a.out = grow(a.res1, NU*C), grow(a.a, NU*C), grow(a.res2, NU*C), grow(a.out, NU*C)
-	a.f1, a.fg = grow(a.f1, NU*F), grow(a.fg, NU*F)
-	a.mean1, a.rstd1, a.mean2, a.rstd2 = grow(a.mean1, NU), grow(a.rstd1, NU), grow(a.mean2, NU), grow(a.rstd2, NU)
+	a.q, a.k, a.v, a.ctx = grow.To(a.q, NU*C), grow.To(a.k, NK*C), grow.To(a.v, NK*C), grow.To(a.ctx, NU*C)
+	a.att = grow.To(a.att, B*NH*U*K)
+	a.res1, a.a, a.res2, a.out = grow.To(a.res1, NU*C), grow.To(a.a, NU*C), grow.To(a.res2, NU*C), grow.To(a.out, NU*C)
+	a.f1, a.fg = grow.To(a.f1, NU*F), grow.To(a.fg, NU*F)
+	a.mean1, a.rstd1, a.mean2, a.rstd2 = grow.To(a.mean1, NU), grow.To(a.rstd1, NU), grow.To(a.mean2, NU), grow.To(a.rstd2, NU)
 	LinearForward(a.q, a.xu, lp.qw.W, lp.qb.W, NU, C, C)
 	LinearForward(a.k, a.xkv, lp.kw.W, lp.kb.W, NK, C, C)
 	LinearForward(a.v, a.xkv, lp.vw.W, lp.vb.W, NK, C, C)

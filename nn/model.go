@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // BERT and DistilBERT encoders with their MLM heads, forward and backward by
@@ -361,13 +363,6 @@ func (m *Model) NewPass() *Pass {
 	return &Pass{m: m, layers: make([]layerActs, m.Config.NumLayers)}
 }
 
-func grow(buf []float32, n int) []float32 {
-	if cap(buf) >= n {
-		return buf[:n]
-	}
-	return make([]float32, n)
-}
-
 // growN returns buf with at least n entries, keeping the existing ones
 // (per-worker scratch).
 func growN[E any](buf []E, n int) []E {
@@ -381,24 +376,24 @@ func (p *Pass) ensure(B, T int) {
 	cfg := p.m.Config
 	N, C, F, NH := B*T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumHeads
 	A := B * NH * T * T
-	p.embSum, p.embMean, p.embRstd = grow(p.embSum, N*C), grow(p.embMean, N), grow(p.embRstd, N)
-	p.x0 = grow(p.x0, N*C)
+	p.embSum, p.embMean, p.embRstd = grow.To(p.embSum, N*C), grow.To(p.embMean, N), grow.To(p.embRstd, N)
+	p.x0 = grow.To(p.x0, N*C)
 	// Dropout multipliers only when dropout runs (inference saves 2·N·C
 	// floats per layer and N·C for the embeddings).
 	drop := p.m.Training && cfg.HiddenDropout > 0
 	if drop {
-		p.embMask = grow(p.embMask, N*C)
+		p.embMask = grow.To(p.embMask, N*C)
 	}
 	for i := range p.layers {
 		la := &p.layers[i]
-		la.q, la.k, la.v, la.ctx = grow(la.q, N*C), grow(la.k, N*C), grow(la.v, N*C), grow(la.ctx, N*C)
-		la.att = grow(la.att, A)
-		la.res1, la.a = grow(la.res1, N*C), grow(la.a, N*C)
-		la.mean1, la.rstd1, la.mean2, la.rstd2 = grow(la.mean1, N), grow(la.rstd1, N), grow(la.mean2, N), grow(la.rstd2, N)
-		la.ff1, la.ffg = grow(la.ff1, N*F), grow(la.ffg, N*F)
-		la.res2, la.out = grow(la.res2, N*C), grow(la.out, N*C)
+		la.q, la.k, la.v, la.ctx = grow.To(la.q, N*C), grow.To(la.k, N*C), grow.To(la.v, N*C), grow.To(la.ctx, N*C)
+		la.att = grow.To(la.att, A)
+		la.res1, la.a = grow.To(la.res1, N*C), grow.To(la.a, N*C)
+		la.mean1, la.rstd1, la.mean2, la.rstd2 = grow.To(la.mean1, N), grow.To(la.rstd1, N), grow.To(la.mean2, N), grow.To(la.rstd2, N)
+		la.ff1, la.ffg = grow.To(la.ff1, N*F), grow.To(la.ffg, N*F)
+		la.res2, la.out = grow.To(la.res2, N*C), grow.To(la.out, N*C)
 		if drop {
-			la.mask1, la.mask2 = grow(la.mask1, N*C), grow(la.mask2, N*C)
+			la.mask1, la.mask2 = grow.To(la.mask1, N*C), grow.To(la.mask2, N*C)
 		}
 	}
 }
@@ -535,8 +530,8 @@ func (p *Pass) Encode(b Batch) []float32 {
 func (p *Pass) attentionForward(la *layerActs, b Batch) {
 	if la.dropAtt {
 		// Dropout draws from m.rng in a fixed order: stay sequential.
-		la.attD = grow(la.attD, len(la.att))
-		la.attMask = grow(la.attMask, len(la.att))
+		la.attD = grow.To(la.attD, len(la.att))
+		la.attMask = grow.To(la.attMask, len(la.att))
 		p.attScr, p.attPad = growN(p.attScr, 1), growN(p.attPad, 1)
 		p.attentionHeads(la, b, 0, 0, b.B*p.m.Config.NumHeads, Sgemm)
 		return
@@ -574,7 +569,7 @@ func (p *Pass) attentionHeads(la *layerActs, b Batch, w, lo, hi int, mm func(tra
 				}
 			}
 			p.attPad[w] = pad
-			p.attScr[w] = grow(p.attScr[w], attnScratch(T, HS))
+			p.attScr[w] = grow.To(p.attScr[w], attnScratch(T, HS))
 			if attnHeadKernel(la.q[off:], la.k[off:], la.v[off:], C, T, HS, scale, pad, S, la.ctx[off:], p.attScr[w]) {
 				continue
 			}
@@ -644,13 +639,13 @@ func (p *Pass) Backward(dh []float32) {
 	if stop >= len(m.layers) {
 		return
 	}
-	p.dA, p.dB, p.dRes, p.dProj = grow(p.dA, N*C), grow(p.dB, N*C), grow(p.dRes, N*C), grow(p.dProj, N*C)
-	p.dCtx, p.dQ, p.dK, p.dV = grow(p.dCtx, N*C), grow(p.dQ, N*C), grow(p.dK, N*C), grow(p.dV, N*C)
-	p.dFF = grow(p.dFF, N*F)
+	p.dA, p.dB, p.dRes, p.dProj = grow.To(p.dA, N*C), grow.To(p.dB, N*C), grow.To(p.dRes, N*C), grow.To(p.dProj, N*C)
+	p.dCtx, p.dQ, p.dK, p.dV = grow.To(p.dCtx, N*C), grow.To(p.dQ, N*C), grow.To(p.dK, N*C), grow.To(p.dV, N*C)
+	p.dFF = grow.To(p.dFF, N*F)
 	nw := Threads()
 	p.dAtt = growN(p.dAtt, nw)
 	for w := range nw {
-		p.dAtt[w] = grow(p.dAtt[w], T*T)
+		p.dAtt[w] = grow.To(p.dAtt[w], T*T)
 	}
 	// dout and spare take turns as ∂/∂(layer output) and ∂/∂(layer input);
 	// the swap stays local so that p.dA and p.dB remain two buffers.
@@ -751,8 +746,8 @@ func (p *Pass) HeadTransform(x []float32, n int) []float32 {
 	C := m.Config.HiddenSize
 	h := &p.head
 	h.n, h.x = n, x[:n*C]
-	h.h1, h.hg, h.z = grow(h.h1, n*C), grow(h.hg, n*C), grow(h.z, n*C)
-	h.mean, h.rstd = grow(h.mean, n), grow(h.rstd, n)
+	h.h1, h.hg, h.z = grow.To(h.h1, n*C), grow.To(h.hg, n*C), grow.To(h.z, n*C)
+	h.mean, h.rstd = grow.To(h.mean, n), grow.To(h.rstd, n)
 	LinearForward(h.h1, h.x, m.headW.W, m.headB.W, n, C, C)
 	GELU(h.hg, h.h1)
 	LayerNormForward(h.z, h.mean, h.rstd, h.hg, m.headLNw.W, m.headLNb.W, n, C, m.Config.LayerNormEps)
@@ -766,7 +761,7 @@ func (p *Pass) HeadTransformBackward(dz []float32) []float32 {
 	C := m.Config.HiddenSize
 	h := &p.head
 	n := h.n
-	h.dx, h.dh = grow(h.dx, n*C), grow(h.dh, n*C)
+	h.dx, h.dh = grow.To(h.dx, n*C), grow.To(h.dh, n*C)
 	clear(h.dh)
 	LayerNormBackward(h.dh, gradOf(m.headLNw), gradOf(m.headLNb), dz, h.hg, h.mean, h.rstd, m.headLNw.W, n, C)
 	GELUBackward(h.dh, h.dh, h.h1)
@@ -818,12 +813,12 @@ func (p *Pass) MLMLoss(b Batch, labels []int32) (loss float64, count int) {
 	if M == 0 {
 		return 0, 0
 	}
-	p.mlmX = grow(p.mlmX, M*C)
+	p.mlmX = grow.To(p.mlmX, M*C)
 	for i, r := range p.mlmRows {
 		copy(p.mlmX[i*C:(i+1)*C], hidden[int(r)*C:int(r+1)*C])
 	}
 	z := p.HeadTransform(p.mlmX, M)
-	p.mlmLogits = grow(p.mlmLogits, M*V)
+	p.mlmLogits = grow.To(p.mlmLogits, M*V)
 	m.Logits(p.mlmLogits, z, M)
 	var sum float64
 	for i, lab := range p.mlmLabels {
@@ -853,12 +848,12 @@ func (p *Pass) MLMBackward(dloss float32) {
 			row[j] *= s
 		}
 	}
-	p.mlmDZ = grow(p.mlmDZ, M*C)
+	p.mlmDZ = grow.To(p.mlmDZ, M*C)
 	clear(p.mlmDZ)
 	m.LogitsBackward(p.mlmDZ, p.mlmLogits[:M*V], p.head.z, M)
 	dx := p.HeadTransformBackward(p.mlmDZ)
 	N := p.batch.B * p.batch.T
-	p.dHidden = grow(p.dHidden, N*C)
+	p.dHidden = grow.To(p.dHidden, N*C)
 	clear(p.dHidden)
 	for i, r := range p.mlmRows {
 		copy(p.dHidden[int(r)*C:int(r+1)*C], dx[i*C:(i+1)*C])

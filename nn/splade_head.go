@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // The SPLADE head: w[b,v] = max_t log1p(relu(z[b,t,:]·E[v,:] + bias[v])) over
@@ -26,10 +28,9 @@ import (
 
 // Tile sizes of SpladePoolForward: each worker folds a spladeRows×spladeCols
 // float32 logit tile (256×512×4 B = 512 KiB) into the running max, which
-// leaves room in a 1 MiB L2 for the packed operands. Measured on the 2-core
-// EPYC at C=768: 256×512 tiles with single-threaded OpenBLAS in two workers
-// ran ~2× the GFLOPS of the same tiles with two-threaded OpenBLAS in one
-// (OpenBLAS now always runs on one thread; see threads.go).
+// leaves room in a 1 MiB L2 for the packed operands; the tiles are shared
+// by the workers, each product on single-threaded OpenBLAS (threads.go;
+// BenchmarkSpladeTiling compares tile shapes and worker counts).
 const (
 	spladeRows = 256
 	spladeCols = 512
@@ -123,7 +124,7 @@ func spladePoolFused(z, mask, emb, bias []float32, B, T, C, V int, out []float32
 		}
 		src := z[b*T*C:]
 		if !prefix[b] {
-			gather = grow(gather, real[b]*C)
+			gather = grow.To(gather, real[b]*C)
 			i := 0
 			for t, mv := range mask[b*T : (b+1)*T] {
 				if mv > 0 {

@@ -165,12 +165,9 @@ func LoadDevSet(ctx context.Context, cfg config.Config, dir, split, cache string
 		return nil, fmt.Errorf("load dev set: %w", err)
 	}
 	d := &DevSet{Name: filepath.Base(filepath.Clean(dir)) + "/" + split, Qrels: qrels, Queries: map[string]string{}, Docs: map[string]string{}}
-	var judged []corpora.Query
-	for _, q := range qs {
-		if _, ok := qrels[q.ID]; ok {
-			judged = append(judged, q)
-			d.Queries[q.ID] = q.Text
-		}
+	judged := qrels.Judged(qs)
+	for _, q := range judged {
+		d.Queries[q.ID] = q.Text
 	}
 	if len(judged) == 0 {
 		return nil, fmt.Errorf("load dev set %s: no query of queries.jsonl is judged in split %q", dir, split)

@@ -13,7 +13,7 @@
 //   - speed: sugarme's NormalizedString/PreTokenizedString bookkeeping
 //     (byte alignments copied for every word) costs ~7 KB of allocation per
 //     token; calling its WordPiece model directly on pre-tokenised words is
-//     about 12× faster (BenchmarkEncode: ~500k vs ~42k tokens/s per core).
+//     an order of magnitude faster (BenchmarkEncode; docs/performance.md).
 //
 // sugarme's complete pipeline (its pre-tokenizer behind our normaliser) is
 // still built, and the tests check that both paths give identical ids and
@@ -175,8 +175,8 @@ func (t *Tokenizer) sugarPieces(text string) (ids, words []int32) {
 // are cut so the result has at most maxLen tokens ([SEP] is kept last, as
 // HF's truncation does); maxLen 1 is treated as 2. maxLen <= 0 means no
 // limit (see MaxLen for the model's own). Empty or all-whitespace text
-// gives [CLS] [SEP]. Cost: linear in len(text), about 500k tokens/s per
-// core on scientific abstracts.
+// gives [CLS] [SEP]. Cost: linear in len(text) (BenchmarkEncode;
+// docs/performance.md).
 func (t *Tokenizer) Encode(text string, maxLen int) Encoding {
 	ids, words := t.pieces(text)
 	if maxLen > 0 {

@@ -1,24 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"os"
-	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/internal/benchmodel"
 	"github.com/spladapt/spladapt/internal/progress"
 	"github.com/spladapt/spladapt/nn"
-	"github.com/spladapt/spladapt/tokenize"
 )
 
 func init() { register(newBenchCmd) }
@@ -32,57 +22,9 @@ func newBenchCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// benchModelOpts are the flags of "bench model".
-type benchModelOpts struct {
-	arch                      string
-	layers, hidden, heads, ff int
-	vocab                     int
-	task                      string
-	batch, seqLen             int
-	runs, warmup              int
-	seed                      uint64
-	jsonOut                   bool
-	peak                      bool
-	corpus, tokenizer         string
-	maxDocs                   int
-	order                     string
-}
-
-// benchModelResult is the JSON object "bench model --json" prints.
-type benchModelResult struct {
-	Arch        string    `json:"arch"`
-	Task        string    `json:"task"`
-	Layers      int       `json:"layers"`
-	Hidden      int       `json:"hidden"`
-	Heads       int       `json:"heads"`
-	FF          int       `json:"ff"`
-	Vocab       int       `json:"vocab"`
-	Batch       int       `json:"batch"`
-	Len         int       `json:"len"`
-	Threads     int       `json:"threads"`
-	Backend     string    `json:"backend"`
-	TokensPerS  float64   `json:"tokens_per_s"`
-	GFLOPS      float64   `json:"gflops"`
-	PeakGFLOPS  float64   `json:"peak_gflops"`
-	PeakSource  string    `json:"peak_source"`
-	PctPeak     float64   `json:"pct_peak"`
-	MsPerBatch  float64   `json:"ms_per_batch"`
-	MsRuns      []float64 `json:"ms_runs"`
-	Runs        int       `json:"runs"`
-	RSSMB       float64   `json:"rss_mb"`
-	Masked      int       `json:"masked,omitempty"`
-	Loss        float64   `json:"loss,omitempty"`
-	Corpus      string    `json:"corpus,omitempty"`
-	Order       string    `json:"order,omitempty"`
-	Docs        int       `json:"docs,omitempty"`
-	Batches     int       `json:"batches,omitempty"`
-	RealTokens  int       `json:"real_tokens,omitempty"`
-	PadTokens   int       `json:"padded_tokens,omitempty"`
-	TokenizeSec float64   `json:"tokenize_s,omitempty"`
-}
-
 func newBenchModelCmd(a *app) *cobra.Command {
-	var o benchModelOpts
+	var o benchmodel.Options
+	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "model",
 		Short: "Time SPLADE encoding or one MLM training step of a randomly initialised model",
@@ -116,12 +58,12 @@ Shapes of the speed targets: bert-mini --layers 4 --hidden 256 --heads 4
 			}
 			threads := cfg.NumThreads()
 			nn.SetThreads(threads)
-			res, err := runBenchModel(o, threads, progress.Enabled(cfg.Progress))
+			res, err := benchmodel.Run(o, threads, progress.Enabled(cfg.Progress))
 			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if o.jsonOut {
+			if jsonOut {
 				b, err := json.Marshal(res)
 				if err != nil {
 					return err
@@ -136,317 +78,23 @@ Shapes of the speed targets: bert-mini --layers 4 --hidden 256 --heads 4
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.arch, "arch", "bert", "bert or distilbert")
-	f.IntVar(&o.layers, "layers", 4, "transformer layers L")
-	f.IntVar(&o.hidden, "hidden", 256, "hidden size H")
-	f.IntVar(&o.heads, "heads", 4, "attention heads A")
-	f.IntVar(&o.ff, "ff", 1024, "feed-forward size F")
-	f.IntVar(&o.vocab, "vocab", 30522, "vocabulary size V")
-	f.StringVar(&o.task, "task", "encode", "encode or mlm-train")
-	f.IntVar(&o.batch, "batch", 0, "batch size (default 32 for encode, 16 for mlm-train)")
-	f.IntVar(&o.seqLen, "len", 0, "sequence length (default 256 for encode, 128 for mlm-train)")
-	f.IntVar(&o.runs, "runs", 5, "timed runs (the median is reported)")
-	f.IntVar(&o.warmup, "warmup", 2, "untimed warm-up runs")
-	f.Uint64Var(&o.seed, "seed", 0, "seed of the random weights")
-	f.BoolVar(&o.jsonOut, "json", false, "print one JSON object")
-	f.BoolVar(&o.peak, "peak", true, "measure the Sgemm peak (1024^3) first; without it the reference 318 GFLOPS is used")
-	f.StringVar(&o.corpus, "corpus", "", "encode this corpus instead of synthetic batches (tokens/s over real tokens)")
-	f.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer directory for --corpus (default: train a WordPiece vocabulary on the documents)")
-	f.IntVar(&o.maxDocs, "max-docs", 2000, "documents of --corpus to encode")
-	f.StringVar(&o.order, "order", "length", "--corpus batching: length (sorted, packed) or arrival (corpus order, padded)")
+	f.StringVar(&o.Arch, "arch", "bert", "bert or distilbert")
+	f.IntVar(&o.Layers, "layers", 4, "transformer layers L")
+	f.IntVar(&o.Hidden, "hidden", 256, "hidden size H")
+	f.IntVar(&o.Heads, "heads", 4, "attention heads A")
+	f.IntVar(&o.FF, "ff", 1024, "feed-forward size F")
+	f.IntVar(&o.Vocab, "vocab", 30522, "vocabulary size V")
+	f.StringVar(&o.Task, "task", "encode", "encode or mlm-train")
+	f.IntVar(&o.Batch, "batch", 0, "batch size (default 32 for encode, 16 for mlm-train)")
+	f.IntVar(&o.SeqLen, "len", 0, "sequence length (default 256 for encode, 128 for mlm-train)")
+	f.IntVar(&o.Runs, "runs", 5, "timed runs (the median is reported)")
+	f.IntVar(&o.Warmup, "warmup", 2, "untimed warm-up runs")
+	f.Uint64Var(&o.Seed, "seed", 0, "seed of the random weights")
+	f.BoolVar(&jsonOut, "json", false, "print one JSON object")
+	f.BoolVar(&o.Peak, "peak", true, "measure the Sgemm peak (1024^3) first; without it the reference 318 GFLOPS is used")
+	f.StringVar(&o.Corpus, "corpus", "", "encode this corpus instead of synthetic batches (tokens/s over real tokens)")
+	f.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer directory for --corpus (default: train a WordPiece vocabulary on the documents)")
+	f.IntVar(&o.MaxDocs, "max-docs", 2000, "documents of --corpus to encode")
+	f.StringVar(&o.Order, "order", "length", "--corpus batching: length (sorted, packed) or arrival (corpus order, padded)")
 	return cmd
-}
-
-// referencePeak is the OpenBLAS 1024^3 Sgemm GFLOPS measured on 2 threads of
-// the Intel machine where the peer numbers in ../shared/tools were taken.
-const referencePeak = 318
-
-func runBenchModel(o benchModelOpts, threads int, showProgress bool) (benchModelResult, error) {
-	var mc nn.Config
-	switch o.arch {
-	case "bert":
-		mc = nn.BERTConfig(o.vocab, o.hidden, o.layers, o.heads, o.ff, 512)
-	case "distilbert":
-		mc = nn.DistilBERTConfig(o.vocab, o.hidden, o.layers, o.heads, o.ff, 512)
-	default:
-		return benchModelResult{}, fmt.Errorf("--arch %q: want bert or distilbert", o.arch)
-	}
-	if o.runs < 1 || o.warmup < 0 {
-		return benchModelResult{}, fmt.Errorf("--runs %d, --warmup %d: want runs >= 1 and warmup >= 0", o.runs, o.warmup)
-	}
-	switch o.task {
-	case "encode":
-		o.batch, o.seqLen = cmp0(o.batch, 32), cmp0(o.seqLen, 256)
-	case "mlm-train":
-		o.batch, o.seqLen = cmp0(o.batch, 16), cmp0(o.seqLen, 128)
-		if o.corpus != "" {
-			return benchModelResult{}, errors.New("--corpus works with --task encode only")
-		}
-	default:
-		return benchModelResult{}, fmt.Errorf("--task %q: want encode or mlm-train", o.task)
-	}
-	if o.batch < 1 || o.seqLen < 2 || o.seqLen > mc.MaxPositions {
-		return benchModelResult{}, fmt.Errorf("--batch %d --len %d: want batch >= 1 and 2 <= len <= %d", o.batch, o.seqLen, mc.MaxPositions)
-	}
-	if err := mc.Validate(); err != nil {
-		return benchModelResult{}, fmt.Errorf("model shape: %w", err)
-	}
-	res := benchModelResult{Arch: o.arch, Task: o.task, Layers: o.layers, Hidden: o.hidden, Heads: o.heads, FF: o.ff,
-		Vocab: o.vocab, Batch: o.batch, Len: o.seqLen, Threads: threads, Backend: nn.Backend, Runs: o.runs,
-		PeakGFLOPS: referencePeak, PeakSource: "reference: OpenBLAS 1024^3 on the Intel peer machine"}
-	if o.peak {
-		res.PeakGFLOPS, res.PeakSource = measurePeak(), "measured: Sgemm 1024^3 in this process, the better of the medians of 5 before and 5 after the runs"
-	}
-	m, err := nn.NewModel(mc, o.seed)
-	if err != nil {
-		return res, err
-	}
-	if o.corpus != "" {
-		err = benchCorpus(&res, o, m, showProgress)
-	} else if o.task == "encode" {
-		err = benchEncode(&res, o, m)
-	} else {
-		err = benchMLM(&res, o, m)
-	}
-	if err != nil {
-		return res, err
-	}
-	if o.peak { // on a shared machine the attainable peak drifts: keep the better
-		res.PeakGFLOPS = max(res.PeakGFLOPS, measurePeak())
-	}
-	res.PctPeak = 100 * res.GFLOPS / res.PeakGFLOPS
-	res.RSSMB = peakRSSMB()
-	return res, nil
-}
-
-func cmp0(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-// timeRuns runs f warmup times untimed, then runs times, and returns the
-// durations in ms.
-func timeRuns(warmup, runs int, f func()) []float64 {
-	for range warmup {
-		f()
-	}
-	ms := make([]float64, runs)
-	for i := range ms {
-		st := time.Now()
-		f()
-		ms[i] = float64(time.Since(st).Microseconds()) / 1e3
-	}
-	return ms
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func benchEncode(res *benchModelResult, o benchModelOpts, m *nn.Model) error {
-	B, T, V := o.batch, o.seqLen, m.Config.VocabSize
-	b := nn.BenchBatch(m.Config, B, T, o.seed+1)
-	out := make([]float32, B*V)
-	res.MsRuns = timeRuns(o.warmup, o.runs, func() { nn.SpladeEncode(m, b, out, nil) })
-	res.MsPerBatch = median(res.MsRuns)
-	res.TokensPerS = float64(B*T) / (res.MsPerBatch / 1e3)
-	res.GFLOPS = nn.SpladeEncodeFLOPs(m.Config, B, T, B*T) / (res.MsPerBatch / 1e3) / 1e9
-	return nil
-}
-
-func benchMLM(res *benchModelResult, o benchModelOpts, m *nn.Model) error {
-	B, T := o.batch, o.seqLen
-	b := nn.BenchBatch(m.Config, B, T, o.seed+2)
-	labels, M := nn.MLMMask(b, m.Config.VocabSize, 0.15, o.seed+3)
-	opt := nn.NewAdamW(m.Params, 0.01)
-	res.MsRuns = timeRuns(o.warmup, o.runs, func() { res.Loss = nn.MLMTrainStep(m, opt, b, labels, 1e-4) })
-	res.MsPerBatch = median(res.MsRuns)
-	res.Masked = M
-	res.TokensPerS = float64(B*T) / (res.MsPerBatch / 1e3)
-	res.GFLOPS = nn.MLMTrainFLOPs(m.Config, B, T, M) / (res.MsPerBatch / 1e3) / 1e9
-	return nil
-}
-
-// benchCorpus encodes the first o.maxDocs documents of o.corpus in batches
-// (see the command's help for --order) and reports real tokens/s over the
-// whole pass; each run encodes every batch once.
-func benchCorpus(res *benchModelResult, o benchModelOpts, m *nn.Model, showProgress bool) error {
-	texts, err := readTexts(o.corpus, o.maxDocs)
-	if err != nil {
-		return err
-	}
-	st := time.Now()
-	var tok *tokenize.Tokenizer
-	if o.tokenizer != "" {
-		tok, err = tokenize.Load(o.tokenizer)
-	} else {
-		var vocab []string
-		vocab, err = tokenize.TrainWordPiece(slices.Values(texts), m.Config.VocabSize, 2, true)
-		if err == nil {
-			tok, err = tokenize.FromVocab(vocab, true)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("tokenizer for %s: %w", o.corpus, err)
-	}
-	seqs := make([][]int32, len(texts))
-	for i, t := range texts {
-		seqs[i] = tok.Encode(t, o.seqLen).IDs
-		for _, id := range seqs[i] {
-			if int(id) >= m.Config.VocabSize {
-				return fmt.Errorf("token id %d of document %d outside the model vocabulary of %d (use --vocab)", id, i, m.Config.VocabSize)
-			}
-		}
-	}
-	res.TokenizeSec = time.Since(st).Seconds()
-	batches := packBatches(seqs, o.batch, o.seqLen, o.order, m.Config.ModelType == "bert")
-	if batches == nil {
-		return fmt.Errorf("--order %q: want length or arrival", o.order)
-	}
-	res.Corpus, res.Order, res.Docs, res.Batches = o.corpus, o.order, len(texts), len(batches)
-	flops := 0.0
-	for _, b := range batches {
-		real := 0
-		for _, v := range b.Mask {
-			real += int(v)
-		}
-		res.RealTokens += real
-		res.PadTokens += b.B*b.T - real
-		flops += nn.SpladeEncodeFLOPs(m.Config, b.B, b.T, real)
-	}
-	V := m.Config.VocabSize
-	out := make([]float32, 0)
-	pass := func() {
-		bar := progress.New(os.Stderr, showProgress, "encode "+o.order, "docs", int64(len(texts)))
-		for _, b := range batches {
-			if n := b.B * V; cap(out) < n {
-				out = make([]float32, n)
-			}
-			nn.SpladeEncode(m, b, out[:b.B*V], nil)
-			bar.Add(int64(b.B))
-		}
-		bar.Done()
-	}
-	res.MsRuns = timeRuns(min(o.warmup, 1), o.runs, pass)
-	res.MsPerBatch = median(res.MsRuns) / float64(len(batches))
-	sec := median(res.MsRuns) / 1e3
-	res.TokensPerS = float64(res.RealTokens) / sec
-	res.GFLOPS = flops / sec / 1e9
-	return nil
-}
-
-// packBatches groups token sequences into padded batches. "length": sorted
-// by length, each batch as many sequences as fit in batch·maxLen tokens
-// when padded to its longest (so short documents make tall batches);
-// "arrival": batch sequences at a time in input order, padded to the
-// longest. It returns nil for an unknown order.
-func packBatches(seqs [][]int32, batch, maxLen int, order string, typeIDs bool) []nn.Batch {
-	idx := make([]int, len(seqs))
-	for i := range idx {
-		idx[i] = i
-	}
-	var groups [][]int
-	switch order {
-	case "length":
-		slices.SortStableFunc(idx, func(a, b int) int { return len(seqs[a]) - len(seqs[b]) })
-		budget := batch * maxLen
-		for lo := 0; lo < len(idx); {
-			hi := lo + 1
-			// Sorted ascending: the batch's longest is its last.
-			for hi < len(idx) && (hi-lo+1)*len(seqs[idx[hi]]) <= budget {
-				hi++
-			}
-			groups = append(groups, idx[lo:hi])
-			lo = hi
-		}
-	case "arrival":
-		for lo := 0; lo < len(idx); lo += batch {
-			groups = append(groups, idx[lo:min(lo+batch, len(idx))])
-		}
-	default:
-		return nil
-	}
-	out := make([]nn.Batch, len(groups))
-	for gi, g := range groups {
-		T := 0
-		for _, i := range g {
-			T = max(T, len(seqs[i]))
-		}
-		b := nn.Batch{B: len(g), T: T, InputIDs: make([]int32, len(g)*T), Mask: make([]float32, len(g)*T)}
-		if typeIDs {
-			b.TypeIDs = make([]int32, len(g)*T)
-		}
-		for r, i := range g {
-			copy(b.InputIDs[r*T:], seqs[i])
-			for t := range seqs[i] {
-				b.Mask[r*T+t] = 1
-			}
-		}
-		out[gi] = b
-	}
-	return out
-}
-
-// readTexts returns the Content of the first max documents of a corpus.
-func readTexts(path string, max int) ([]string, error) {
-	r, err := corpora.OpenCorpus(path, corpora.Options{})
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	var texts []string
-	for len(texts) < max {
-		d, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		texts = append(texts, d.Content())
-	}
-	if len(texts) == 0 {
-		return nil, fmt.Errorf("corpus %s: no documents", path)
-	}
-	return texts, nil
-}
-
-// measurePeak returns the median GFLOPS of five 1024^3 Sgemm calls (after
-// one warm-up) with the current thread setting.
-func measurePeak() float64 {
-	const n = 1024
-	rng := rand.New(rand.NewPCG(1, 2))
-	a, b, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
-	for i := range a {
-		a[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
-	}
-	ms := timeRuns(1, 5, func() { nn.Sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n) })
-	return 2 * n * n * n / (median(ms) / 1e3) / 1e9
-}
-
-// peakRSSMB returns this process's peak resident set size (VmHWM) in MB, or
-// 0 where /proc/self/status is unavailable.
-func peakRSSMB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			if err == nil {
-				return kb / 1024
-			}
-		}
-	}
-	return 0
 }

@@ -30,15 +30,6 @@ with Lucene's BM25 formula (k1 and b from config bm25.k1, bm25.b).`,
 	return cmd
 }
 
-// bm25ReaderOptions turns the skip_invalid setting into reader options that
-// report each skipped record on stderr.
-func bm25ReaderOptions(cfg config.Config, stderr io.Writer) corpora.Options {
-	return corpora.Options{
-		SkipInvalid: cfg.SkipInvalid,
-		Report:      func(e *corpora.ParseError) { fmt.Fprintf(stderr, "skipped %s\n", e) },
-	}
-}
-
 func newBM25IndexCmd(a *app) *cobra.Command {
 	var corpus, out string
 	cmd := &cobra.Command{
@@ -84,7 +75,7 @@ func buildBM25(cfg config.Config, corpus, out string, stderr io.Writer) (bm25.Me
 	}
 	bar := progress.New(stderr, progress.Enabled(cfg.Progress), "bm25 index", "docs", int64(total))
 	last := 0
-	meta, err := bm25.BuildCorpus(out, corpus, bm25ReaderOptions(cfg, stderr), func(n int) {
+	meta, err := bm25.BuildCorpus(out, corpus, skipOptions(cfg, stderr), func(n int) {
 		bar.Add(int64(n - last))
 		last = n
 	})
@@ -123,7 +114,7 @@ length; see the bm25 package).`,
 			if err != nil {
 				return err
 			}
-			queries, err := corpora.ReadQueries(queriesPath, bm25ReaderOptions(cfg, cmd.ErrOrStderr()))
+			queries, err := corpora.ReadQueries(queriesPath, skipOptions(cfg, cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -132,7 +123,7 @@ length; see the bm25 package).`,
 				if err != nil {
 					return err
 				}
-				queries = judgedQueries(queries, qrels)
+				queries = qrels.Judged(queries)
 			}
 			x, err := bm25.Open(idxDir)
 			if err != nil {
@@ -177,17 +168,6 @@ length; see the bm25 package).`,
 	return cmd
 }
 
-// judgedQueries keeps the queries that have judgments in qrels, in order.
-func judgedQueries(qs []corpora.Query, qrels corpora.Qrels) []corpora.Query {
-	var out []corpora.Query
-	for _, q := range qs {
-		if _, ok := qrels[q.ID]; ok {
-			out = append(out, q)
-		}
-	}
-	return out
-}
-
 func newBM25TableCmd(a *app) *cobra.Command {
 	var data, out, indexDir string
 	cmd := &cobra.Command{
@@ -225,7 +205,7 @@ writes it to --out when given. This is the command behind the README's table:
 				row, err := bm25.EvaluateCollection(dir, bm25.TableOptions{
 					K: cfg.BM25.Depth, Params: p, Workers: cfg.NumThreads(),
 					IndexDir: filepath.Join(indexDir, name),
-					Corpora:  bm25ReaderOptions(cfg, cmd.ErrOrStderr()),
+					Corpora:  skipOptions(cfg, cmd.ErrOrStderr()),
 					Progress: func(s string, n int) {
 						if s != stage {
 							if bar != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -20,19 +19,6 @@ func newCorpusCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "corpus", Short: "Inspect corpora"}
 	cmd.AddCommand(newCorpusStatsCmd(a))
 	return cmd
-}
-
-// corpusStats is what "corpus stats" measures.
-type corpusStats struct {
-	Docs, Empty, Skipped, Ignored int
-	Tokens                        int64 // whitespace tokens of title + " " + text
-}
-
-func (s corpusStats) MeanTokens() float64 {
-	if s.Docs == 0 {
-		return 0
-	}
-	return float64(s.Tokens) / float64(s.Docs)
 }
 
 func newCorpusStatsCmd(a *app) *cobra.Command {
@@ -68,7 +54,7 @@ counts the queries and each split's judgments.`,
 				fmt.Fprintf(w, "ignored files\t%d (not .txt/.md/.html/.jsonl)\n", st.Ignored)
 			}
 			if corpora.IsBEIR(path) {
-				if err := beirStats(w, corpora.BEIR{Dir: path}, readerOptions(cfg, cmd.ErrOrStderr(), nil)); err != nil {
+				if err := beirStats(w, corpora.BEIR{Dir: path}, skipOptions(cfg, cmd.ErrOrStderr())); err != nil {
 					return err
 				}
 			}
@@ -81,49 +67,15 @@ counts the queries and each split's judgments.`,
 	return cmd
 }
 
-// readerOptions turns the skip_invalid setting into reader options that
-// report each skipped record on stderr and count them in *skipped.
-func readerOptions(cfg config.Config, stderr io.Writer, skipped *int) corpora.Options {
-	return corpora.Options{
-		SkipInvalid: cfg.SkipInvalid,
-		Report:      func(e *corpora.ParseError) { fmt.Fprintf(stderr, "skipped %s\n", e) },
-		Skipped:     skipped,
-	}
-}
-
-func readCorpusStats(cfg config.Config, path string, f corpora.Fields, stderr io.Writer) (corpusStats, error) {
-	var st corpusStats
+// readCorpusStats reads the corpus at path with a progress bar.
+func readCorpusStats(cfg config.Config, path string, f corpora.Fields, stderr io.Writer) (corpora.Stats, error) {
 	total, err := corpora.CountDocs(path)
 	if err != nil {
 		total = 0 // the reader reports the real problem
 	}
-	r, err := corpora.OpenCorpusFields(path, f, readerOptions(cfg, stderr, &st.Skipped))
-	if err != nil {
-		return st, err
-	}
-	defer r.Close()
 	bar := progress.New(os.Stderr, progress.Enabled(cfg.Progress), "corpus stats", "docs", int64(total))
-	for {
-		d, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return st, err
-		}
-		n := len(strings.Fields(d.Content()))
-		st.Docs++
-		st.Tokens += int64(n)
-		if n == 0 {
-			st.Empty++
-		}
-		bar.Add(1)
-	}
-	bar.Done()
-	if dr, ok := r.(*corpora.DirReader); ok {
-		st.Ignored = dr.Ignored()
-	}
-	return st, nil
+	defer bar.Done()
+	return corpora.ReadStats(path, f, skipOptions(cfg, stderr), func() { bar.Add(1) })
 }
 
 func beirStats(w io.Writer, b corpora.BEIR, opts corpora.Options) error {

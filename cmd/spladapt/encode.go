@@ -2,22 +2,20 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/spladapt/spladapt/adapt"
 	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
@@ -188,18 +186,9 @@ top --depth documents per query.`,
 			if len(runs) < 2 || out == "" {
 				return fmt.Errorf("fuse: at least two --run and --out are required")
 			}
-			if len(weights) == 0 {
-				for range runs {
-					weights = append(weights, 1)
-				}
-			}
-			if len(weights) != len(runs) {
-				return fmt.Errorf("fuse: %d --weight for %d --run", len(weights), len(runs))
-			}
-			for i, w := range weights {
-				if !(w > 0) || math.IsInf(w, 0) {
-					return fmt.Errorf("fuse: --weight %g of run %s must be a positive finite number", w, runs[i])
-				}
+			o := eval.FuseOptions{Method: method, Weights: weights, RRFK: rrfK, Depth: depth}
+			if err := o.Validate(len(runs)); err != nil {
+				return err
 			}
 			g, err := claimOutput(cmd, out, false, runs...)
 			if err != nil {
@@ -214,7 +203,7 @@ top --depth documents per query.`,
 				}
 				in = append(in, r)
 			}
-			fused, err := FuseRuns(in, weights, method, rrfK, depth)
+			fused, err := eval.Fuse(in, o)
 			if err != nil {
 				return err
 			}
@@ -240,77 +229,6 @@ top --depth documents per query.`,
 	f.StringVar(&out, "out", "", "fused run to write")
 	f.StringVar(&tag, "tag", "fused", "run tag (last column)")
 	return cmd
-}
-
-// FuseRuns fuses runs query by query (the union of their queries) as the
-// fuse command describes, keeping the best depth documents per query
-// (ties by docno ascending). A NaN score is an error.
-func FuseRuns(runs []corpora.Run, weights []float64, method string, rrfK, depth int) (corpora.Run, error) {
-	if method != "rrf" && method != "interp" {
-		return nil, fmt.Errorf("fuse: method %q, want rrf or interp", method)
-	}
-	if rrfK < 0 || depth < 1 {
-		return nil, fmt.Errorf("fuse: rrf-k %d must be ≥ 0 and depth %d ≥ 1", rrfK, depth)
-	}
-	qids := map[string]bool{}
-	for _, r := range runs {
-		for q := range r {
-			qids[q] = true
-		}
-	}
-	out := corpora.Run{}
-	for q := range qids {
-		score := map[string]float64{}
-		for i, r := range runs {
-			hits := append([]corpora.Hit(nil), r[q]...)
-			for _, h := range hits {
-				if math.IsNaN(h.Score) {
-					return nil, fmt.Errorf("fuse: query %s, document %s: NaN score", q, h.DocID)
-				}
-			}
-			// trec_eval's order: score descending, ties by docno descending.
-			sort.SliceStable(hits, func(a, b int) bool {
-				if hits[a].Score != hits[b].Score {
-					return hits[a].Score > hits[b].Score
-				}
-				return hits[a].DocID > hits[b].DocID
-			})
-			if len(hits) == 0 {
-				continue
-			}
-			lo, hi := hits[len(hits)-1].Score, hits[0].Score
-			for rank, h := range hits {
-				switch method {
-				case "rrf":
-					score[h.DocID] += weights[i] / float64(rrfK+rank+1)
-				case "interp":
-					n := 1.0
-					if hi > lo {
-						n = (h.Score - lo) / (hi - lo)
-					}
-					score[h.DocID] += weights[i] * n
-				}
-			}
-		}
-		hits := make([]corpora.Hit, 0, len(score))
-		for d, s := range score {
-			hits = append(hits, corpora.Hit{DocID: d, Score: s})
-		}
-		sort.Slice(hits, func(a, b int) bool {
-			if hits[a].Score != hits[b].Score {
-				return hits[a].Score > hits[b].Score
-			}
-			return hits[a].DocID < hits[b].DocID
-		})
-		if len(hits) > depth {
-			hits = hits[:depth]
-		}
-		for i := range hits {
-			hits[i].Rank = i + 1
-		}
-		out[q] = hits
-	}
-	return out, nil
 }
 
 func newSpladeCmd(a *app) *cobra.Command {
@@ -365,24 +283,13 @@ table goes to stdout or --out, the numbers also to WORK/table.json.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			var rows []spladeRow
-			for _, dir := range dirs {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s\n", filepath.Base(dir))
-				row, err := evaluateSplade(ctx, cfg, enc, model, dir, filepath.Join(work, filepath.Base(dir)), rrfK, cmd.ErrOrStderr())
-				if err != nil {
-					return err
-				}
-				rows = append(rows, row)
-			}
-			raw, err := json.MarshalIndent(rows, "", "  ")
+			rows, err := adapt.Table(ctx, enc, dirs, adapt.TableOptions{Config: cfg, Model: model, Work: work, RRFK: rrfK,
+				Corpus: skipOptions(cfg, cmd.ErrOrStderr()), Log: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}
-			if err := atomicfile.WriteFile(filepath.Join(work, "table.json"), append(raw, '\n'), 0o644); err != nil {
-				return err
-			}
 			var md strings.Builder
-			writeSpladeTable(&md, rows, model, rrfK)
+			adapt.WriteTable(&md, rows, model, rrfK)
 			if out != "" {
 				return atomicfile.WriteFile(out, []byte(md.String()), 0o644)
 			}
@@ -398,178 +305,4 @@ table goes to stdout or --out, the numbers also to WORK/table.json.`,
 	f.StringArrayVar(&only, "collection", nil, "evaluate only this collection (repeatable)")
 	f.IntVar(&rrfK, "rrf-k", 60, "k of reciprocal rank fusion")
 	return cmd
-}
-
-// spladeRow is one collection of the SPLADE table.
-type spladeRow struct {
-	Name     string              `json:"name"`
-	Split    string              `json:"split"`
-	Docs     int                 `json:"docs"`
-	Queries  int                 `json:"queries"`
-	BM25     map[string]float64  `json:"bm25"`
-	Splade   map[string]float64  `json:"splade"`
-	Fused    map[string]float64  `json:"fused"`
-	NNZDoc   float64             `json:"nnz_doc"`
-	NNZQuery float64             `json:"nnz_query"`
-	Encode   *splade.EncodeStats `json:"encode"`
-}
-
-// spladeTableMeasures are the table's measures (trec_eval -c).
-var spladeTableMeasures = []string{"nDCG@10", "R@100"}
-
-// evaluateSplade fills one row: BM25, SPLADE and their fusion on dir's
-// test (else dev) split, with indexes and runs under work.
-func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder, modelDir, dir, work string, rrfK int, stderr io.Writer) (spladeRow, error) {
-	b := corpora.BEIR{Dir: dir}
-	row := spladeRow{Name: filepath.Base(dir), Split: bm25.Split(b)}
-	ms, err := eval.ParseMeasures(spladeTableMeasures...)
-	if err != nil {
-		return row, err
-	}
-	bm, err := bm25.EvaluateCollection(dir, bm25.TableOptions{K: cfg.BM25.Depth, Params: bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B},
-		Workers: cfg.NumThreads(), IndexDir: filepath.Join(work, "bm25"), Corpora: skipOptions(cfg, stderr)})
-	if err != nil {
-		return row, err
-	}
-	row.Docs, row.Queries = int(bm.Docs), bm.Queries
-	qrels, err := b.Qrels(row.Split)
-	if err != nil {
-		return row, err
-	}
-	evalRun := func(run corpora.Run) (map[string]float64, error) {
-		res, err := eval.Evaluate(qrels, run, ms, eval.Options{AllQueries: true, Workers: cfg.NumThreads()})
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]float64{}
-		for i, m := range ms {
-			out[m.Name()] = res.All[i]
-		}
-		return out, nil
-	}
-	if row.BM25, err = evalRun(bm.Run); err != nil {
-		return row, err
-	}
-
-	// SPLADE index: reused when built by this model, else (re)encoded.
-	idxDir := filepath.Join(work, "splade")
-	statsPath := filepath.Join(work, "encode.json")
-	fp := splade.Fingerprint(enc, modelDir)
-	var st splade.EncodeStats
-	reuse := false
-	if r, err := index.Open(idxDir); err == nil {
-		raw, rerr := os.ReadFile(statsPath)
-		reuse = r.Meta().Fingerprint == fp && rerr == nil && json.Unmarshal(raw, &st) == nil
-		r.Close()
-		if _, err := os.Stat(filepath.Join(idxDir, splade.IDFFile)); enc.QueryWeights != nil && err != nil {
-			reuse = false // encoded before indexes held their corpus's IDF
-		}
-	}
-	if !reuse {
-		total, _ := corpora.CountDocs(dir)
-		bar := progress.New(stderr, progress.Enabled(cfg.Progress), "encode "+row.Name, "docs", int64(total))
-		last := 0
-		s, err := splade.EncodeCorpus(ctx, enc, dir, idxDir, splade.EncodeCorpusOptions{
-			ShardSize: cfg.Splade.ShardSize, Fingerprint: fp, Corpus: skipOptions(cfg, stderr),
-			Index:    index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
-			Progress: func(n int) { bar.Add(int64(n - last)); last = n },
-		})
-		bar.Done()
-		if err != nil {
-			return row, err
-		}
-		st = *s
-		raw, _ := json.MarshalIndent(st, "", "  ")
-		if err := atomicfile.WriteFile(statsPath, append(raw, '\n'), 0o644); err != nil {
-			return row, err
-		}
-	}
-	row.Encode, row.NNZDoc = &st, st.MeanNNZ
-
-	r, algo, err := openIndex(cfg, idxDir, false)
-	if err != nil {
-		return row, err
-	}
-	defer r.Close()
-	all, err := b.Queries(skipOptions(cfg, stderr))
-	if err != nil {
-		return row, err
-	}
-	var queries []corpora.Query
-	var texts []string
-	for _, q := range all {
-		if _, ok := qrels[q.ID]; ok {
-			queries = append(queries, q)
-			texts = append(texts, q.Text)
-		}
-	}
-	qenc, err := splade.QueriesFor(enc, idxDir, cfg.Splade.QueryIDF)
-	if err != nil {
-		return row, err
-	}
-	vecs, err := qenc.EncodeQueries(texts)
-	if err != nil {
-		return row, err
-	}
-	run := corpora.Run{}
-	nnz := 0
-	for i, q := range queries {
-		nnz += len(vecs[i])
-		var hits []corpora.Hit
-		if len(vecs[i]) > 0 {
-			found, err := r.Search(vecs[i], cfg.Index.Depth, algo)
-			if err != nil {
-				return row, fmt.Errorf("search %s query %s: %w", row.Name, q.ID, err)
-			}
-			for k, h := range found {
-				hits = append(hits, corpora.Hit{DocID: r.DocID(h.Doc), Score: h.Score, Rank: k + 1})
-			}
-		}
-		run[q.ID] = hits
-	}
-	if len(queries) > 0 {
-		row.NNZQuery = float64(nnz) / float64(len(queries))
-	}
-	if row.Splade, err = evalRun(run); err != nil {
-		return row, err
-	}
-	fused, err := FuseRuns([]corpora.Run{bm.Run, run}, []float64{1, 1}, "rrf", rrfK, cfg.Index.Depth)
-	if err != nil {
-		return row, err
-	}
-	if row.Fused, err = evalRun(fused); err != nil {
-		return row, err
-	}
-	for name, rn := range map[string]corpora.Run{"bm25": bm.Run, "splade": run, "fused": fused} {
-		if err := atomicfile.Write(filepath.Join(work, name+".trec"), 0o644, func(w io.Writer) error {
-			bw := bufio.NewWriter(w)
-			if err := corpora.WriteRun(bw, rn, name); err != nil {
-				return err
-			}
-			return bw.Flush()
-		}); err != nil {
-			return row, err
-		}
-	}
-	return row, nil
-}
-
-// writeSpladeTable renders the rows as a Markdown table.
-func writeSpladeTable(w io.Writer, rows []spladeRow, model string, rrfK int) {
-	fmt.Fprintf(w, "SPLADE model `%s`; trec_eval -c; fusion: RRF k=%d of BM25 and SPLADE.\n\n", model, rrfK)
-	fmt.Fprintln(w, "| collection | split | docs | queries | BM25 nDCG@10 | BM25 R@100 | SPLADE nDCG@10 | SPLADE R@100 | RRF nDCG@10 | RRF R@100 | nnz/doc | nnz/query | index MiB | docs/s | tokens/s |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	var sum [6]float64
-	for _, r := range rows {
-		v := [6]float64{r.BM25["nDCG@10"], r.BM25["R@100"], r.Splade["nDCG@10"], r.Splade["R@100"], r.Fused["nDCG@10"], r.Fused["R@100"]}
-		for i := range v {
-			sum[i] += v[i]
-		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.1f | %.1f | %.2f | %.0f | %.0f |\n",
-			r.Name, r.Split, r.Docs, r.Queries, v[0], v[1], v[2], v[3], v[4], v[5], r.NNZDoc, r.NNZQuery,
-			float64(r.Encode.IndexBytes)/(1<<20), r.Encode.DocsPerSec, r.Encode.TokensPerSec)
-	}
-	n := float64(len(rows))
-	fmt.Fprintf(w, "| mean | | | | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | | | | | |\n",
-		sum[0]/n, sum[1]/n, sum[2]/n, sum[3]/n, sum[4]/n, sum[5]/n)
 }

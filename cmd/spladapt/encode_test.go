@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spladapt/spladapt/adapt"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
@@ -216,49 +217,9 @@ func TestTrainEncodeSearch(t *testing.T) {
 	}
 }
 
-// TestFuseRuns checks both fusion methods on a hand-worked example.
-func TestFuseRuns(t *testing.T) {
-	a := corpora.Run{"q": {{DocID: "d1", Score: 3}, {DocID: "d2", Score: 2}, {DocID: "d3", Score: 1}}}
-	b := corpora.Run{"q": {{DocID: "d3", Score: 10}, {DocID: "d1", Score: 5}}, "r": {{DocID: "x", Score: 1}}}
-	// RRF, k = 0: d1 = 1/1 + 1/2 = 1.5, d3 = 1/3 + 1/1 = 1.333, d2 = 1/2.
-	got, err := FuseRuns([]corpora.Run{a, b}, []float64{1, 1}, "rrf", 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []corpora.Hit{{DocID: "d1", Score: 1.5, Rank: 1}, {DocID: "d3", Score: 4.0 / 3, Rank: 2}, {DocID: "d2", Score: 0.5, Rank: 3}}
-	if !hitsClose(got["q"], want) || len(got["r"]) != 1 {
-		t.Errorf("rrf: %v, want %v", got, want)
-	}
-	// Interpolation, weights 1 and 0.5: a normalised d1 1, d2 0.5, d3 0;
-	// b normalised d3 1, d1 0 → d1 1, d2 0.5, d3 0.5 (tie: docno ascending).
-	got, err = FuseRuns([]corpora.Run{a, b}, []float64{1, 0.5}, "interp", 60, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want = []corpora.Hit{{DocID: "d1", Score: 1, Rank: 1}, {DocID: "d2", Score: 0.5, Rank: 2}}
-	if !hitsClose(got["q"], want) {
-		t.Errorf("interp: %v, want %v", got["q"], want)
-	}
-	if _, err := FuseRuns([]corpora.Run{a, b}, []float64{1, 1}, "max", 60, 10); err == nil {
-		t.Error("unknown method accepted")
-	}
-}
-
-func hitsClose(a, b []corpora.Hit) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].DocID != b[i].DocID || a[i].Rank != b[i].Rank || math.Abs(a[i].Score-b[i].Score) > 1e-12 {
-			return false
-		}
-	}
-	return true
-}
-
 // TestSpladeTable runs "splade table" on two toy collections and checks
 // every figure of table.json against an independent evaluation of the runs
-// it kept, and the fused run against FuseRuns of the other two.
+// it kept, and the fused run against eval.Fuse of the other two.
 func TestSpladeTable(t *testing.T) {
 	data := t.TempDir()
 	for _, name := range []string{"alpha", "beta"} {
@@ -284,11 +245,11 @@ func TestSpladeTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows []spladeRow
+	var rows []adapt.TableRow
 	if err := json.Unmarshal(raw, &rows); err != nil || len(rows) != 2 {
 		t.Fatalf("table.json: %v, %d rows", err, len(rows))
 	}
-	ms, _ := eval.ParseMeasures(spladeTableMeasures...)
+	ms, _ := eval.ParseMeasures(adapt.TableMeasures...)
 	for _, row := range rows {
 		qrels, _ := corpora.BEIR{Dir: filepath.Join(data, row.Name)}.Qrels("test")
 		runs := map[string]corpora.Run{}
@@ -299,7 +260,7 @@ func TestSpladeTable(t *testing.T) {
 			}
 			runs[name] = r
 		}
-		fused, _ := FuseRuns([]corpora.Run{runs["bm25"], runs["splade"]}, []float64{1, 1}, "rrf", 60, 1000)
+		fused, _ := eval.Fuse([]corpora.Run{runs["bm25"], runs["splade"]}, eval.FuseOptions{Method: eval.FuseRRF, RRFK: 60, Depth: 1000})
 		for name, want := range map[string]map[string]float64{"bm25": row.BM25, "splade": row.Splade, "fused": row.Fused} {
 			run := runs[name]
 			if name == "fused" {

@@ -77,36 +77,15 @@ func exportIndex(cmd *cobra.Command, cfg config.Config, idx, vectors, vocabPath 
 		}
 		return r, func() { r.Close() }, nil
 	}
-	opts := index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize}
-	var err error
-	if vocabPath != "" {
-		if opts.Vocab, err = index.ReadVocab(vocabPath); err != nil {
-			return nil, nil, err
-		}
-	}
-	b, err := index.NewBuilder(opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	resolve := index.IDResolver
-	if vocabPath != "" {
-		resolve = index.VocabResolver(b.Term)
-	}
-	err = index.ReadVectors(vectors, resolve, skipOptions(cfg, cmd.ErrOrStderr()), func(id string, vec []index.TermWeight) error {
-		_, err := b.Add(id, vec)
-		return err
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("export: %w", err)
-	}
 	tmp, err := os.MkdirTemp("", "spladapt-export-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("export: %w", err)
 	}
 	dir := filepath.Join(tmp, "index")
-	if _, err := b.Write(dir); err != nil {
+	opts := index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize}
+	if _, err := index.BuildVectors(dir, vectors, vocabPath, opts, skipOptions(cfg, cmd.ErrOrStderr()), nil); err != nil {
 		os.RemoveAll(tmp)
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("export: %w", err)
 	}
 	r, err := index.Open(dir)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
@@ -81,36 +82,15 @@ Format: docs/format/index.md.`,
 			}
 			defer g.Release()
 			opts := index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Fingerprint: fingerprint, MaxTerms: maxTerms}
-			resolve := index.IDResolver
-			if vocabPath != "" {
-				if opts.Vocab, err = index.ReadVocab(vocabPath); err != nil {
-					return err
-				}
-			}
-			b, err := index.NewBuilder(opts)
-			if err != nil {
-				return err
-			}
-			if vocabPath != "" {
-				resolve = index.VocabResolver(b.Term)
-			}
 			start := time.Now()
 			bar := progress.New(os.Stderr, progress.Enabled(cfg.Progress), "index", "docs", 0)
 			skipped := 0
 			co := skipOptions(cfg, cmd.ErrOrStderr())
 			co.Skipped = &skipped
-			err = index.ReadVectors(vectors, resolve, co, func(id string, vec []index.TermWeight) error {
-				_, err := b.Add(id, vec)
-				bar.Add(1)
-				return err
-			})
+			m, err := index.BuildVectors(out, vectors, vocabPath, opts, co, func() { bar.Add(1) })
 			bar.Done()
 			if err != nil {
 				return fmt.Errorf("index build: %w", err)
-			}
-			m, err := b.Write(out)
-			if err != nil {
-				return err
 			}
 			el := time.Since(start)
 			fmt.Fprintf(cmd.OutOrStdout(), "indexed %d documents, %d postings (%d skipped lines) in %s (%.0f docs/s) → %s\n",
@@ -170,7 +150,7 @@ then analyses query text the same way. k1 and b are fixed at build time
 			start := time.Now()
 			bar := progress.New(os.Stderr, progress.Enabled(cfg.Progress), "bm25 index", "docs", 0)
 			last := 0
-			m, st, err := index.BuildBM25(out, cr.Next, index.BM25Options{
+			m, st, err := bm25.BuildImpact(out, cr.Next, bm25.ImpactOptions{
 				K1: cfg.BM25.K1, B: cfg.BM25.B, QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Workers: cfg.NumThreads(),
 				Progress: func(n int) { bar.Add(int64(n - last)); last = n },
 			})

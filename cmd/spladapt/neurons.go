@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/progress"
 	"github.com/spladapt/spladapt/neurons"
 	"github.com/spladapt/spladapt/splade"
@@ -98,7 +96,7 @@ Cost per pair: about 3·steps forward-pass equivalents of the document.`,
 					return err
 				}
 			case queries != "" && corpus != "" && qrels != "" && run != "":
-				if pairs, err = drawPairs(queries, corpus, qrels, run, perQuery, maxQueries, skipOptions(cfg, cmd.ErrOrStderr())); err != nil {
+				if pairs, err = neurons.DrawPairsFrom(queries, corpus, qrels, run, perQuery, maxQueries, skipOptions(cfg, cmd.ErrOrStderr())); err != nil {
 					return err
 				}
 			default:
@@ -140,59 +138,6 @@ Cost per pair: about 3·steps forward-pass equivalents of the document.`,
 	f.StringVar(&baseline, "baseline", "zero", "baseline activations: zero or mean")
 	f.StringVar(&side, "side", "doc", "attributed forward pass: doc, query or both")
 	return cmd
-}
-
-// drawPairs reads a collection and draws relevant and non-relevant pairs.
-func drawPairs(queriesPath, corpusPath, qrelsPath, runPath string, perQuery, maxQueries int, opts corpora.Options) ([]neurons.Pair, error) {
-	qs, err := corpora.ReadQueries(queriesPath, opts)
-	if err != nil {
-		return nil, err
-	}
-	var qr corpora.Qrels
-	if strings.HasSuffix(qrelsPath, ".tsv") {
-		qr, err = corpora.ReadQrelsTSV(qrelsPath)
-	} else {
-		qr, err = corpora.ReadQrels(qrelsPath)
-	}
-	if err != nil {
-		return nil, err
-	}
-	rn, err := corpora.ReadRun(runPath)
-	if err != nil {
-		return nil, err
-	}
-	need := map[string]bool{}
-	for _, q := range qs {
-		for d := range qr[q.ID] {
-			need[d] = true
-		}
-		for _, h := range rn[q.ID] {
-			need[h.DocID] = true
-		}
-	}
-	r, err := corpora.OpenCorpus(corpusPath, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	docs := map[string]string{}
-	for {
-		d, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if need[d.ID] {
-			docs[d.ID] = d.Content()
-		}
-	}
-	pairs := neurons.DrawPairs(qs, docs, qr, rn, perQuery, maxQueries)
-	if len(pairs) == 0 {
-		return nil, fmt.Errorf("draw pairs: no query has both a relevant document in the corpus and a non-relevant one in the run")
-	}
-	return pairs, nil
 }
 
 func newNeuronsRelevantCmd(a *app) *cobra.Command {
@@ -387,7 +332,7 @@ Text by default, --json, or --html: a self-contained fragment.`,
 				return fmt.Errorf("explain: --model is required")
 			}
 			if data != "" {
-				if query, doc, err = lookupPair(data, qid, docid, skipOptions(cfg, cmd.ErrOrStderr())); err != nil {
+				if query, doc, err = neurons.LookupPair(data, qid, docid, skipOptions(cfg, cmd.ErrOrStderr())); err != nil {
 					return err
 				}
 			}
@@ -431,41 +376,4 @@ Text by default, --json, or --html: a self-contained fragment.`,
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.BoolVar(&asHTML, "html", false, "print an HTML fragment")
 	return cmd
-}
-
-// lookupPair reads query qid and document docid from a BEIR directory.
-func lookupPair(dir, qid, docid string, opts corpora.Options) (string, string, error) {
-	if qid == "" || docid == "" {
-		return "", "", fmt.Errorf("explain: --data needs --qid and --docid")
-	}
-	qs, err := corpora.ReadQueries(dir+"/queries.jsonl", opts)
-	if err != nil {
-		return "", "", err
-	}
-	var query string
-	for _, q := range qs {
-		if q.ID == qid {
-			query = q.Text
-		}
-	}
-	if query == "" {
-		return "", "", fmt.Errorf("explain: query %q not in %s", qid, dir)
-	}
-	r, err := corpora.OpenCorpus(dir, opts)
-	if err != nil {
-		return "", "", err
-	}
-	defer r.Close()
-	for {
-		d, err := r.Next()
-		if err == io.EOF {
-			return "", "", fmt.Errorf("explain: document %q not in %s", docid, dir)
-		}
-		if err != nil {
-			return "", "", err
-		}
-		if d.ID == docid {
-			return query, d.Content(), nil
-		}
-	}
 }

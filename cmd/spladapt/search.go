@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/atomicfile"
@@ -22,36 +22,12 @@ func init() { register(newSearchCmd) }
 // otherwise, without a model, text is a bag of vocabulary tokens ("tok" or
 // "tok:weight"); a SPLADE model's encoder plugs in here.
 func queryEncoderFor(r *index.Reader) index.QueryEncoder {
-	if index.IsBM25(r) {
-		if e, err := index.NewBM25Encoder(r); err == nil {
+	if bm25.IsImpactIndex(r) {
+		if e, err := bm25.NewQueryEncoder(r); err == nil {
 			return e
 		}
 	}
 	return index.TokenEncoder{Resolve: index.ReaderResolver(r)}
-}
-
-// encodeQueries encodes the queries' texts with enc: in length-bucketed
-// batches when it can (a SPLADE model, splade.Encoder.EncodeQueries), else
-// one by one; out[i] belongs to qs[i].
-func encodeQueries(enc index.QueryEncoder, qs []corpora.Query) ([][]index.TermWeight, error) {
-	if be, ok := enc.(interface {
-		EncodeQueries([]string) ([][]index.TermWeight, error)
-	}); ok {
-		texts := make([]string, len(qs))
-		for i, x := range qs {
-			texts[i] = x.Text
-		}
-		return be.EncodeQueries(texts)
-	}
-	out := make([][]index.TermWeight, len(qs))
-	for i, x := range qs {
-		v, err := enc.Encode(x.Text)
-		if err != nil {
-			return nil, fmt.Errorf("query %s: %w", x.ID, err)
-		}
-		out[i] = v
-	}
-	return out, nil
 }
 
 func newSearchCmd(a *app) *cobra.Command {
@@ -60,7 +36,8 @@ func newSearchCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "search --index IDX (--query-vectors FILE.jsonl | --queries FILE) --run OUT",
 		Short: "Retrieve the top k documents of each query into a TREC run",
-		Long: `Search an index and write a TREC run ("qid Q0 docid rank score tag").
+		Long: `Search an index and write a TREC run ("qid Q0 docid rank score tag"; queries
+in id order, scores in the shortest form that reads back exactly).
 --query-vectors: JSONL lines {"id": "...", "vector": {"<term id or token>": w}}.
 --queries: text queries (BEIR queries.jsonl, TREC topics or TSV) encoded as
 bags of vocabulary tokens (the index needs a vocabulary), as analysed BM25
@@ -102,15 +79,12 @@ unless --no-validate. Query and document ids with white space are refused
 					return fmt.Errorf("search: %w", err)
 				}
 			}
-			type q struct {
-				id  string
-				vec []index.TermWeight
-			}
-			var qs []q
+			var ids []string
+			var vecs [][]index.TermWeight
 			if qvecs != "" {
 				err = index.ReadVectors(qvecs, index.ReaderResolver(r), skipOptions(cfg, cmd.ErrOrStderr()), func(id string, vec []index.TermWeight) error {
 					if _, ok := judged[id]; judged == nil || ok {
-						qs = append(qs, q{id, vec})
+						ids, vecs = append(ids, id), append(vecs, vec)
 					}
 					return nil
 				})
@@ -120,7 +94,7 @@ unless --no-validate. Query and document ids with white space are refused
 					return fmt.Errorf("search: %w", rerr)
 				}
 				if judged != nil {
-					tq = judgedQueries(tq, judged)
+					tq = judged.Judged(tq)
 				}
 				enc := queryEncoderFor(r)
 				if model != "" {
@@ -130,45 +104,23 @@ unless --no-validate. Query and document ids with white space are refused
 					}
 					enc = e
 				}
-				vecs, e := encodeQueries(enc, tq)
-				if e != nil {
-					return fmt.Errorf("search: %w", e)
-				}
-				for i, x := range tq {
-					qs = append(qs, q{x.ID, vecs[i]})
+				vecs, err = index.EncodeQueries(enc, tq)
+				for _, x := range tq {
+					ids = append(ids, x.ID)
 				}
 			}
 			if err != nil {
 				return fmt.Errorf("search: %w", err)
 			}
 			start := time.Now()
-			var lat []time.Duration
-			err = atomicfile.Write(run, 0o644, func(w io.Writer) error {
-				bw := bufio.NewWriter(w)
-				for _, x := range qs {
-					if !corpora.ValidRunID(x.id) {
-						return fmt.Errorf("query id %q is empty or has white space: a TREC run cannot hold it", corpora.Quote(x.id))
-					}
-					t0 := time.Now()
-					hits, err := r.Search(x.vec, k, algo)
-					if err != nil {
-						return fmt.Errorf("query %s: %w", x.id, err)
-					}
-					lat = append(lat, time.Since(t0))
-					for i, h := range hits {
-						doc := r.DocID(h.Doc)
-						if !corpora.ValidRunID(doc) {
-							return fmt.Errorf("query %s: document id %s is empty or has white space: a TREC run cannot hold it (rebuild the index with ids without white space)", x.id, corpora.Quote(doc))
-						}
-						fmt.Fprintf(bw, "%s Q0 %s %d %.6f %s\n", x.id, doc, i+1, h.Score, tag)
-					}
-				}
-				return bw.Flush()
-			})
+			hits, err := r.SearchRun(ids, vecs, k, algo)
 			if err != nil {
+				return fmt.Errorf("search: %w", err)
+			}
+			if err := atomicfile.Write(run, 0o644, func(w io.Writer) error { return corpora.WriteRun(w, hits, tag) }); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d queries, top %d by %v, in %s → %s\n", len(qs), k, algo, time.Since(start).Round(time.Millisecond), run)
+			fmt.Fprintf(cmd.OutOrStdout(), "%d queries, top %d by %v, in %s → %s\n", len(ids), k, algo, time.Since(start).Round(time.Millisecond), run)
 			return nil
 		},
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
@@ -102,7 +103,7 @@ func buildServer(cfg config.Config, idx, model, corpus string, validate bool, st
 		Algorithm:    algo,
 	}
 	if corpus != "" {
-		cr, err := corpora.OpenCorpus(corpus, readerOptions(cfg, stderr, nil))
+		cr, err := corpora.OpenCorpus(corpus, skipOptions(cfg, stderr))
 		if err != nil {
 			return fail(fmt.Errorf("serve: %w", err))
 		}
@@ -135,7 +136,7 @@ func textTerms(enc index.QueryEncoder, r *index.Reader) func(string) []uint32 {
 			}
 			return out
 		}
-	case *index.BM25Encoder:
+	case *bm25.QueryEncoder:
 		return func(text string) []uint32 {
 			v, _ := e.Encode(text)
 			out := make([]uint32, len(v))

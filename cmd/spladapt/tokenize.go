@@ -59,7 +59,8 @@ tokenizer.json, tokenizer_config.json, special_tokens_map.json), with
 			defer g.Release()
 			stderr := cmd.ErrOrStderr()
 			skipped := 0
-			opts := readerOptions(cfg, stderr, &skipped)
+			opts := skipOptions(cfg, stderr)
+			opts.Skipped = &skipped
 			bar := progress.New(os.Stderr, progress.Enabled(cfg.Progress), "read", "docs", 0)
 			var readErr error
 			docs := 0

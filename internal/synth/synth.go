@@ -31,7 +31,7 @@
 // (TestTopical measures the slope: −0.88 against Default's −0.96 over
 // ranks 10–3000). Documents come in random topic order; the index
 // benchmarks can number them by main topic instead
-// (SPLADAPT_BENCH_ORDER=topic), the clustering a doc-reordering method
+// (SPLADAPT_BENCH_ORDER=topic, Gen.TopicOrder), the clustering a doc-reordering method
 // would at best find.
 //
 // A collection is a pure function of (Config, seed): document i and query i

@@ -1,4 +1,4 @@
-package index
+package bm25
 
 import (
 	"errors"
@@ -10,32 +10,33 @@ import (
 	"strings"
 
 	"github.com/blevesearch/bleve/v2/analysis"
-	"github.com/blevesearch/bleve/v2/analysis/lang/en"
 	"github.com/blevesearch/bleve/v2/registry"
 
 	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/index"
 )
 
-// BM25 through the engine: documents are analysed like package bm25's
-// (bleve's "en" analyzer over corpora.Doc.Content()), the analysed terms
-// become a term dictionary (the index vocabulary, sorted), and each
-// posting's impact is the quantised BM25 weight of the term in the
-// document,
+// BM25 through spladapt's own engine (package index): documents are
+// analysed as Build analyses them (Analyzer over corpora.Doc.Content()),
+// the analysed terms become a term dictionary (the index vocabulary,
+// sorted), and each posting's impact is the quantised BM25 weight of the
+// term in the document,
 //
 //	w(t, d) = idf(t) · tf / (tf + k1 · (1 − b + b · dl/avgdl))
 //	idf(t)  = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))
 //
-// (package bm25's formula: Lucene's BM25Similarity without the constant
-// factor k1+1, which does not change any ranking). A query is its analysed
+// (the package's formula without the query term count, which the query
+// vector carries; Lucene's BM25Similarity without the constant factor
+// k1+1, which does not change any ranking). A query is its analysed
 // terms with weight = number of occurrences, so the engine scores
 // Σ qtf · w(t, d) up to quantisation, and every query algorithm applies.
 
-// BM25FingerprintPrefix starts the fingerprint of a BM25 index; the rest
+// ImpactFingerprintPrefix starts the fingerprint of a BM25 index; the rest
 // names the analyzer and parameters, e.g. "bm25 analyzer=en k1=0.9 b=0.4".
-const BM25FingerprintPrefix = "bm25 "
+const ImpactFingerprintPrefix = "bm25 "
 
-// BM25Options configure BuildBM25.
-type BM25Options struct {
+// ImpactOptions configure BuildImpact.
+type ImpactOptions struct {
 	K1, B     float64 // BM25 parameters (k1 ≥ 0, b in [0, 1])
 	QuantBits int     // impact width (default 8)
 	BlockSize int     // documents per block (default DefaultBlockSize)
@@ -45,33 +46,33 @@ type BM25Options struct {
 	Progress func(n int)
 }
 
-// BM25Stats are the collection statistics of a BM25 index build.
-type BM25Stats struct {
+// ImpactStats are the collection statistics of a BM25 index build.
+type ImpactStats struct {
 	Docs   int     // N
 	Tokens int64   // Σ dl
 	AvgDL  float64 // Tokens / Docs
 	Terms  int     // distinct analysed terms (vocabulary size)
 }
 
-func enAnalyzer() (analysis.Analyzer, error) {
-	an, err := registry.NewCache().AnalyzerNamed(en.AnalyzerName)
+func newAnalyzer() (analysis.Analyzer, error) {
+	an, err := registry.NewCache().AnalyzerNamed(Analyzer)
 	if err != nil {
-		return nil, fmt.Errorf("bleve analyzer %q: %w", en.AnalyzerName, err)
+		return nil, fmt.Errorf("bleve analyzer %q: %w", Analyzer, err)
 	}
 	return an, nil
 }
 
-// BuildBM25 reads documents from next until io.EOF and writes a BM25
-// impact index to dir. Memory: the analysed documents (≈ 8 bytes per
+// BuildImpact reads documents from next until io.EOF and writes a BM25
+// impact index (package index's format) to dir. Memory: the analysed documents (≈ 8 bytes per
 // distinct term per document) plus the Builder's. Documents whose text
 // has no indexable term are kept (they count in N and avgdl, as in
 // package bm25) but match no query.
-func BuildBM25(dir string, next func() (corpora.Doc, error), opts BM25Options) (*Meta, BM25Stats, error) {
-	var st BM25Stats
+func BuildImpact(dir string, next func() (corpora.Doc, error), opts ImpactOptions) (*index.Meta, ImpactStats, error) {
+	var st ImpactStats
 	if !(opts.K1 >= 0) || math.IsInf(opts.K1, 0) || !(opts.B >= 0 && opts.B <= 1) {
 		return nil, st, fmt.Errorf("build bm25 index %s: k1 %g must be finite ≥ 0 and b %g in [0, 1]", dir, opts.K1, opts.B)
 	}
-	an, err := enAnalyzer()
+	an, err := newAnalyzer()
 	if err != nil {
 		return nil, st, fmt.Errorf("build bm25 index %s: %w", dir, err)
 	}
@@ -139,21 +140,21 @@ func BuildBM25(dir string, next func() (corpora.Doc, error), opts BM25Options) (
 		remap[old] = uint32(newID)
 		vocab[newID] = names[old]
 	}
-	b, err := NewBuilder(Options{
+	b, err := index.NewBuilder(index.Options{
 		Vocab: vocab, QuantBits: opts.QuantBits, BlockSize: opts.BlockSize,
-		Fingerprint: BM25Fingerprint(opts.K1, opts.B), Workers: opts.Workers,
+		Fingerprint: ImpactFingerprint(opts.K1, opts.B), Workers: opts.Workers,
 	})
 	if err != nil {
 		return nil, st, fmt.Errorf("build bm25 index %s: %w", dir, err)
 	}
 	N := float64(st.Docs)
-	vec := make([]TermWeight, 0, 256)
+	vec := make([]index.TermWeight, 0, 256)
 	for i, id := range ids {
 		vec = vec[:0]
 		norm := opts.K1 * (1 - opts.B + opts.B*float64(dls[i])/st.AvgDL)
 		for _, x := range tfs[i] {
-			w := BM25Weight(float64(x.n), float64(df[x.term]), N, norm)
-			vec = append(vec, TermWeight{Term: remap[x.term], Weight: float32(w)})
+			w := ImpactWeight(float64(x.n), float64(df[x.term]), N, norm)
+			vec = append(vec, index.TermWeight{Term: remap[x.term], Weight: float32(w)})
 		}
 		if _, err := b.Add(id, vec); err != nil {
 			return nil, st, fmt.Errorf("build bm25 index %s: %w", dir, err)
@@ -167,55 +168,61 @@ func BuildBM25(dir string, next func() (corpora.Doc, error), opts BM25Options) (
 	return m, st, nil
 }
 
-// BM25Weight is idf·tf/(tf + norm) with idf = ln(1 + (N − df + 0.5)/(df + 0.5))
-// and norm = k1·(1 − b + b·dl/avgdl).
-func BM25Weight(tf, df, n, norm float64) float64 {
-	idf := math.Log(1 + (n-df+0.5)/(df+0.5))
-	return idf * tf / (tf + norm)
+// ImpactWeight is IDF(df, n)·tf/(tf + norm) with norm = k1·(1 − b + b·dl/avgdl).
+func ImpactWeight(tf, df, n, norm float64) float64 {
+	return IDF(df, n) * tf / (tf + norm)
 }
 
-// BM25Fingerprint is the fingerprint BuildBM25 stores for k1 and b.
-func BM25Fingerprint(k1, b float64) string {
-	return BM25FingerprintPrefix + "analyzer=" + en.AnalyzerName +
+// IDF is BM25's idf of a term in df of n documents,
+// ln(1 + (n − df + 0.5)/(df + 0.5)), always > 0.
+func IDF(df, n float64) float64 {
+	return math.Log(1 + (n-df+0.5)/(df+0.5))
+}
+
+// ImpactFingerprint is the fingerprint BuildImpact stores for k1 and b.
+func ImpactFingerprint(k1, b float64) string {
+	return ImpactFingerprintPrefix + "analyzer=" + Analyzer +
 		" k1=" + strconv.FormatFloat(k1, 'g', -1, 64) + " b=" + strconv.FormatFloat(b, 'g', -1, 64)
 }
 
-// IsBM25 reports whether r was built by BuildBM25.
-func IsBM25(r *Reader) bool { return strings.HasPrefix(r.meta.Fingerprint, BM25FingerprintPrefix) }
+// IsImpactIndex reports whether r was built by BuildImpact.
+func IsImpactIndex(r *index.Reader) bool {
+	return strings.HasPrefix(r.Meta().Fingerprint, ImpactFingerprintPrefix)
+}
 
-// BM25Encoder turns query text into the bag of its analysed terms (weight
+// QueryEncoder turns query text into the bag of its analysed terms (weight
 // = occurrences) over a BM25 index's dictionary. Terms not in the
 // dictionary match nothing and are left out; a query with no known term
 // is an empty vector (no hits), not an error.
-type BM25Encoder struct {
-	r  *Reader
+type QueryEncoder struct {
+	r  *index.Reader
 	an analysis.Analyzer
 }
 
-// NewBM25Encoder returns the query encoder of BM25 index r.
-func NewBM25Encoder(r *Reader) (*BM25Encoder, error) {
-	if !IsBM25(r) || !r.HasVocab() {
-		return nil, fmt.Errorf("bm25 encoder: index fingerprint %q is not a BM25 index (build one with \"spladapt index build-bm25\")", r.meta.Fingerprint)
+// NewQueryEncoder returns the query encoder of BM25 index r.
+func NewQueryEncoder(r *index.Reader) (*QueryEncoder, error) {
+	if !IsImpactIndex(r) || !r.HasVocab() {
+		return nil, fmt.Errorf("bm25 encoder: index fingerprint %q is not a BM25 index (build one with \"spladapt index build-bm25\")", r.Meta().Fingerprint)
 	}
-	an, err := enAnalyzer()
+	an, err := newAnalyzer()
 	if err != nil {
 		return nil, fmt.Errorf("bm25 encoder: %w", err)
 	}
-	return &BM25Encoder{r: r, an: an}, nil
+	return &QueryEncoder{r: r, an: an}, nil
 }
 
-// Encode implements QueryEncoder. The analyzer is safe for concurrent use.
-func (e *BM25Encoder) Encode(text string) ([]TermWeight, error) {
+// Encode implements index.QueryEncoder. The analyzer is safe for concurrent use.
+func (e *QueryEncoder) Encode(text string) ([]index.TermWeight, error) {
 	counts := map[uint32]float32{}
 	for _, tok := range e.an.Analyze([]byte(text)) {
 		if t, ok := e.r.Term(string(tok.Term)); ok {
 			counts[t]++
 		}
 	}
-	out := make([]TermWeight, 0, len(counts))
+	out := make([]index.TermWeight, 0, len(counts))
 	for t, n := range counts {
-		out = append(out, TermWeight{Term: t, Weight: n})
+		out = append(out, index.TermWeight{Term: t, Weight: n})
 	}
-	slices.SortFunc(out, func(a, b TermWeight) int { return int(a.Term) - int(b.Term) })
+	slices.SortFunc(out, func(a, b index.TermWeight) int { return int(a.Term) - int(b.Term) })
 	return out, nil
 }

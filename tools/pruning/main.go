@@ -1,31 +1,82 @@
-package index_test
+// Command pruning measures, on a synthetic collection (internal/synth),
+// what an exact top-k method can skip: for each query the exact k-th score
+// θ, the MaxScore essential set, how many blocks of R documents have a
+// block-max bound ≥ θ, and how a term-at-a-time pass in decreasing order
+// of bound could switch to updating existing candidates only. It prints
+// one line per query on stderr and a Markdown table of p10 / p50 / p90 /
+// max per measure on stdout:
+//
+//	go run ./tools/pruning -docs 1000000 -index /work/cache/bench-index/docs=1000000,block=8
+//
+// -index reuses an index of the same synthetic documents (the benchmarks'
+// SPLADAPT_BENCH_INDEX cache); without it the index is built in a
+// temporary directory. The figures are in docs/performance.md.
+package main
 
 import (
+	"flag"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
-	"testing"
 
 	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/synth"
 )
 
-// TestPruningAnalysis measures, on the synthetic collection, what an
-// exact top-k method can skip: for each query the exact k-th score θ, the
-// MaxScore essential set, how many blocks of R documents have a block-max
-// bound ≥ θ, and how a term-at-a-time pass in decreasing order of bound
-// could switch to updating existing candidates only. Opt-in:
-//
-//	SPLADAPT_ANALYSIS_DOCS=1000000 SPLADAPT_BENCH_INDEX=/work/cache/bench-index go test ./index -run PruningAnalysis -v -timeout 60m
-func TestPruningAnalysis(t *testing.T) {
-	n := envInt("SPLADAPT_ANALYSIS_DOCS", 0)
-	if n == 0 {
-		t.Skip("set SPLADAPT_ANALYSIS_DOCS (e.g. 1000000) to run the pruning analysis")
+func main() {
+	n := flag.Int("docs", 100000, "synthetic documents")
+	nq := flag.Int("queries", 50, "queries")
+	k := flag.Int("k", 10, "hits per query")
+	kind := flag.String("synth", "independent", "collection: independent (synth.Default) or topical (synth.Topical)")
+	order := flag.String("order", "arrival", "doc numbers: arrival, or topic (by main topic; topical only)")
+	dir := flag.String("index", "", "an index of the same synthetic documents (default: build one)")
+	flag.Parse()
+	if err := run(*n, *nq, *k, *kind, *order, *dir); err != nil {
+		fmt.Fprintln(os.Stderr, "pruning:", err)
+		os.Exit(1)
 	}
-	nq := envInt("SPLADAPT_BENCH_QUERIES", 50)
-	k := envInt("SPLADAPT_ANALYSIS_K", 10)
-	g := benchGen(t)
-	r, _ := cachedSynth(t, g, n)
+}
 
+func run(n, nq, k int, kind, order, dir string) error {
+	g, err := synth.Named(kind)
+	if err != nil {
+		return fmt.Errorf("-synth: %w", err)
+	}
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "pruning")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = filepath.Join(tmp, "idx")
+		var ord []int
+		switch order {
+		case "arrival":
+		case "topic":
+			ord = g.TopicOrder(n)
+		default:
+			return fmt.Errorf("-order %q: want arrival or topic", order)
+		}
+		if _, err := g.WriteIndex(dir, n, ord, index.Options{}); err != nil {
+			return err
+		}
+	}
+	r, err := index.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if r.NumDocs() != n {
+		return fmt.Errorf("index %s has %d documents, -docs is %d", dir, r.NumDocs(), n)
+	}
+	return analyse(r, g, n, nq, k)
+}
+
+// analyse prints the measures of nq queries at depth k.
+func analyse(r *index.Reader, g *synth.Gen, n, nq, k int) error {
 	sizes := []int{8, 16, 32, 64, 128}
 	type termData struct {
 		docs []uint32
@@ -37,7 +88,10 @@ func TestPruningAnalysis(t *testing.T) {
 		if td := cache[term]; td != nil {
 			return td
 		}
-		docs, imps := index.TermPostings(r, term)
+		docs, imps, err := r.Postings(term, nil, nil)
+		if err != nil {
+			panic(err) // the index was validated when opened
+		}
 		td := &termData{docs: docs, imps: imps, bm8: make([]uint16, (n+7)/8)}
 		for i, d := range docs {
 			td.bm8[d/8] = max(td.bm8[d/8], imps[i])
@@ -60,17 +114,17 @@ func TestPruningAnalysis(t *testing.T) {
 	for qi := range nq {
 		pq, err := r.Prepare(g.Query(qi))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		hits, err := r.SearchPrepared(pq, k, index.TAAT)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if len(hits) < k {
 			continue
 		}
 		theta := hits[k-1].Raw
-		terms, qw := index.QueryTerms(pq)
+		terms, qw := pq.Terms()
 		type qt struct {
 			td     *termData
 			q, ub  uint64
@@ -358,8 +412,9 @@ func TestPruningAnalysis(t *testing.T) {
 			andDF += uint64(x.df)
 		}
 		add("AND-phase Σdf (M)", float64(andDF)/1e6)
-		t.Logf("q%d: %d terms Σdf %.1fM θ/Σub %.3f ess %d (Σdf %.0fk, union %d) OR %d terms Σdf %.0fk, cands %d → %d/%d/%d",
+		fmt.Fprintf(os.Stderr, "q%d: %d terms Σdf %.1fM θ/Σub %.3f ess %d (Σdf %.0fk, union %d) OR %d terms Σdf %.0fk, cands %d → %d/%d/%d",
 			qi, len(ts), float64(sumDF)/1e6, float64(theta)/float64(sumUB), len(ts)-ne, float64(essDF)/1e3, union, s, float64(orDF)/1e3, len(touched), g1, gb64, gb8)
+
 	}
 	var keys []string
 	for key := range stats {
@@ -374,7 +429,8 @@ func TestPruningAnalysis(t *testing.T) {
 		q := func(p float64) float64 { return v[min(len(v)-1, int(p*float64(len(v))))] }
 		fmt.Fprintf(&sb, "| %s | %.3g | %.3g | %.3g | %.3g |\n", key, q(0.1), q(0.5), q(0.9), v[len(v)-1])
 	}
-	t.Log(sb.String())
+	_, err := io.WriteString(os.Stdout, sb.String())
+	return err
 }
 
 func cmpU(a, b uint64) int {
@@ -398,26 +454,4 @@ func blockMaxBlock(bm8 []uint16, b, R int) uint16 {
 		m = max(m, v)
 	}
 	return m
-}
-
-// TestBlockMaxWork reports, per query, how many blocks BlockMax scores
-// (opt-in like TestPruningAnalysis).
-func TestBlockMaxWork(t *testing.T) {
-	n := envInt("SPLADAPT_ANALYSIS_DOCS", 0)
-	if n == 0 {
-		t.Skip("set SPLADAPT_ANALYSIS_DOCS (e.g. 1000000)")
-	}
-	nq := envInt("SPLADAPT_BENCH_QUERIES", 50)
-	g := benchGen(t)
-	r, _ := cachedSynth(t, g, n)
-	for _, k := range []int{10, 1000} {
-		var sc []int
-		for qi := range nq {
-			scored, cand, _ := index.BlockStats(r, g.Query(qi), k)
-			sc = append(sc, scored)
-			_ = cand
-		}
-		slices.Sort(sc)
-		t.Logf("k=%d: blocks scored p10 %d p50 %d p90 %d max %d (of %d)", k, sc[len(sc)/10], sc[len(sc)/2], sc[len(sc)*9/10], sc[len(sc)-1], r.Meta().NumBlocks)
-	}
 }

@@ -1,4 +1,4 @@
-package index_test
+package bm25_test
 
 import (
 	"fmt"
@@ -30,12 +30,12 @@ func docsFrom(docs []corpora.Doc) func() (corpora.Doc, error) {
 	}
 }
 
-// TestBM25MatchesBruteForce: the engine's BM25 ranking is exactly the
+// TestImpactMatchesBruteForce: the engine's BM25 ranking is exactly the
 // brute-force ranking of every document by Σ q · impact, where impacts are
 // this test's own BM25 weights (own tf/df/dl counting over the analysed
 // text) quantised with the index's scale, for every algorithm; and the
 // reported scores are the float BM25 scores up to quantisation.
-func TestBM25MatchesBruteForce(t *testing.T) {
+func TestImpactMatchesBruteForce(t *testing.T) {
 	words := []string{"apple", "apples", "banana", "orchard", "orchards", "the", "a", "of", "pie", "recipe",
 		"tropical", "autumn", "running", "runs", "cell", "cells", "protein", "gene", "genes", "cancer",
 		"study", "studies", "mouse", "mice", "brain", "is", "and", "with"}
@@ -53,7 +53,7 @@ func TestBM25MatchesBruteForce(t *testing.T) {
 	docs = append(docs, corpora.Doc{ID: "stop", Text: "the a of and"}) // no indexable term
 	const k1, b = 0.9, 0.4
 	dir := filepath.Join(t.TempDir(), "bm25")
-	m, st, err := index.BuildBM25(dir, docsFrom(docs), index.BM25Options{K1: k1, B: b})
+	m, st, err := bm25.BuildImpact(dir, docsFrom(docs), bm25.ImpactOptions{K1: k1, B: b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +65,8 @@ func TestBM25MatchesBruteForce(t *testing.T) {
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if !index.IsBM25(r) || m.NumDocs != len(docs) || st.Docs != len(docs) {
-		t.Fatalf("IsBM25 %v, %d docs in META, %d in stats, want %d", index.IsBM25(r), m.NumDocs, st.Docs, len(docs))
+	if !bm25.IsImpactIndex(r) || m.NumDocs != len(docs) || st.Docs != len(docs) {
+		t.Fatalf("IsImpactIndex %v, %d docs in META, %d in stats, want %d", bm25.IsImpactIndex(r), m.NumDocs, st.Docs, len(docs))
 	}
 
 	// Own counting.
@@ -98,7 +98,7 @@ func TestBM25MatchesBruteForce(t *testing.T) {
 		idf := math.Log(1 + (N-float64(df[w])+0.5)/(float64(df[w])+0.5))
 		return idf * tf / (tf + k1*(1-b+b*float64(dl[d])/avgdl))
 	}
-	enc, err := index.NewBM25Encoder(r)
+	enc, err := bm25.NewQueryEncoder(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,10 +169,10 @@ func TestBM25MatchesBruteForce(t *testing.T) {
 	}
 }
 
-// TestBM25SciFact: on SciFact's test queries the engine's BM25 run has the
+// TestImpactSciFact: on SciFact's test queries the engine's BM25 run has the
 // nDCG@10 of package bm25's (exact float scoring over bleve) within 0.01
 // (8-bit impacts cost a little).
-func TestBM25SciFact(t *testing.T) {
+func TestImpactSciFact(t *testing.T) {
 	data := filepath.Join("..", "..", "shared", "data", "scifact")
 	if _, err := os.Stat(filepath.Join(data, "corpus.jsonl")); err != nil {
 		t.Skipf("needs the SciFact collection in %s: %v", data, err)
@@ -213,7 +213,7 @@ func TestBM25SciFact(t *testing.T) {
 	}
 	defer bs.Close()
 	edir := filepath.Join(t.TempDir(), "engine")
-	if _, _, err := index.BuildBM25(edir, open(), index.BM25Options{K1: p.K1, B: p.B}); err != nil {
+	if _, _, err := bm25.BuildImpact(edir, open(), bm25.ImpactOptions{K1: p.K1, B: p.B}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := index.Open(edir)
@@ -221,7 +221,7 @@ func TestBM25SciFact(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	enc, err := index.NewBM25Encoder(r)
+	enc, err := bm25.NewQueryEncoder(r)
 	if err != nil {
 		t.Fatal(err)
 	}

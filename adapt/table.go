@@ -1,0 +1,204 @@
+package adapt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spladapt/spladapt/bm25"
+	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/corpora"
+	"github.com/spladapt/spladapt/eval"
+	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/internal/progress"
+	"github.com/spladapt/spladapt/splade"
+)
+
+// TableRow is one collection of the SPLADE table ("spladapt splade
+// table"): BM25, SPLADE and their reciprocal rank fusion on the
+// collection's test (else dev) split.
+type TableRow struct {
+	Name     string              `json:"name"`
+	Split    string              `json:"split"`
+	Docs     int                 `json:"docs"`
+	Queries  int                 `json:"queries"`
+	BM25     map[string]float64  `json:"bm25"`
+	Splade   map[string]float64  `json:"splade"`
+	Fused    map[string]float64  `json:"fused"`
+	NNZDoc   float64             `json:"nnz_doc"`
+	NNZQuery float64             `json:"nnz_query"`
+	Encode   *splade.EncodeStats `json:"encode"`
+}
+
+// TableMeasures are the table's measures (trec_eval -c).
+var TableMeasures = []string{"nDCG@10", "R@100"}
+
+// TableOptions configure Table.
+type TableOptions struct {
+	// Config supplies bm25.{k1,b,depth}, index.{depth,algorithm,quant_bits,
+	// block_size}, splade.shard_size, the threads and progress.
+	Config config.Config
+	Model  string // the checkpoint enc was loaded from (its fingerprint)
+	Work   string // WORK/<name>/ holds each collection's indexes and runs
+	RRFK   int    // k of the reciprocal rank fusion
+	Corpus corpora.Options
+	Log    io.Writer // collection names and progress bars; nil: none
+}
+
+// Table evaluates the SPLADE encoder enc next to BM25 and their fusion on
+// each BEIR collection of dirs, in order, and writes WORK/table.json. For
+// a collection NAME, WORK/NAME holds the BM25 index (bm25/, rebuilt), the
+// SPLADE index (splade/ with encode.json: reused when built by the same
+// model, else encoded again, resumably) and the three runs
+// {bm25,splade,fused}.trec.
+func Table(ctx context.Context, enc *splade.Encoder, dirs []string, o TableOptions) ([]TableRow, error) {
+	var rows []TableRow
+	for _, dir := range dirs {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "%s\n", filepath.Base(dir))
+		}
+		row, err := tableRow(ctx, enc, dir, filepath.Join(o.Work, filepath.Base(dir)), o)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row)
+	}
+	raw, err := json.MarshalIndent(rows, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(o.Work, "table.json"), append(raw, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// tableRow fills one row, with dir's indexes and runs under work.
+func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o TableOptions) (TableRow, error) {
+	cfg := o.Config
+	log := o.Log
+	if log == nil {
+		log = io.Discard
+	}
+	b := corpora.BEIR{Dir: dir}
+	row := TableRow{Name: filepath.Base(dir), Split: bm25.Split(b)}
+	ms, err := eval.ParseMeasures(TableMeasures...)
+	if err != nil {
+		return row, err
+	}
+	bm, err := bm25.EvaluateCollection(dir, bm25.TableOptions{K: cfg.BM25.Depth, Params: bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B},
+		Workers: cfg.NumThreads(), IndexDir: filepath.Join(work, "bm25"), Corpora: o.Corpus})
+	if err != nil {
+		return row, err
+	}
+	row.Docs, row.Queries = int(bm.Docs), bm.Queries
+	qrels, err := b.Qrels(row.Split)
+	if err != nil {
+		return row, err
+	}
+	evalRun := func(run corpora.Run) (map[string]float64, error) {
+		res, err := eval.Evaluate(qrels, run, ms, eval.Options{AllQueries: true, Workers: cfg.NumThreads()})
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]float64{}
+		for i, m := range ms {
+			out[m.Name()] = res.All[i]
+		}
+		return out, nil
+	}
+	if row.BM25, err = evalRun(bm.Run); err != nil {
+		return row, err
+	}
+
+	// SPLADE index: reused when built by this model, else (re)encoded.
+	idxDir := filepath.Join(work, "splade")
+	statsPath := filepath.Join(work, "encode.json")
+	fp := splade.Fingerprint(enc, o.Model)
+	var st splade.EncodeStats
+	reuse := false
+	if r, err := index.Open(idxDir); err == nil {
+		raw, rerr := os.ReadFile(statsPath)
+		reuse = r.Meta().Fingerprint == fp && rerr == nil && json.Unmarshal(raw, &st) == nil
+		r.Close()
+		if _, err := os.Stat(filepath.Join(idxDir, splade.IDFFile)); enc.QueryWeights != nil && err != nil {
+			reuse = false // encoded before indexes held their corpus's IDF
+		}
+	}
+	if !reuse {
+		total, _ := corpora.CountDocs(dir)
+		bar := progress.New(log, progress.Enabled(cfg.Progress), "encode "+row.Name, "docs", int64(total))
+		last := 0
+		s, err := splade.EncodeCorpus(ctx, enc, dir, idxDir, splade.EncodeCorpusOptions{
+			ShardSize: cfg.Splade.ShardSize, Fingerprint: fp, Corpus: o.Corpus,
+			Index:    index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
+			Progress: func(n int) { bar.Add(int64(n - last)); last = n },
+		})
+		bar.Done()
+		if err != nil {
+			return row, err
+		}
+		st = *s
+		raw, _ := json.MarshalIndent(st, "", "  ")
+		if err := atomicfile.WriteFile(statsPath, append(raw, '\n'), 0o644); err != nil {
+			return row, err
+		}
+	}
+	row.Encode, row.NNZDoc = &st, st.MeanNNZ
+
+	alg, err := index.ParseAlgorithm(cfg.Index.Algorithm)
+	if err != nil {
+		return row, err
+	}
+	all, err := b.Queries(o.Corpus)
+	if err != nil {
+		return row, err
+	}
+	run, nnzq, err := searchSplade(enc, idxDir, qrels.Judged(all), cfg.Index.Depth, alg, cfg.Splade.QueryIDF)
+	if err != nil {
+		return row, fmt.Errorf("search %s: %w", row.Name, err)
+	}
+	row.NNZQuery = nnzq
+	if row.Splade, err = evalRun(run); err != nil {
+		return row, err
+	}
+	fused, err := eval.Fuse([]corpora.Run{bm.Run, run}, eval.FuseOptions{Method: eval.FuseRRF, RRFK: o.RRFK, Depth: cfg.Index.Depth})
+	if err != nil {
+		return row, err
+	}
+	if row.Fused, err = evalRun(fused); err != nil {
+		return row, err
+	}
+	for name, rn := range map[string]corpora.Run{"bm25": bm.Run, "splade": run, "fused": fused} {
+		if err := atomicfile.Write(filepath.Join(work, name+".trec"), 0o644, func(w io.Writer) error {
+			return corpora.WriteRun(w, rn, name)
+		}); err != nil {
+			return row, err
+		}
+	}
+	return row, nil
+}
+
+// WriteTable renders the rows as a Markdown table with a mean row.
+func WriteTable(w io.Writer, rows []TableRow, model string, rrfK int) {
+	fmt.Fprintf(w, "SPLADE model `%s`; trec_eval -c; fusion: RRF k=%d of BM25 and SPLADE.\n\n", model, rrfK)
+	fmt.Fprintln(w, "| collection | split | docs | queries | BM25 nDCG@10 | BM25 R@100 | SPLADE nDCG@10 | SPLADE R@100 | RRF nDCG@10 | RRF R@100 | nnz/doc | nnz/query | index MiB | docs/s | tokens/s |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var sum [6]float64
+	for _, r := range rows {
+		v := [6]float64{r.BM25["nDCG@10"], r.BM25["R@100"], r.Splade["nDCG@10"], r.Splade["R@100"], r.Fused["nDCG@10"], r.Fused["R@100"]}
+		for i := range v {
+			sum[i] += v[i]
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.1f | %.1f | %.2f | %.0f | %.0f |\n",
+			r.Name, r.Split, r.Docs, r.Queries, v[0], v[1], v[2], v[3], v[4], v[5], r.NNZDoc, r.NNZQuery,
+			float64(r.Encode.IndexBytes)/(1<<20), r.Encode.DocsPerSec, r.Encode.TokensPerSec)
+	}
+	n := float64(len(rows))
+	fmt.Fprintf(w, "| mean | | | | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | | | | | |\n",
+		sum[0]/n, sum[1]/n, sum[2]/n, sum[3]/n, sum[4]/n, sum[5]/n)
+}

@@ -147,7 +147,7 @@ func (p *Pipeline) baseStage() Stage {
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
 			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: c.Adapt.Source, FromScratch: true,
 				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
-				CacheDir: filepath.Join(c.Cache(), "tokens"), Config: pc, Progress: c.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
+				CacheDir: filepath.Join(c.Cache(), "tokens"), Settings: pc.Settings(), Progress: c.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
 			if err != nil {
 				return err
 			}
@@ -166,7 +166,7 @@ func (p *Pipeline) mlmStage(name, init string, corpora []string, trainParams str
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
 			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: corpora, Init: init,
 				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
-				CacheDir: filepath.Join(c.Cache(), "tokens"), Config: pc, Progress: c.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
+				CacheDir: filepath.Join(c.Cache(), "tokens"), Settings: pc.Settings(), Progress: c.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
 			if err != nil {
 				return err
 			}
@@ -396,14 +396,14 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 			// Held-out perplexity on the target before and after MLM on it.
 			ppl := map[string]float64{}
 			for label, dir := range map[string]string{"source-mlm": p.model("source-mlm"), "target-mlm": p.model("target-mlm-" + n)} {
-				_, pp, _, err := pretrain.EvalCorpus(ctx, dir, []string{target}, c.Pretrain, filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
+				_, pp, _, err := pretrain.EvalCorpus(ctx, dir, []string{target}, c.Pretrain.Settings(), filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
 				if err != nil {
 					return err
 				}
 				ppl[label] = pp
 			}
 			if c.Adapt.FullBaseline || c.Adapt.FullMLM {
-				_, pp, _, err := pretrain.EvalCorpus(ctx, p.model("full-mlm-"+n), []string{target}, c.Pretrain, filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
+				_, pp, _, err := pretrain.EvalCorpus(ctx, p.model("full-mlm-"+n), []string{target}, c.Pretrain.Settings(), filepath.Join(c.Cache(), "tokens"), p.CorpusOpts)
 				if err != nil {
 					return err
 				}

@@ -264,7 +264,7 @@ func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*D
 	t.Loop = trainloop.New(m, trainloop.Options{LR: opt.LR, WeightDecay: opt.WeightDecay, MaxGradNorm: opt.MaxGradNorm,
 		WarmupSteps: opt.WarmupSteps, Steps: opt.Steps, EvalEvery: opt.EvalEvery, CheckpointEvery: opt.CheckpointEvery},
 		"SPLADE training", DevMeasures[0])
-	t.Loop.Key = t.key()
+	t.Loop.Kind, t.Loop.Key = "splade", t.key()
 	for i := range t.passes {
 		t.passes[i] = m.NewPass()
 	}

@@ -202,9 +202,13 @@ func (p *Pipeline) spladeStage(name, init, trainParams string) Stage {
 		"split": c.Adapt.SourceSplit, "dev": c.Adapt.Dev, "dev_split": c.Adapt.DevSplit}
 	return Stage{Name: name, Config: key, Inputs: append(append([]string{init}, c.Adapt.Source...), c.Adapt.Dev...),
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			set, err := sc.SpladeJob()
+			if err != nil {
+				return err
+			}
 			meta, err := splade.TrainJob{Init: init, Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"),
 				Resume: true, Train: c.Adapt.Source, Split: c.Adapt.SourceSplit, Dev: c.Adapt.Dev, DevSplit: c.Adapt.DevSplit,
-				Config: sc, CorpusOpts: p.CorpusOpts, Log: p.Log, Progress: c.Progress}.Run(ctx)
+				Settings: set, CorpusOpts: p.CorpusOpts, Log: p.Log, Progress: c.Progress}.Run(ctx)
 			if err != nil {
 				return err
 			}

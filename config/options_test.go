@@ -48,3 +48,23 @@ func TestPretrainSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestSpladeJob: the conversion reads the sections it documents.
+func TestSpladeJob(t *testing.T) {
+	c := Default()
+	c.Splade.QueryReg, c.Splade.LambdaQ, c.Splade.TrainMaxLength = "l1", 0.5, 0
+	c.Model.MaxLength, c.Model.QueryMaxLength, c.BM25.K1 = 200, 30, 1.3
+	set, err := c.SpladeJob()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := set.Options
+	if o.Weights.L1Q != 0.5 || o.Weights.FLOPSQ != 0 || o.DocMaxLen != 200 || o.DevDocMaxLen != 200 || o.QueryMaxLen != 30 ||
+		o.Steps != c.Splade.Steps || set.IDFMaxLength != 200 || set.Mining.K1 != 1.3 || set.Mining.Negatives != c.Splade.MineNegatives {
+		t.Errorf("SpladeJob: %+v", set)
+	}
+	c.Splade.QueryReg = "l2"
+	if _, err := c.SpladeJob(); err == nil {
+		t.Error("query_reg l2 accepted")
+	}
+}

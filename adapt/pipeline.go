@@ -270,7 +270,7 @@ func (p *Pipeline) encodeStage(name, model, target string) Stage {
 				return err
 			}
 			idx := filepath.Join(work, "index")
-			st, err := splade.EncodeCorpus(ctx, enc, target, idx, splade.EncodeCorpusOptions{
+			st, err := EncodeCorpus(ctx, enc, target, idx, EncodeCorpusOptions{
 				WorkDir: filepath.Join(work, "shards"), ShardSize: c.Splade.ShardSize,
 				Index:       index.Options{Workers: c.NumThreads(), QuantBits: c.Index.QuantBits, BlockSize: c.Index.BlockSize},
 				Fingerprint: splade.Fingerprint(enc, model), Corpus: p.CorpusOpts})
@@ -429,7 +429,7 @@ func searchText(model, idxDir string, queries []corpora.Query, c config.Config, 
 		return nil, err
 	}
 	defer r.Close()
-	if err := splade.CheckIndex(enc, r); err != nil {
+	if err := CheckIndex(enc, r); err != nil {
 		return nil, err
 	}
 	texts := make([]string, len(queries))

@@ -10,8 +10,8 @@ import (
 	"sort"
 
 	"github.com/spladapt/spladapt/corpora"
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -149,11 +149,11 @@ func ReadIDF(dir string, tok *tokenize.Tokenizer) ([]float32, error) {
 // WeightedTokens is the inference-free vector of a token sequence: each
 // distinct token once with weight w[id], specials and zero weights left
 // out, sorted by term.
-func WeightedTokens(ids []int32, w []float32) []index.TermWeight {
-	out := make([]index.TermWeight, 0, len(ids))
+func WeightedTokens(ids []int32, w []float32) []sparse.TermWeight {
+	out := make([]sparse.TermWeight, 0, len(ids))
 	for _, id := range ids {
 		if int(id) < len(w) && w[id] > 0 {
-			out = append(out, index.TermWeight{Term: uint32(id), Weight: w[id]})
+			out = append(out, sparse.TermWeight{Term: uint32(id), Weight: w[id]})
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Term < out[b].Term })

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -41,7 +41,7 @@ func TestComputeIDF(t *testing.T) {
 func TestWeightedTokens(t *testing.T) {
 	w := []float32{0, 0.5, 2, 0, 3}
 	got := WeightedTokens([]int32{4, 1, 3, 4, 0, 2, 1}, w)
-	want := []index.TermWeight{{Term: 1, Weight: 0.5}, {Term: 2, Weight: 2}, {Term: 4, Weight: 3}}
+	want := []sparse.TermWeight{{Term: 1, Weight: 0.5}, {Term: 2, Weight: 2}, {Term: 4, Weight: 3}}
 	if !slices.Equal(got, want) {
 		t.Errorf("WeightedTokens = %v, want %v (each token once, zero weights dropped, by term)", got, want)
 	}
@@ -158,9 +158,9 @@ func TestVectorStats(t *testing.T) {
 	var a vectorStatsAcc
 	// doc 1 text {1,2}: weights 1 on 1 (own), 3 on 7 (expansion);
 	// doc 2 text {2}: weight 2 on 2 (own), 3 on 7.
-	a.addDoc([]index.TermWeight{{Term: 1, Weight: 1}, {Term: 7, Weight: 3}}, []int32{1, 2})
-	a.addDoc([]index.TermWeight{{Term: 2, Weight: 2}, {Term: 7, Weight: 3}}, []int32{2})
-	a.addQuery([]index.TermWeight{{Term: 1, Weight: 1}})
+	a.addDoc([]sparse.TermWeight{{Term: 1, Weight: 1}, {Term: 7, Weight: 3}}, []int32{1, 2})
+	a.addDoc([]sparse.TermWeight{{Term: 2, Weight: 2}, {Term: 7, Weight: 3}}, []int32{2})
+	a.addQuery([]sparse.TermWeight{{Term: 1, Weight: 1}})
 	s := a.stats()
 	cos := 9 / math.Sqrt(10*13)
 	want := VectorStats{NNZDoc: 2, NNZQuery: 1, OwnShare: 3.0 / 9, Top20Share: 1, MeanCosine: cos}

@@ -17,9 +17,9 @@ import (
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/trainloop"
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -486,7 +486,7 @@ func EvaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.R
 }
 
 func evaluateDev(enc *Encoder, d *DevSet, ms []eval.Measure, depth int) (*eval.Results, VectorStats, error) {
-	ix := NewExactIndex(nil, enc.VocabSize())
+	ix := sparse.NewExact(nil, enc.VocabSize())
 	var acc vectorStatsAcc
 	const chunk = 4096
 	for lo := 0; lo < len(d.Docs); lo += chunk {
@@ -546,11 +546,11 @@ type vectorStatsAcc struct {
 	own, total    float64
 	cosSum        float64
 	cosN          int
-	prev          []index.TermWeight
+	prev          []sparse.TermWeight
 	termTotal     map[uint32]float64
 }
 
-func (a *vectorStatsAcc) addDoc(v []index.TermWeight, ids []int32) {
+func (a *vectorStatsAcc) addDoc(v []sparse.TermWeight, ids []int32) {
 	if a.termTotal == nil {
 		a.termTotal = map[uint32]float64{}
 	}
@@ -575,7 +575,7 @@ func (a *vectorStatsAcc) addDoc(v []index.TermWeight, ids []int32) {
 	a.prev = v
 }
 
-func (a *vectorStatsAcc) addQuery(v []index.TermWeight) {
+func (a *vectorStatsAcc) addQuery(v []sparse.TermWeight) {
 	a.queries++
 	a.nnzQ += len(v)
 }
@@ -608,7 +608,7 @@ func (a *vectorStatsAcc) stats() VectorStats {
 }
 
 // cosine of two term-sorted sparse vectors (0 when either is empty).
-func cosine(a, b []index.TermWeight) float64 {
+func cosine(a, b []sparse.TermWeight) float64 {
 	var dot, na, nb float64
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
@@ -633,75 +633,6 @@ func cosine(a, b []index.TermWeight) float64 {
 		return 0
 	}
 	return dot / math.Sqrt(na*nb)
-}
-
-// ExactIndex is an in-memory inverted index over float weights, for exact
-// top-k by sparse dot product (dev evaluation, and the oracle of tests).
-type ExactIndex struct {
-	n     int
-	posts [][]posting // (V) term → postings in doc order
-}
-
-type posting struct {
-	doc int32
-	w   float32
-}
-
-// ExactHit is a document number and its exact score.
-type ExactHit struct {
-	Doc   int
-	Score float64
-}
-
-// NewExactIndex indexes docs (doc number = position) over a vocabulary of
-// v terms. Terms ≥ v are ignored.
-func NewExactIndex(docs [][]index.TermWeight, v int) *ExactIndex {
-	ix := &ExactIndex{posts: make([][]posting, v)}
-	ix.Add(docs)
-	return ix
-}
-
-// Add appends documents, numbered from the current count on.
-func (ix *ExactIndex) Add(docs [][]index.TermWeight) {
-	v := len(ix.posts)
-	for _, vec := range docs {
-		d := int32(ix.n)
-		ix.n++
-		for _, tw := range vec {
-			if int(tw.Term) < v && tw.Weight > 0 {
-				ix.posts[tw.Term] = append(ix.posts[tw.Term], posting{d, tw.Weight})
-			}
-		}
-	}
-}
-
-// Search returns the k documents with the highest q·d > 0, best first,
-// ties toward the smaller doc number. Scores are summed in float64 in
-// query-term order. Cost: O(Σ postings of q's terms + n) plus a sort of
-// the matching documents.
-func (ix *ExactIndex) Search(q []index.TermWeight, k int) []ExactHit {
-	acc := make([]float64, ix.n)
-	for _, tw := range q {
-		if int(tw.Term) >= len(ix.posts) || tw.Weight <= 0 {
-			continue
-		}
-		for _, p := range ix.posts[tw.Term] {
-			acc[p.doc] += float64(tw.Weight) * float64(p.w)
-		}
-	}
-	var hits []ExactHit
-	for d, s := range acc {
-		if s > 0 {
-			hits = append(hits, ExactHit{d, s})
-		}
-	}
-	sort.Slice(hits, func(a, b int) bool {
-		if hits[a].Score != hits[b].Score {
-			return hits[a].Score > hits[b].Score
-		}
-		return hits[a].Doc < hits[b].Doc
-	})
-	return hits[:min(k, len(hits))]
 }
 
 // TrainHooks observe a run; any may be nil.

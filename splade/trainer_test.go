@@ -12,8 +12,8 @@ import (
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -81,7 +81,7 @@ func margins(t *testing.T, m *nn.Model, tok *tokenize.Tokenizer) []float64 {
 		q := toyQueries[qid]
 		vq, _ := enc.EncodeQuery(q.text)
 		vd, _ := enc.EncodeDocs([]string{toyDocs[q.pos], toyDocs[q.neg]})
-		ix := NewExactIndex(vd, enc.VocabSize())
+		ix := sparse.NewExact(vd, enc.VocabSize())
 		s := map[int]float64{}
 		for _, h := range ix.Search(vq, 2) {
 			s[h.Doc] = h.Score
@@ -325,29 +325,6 @@ func TestTrainTaskParams(t *testing.T) {
 		}
 	}
 }
-
-// TestExactIndex checks exact top-k against scoring every document.
-func TestExactIndex(t *testing.T) {
-	docs := [][]indexTW{tws(1, 1, 3, 2), tws(3, 1), tws(0, 5), tws(1, 1, 3, 2), nil}
-	ix := NewExactIndex(docs, 4)
-	got := ix.Search(tws(1, 2, 3, 1), 10)
-	// d0 = 2+2 = 4, d3 = 4 (tie → smaller doc first), d1 = 1; d2, d4 score 0.
-	want := []ExactHit{{0, 4}, {3, 4}, {1, 1}}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	if got := ix.Search(tws(1, 2, 3, 1), 1); len(got) != 1 || got[0].Doc != 0 {
-		t.Errorf("k=1: %v", got)
-	}
-	// Built in two chunks: the same documents and numbers.
-	inc := NewExactIndex(docs[:2], 4)
-	inc.Add(docs[2:])
-	if got := inc.Search(tws(1, 2, 3, 1), 10); !slices.Equal(got, want) {
-		t.Errorf("chunked: %v, want %v", got, want)
-	}
-}
-
-type indexTW = index.TermWeight
 
 func mustMeasures(t *testing.T, names ...string) []eval.Measure {
 	t.Helper()

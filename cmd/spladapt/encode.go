@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spladapt/spladapt/adapt"
 	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
@@ -54,7 +55,7 @@ func spladeQueryEncoder(cfg config.Config, modelDir string, r *index.Reader) (in
 	if err != nil {
 		return nil, err
 	}
-	if err := splade.CheckIndex(enc, r); err != nil {
+	if err := adapt.CheckIndex(enc, r); err != nil {
 		return nil, fmt.Errorf("model %s: %w", modelDir, err)
 	}
 	return enc, nil
@@ -113,7 +114,7 @@ document, index size and encoding throughput (--stats FILE: as JSON).`,
 			last := 0
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			st, err := splade.EncodeCorpus(ctx, enc, corpus, out, splade.EncodeCorpusOptions{
+			st, err := adapt.EncodeCorpus(ctx, enc, corpus, out, adapt.EncodeCorpusOptions{
 				WorkDir:     work,
 				ShardSize:   cfg.Splade.ShardSize,
 				Index:       index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
@@ -401,16 +402,16 @@ table goes to stdout or --out, the numbers also to WORK/table.json.`,
 
 // spladeRow is one collection of the SPLADE table.
 type spladeRow struct {
-	Name     string              `json:"name"`
-	Split    string              `json:"split"`
-	Docs     int                 `json:"docs"`
-	Queries  int                 `json:"queries"`
-	BM25     map[string]float64  `json:"bm25"`
-	Splade   map[string]float64  `json:"splade"`
-	Fused    map[string]float64  `json:"fused"`
-	NNZDoc   float64             `json:"nnz_doc"`
-	NNZQuery float64             `json:"nnz_query"`
-	Encode   *splade.EncodeStats `json:"encode"`
+	Name     string             `json:"name"`
+	Split    string             `json:"split"`
+	Docs     int                `json:"docs"`
+	Queries  int                `json:"queries"`
+	BM25     map[string]float64 `json:"bm25"`
+	Splade   map[string]float64 `json:"splade"`
+	Fused    map[string]float64 `json:"fused"`
+	NNZDoc   float64            `json:"nnz_doc"`
+	NNZQuery float64            `json:"nnz_query"`
+	Encode   *adapt.EncodeStats `json:"encode"`
 }
 
 // spladeTableMeasures are the table's measures (trec_eval -c).
@@ -454,7 +455,7 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 	idxDir := filepath.Join(work, "splade")
 	statsPath := filepath.Join(work, "encode.json")
 	fp := splade.Fingerprint(enc, modelDir)
-	var st splade.EncodeStats
+	var st adapt.EncodeStats
 	reuse := false
 	if r, err := index.Open(idxDir); err == nil {
 		raw, rerr := os.ReadFile(statsPath)
@@ -465,7 +466,7 @@ func evaluateSplade(ctx context.Context, cfg config.Config, enc *splade.Encoder,
 		total, _ := corpora.CountDocs(dir)
 		bar := progress.New(stderr, progress.Enabled(cfg.Progress), "encode "+row.Name, "docs", int64(total))
 		last := 0
-		s, err := splade.EncodeCorpus(ctx, enc, dir, idxDir, splade.EncodeCorpusOptions{
+		s, err := adapt.EncodeCorpus(ctx, enc, dir, idxDir, adapt.EncodeCorpusOptions{
 			ShardSize: cfg.Splade.ShardSize, Fingerprint: fp, Corpus: skipOptions(cfg, stderr),
 			Index:    index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
 			Progress: func(n int) { bar.Add(int64(n - last)); last = n },

@@ -210,7 +210,7 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 		len(trainIdx), len(heldIdx), cfg.SeqLen, trainable, model.NumParams(), cfg.TrainParams, cfg.DomainLayers)
 
 	loop := trainloop.New(model, trainloop.Options{LR: cfg.LR, WeightDecay: cfg.WeightDecay, MaxGradNorm: cfg.MaxGradNorm,
-		WarmupSteps: cfg.WarmupSteps, Steps: cfg.Steps, EvalEvery: cfg.EvalEvery, CheckpointEvery: cfg.CheckpointEvery},
+		WarmupSteps: cfg.WarmupSteps, Steps: cfg.Steps, GradAccum: cfg.GradAccum, EvalEvery: cfg.EvalEvery, CheckpointEvery: cfg.CheckpointEvery},
 		"MLM training", "")
 	loop.Kind, loop.EvalPrefix, loop.Key = "pretrain", "", settingsKey(cfg)
 	task := &mlmTask{o: o, cfg: cfg, logf: logf, loop: loop, model: model, tok: tok, packed: packed, heldIdx: heldIdx,
@@ -273,9 +273,9 @@ type mlmTask struct {
 	seconds0 float64 // the run's seconds before this call
 }
 
-// Step takes one optimiser step: GradAccum micro-batches (masking seeded
-// by epoch and sequence, dropout by step and micro-batch), their
-// gradients averaged, then the loop's update.
+// Step takes one optimiser step through the loop's Accumulate: GradAccum
+// micro-batches (masking seeded by epoch and sequence, dropout by step and
+// micro-batch), their gradients averaged, then the update.
 func (k *mlmTask) Step() (map[string]float64, error) {
 	cfg, model, loop := k.cfg, k.model, k.loop
 	if !k.started {
@@ -289,10 +289,8 @@ func (k *mlmTask) Step() (map[string]float64, error) {
 		k.bar.Add(int64(loop.StepsDone))
 	}
 	step := loop.StepsDone
-	nn.ZeroGrad(model.Params)
 	model.Training = true
-	var stepLoss float64
-	for micro := 0; micro < cfg.GradAccum; micro++ {
+	stepLoss, lr, gnorm, _ := loop.Accumulate(func(micro int, scale float32) (float64, error) {
 		epoch := k.pos.Epoch
 		idx := k.loader.Next(&k.pos)
 		seqs := make([][]int32, len(idx))
@@ -308,11 +306,10 @@ func (k *mlmTask) Step() (map[string]float64, error) {
 		model.SeedDropout(cfg.Seed*1_000_003 + uint64(step*cfg.GradAccum+micro))
 		b := nn.Batch{B: len(idx), T: cfg.SeqLen, InputIDs: inputs, Mask: mask}
 		loss, _ := model.MLMLoss(b, labels)
-		model.MLMBackward(float32(1 / float64(cfg.GradAccum)))
-		stepLoss += loss / float64(cfg.GradAccum)
+		model.MLMBackward(scale)
 		k.tokens += int64(len(inputs))
-	}
-	lr, gnorm := loop.Update()
+		return loss, nil
+	})
 	k.lastLoss = stepLoss
 	el := k.seconds0 + time.Since(k.start).Seconds()
 	k.bar.AddNote(1, fmt.Sprintf("loss %.3f, %.0f tok/s", stepLoss, float64(k.tokens)/max(el, 1e-9)))

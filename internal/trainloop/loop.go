@@ -39,6 +39,9 @@ type Options struct {
 	MaxGradNorm float64 // clip the global gradient norm (≤ 0: no clipping)
 	WarmupSteps int     // linear learning-rate warm-up steps
 	Steps       int     // optimiser steps in all
+	// GradAccum is the number of micro-batches whose gradients make one
+	// step, for a task that steps through Accumulate (≤ 1: one).
+	GradAccum int
 	// EvalEvery evaluates every this many steps, at the last step and,
 	// when > 0, before the first step (the initial model is a candidate
 	// too); 0 only at the last step. A task without dev sets is never
@@ -51,8 +54,8 @@ type Options struct {
 
 // Task is one model's part of a run.
 type Task interface {
-	// Step takes one optimiser step — gradients, then Loop.Update — and
-	// returns the values to log for it.
+	// Step takes one optimiser step — gradients, then Loop.Update, or
+	// both through Loop.Accumulate — and returns the values to log for it.
 	Step() (map[string]float64, error)
 	// HasDev reports whether Evaluate has dev sets to evaluate on.
 	HasDev() bool
@@ -135,6 +138,25 @@ func (l *Loop) Update() (lr, norm float64) {
 	l.optim.Step(lr)
 	l.StepsDone++
 	return lr, norm
+}
+
+// Accumulate takes one optimiser step over Opt.GradAccum micro-batches:
+// it zeroes the gradients, calls micro for each (0-based index, and the
+// scale 1/GradAccum its backward must apply to the gradients), then
+// Update. It returns the mean of the micro-batches' losses, the learning
+// rate and the gradient norm before clipping.
+func (l *Loop) Accumulate(micro func(i int, scale float32) (loss float64, err error)) (loss, lr, norm float64, err error) {
+	n := max(l.Opt.GradAccum, 1)
+	nn.ZeroGrad(l.Model.Params)
+	for i := range n {
+		li, err := micro(i, float32(1/float64(n)))
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		loss += li / float64(n)
+	}
+	lr, norm = l.Update()
+	return loss, lr, norm, nil
 }
 
 // HasState reports whether workDir holds a resumable state (of any

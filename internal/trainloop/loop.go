@@ -8,8 +8,8 @@
 // of docs/format/train-state.md.
 //
 // The trainer of a model supplies a Task: how to take one step (its
-// gradients, accumulated over micro-batches if it has them, then
-// Loop.Update) and what its curve values are, how to evaluate on the dev
+// gradients, then Loop.Update; or its micro-batches' gradients through
+// Loop.Accumulate) and what its curve values are, how to evaluate on the dev
 // sets, and how to write the selected model. Every source of randomness in
 // a step must be a function of (seed, step) for a resumed run to repeat an
 // uninterrupted one; state that is not (a data position, counters) is the

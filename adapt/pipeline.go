@@ -149,7 +149,7 @@ func (p *Pipeline) baseStage() Stage {
 			pc.TrainParams = "all"
 			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: s.Adapt.Source, FromScratch: true,
 				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
-				CacheDir: filepath.Join(s.Cache(), "tokens"), Config: pc, Progress: s.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
+				CacheDir: filepath.Join(s.Cache(), "tokens"), Settings: pc.Settings(), Progress: s.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
 			if err != nil {
 				return err
 			}
@@ -175,7 +175,7 @@ func (p *Pipeline) mlmStage(name, init string, corpora []string, trainParams, st
 			pc.WarmupSteps = min(pc.WarmupSteps, steps/10)
 			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: corpora, Init: init,
 				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
-				CacheDir: filepath.Join(s.Cache(), "tokens"), Config: pc, Progress: s.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
+				CacheDir: filepath.Join(s.Cache(), "tokens"), Settings: pc.Settings(), Progress: s.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
 			if err != nil {
 				return err
 			}
@@ -211,9 +211,13 @@ func (p *Pipeline) spladeStage(name, init, trainParams string) Stage {
 			sc := s
 			sc.Splade.TrainParams = trainParams
 			sc.Splade.DomainLayers = s.Pretrain.DomainLayers
+			set, err := sc.SpladeJob()
+			if err != nil {
+				return err
+			}
 			meta, err := splade.TrainJob{Init: init, Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"),
 				Resume: true, Train: s.Adapt.Source, Split: s.Adapt.SourceSplit, Dev: s.Adapt.Dev, DevSplit: s.Adapt.DevSplit,
-				Config: sc, CorpusOpts: p.CorpusOpts, Log: p.Log, Progress: s.Progress}.Run(ctx)
+				Settings: set, CorpusOpts: p.CorpusOpts, Log: p.Log, Progress: s.Progress}.Run(ctx)
 			if err != nil {
 				return err
 			}
@@ -275,7 +279,7 @@ func (p *Pipeline) encodeStage(name, model, target string) Stage {
 				return err
 			}
 			idx := filepath.Join(work, "index")
-			st, err := splade.EncodeCorpus(ctx, enc, target, idx, splade.EncodeCorpusOptions{
+			st, err := EncodeCorpus(ctx, enc, target, idx, EncodeCorpusOptions{
 				WorkDir: filepath.Join(work, "shards"), ShardSize: s.Splade.ShardSize,
 				Index:       index.Options{Workers: s.NumThreads(), QuantBits: s.Index.QuantBits, BlockSize: s.Index.BlockSize},
 				Fingerprint: splade.Fingerprint(enc, model), Corpus: p.CorpusOpts})
@@ -404,14 +408,14 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 			// Held-out perplexity on the target before and after MLM on it.
 			ppl := map[string]float64{}
 			for label, dir := range map[string]string{"source-mlm": p.model("source-mlm"), "target-mlm": p.model("target-mlm-" + n)} {
-				_, pp, _, err := pretrain.EvalCorpus(ctx, dir, []string{target}, s.Pretrain, filepath.Join(s.Cache(), "tokens"), p.CorpusOpts)
+				_, pp, _, err := pretrain.EvalCorpus(ctx, dir, []string{target}, s.Pretrain.Settings(), filepath.Join(s.Cache(), "tokens"), p.CorpusOpts)
 				if err != nil {
 					return err
 				}
 				ppl[label] = pp
 			}
 			if full {
-				_, pp, _, err := pretrain.EvalCorpus(ctx, p.model("full-mlm-"+n), []string{target}, s.Pretrain, filepath.Join(s.Cache(), "tokens"), p.CorpusOpts)
+				_, pp, _, err := pretrain.EvalCorpus(ctx, p.model("full-mlm-"+n), []string{target}, s.Pretrain.Settings(), filepath.Join(s.Cache(), "tokens"), p.CorpusOpts)
 				if err != nil {
 					return err
 				}
@@ -442,7 +446,7 @@ func searchSplade(enc *splade.Encoder, idxDir string, queries []corpora.Query, d
 		return nil, 0, err
 	}
 	defer r.Close()
-	if err := splade.CheckIndex(enc, r); err != nil {
+	if err := CheckIndex(enc, r); err != nil {
 		return nil, 0, err
 	}
 	qenc, err := splade.QueriesFor(enc, idxDir, queryIDF)

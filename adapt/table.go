@@ -22,16 +22,16 @@ import (
 // table"): BM25, SPLADE and their reciprocal rank fusion on the
 // collection's test (else dev) split.
 type TableRow struct {
-	Name     string              `json:"name"`
-	Split    string              `json:"split"`
-	Docs     int                 `json:"docs"`
-	Queries  int                 `json:"queries"`
-	BM25     map[string]float64  `json:"bm25"`
-	Splade   map[string]float64  `json:"splade"`
-	Fused    map[string]float64  `json:"fused"`
-	NNZDoc   float64             `json:"nnz_doc"`
-	NNZQuery float64             `json:"nnz_query"`
-	Encode   *splade.EncodeStats `json:"encode"`
+	Name     string             `json:"name"`
+	Split    string             `json:"split"`
+	Docs     int                `json:"docs"`
+	Queries  int                `json:"queries"`
+	BM25     map[string]float64 `json:"bm25"`
+	Splade   map[string]float64 `json:"splade"`
+	Fused    map[string]float64 `json:"fused"`
+	NNZDoc   float64            `json:"nnz_doc"`
+	NNZQuery float64            `json:"nnz_query"`
+	Encode   *EncodeStats       `json:"encode"`
 }
 
 // TableMeasures are the table's measures (trec_eval -c).
@@ -119,7 +119,7 @@ func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o Tabl
 	idxDir := filepath.Join(work, "splade")
 	statsPath := filepath.Join(work, "encode.json")
 	fp := splade.Fingerprint(enc, o.Model)
-	var st splade.EncodeStats
+	var st EncodeStats
 	reuse := false
 	if r, err := index.Open(idxDir); err == nil {
 		raw, rerr := os.ReadFile(statsPath)
@@ -133,7 +133,7 @@ func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o Tabl
 		total, _ := corpora.CountDocs(dir)
 		bar := progress.New(log, progress.Enabled(cfg.Progress), "encode "+row.Name, "docs", int64(total))
 		last := 0
-		s, err := splade.EncodeCorpus(ctx, enc, dir, idxDir, splade.EncodeCorpusOptions{
+		s, err := EncodeCorpus(ctx, enc, dir, idxDir, EncodeCorpusOptions{
 			ShardSize: cfg.Splade.ShardSize, Fingerprint: fp, Corpus: o.Corpus,
 			Index:    index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},
 			Progress: func(n int) { bar.Add(int64(n - last)); last = n },

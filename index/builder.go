@@ -14,13 +14,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/sparse"
 )
 
-// TermWeight is one non-zero entry of a sparse vector.
-type TermWeight struct {
-	Term   uint32  `json:"term"`
-	Weight float32 `json:"weight"`
-}
+// TermWeight is one non-zero entry of a sparse vector (the type package
+// sparse defines for every producer and consumer of vectors).
+type TermWeight = sparse.TermWeight
 
 // Options configure a Builder.
 type Options struct {

@@ -83,7 +83,7 @@ func TestExplainMatchesBruteForce(t *testing.T) {
 					}
 				}
 			}
-			if _, _, err := r.Explain([]TermWeight{{0, 1}}, uint32(c.n)); err == nil {
+			if _, _, err := r.Explain([]TermWeight{{Term: 0, Weight: 1}}, uint32(c.n)); err == nil {
 				t.Error("explain of a doc past the end: no error")
 			}
 			for _, d := range []int{0, c.n / 2, c.n - 1} {

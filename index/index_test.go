@@ -41,7 +41,7 @@ func randomCorpus(rng *rand.Rand, n, v, maxLen int) []testDoc {
 			if rng.IntN(10) == 0 {
 				w = float32(rng.IntN(4)) // coarse weights make ties
 			}
-			vec = append(vec, TermWeight{t, w})
+			vec = append(vec, TermWeight{Term: t, Weight: w})
 		}
 		docs[d] = testDoc{id: fmt.Sprintf("doc%d", d), vec: vec}
 	}
@@ -119,7 +119,7 @@ func randomQuery(rng *rand.Rand, v, n int) []TermWeight {
 		if rng.IntN(8) == 0 {
 			w = 1
 		}
-		q = append(q, TermWeight{t, w}) // duplicates allowed: summed
+		q = append(q, TermWeight{Term: t, Weight: w}) // duplicates allowed: summed
 	}
 	return q
 }
@@ -188,10 +188,10 @@ func head(h []Hit) []Hit {
 func TestSearchTies(t *testing.T) {
 	var docs []testDoc
 	for d := range 500 {
-		docs = append(docs, testDoc{fmt.Sprint(d), []TermWeight{{uint32(d % 3), 1}, {3, float32(d%2) + 1}}})
+		docs = append(docs, testDoc{fmt.Sprint(d), []TermWeight{{Term: uint32(d % 3), Weight: 1}, {Term: 3, Weight: float32(d%2) + 1}}})
 	}
 	r := buildTest(t, docs, Options{BlockSize: 16})
-	q := []TermWeight{{0, 1}, {3, 1}}
+	q := []TermWeight{{Term: 0, Weight: 1}, {Term: 3, Weight: 1}}
 	for _, alg := range Algorithms {
 		got, err := r.Search(q, 5, alg)
 		if err != nil {
@@ -251,7 +251,7 @@ func TestBuilderErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Add("a", []TermWeight{{1, 1}}); err != nil {
+	if _, err := b.Add("a", []TermWeight{{Term: 1, Weight: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -261,8 +261,8 @@ func TestBuilderErrors(t *testing.T) {
 	}{
 		{"a", nil, "duplicate id"},
 		{"", nil, "id empty"},
-		{"b", []TermWeight{{4, 1}}, "outside vocabulary"},
-		{"c", []TermWeight{{1, 1}, {1, 2}}, "twice"},
+		{"b", []TermWeight{{Term: 4, Weight: 1}}, "outside vocabulary"},
+		{"c", []TermWeight{{Term: 1, Weight: 1}, {Term: 1, Weight: 2}}, "twice"},
 	} {
 		if _, err := b.Add(c.id, c.vec); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Add(%q, %v) = %v, want error containing %q", c.id, c.vec, err, c.want)
@@ -279,9 +279,9 @@ func workedExample(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	for _, d := range []testDoc{
-		{"d0", []TermWeight{{1, 1.0}, {3, 0.5}}},
-		{"d1", []TermWeight{{1, 2.0}}},
-		{"d2", []TermWeight{{0, 0.25}, {3, 2.0}}},
+		{"d0", []TermWeight{{Term: 1, Weight: 1.0}, {Term: 3, Weight: 0.5}}},
+		{"d1", []TermWeight{{Term: 1, Weight: 2.0}}},
+		{"d2", []TermWeight{{Term: 0, Weight: 0.25}, {Term: 3, Weight: 2.0}}},
 	} {
 		if _, err := b.Add(d.id, d.vec); err != nil {
 			t.Fatal(err)
@@ -353,7 +353,7 @@ func TestWorkedExample(t *testing.T) {
 	if tok, _ := r.Token(3); tok != "d" || r.DocID(2) != "d2" {
 		t.Errorf("Token(3) = %q, DocID(2) = %q", tok, r.DocID(2))
 	}
-	hits, err := r.Search([]TermWeight{{3, 1}, {1, 0.5}}, 10, BlockMax)
+	hits, err := r.Search([]TermWeight{{Term: 3, Weight: 1}, {Term: 1, Weight: 0.5}}, 10, BlockMax)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +437,7 @@ func FuzzOpen(f *testing.F) {
 		}
 		r.DocID(0)
 		r.Token(0)
-		q := []TermWeight{{0, 1}, {1, 0.5}, {2, 2}}
+		q := []TermWeight{{Term: 0, Weight: 1}, {Term: 1, Weight: 0.5}, {Term: 2, Weight: 2}}
 		if r.NumTerms() < 3 {
 			q = q[:r.NumTerms()]
 		}
@@ -463,9 +463,9 @@ func FuzzOpen(f *testing.F) {
 func TestFullContainer(t *testing.T) {
 	var docs []testDoc
 	for d := range 70000 {
-		vec := []TermWeight{{0, 1}}
+		vec := []TermWeight{{Term: 0, Weight: 1}}
 		if d%5 == 0 {
-			vec = append(vec, TermWeight{1, float32(d%7) + 1})
+			vec = append(vec, TermWeight{Term: 1, Weight: float32(d%7) + 1})
 		}
 		docs = append(docs, testDoc{strconv.Itoa(d), vec})
 	}
@@ -473,7 +473,7 @@ func TestFullContainer(t *testing.T) {
 	if df, _ := r.TermStats(0); df != 70000 {
 		t.Fatalf("df = %d, want 70000", df)
 	}
-	q := []TermWeight{{0, 0.1}, {1, 1}}
+	q := []TermWeight{{Term: 0, Weight: 0.1}, {Term: 1, Weight: 1}}
 	pq, _ := r.Prepare(q)
 	want := bruteForce(r, docs, pq, 20)
 	for _, alg := range Algorithms {
@@ -495,11 +495,11 @@ func TestBlockMaxPrunes(t *testing.T) {
 	var docs []testDoc
 	for d := range R * blocks {
 		j := uint32(d / R)
-		vec := []TermWeight{{0, 0.1}, {1 + 3*j + uint32(d%3), 1 + float32(d%5)}}
+		vec := []TermWeight{{Term: 0, Weight: 0.1}, {Term: 1 + 3*j + uint32(d%3), Weight: 1 + float32(d%5)}}
 		docs = append(docs, testDoc{strconv.Itoa(d), vec})
 	}
 	r := buildTest(t, docs, Options{BlockSize: R})
-	q := []TermWeight{{0, 1}, {1 + 3*7, 1}, {1 + 3*7 + 1, 1}, {1 + 3*7 + 2, 1}}
+	q := []TermWeight{{Term: 0, Weight: 1}, {Term: 1 + 3*7, Weight: 1}, {Term: 1 + 3*7 + 1, Weight: 1}, {Term: 1 + 3*7 + 2, Weight: 1}}
 	scored, candidates, _ := BlockStats(r, q, 5)
 	if candidates != blocks || scored != 1 {
 		t.Errorf("scored %d of %d candidate blocks, want 1 of %d", scored, candidates, blocks)

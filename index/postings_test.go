@@ -199,12 +199,12 @@ func TestDecodeImpactsStrict(t *testing.T) {
 // one gives the same hits when scores fit.
 func TestTAATWideScores(t *testing.T) {
 	docs := []testDoc{
-		{"a", []TermWeight{{0, 1}, {1, 1}, {2, 1}}},
-		{"b", []TermWeight{{0, 0.5}, {2, 1}}},
-		{"c", []TermWeight{{1, 0.25}}},
+		{"a", []TermWeight{{Term: 0, Weight: 1}, {Term: 1, Weight: 1}, {Term: 2, Weight: 1}}},
+		{"b", []TermWeight{{Term: 0, Weight: 0.5}, {Term: 2, Weight: 1}}},
+		{"c", []TermWeight{{Term: 1, Weight: 0.25}}},
 	}
 	r := buildTest(t, docs, Options{QuantBits: 16})
-	pq, err := r.Prepare([]TermWeight{{0, 1}, {1, 1}, {2, 1}})
+	pq, err := r.Prepare([]TermWeight{{Term: 0, Weight: 1}, {Term: 1, Weight: 1}, {Term: 2, Weight: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestTAATWideScores(t *testing.T) {
 	if got := mustSearch(t, r, pq, 3, TAAT); !sameHits(got, want) {
 		t.Errorf("taat %v, want %v", got, want)
 	}
-	pq1, _ := r.Prepare([]TermWeight{{1, 1}})
+	pq1, _ := r.Prepare([]TermWeight{{Term: 1, Weight: 1}})
 	want1 := bruteForce(r, docs, pq1, 3)
 	if got, wide := mustSearch(t, r, pq1, 3, TAAT), TAATWide(r, pq1, 3); !sameHits(got, want1) || !sameHits(wide, want1) {
 		t.Errorf("taat %v, 64-bit %v, want %v", got, wide, want1)

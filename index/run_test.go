@@ -11,9 +11,9 @@ import (
 // batch and one-by-one encoding paths, and the refusals.
 func TestSearchQueries(t *testing.T) {
 	docs := []testDoc{
-		{"a", []TermWeight{{0, 1}, {1, 2}}},
-		{"b", []TermWeight{{1, 1}}},
-		{"c", []TermWeight{{2, 3}}},
+		{"a", []TermWeight{{Term: 0, Weight: 1}, {Term: 1, Weight: 2}}},
+		{"b", []TermWeight{{Term: 1, Weight: 1}}},
+		{"c", []TermWeight{{Term: 2, Weight: 3}}},
 	}
 	r := buildTest(t, docs, Options{Vocab: []string{"x", "y", "z", "w"}})
 	qs := []corpora.Query{{ID: "q1", Text: "y"}, {ID: "q2", Text: "x z:2"}, {ID: "q3", Text: "w"}}
@@ -40,7 +40,7 @@ func TestSearchQueries(t *testing.T) {
 			}
 		}
 	}
-	if got := r.mustRun(t, []string{"q1"}, [][]TermWeight{{{1, 1}}})["q1"]; len(got) != 2 || got[0].DocID != "a" {
+	if got := r.mustRun(t, []string{"q1"}, [][]TermWeight{{{Term: 1, Weight: 1}}})["q1"]; len(got) != 2 || got[0].DocID != "a" {
 		t.Errorf("SearchRun q1 = %v, want a then b", got)
 	}
 	if _, err := r.SearchRun([]string{"q", "q"}, [][]TermWeight{nil, nil}, 2, Auto); err == nil || !strings.Contains(err.Error(), "twice") {

@@ -37,7 +37,7 @@ func TestBuildVectors(t *testing.T) {
 	}
 	defer r.Close()
 	y, _ := r.Term("y")
-	hits, err := r.Search([]TermWeight{{y, 1}}, 10, Exhaustive)
+	hits, err := r.Search([]TermWeight{{Term: y, Weight: 1}}, 10, Exhaustive)
 	if err != nil || len(hits) != 2 || r.DocID(hits[0].Doc) != "a" {
 		t.Fatalf("search y: %v %v, want a then b", hits, err)
 	}

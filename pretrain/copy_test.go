@@ -116,7 +116,7 @@ func TestTrainLexicalCopy(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "m")
 	cfg := tinyConfig()
 	cfg.Init, cfg.CopyProb = "lexical", 0.15
-	res, err := Train(context.Background(), Options{Corpora: []string{corpus}, FromScratch: true, Out: out, Config: cfg, Progress: "off"})
+	res, err := Train(context.Background(), Options{Corpora: []string{corpus}, FromScratch: true, Out: out, Settings: cfg, Progress: "off"})
 	if err != nil {
 		t.Fatal(err)
 	}

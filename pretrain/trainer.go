@@ -5,24 +5,70 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"iter"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/atomicfile"
 	"github.com/spladapt/spladapt/internal/curves"
 	"github.com/spladapt/spladapt/internal/progress"
+	"github.com/spladapt/spladapt/internal/trainloop"
 	"github.com/spladapt/spladapt/nn"
-	"github.com/spladapt/spladapt/safetensors"
 	"github.com/spladapt/spladapt/tokenize"
 )
+
+// Settings are the settings of an MLM run (config section pretrain;
+// config.Config.PretrainSettings converts). The field names are those of
+// the "config" object of a format-0 state.json, which a resumed run reads.
+type Settings struct {
+	// Arch, Layers, Hidden, Heads, FF and MaxPositions shape a model
+	// trained from scratch (ignored with Init): arch bert or distilbert.
+	Arch         string
+	Layers       int
+	Hidden       int
+	Heads        int
+	FF           int
+	MaxPositions int
+	// VocabSize is the WordPiece vocabulary trained for a model from scratch.
+	VocabSize int
+	// SeqLen is the length of the packed training sequences.
+	SeqLen int
+	// BatchSize is sequences per micro-batch; GradAccum micro-batches make a step.
+	BatchSize   int
+	GradAccum   int
+	Steps       int // optimiser steps in all
+	LR          float64
+	WarmupSteps int
+	WeightDecay float64
+	MaxGradNorm float64
+	// MaskProb is the share of tokens selected for the MLM loss.
+	MaskProb  float64
+	WholeWord bool
+	// CopyProb labels this share of the unselected tokens with their own
+	// id (a reconstruction loss on unmasked positions; 0 = BERT's MLM).
+	CopyProb float64
+	// Init is how a model from scratch starts: bert (N(0, 0.02)) or
+	// lexical (nn.LexicalInit).
+	Init string
+	// HeldoutEvery holds out every N-th packed sequence for evaluation;
+	// HeldoutMax caps the held-out sequences evaluated (0 = all).
+	HeldoutEvery int
+	HeldoutMax   int
+	// EvalEvery and CheckpointEvery are in optimiser steps.
+	EvalEvery       int
+	CheckpointEvery int
+	// TrainParams is domain (P_domain only), task (P_task only) or all;
+	// DomainLayers is k: P_domain = embeddings + the first k layers.
+	TrainParams  string
+	DomainLayers int
+	Seed         uint64
+}
 
 // Options describe one MLM training run.
 type Options struct {
@@ -30,7 +76,7 @@ type Options struct {
 	// concatenated in order.
 	Corpora []string
 	// Init is the checkpoint to continue from; with FromScratch it is
-	// ignored and a model of Config's shape is initialised as BERT does.
+	// ignored and a model of Settings' shape is initialised as BERT does.
 	Init        string
 	FromScratch bool
 	// Vocab, with FromScratch, is a vocab.txt to use instead of training a
@@ -46,13 +92,14 @@ type Options struct {
 	Resume bool
 	// CacheDir holds tokenised corpora ("" = no cache).
 	CacheDir string
-	Config   config.Pretrain
+	Settings Settings
 	// Progress is "auto", "on" or "off"; Log receives one line per event.
-	Progress    string
-	Log         io.Writer
-	CorpusOpts  corpora.Options
-	MaxSteps    int // stop after this many steps of this call (0 = all); for tests of resume
-	stopForTest func(step int) bool
+	Progress   string
+	Log        io.Writer
+	CorpusOpts corpora.Options
+	// OnStep, when set, is called after each optimiser step with its
+	// 1-based number and loss.
+	OnStep func(step int, loss float64)
 }
 
 // Result summarises a finished run.
@@ -75,13 +122,13 @@ type Result struct {
 	Resumed      bool     `json:"resumed"`
 }
 
-// state is what a resumable checkpoint records besides weights and moments.
-type state struct {
-	Step     int             `json:"step"`
-	Position Position        `json:"position"`
-	Tokens   int64           `json:"tokens"`
-	Seconds  float64         `json:"seconds"`
-	Config   config.Pretrain `json:"config"`
+// taskState is the MLM task's part of a resumable state
+// (train_state.json's "task"; in format 0 the whole state.json, whose
+// "step" and "seconds" are the loop's).
+type taskState struct {
+	Position Position `json:"position"` // the loader's next batch
+	Tokens   int64    `json:"tokens"`   // tokens trained on so far
+	Config   Settings `json:"config"`   // the settings the run was made with
 }
 
 // ErrInterrupted is returned when the context ends a run; the checkpoint
@@ -89,15 +136,16 @@ type state struct {
 var ErrInterrupted = errors.New("training interrupted (checkpoint saved; continue with --resume)")
 
 // Train runs masked-language-model training (Devlin et al., 2019) on the
-// corpora: packed sequences of Config.SeqLen tokens, dynamic masking, AdamW
-// with linear warm-up and decay, clipping and gradient accumulation,
+// corpora: packed sequences of Settings.SeqLen tokens, dynamic masking,
+// AdamW with linear warm-up and decay, clipping and gradient accumulation,
 // held-out loss and perplexity every EvalEvery steps, and a resumable
-// checkpoint every CheckpointEvery steps and on interruption. Only the
-// parameters of Config.TrainParams train (see FreezeFor). A resumed run
-// continues exactly: weights, moments, step, data position and the seeds
-// of masking and dropout (pure functions of the step) are restored.
+// checkpoint every CheckpointEvery steps and on interruption
+// (internal/trainloop; docs/format/train-state.md). Only the parameters of
+// Settings.TrainParams train (see FreezeFor). A resumed run continues
+// exactly: weights, moments, step, data position and the seeds of masking
+// and dropout (pure functions of the step) are restored.
 func Train(ctx context.Context, o Options) (*Result, error) {
-	cfg := o.Config
+	cfg := o.Settings
 	if o.WorkDir == "" {
 		o.WorkDir = o.Out + ".work"
 	}
@@ -106,34 +154,18 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 			fmt.Fprintf(o.Log, format+"\n", args...)
 		}
 	}
-	stateDir := filepath.Join(o.WorkDir, "state")
-	var st state
 	var model *nn.Model
 	var err error
-	resumed := false
-	if _, statErr := os.Stat(filepath.Join(stateDir, "state.json")); statErr == nil {
+	resumed := trainloop.HasState(o.WorkDir)
+	if resumed {
 		if !o.Resume {
-			return nil, fmt.Errorf("pretrain: %s holds a checkpoint of an earlier run; pass --resume to continue it, or remove it", stateDir)
+			return nil, fmt.Errorf("pretrain: %s holds a checkpoint of an earlier run; pass --resume to continue it, or remove it", filepath.Join(o.WorkDir, "state"))
 		}
-		model, st, err = loadState(stateDir)
-		if err != nil {
-			return nil, err
+		if model, err = nn.LoadHF(trainloop.StateModelDir(o.WorkDir)); err != nil {
+			return nil, fmt.Errorf("pretrain: resume: %w", err)
 		}
-		if !resumable(st.Config, cfg) {
-			return nil, fmt.Errorf("pretrain: the checkpoint in %s was made with other settings (%+v); resume with the same config (only steps, eval_every, checkpoint_every and heldout_max may change) or remove it", stateDir, st.Config)
-		}
-		if st.Config.Steps != cfg.Steps {
-			logf("resume: steps changed from %d to %d; the learning-rate schedule decays to 0 at step %d from here on", st.Config.Steps, cfg.Steps, cfg.Steps)
-		}
-		st.Config = cfg
-		resumed = true
-		logf("resuming from step %d (%s)", st.Step, stateDir)
-	} else {
-		model, err = initModel(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		st.Config = cfg
+	} else if model, err = initModel(ctx, o); err != nil {
+		return nil, err
 	}
 	tok, err := tokenize.Load(model.TokenizerDir)
 	if err != nil {
@@ -177,126 +209,181 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	logf("pretrain: %d train and %d held-out sequences of %d tokens; %d of %d parameters trainable (%s, k=%d)",
 		len(trainIdx), len(heldIdx), cfg.SeqLen, trainable, model.NumParams(), cfg.TrainParams, cfg.DomainLayers)
 
-	opt := nn.NewAdamW(model.Params, cfg.WeightDecay)
-	var log curves.Log
-	if resumed {
-		if err := loadOptimizer(filepath.Join(stateDir, "optim.safetensors"), opt, st.Step); err != nil {
-			return nil, err
+	loop := trainloop.New(model, trainloop.Options{LR: cfg.LR, WeightDecay: cfg.WeightDecay, MaxGradNorm: cfg.MaxGradNorm,
+		WarmupSteps: cfg.WarmupSteps, Steps: cfg.Steps, GradAccum: cfg.GradAccum, EvalEvery: cfg.EvalEvery, CheckpointEvery: cfg.CheckpointEvery},
+		"MLM training", "")
+	loop.Kind, loop.EvalPrefix, loop.Key = "pretrain", "", settingsKey(cfg)
+	task := &mlmTask{o: o, cfg: cfg, logf: logf, loop: loop, model: model, tok: tok, packed: packed, heldIdx: heldIdx,
+		loader: loader, masker: masker, heldMasker: &heldMasker, resumed: resumed,
+		bar: progress.New(os.Stderr, progress.Enabled(o.Progress), "pretrain", "steps", int64(cfg.Steps))}
+	err = loop.Run(ctx, o.WorkDir, o.Resume, task, trainloop.Hooks{})
+	task.bar.Done()
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+			if err == cerr {
+				return nil, ErrInterrupted
+			}
+			return nil, errors.Join(ErrInterrupted, err)
 		}
-		if l, err := curves.ReadCSV(filepath.Join(stateDir, "curves.csv")); err == nil {
-			log = *l
-			log.Truncate(st.Step)
-		}
+		return nil, err
 	}
-	sched := nn.LinearSchedule{Warmup: cfg.WarmupSteps, Total: cfg.Steps}
-	heldout := func() (float64, float64) {
-		loss, _ := HeldoutLoss(model, packed, heldIdx, &heldMasker, cfg.BatchSize)
-		return loss, math.Exp(loss)
+	var seconds float64
+	if n := len(loop.Curves.Points); n > 0 {
+		seconds = loop.Curves.Points[n-1].Values["seconds"]
 	}
-	save := func() error {
-		return saveState(stateDir, model, opt, st, &log)
-	}
-
-	bar := progress.New(os.Stderr, progress.Enabled(o.Progress), "pretrain", "steps", int64(cfg.Steps))
-	bar.Add(int64(st.Step))
-	start := time.Now()
-	prevSeconds := st.Seconds
-	stepsThisCall := 0
-	T := cfg.SeqLen
-	for st.Step < cfg.Steps {
-		if err := ctx.Err(); err != nil {
-			st.Seconds = prevSeconds + time.Since(start).Seconds()
-			if serr := save(); serr != nil {
-				return nil, errors.Join(ErrInterrupted, serr)
-			}
-			bar.Done()
-			return nil, ErrInterrupted
-		}
-		nn.ZeroGrad(model.Params)
-		model.Training = true
-		var stepLoss float64
-		for micro := 0; micro < cfg.GradAccum; micro++ {
-			epoch := st.Position.Epoch
-			idx := loader.Next(&st.Position)
-			seqs := make([][]int32, len(idx))
-			wss := make([][]bool, len(idx))
-			for i, j := range idx {
-				seqs[i], wss[i] = packed.Seq(j)
-			}
-			inputs, labels := masker.MaskBatch(seqs, wss, epoch, idx)
-			mask := make([]float32, len(inputs))
-			for i := range mask {
-				mask[i] = 1
-			}
-			model.SeedDropout(cfg.Seed*1_000_003 + uint64(st.Step*cfg.GradAccum+micro))
-			b := nn.Batch{B: len(idx), T: T, InputIDs: inputs, Mask: mask}
-			loss, _ := model.MLMLoss(b, labels)
-			model.MLMBackward(float32(1 / float64(cfg.GradAccum)))
-			stepLoss += loss / float64(cfg.GradAccum)
-			st.Tokens += int64(len(inputs))
-		}
-		gnorm := nn.ClipGradNorm(model.Params, cfg.MaxGradNorm)
-		lr := cfg.LR * sched.Factor(st.Step)
-		opt.Step(lr)
-		st.Step++
-		stepsThisCall++
-		vals := map[string]float64{"loss": stepLoss, "lr": lr, "grad_norm": gnorm}
-		if st.Step%cfg.EvalEvery == 0 || st.Step == cfg.Steps {
-			hl, ppl := heldout()
-			cr := CopyRate(model, packed, heldIdx, tok.IsSpecial)
-			vals["heldout_loss"], vals["heldout_ppl"], vals["copy_rate"] = hl, ppl, cr
-			logf("step %d: loss %.4f, held-out loss %.4f, perplexity %.2f, copy rate %.3f", st.Step, stepLoss, hl, ppl, cr)
-		}
-		el := prevSeconds + time.Since(start).Seconds()
-		vals["seconds"] = el
-		log.Add(st.Step, vals)
-		bar.AddNote(1, fmt.Sprintf("loss %.3f, %.0f tok/s", stepLoss, float64(st.Tokens)/max(el, 1e-9)))
-		if st.Step%cfg.CheckpointEvery == 0 && st.Step < cfg.Steps {
-			st.Seconds = el
-			if err := save(); err != nil {
-				return nil, err
-			}
-		}
-		if (o.MaxSteps > 0 && stepsThisCall >= o.MaxSteps) || (o.stopForTest != nil && o.stopForTest(st.Step)) {
-			st.Seconds = el
-			if err := save(); err != nil {
-				return nil, err
-			}
-			bar.Done()
-			return nil, ErrInterrupted
-		}
-	}
-	bar.Done()
-	st.Seconds = prevSeconds + time.Since(start).Seconds()
-	hl, ppl := heldout()
-	res := &Result{Steps: st.Step, Tokens: st.Tokens, Seconds: st.Seconds,
-		TokensPerSec: float64(st.Tokens) / max(st.Seconds, 1e-9), HeldoutLoss: hl, HeldoutPPL: ppl,
+	hl, ppl := task.heldout()
+	res := &Result{Steps: loop.StepsDone, Tokens: task.tokens, Seconds: seconds,
+		TokensPerSec: float64(task.tokens) / max(seconds, 1e-9), HeldoutLoss: hl, HeldoutPPL: ppl,
 		CopyRate:    CopyRate(model, packed, heldIdx, tok.IsSpecial),
 		HeldoutSeqs: len(heldIdx), TrainSeqs: len(trainIdx), Trainable: trainable, Params: model.NumParams(),
 		TrainParams: cfg.TrainParams, DomainLayers: cfg.DomainLayers, Corpora: o.Corpora, Init: o.Init, Resumed: resumed}
 	if o.FromScratch {
 		res.Init = "scratch"
 	}
-	if err := writeCheckpoint(o.Out, model, res, &log); err != nil {
+	if err := writeCheckpoint(o.Out, model, res, loop.Curves); err != nil {
 		return nil, err
 	}
 	os.RemoveAll(o.WorkDir)
 	return res, nil
 }
 
+// mlmTask is MLM training's part of the run loop: the step over
+// GradAccum micro-batches of dynamically masked sequences, the held-out
+// evaluation, and the data position and token count as its own state.
+type mlmTask struct {
+	o      Options
+	cfg    Settings
+	logf   func(format string, args ...any)
+	loop   *trainloop.Loop
+	model  *nn.Model
+	tok    *tokenize.Tokenizer
+	packed *Packed
+
+	heldIdx            []int
+	loader             *Loader
+	masker, heldMasker *Masker
+	bar                *progress.Bar
+
+	pos      Position // the loader's next batch
+	tokens   int64    // tokens trained on so far
+	lastLoss float64  // the loss of the last step, for the evaluation's log line
+	resumed  bool
+	started  bool
+	start    time.Time
+	seconds0 float64 // the run's seconds before this call
+}
+
+// Step takes one optimiser step through the loop's Accumulate: GradAccum
+// micro-batches (masking seeded by epoch and sequence, dropout by step and
+// micro-batch), their gradients averaged, then the update.
+func (k *mlmTask) Step() (map[string]float64, error) {
+	cfg, model, loop := k.cfg, k.model, k.loop
+	if !k.started {
+		k.started, k.start = true, time.Now()
+		if n := len(loop.Curves.Points); n > 0 {
+			k.seconds0 = loop.Curves.Points[n-1].Values["seconds"]
+		}
+		if k.resumed {
+			k.logf("resuming from step %d (%s)", loop.StepsDone, filepath.Join(k.o.WorkDir, "state"))
+		}
+		k.bar.Add(int64(loop.StepsDone))
+	}
+	step := loop.StepsDone
+	model.Training = true
+	stepLoss, lr, gnorm, _ := loop.Accumulate(func(micro int, scale float32) (float64, error) {
+		epoch := k.pos.Epoch
+		idx := k.loader.Next(&k.pos)
+		seqs := make([][]int32, len(idx))
+		wss := make([][]bool, len(idx))
+		for i, j := range idx {
+			seqs[i], wss[i] = k.packed.Seq(j)
+		}
+		inputs, labels := k.masker.MaskBatch(seqs, wss, epoch, idx)
+		mask := make([]float32, len(inputs))
+		for i := range mask {
+			mask[i] = 1
+		}
+		model.SeedDropout(cfg.Seed*1_000_003 + uint64(step*cfg.GradAccum+micro))
+		b := nn.Batch{B: len(idx), T: cfg.SeqLen, InputIDs: inputs, Mask: mask}
+		loss, _ := model.MLMLoss(b, labels)
+		model.MLMBackward(scale)
+		k.tokens += int64(len(inputs))
+		return loss, nil
+	})
+	k.lastLoss = stepLoss
+	el := k.seconds0 + time.Since(k.start).Seconds()
+	k.bar.AddNote(1, fmt.Sprintf("loss %.3f, %.0f tok/s", stepLoss, float64(k.tokens)/max(el, 1e-9)))
+	if k.o.OnStep != nil {
+		k.o.OnStep(loop.StepsDone, stepLoss)
+	}
+	return map[string]float64{"loss": stepLoss, "lr": lr, "grad_norm": gnorm}, nil
+}
+
+// HasDev is true: the held-out sequences are the dev set (an empty one
+// gives NaN measures).
+func (k *mlmTask) HasDev() bool { return true }
+
+// Evaluate measures the held-out loss, perplexity and copy rate.
+func (k *mlmTask) Evaluate() (map[string]float64, error) {
+	hl, ppl := k.heldout()
+	cr := CopyRate(k.model, k.packed, k.heldIdx, k.tok.IsSpecial)
+	k.logf("step %d: loss %.4f, held-out loss %.4f, perplexity %.2f, copy rate %.3f", k.loop.StepsDone, k.lastLoss, hl, ppl, cr)
+	return map[string]float64{"heldout_loss": hl, "heldout_ppl": ppl, "copy_rate": cr}, nil
+}
+
+func (k *mlmTask) heldout() (float64, float64) {
+	loss, _ := HeldoutLoss(k.model, k.packed, k.heldIdx, k.heldMasker, k.cfg.BatchSize)
+	return loss, math.Exp(loss)
+}
+
+// SaveBest does nothing: the result is the model of the last step, which
+// Train writes with the final held-out measures.
+func (k *mlmTask) SaveBest(map[string]float64) error { return nil }
+
+func (k *mlmTask) SaveState() (json.RawMessage, error) {
+	return json.Marshal(taskState{Position: k.pos, Tokens: k.tokens, Config: k.cfg})
+}
+
+// LoadState restores the data position and token count, and refuses a
+// state made with settings that shape the model, the data, the masking or
+// the optimiser differently.
+func (k *mlmTask) LoadState(raw json.RawMessage) error {
+	var st taskState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("pretrain state: %w", err)
+	}
+	if !resumable(st.Config, k.cfg) {
+		return fmt.Errorf("the checkpoint was made with other settings (%+v); resume with the same config (only steps, eval_every, checkpoint_every and heldout_max may change) or remove it", st.Config)
+	}
+	if st.Config.Steps != k.cfg.Steps {
+		k.logf("resume: steps changed from %d to %d; the learning-rate schedule decays to 0 at step %d from here on", st.Config.Steps, k.cfg.Steps, k.cfg.Steps)
+	}
+	k.pos, k.tokens = st.Position, st.Tokens
+	return nil
+}
+
 // resumable reports whether a run saved with settings a may continue with
 // settings b: everything that shapes the model, the data, the masking or
 // the optimizer must agree; the length of the run and how often it
 // evaluates and checkpoints may change.
-func resumable(a, b config.Pretrain) bool {
+func resumable(a, b Settings) bool {
 	a.Steps, a.EvalEvery, a.CheckpointEvery, a.HeldoutMax = b.Steps, b.EvalEvery, b.CheckpointEvery, b.HeldoutMax
 	return a == b
+}
+
+// settingsKey is the loop's key: the settings resumable compares.
+func settingsKey(s Settings) string {
+	s.Steps, s.EvalEvery, s.CheckpointEvery, s.HeldoutMax = 0, 0, 0, 0
+	b, _ := json.Marshal(s)
+	h := fnv.New64a()
+	h.Write(b)
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 // initModel loads o.Init, or builds a model from scratch with its own
 // WordPiece vocabulary trained on the corpora (or o.Vocab).
 func initModel(ctx context.Context, o Options) (*nn.Model, error) {
-	cfg := o.Config
+	cfg := o.Settings
 	if !o.FromScratch {
 		if o.Init == "" {
 			return nil, errors.New("pretrain: give --init CHECKPOINT or --from-scratch")
@@ -468,7 +555,7 @@ func CopyRate(model *nn.Model, packed *Packed, idx []int, isSpecial func(int32) 
 // dir on corpus: the same packing, split and fixed masking a training run
 // on that corpus with cfg holds out, so a model continued on the corpus is
 // measured on text it never trained on.
-func EvalCorpus(ctx context.Context, dir string, corpus []string, cfg config.Pretrain, cacheDir string, opts corpora.Options) (loss, ppl float64, n int, err error) {
+func EvalCorpus(ctx context.Context, dir string, corpus []string, cfg Settings, cacheDir string, opts corpora.Options) (loss, ppl float64, n int, err error) {
 	model, err := nn.LoadHF(dir)
 	if err != nil {
 		return 0, 0, 0, err
@@ -493,74 +580,6 @@ func EvalCorpus(ctx context.Context, dir string, corpus []string, cfg config.Pre
 	masker.Prob = cfg.MaskProb
 	loss, n = HeldoutLoss(model, packed, held, masker, cfg.BatchSize)
 	return loss, math.Exp(loss), n, nil
-}
-
-// saveState writes a resumable checkpoint: model (HF layout with its
-// tokenizer), optimizer moments, state.json and the curve so far, as one
-// directory replaced atomically.
-func saveState(dir string, m *nn.Model, opt *nn.AdamW, st state, log *curves.Log) error {
-	return atomicfile.Dir(dir, func(tmp string) error {
-		if err := m.SaveHF(filepath.Join(tmp, "model"), nil); err != nil {
-			return err
-		}
-		os_ := opt.State()
-		var ts []safetensors.Named
-		for _, p := range m.Params {
-			ts = append(ts, safetensors.Named{Name: "m." + p.Name, Shape: p.Shape, Data: os_.M[p.Name]},
-				safetensors.Named{Name: "v." + p.Name, Shape: p.Shape, Data: os_.V[p.Name]})
-		}
-		if err := safetensors.WriteFile(filepath.Join(tmp, "optim.safetensors"), ts,
-			map[string]string{"step": strconv.Itoa(os_.Step)}); err != nil {
-			return err
-		}
-		if err := log.Save(filepath.Join(tmp, "curves"), "MLM training"); err != nil {
-			return err
-		}
-		b, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(tmp, "state.json"), b, 0o644)
-	})
-}
-
-func loadState(dir string) (*nn.Model, state, error) {
-	var st state
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	if err != nil {
-		return nil, st, fmt.Errorf("pretrain: resume: %w", err)
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, st, fmt.Errorf("pretrain: resume: %s: %w", filepath.Join(dir, "state.json"), err)
-	}
-	m, err := nn.LoadHF(filepath.Join(dir, "model"))
-	if err != nil {
-		return nil, st, fmt.Errorf("pretrain: resume: %w", err)
-	}
-	return m, st, nil
-}
-
-func loadOptimizer(path string, opt *nn.AdamW, step int) error {
-	f, err := safetensors.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("pretrain: resume: %w", err)
-	}
-	s := nn.AdamWState{Step: step, M: map[string][]float32{}, V: map[string][]float32{}}
-	for _, name := range f.Names() {
-		data, _, err := f.Float32(name)
-		if err != nil {
-			return fmt.Errorf("pretrain: resume: %s: %w", path, err)
-		}
-		if p, ok := strings.CutPrefix(name, "m."); ok {
-			s.M[p] = data
-		} else if p, ok := strings.CutPrefix(name, "v."); ok {
-			s.V[p] = data
-		}
-	}
-	if err := opt.Load(s); err != nil {
-		return fmt.Errorf("pretrain: resume: %s: %w", path, err)
-	}
-	return nil
 }
 
 // writeCheckpoint writes the final model at out in HF layout with

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/internal/curves"
 	"github.com/spladapt/spladapt/nn"
 )
@@ -38,13 +37,14 @@ func toyCorpus(t *testing.T, n int, seed uint64) string {
 	return p
 }
 
-func tinyConfig() config.Pretrain {
-	c := config.Default().Pretrain
-	c.Layers, c.Hidden, c.Heads, c.FF, c.MaxPositions = 2, 32, 4, 64, 64
-	c.VocabSize, c.SeqLen, c.BatchSize, c.Steps = 120, 32, 8, 12
-	c.LR, c.WarmupSteps, c.EvalEvery, c.CheckpointEvery = 3e-3, 2, 4, 4
-	c.HeldoutEvery, c.HeldoutMax = 10, 0
-	return c
+// tinyConfig is config.Default().Pretrain shrunk to a model of two layers
+// of width 32 trained for 12 steps.
+func tinyConfig() Settings {
+	return Settings{Arch: "bert", Layers: 2, Hidden: 32, Heads: 4, FF: 64, MaxPositions: 64,
+		VocabSize: 120, SeqLen: 32, BatchSize: 8, GradAccum: 1, Steps: 12,
+		LR: 3e-3, WarmupSteps: 2, WeightDecay: 0.01, MaxGradNorm: 1, MaskProb: 0.15, Init: "bert",
+		HeldoutEvery: 10, HeldoutMax: 0, EvalEvery: 4, CheckpointEvery: 4,
+		TrainParams: "all", DomainLayers: 2, Seed: 1}
 }
 
 func losses(t *testing.T, dir string) []float64 {
@@ -63,7 +63,7 @@ func losses(t *testing.T, dir string) []float64 {
 func TestTrainResumeGivesTheSameCurve(t *testing.T) {
 	corpus := toyCorpus(t, 120, 1)
 	dir := t.TempDir()
-	base := Options{Corpora: []string{corpus}, FromScratch: true, Config: tinyConfig(), Progress: "off",
+	base := Options{Corpora: []string{corpus}, FromScratch: true, Settings: tinyConfig(), Progress: "off",
 		CacheDir: filepath.Join(dir, "cache")}
 
 	straight := base
@@ -80,20 +80,25 @@ func TestTrainResumeGivesTheSameCurve(t *testing.T) {
 		t.Errorf("loss did not fall: first %.4f last %.4f, held-out ppl %g", want[0], want[len(want)-1], res.HeldoutPPL)
 	}
 
-	// Kill after step 6 (not a checkpoint step), then resume.
+	// Stop after step 6 (not a checkpoint step), then resume.
 	broken := base
 	broken.Out = filepath.Join(dir, "broken")
-	broken.stopForTest = func(step int) bool { return step == 6 }
-	if _, err := Train(context.Background(), broken); !errors.Is(err, ErrInterrupted) {
+	ctx, cancel := context.WithCancel(context.Background())
+	broken.OnStep = func(step int, _ float64) {
+		if step == 6 {
+			cancel()
+		}
+	}
+	if _, err := Train(ctx, broken); !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("interrupted run: err = %v", err)
 	}
-	broken.stopForTest = nil
+	broken.OnStep = nil
 	if _, err := Train(context.Background(), broken); err == nil || !strings.Contains(err.Error(), "--resume") {
 		t.Fatalf("restart without --resume: err = %v, want a hint to pass --resume", err)
 	}
 	broken.Resume = true
 	other := broken
-	other.Config.LR *= 2
+	other.Settings.LR *= 2
 	if _, err := Train(context.Background(), other); err == nil || !strings.Contains(err.Error(), "other settings") {
 		t.Fatalf("resume with another learning rate: err = %v", err)
 	}
@@ -140,12 +145,12 @@ func TestTrainDomainOnlyFreezesTask(t *testing.T) {
 	dir := t.TempDir()
 	cfg := tinyConfig()
 	cfg.Steps = 3
-	init := Options{Corpora: []string{corpus}, FromScratch: true, Config: cfg, Progress: "off", Out: filepath.Join(dir, "base")}
+	init := Options{Corpora: []string{corpus}, FromScratch: true, Settings: cfg, Progress: "off", Out: filepath.Join(dir, "base")}
 	if _, err := Train(context.Background(), init); err != nil {
 		t.Fatal(err)
 	}
 	cfg.TrainParams = "domain"
-	cont := Options{Corpora: []string{toyCorpus(t, 60, 3)}, Init: init.Out, Config: cfg, Progress: "off", Out: filepath.Join(dir, "dom")}
+	cont := Options{Corpora: []string{toyCorpus(t, 60, 3)}, Init: init.Out, Settings: cfg, Progress: "off", Out: filepath.Join(dir, "dom")}
 	res, err := Train(context.Background(), cont)
 	if err != nil {
 		t.Fatal(err)
@@ -185,5 +190,70 @@ func TestTrainDomainOnlyFreezesTask(t *testing.T) {
 	_, ppl, n, err := EvalCorpus(context.Background(), cont.Out, cont.Corpora, cfg, "", cont.CorpusOpts)
 	if err != nil || n == 0 || math.IsNaN(ppl) || ppl <= 1 {
 		t.Errorf("EvalCorpus: ppl %g over %d positions, %v", ppl, n, err)
+	}
+}
+
+// TestTrainResumesFormat0State resumes the state a pretrain run wrote
+// before the format of docs/format/train-state.md (state.json,
+// optim.safetensors; testdata/legacy-state: TestTrainResumeGivesTheSameCurve's
+// run stopped after step 6, written by commit 206256a) and checks that the
+// continuation repeats the uninterrupted run, as a resume of the current
+// format does.
+func TestTrainResumesFormat0State(t *testing.T) {
+	corpus := toyCorpus(t, 120, 1)
+	dir := t.TempDir()
+	straight := Options{Corpora: []string{corpus}, FromScratch: true, Settings: tinyConfig(), Progress: "off",
+		CacheDir: filepath.Join(dir, "cache"), Out: filepath.Join(dir, "straight")}
+	if _, err := Train(context.Background(), straight); err != nil {
+		t.Fatal(err)
+	}
+	want := losses(t, straight.Out)
+
+	old := straight
+	old.Out, old.Resume = filepath.Join(dir, "old"), true
+	if err := os.CopyFS(filepath.Join(old.Out+".work", "state"), os.DirFS(filepath.Join("testdata", "legacy-state", "state"))); err != nil {
+		t.Fatal(err)
+	}
+	var steps []int
+	old.OnStep = func(step int, _ float64) { steps = append(steps, step) }
+	res, err := Train(context.Background(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || len(steps) != 6 || steps[0] != 7 {
+		t.Fatalf("resumed %v, steps %v; want steps 7…12 of a resumed run", res.Resumed, steps)
+	}
+	got := losses(t, old.Out)
+	if len(got) != len(want) {
+		t.Fatalf("resumed curve has %d points, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-5*math.Max(1, math.Abs(want[i])) {
+			t.Errorf("step %d: resumed loss %.7f, uninterrupted %.7f", i+1, got[i], want[i])
+		}
+	}
+	a, _ := nn.LoadHF(straight.Out)
+	b, _ := nn.LoadHF(old.Out)
+	var diff, norm float64
+	for i, p := range a.Params {
+		for j := range p.W {
+			d := float64(p.W[j] - b.Params[i].W[j])
+			diff += d * d
+			norm += float64(p.W[j]) * float64(p.W[j])
+		}
+	}
+	if rel := math.Sqrt(diff / norm); rel > 1e-2 {
+		t.Errorf("final weights differ by %.2e (relative L2) between resumed and uninterrupted runs", rel)
+	}
+
+	// Other settings are refused as with a state of the current format.
+	other := straight
+	other.Settings.LR *= 2
+	other.Out, other.Resume = filepath.Join(dir, "other"), true
+	if err := os.CopyFS(filepath.Join(other.Out+".work", "state"), os.DirFS(filepath.Join("testdata", "legacy-state", "state"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(context.Background(), other); err == nil || !strings.Contains(err.Error(), "other settings") {
+		t.Errorf("format-0 state resumed with another learning rate: err = %v", err)
 	}
 }

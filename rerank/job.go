@@ -105,7 +105,7 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 		return nil, fmt.Errorf("train rerank: %w", err)
 	}
 	sources, err := splade.TrainJob{Train: j.Train, Split: j.Split, Triples: j.Triples, Teacher: j.Teacher,
-		WorkDir: j.WorkDir, Config: cfg, CorpusOpts: j.CorpusOpts}.Sources(ctx, log)
+		WorkDir: j.WorkDir, Settings: splade.JobSettings{Mining: cfg.SpladeMining()}, CorpusOpts: j.CorpusOpts}.Sources(ctx, log)
 	if err != nil {
 		return nil, err
 	}

@@ -150,6 +150,7 @@ func NewTrainer(m PairModel, sources []splade.Source, dev []*DevSet, opt TrainOp
 	t.Loop = trainloop.New(base, trainloop.Options{LR: opt.LR, WeightDecay: opt.WeightDecay, MaxGradNorm: opt.MaxGradNorm,
 		WarmupSteps: opt.WarmupSteps, Steps: opt.Steps, EvalEvery: opt.EvalEvery, CheckpointEvery: opt.CheckpointEvery},
 		"re-ranker training", DevMeasures[0])
+	t.Loop.Kind = "rerank"
 	key, _ := json.Marshal(struct {
 		O       TrainOptions
 		Triples int

@@ -21,16 +21,17 @@ import (
 	"time"
 
 	"github.com/spladapt/spladapt/corpora"
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/sparse"
 )
 
-// Encoding a corpus into an index, resumably.
+// Encoding a corpus into shards of sparse vectors, resumably.
 //
-// EncodeCorpus streams the corpus in shards of ShardSize documents (corpus
+// EncodeShards streams the corpus in shards of ShardSize documents (corpus
 // order). Each shard is encoded (length-bucketed batches, see EncodeDocs)
-// and written to the work directory as one file, atomically; then the index
-// is built from the shards in order. A restarted run with the same model,
+// and written to the work directory as one file, atomically; Shards.Each
+// then reads the vectors back in corpus order (adapt.EncodeCorpus builds
+// an index from them). A restarted run with the same model,
 // corpus path and settings (manifest.json) skips the shards already written
 // whose content still matches the corpus: the same document ids and the
 // same SHA-256 of the documents' ids and texts, so an edited document is
@@ -50,21 +51,14 @@ import (
 //
 // Terms are increasing within a document and weights are > 0.
 
-// EncodeCorpusOptions configure EncodeCorpus.
-type EncodeCorpusOptions struct {
-	// WorkDir holds the shards and manifest.json; "" means Out+".work".
-	WorkDir string
+// ShardOptions configure EncodeShards.
+type ShardOptions struct {
 	// ShardSize is the number of documents per shard (default 10 000).
 	ShardSize int
-	// Index configures the builder (QuantBits, BlockSize, MaxWeight).
-	// NumTerms, Vocab and Fingerprint are set by EncodeCorpus.
-	Index index.Options
-	// Fingerprint is recorded in the index (see Fingerprint); required.
+	// Fingerprint identifies the model (see Fingerprint); required.
 	Fingerprint string
 	// Corpus is passed to corpora.OpenCorpus (skipping invalid records).
 	Corpus corpora.Options
-	// KeepShards keeps the work directory after the index is written.
-	KeepShards bool
 	// Progress, when not nil, is called after each batch with the
 	// documents encoded or skipped (resumed) so far.
 	Progress func(docs int)
@@ -73,22 +67,38 @@ type EncodeCorpusOptions struct {
 	Log func(msg string)
 }
 
-// EncodeStats describe an EncodeCorpus run.
-type EncodeStats struct {
-	Docs          int         `json:"docs"`
-	Shards        int         `json:"shards"`
-	ResumedShards int         `json:"resumed_shards"` // shards found done and not re-encoded
-	StaleShards   int         `json:"stale_shards"`   // shards found but re-encoded: their documents changed
-	EncodedDocs   int         `json:"encoded_docs"`   // documents encoded by this run
-	EncodedTokens int64       `json:"encoded_tokens"` // their real tokens
-	EncodeSeconds float64     `json:"encode_seconds"` // wall time spent encoding by this run
-	DocsPerSec    float64     `json:"docs_per_sec"`
-	TokensPerSec  float64     `json:"tokens_per_sec"`
-	Postings      int64       `json:"postings"`     // non-zeros over all documents
-	MeanNNZ       float64     `json:"mean_nnz_doc"` // Postings / Docs
-	IndexBytes    int64       `json:"index_bytes"`  // files of the index directory
-	BuildSeconds  float64     `json:"build_seconds"`
-	Meta          *index.Meta `json:"meta"`
+// ShardStats describe an EncodeShards run.
+type ShardStats struct {
+	Docs          int     `json:"docs"`
+	Shards        int     `json:"shards"`
+	ResumedShards int     `json:"resumed_shards"` // shards found done and not re-encoded
+	StaleShards   int     `json:"stale_shards"`   // shards found but re-encoded: their documents changed
+	EncodedDocs   int     `json:"encoded_docs"`   // documents encoded by this run
+	EncodedTokens int64   `json:"encoded_tokens"` // their real tokens
+	EncodeSeconds float64 `json:"encode_seconds"` // wall time spent encoding by this run
+	DocsPerSec    float64 `json:"docs_per_sec"`
+	TokensPerSec  float64 `json:"tokens_per_sec"`
+}
+
+// Shards are the shard files of an encoded corpus, in corpus order.
+type Shards struct {
+	Paths []string
+	Stats ShardStats
+	// IDF (V) is the corpus's IDF over the same tokens the model saw (each
+	// document cut at enc.MaxLen), for an inference-free encoder's queries
+	// (QueriesFor); nil for a two-sided encoder.
+	IDF []float32
+}
+
+// Each calls fn with every document's id and vector, in corpus order,
+// checking each shard's CRC; it stops at fn's first error.
+func (s *Shards) Each(fn func(id string, vec []sparse.TermWeight) error) error {
+	for _, path := range s.Paths {
+		if err := readShard(path, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // encodeManifest identifies what the shards of a work directory were made
@@ -106,22 +116,15 @@ type encodeManifest struct {
 	CorpusFiles string `json:"corpus_files"`
 }
 
-// EncodeCorpus encodes every document of the corpus at corpusPath
-// (anything corpora.OpenCorpus reads) with enc and writes an index
-// directory at out whose vocabulary is the tokenizer's and whose
-// fingerprint is opt.Fingerprint. For an inference-free encoder it also
-// writes the corpus's IDF (the same tokens, cut at enc.MaxLen) as IDFFile
-// in out, for UseQueryIDF. See the shard format above for resuming.
-// A work directory made with other settings is an error naming it. The
-// context is checked between batches; on cancellation the finished shards
-// stay for the next run. Cost: one forward pass per document, then one
-// pass over the shards to build the index (memory: 8 bytes per posting).
-func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt EncodeCorpusOptions) (*EncodeStats, error) {
+// EncodeShards encodes every document of the corpus at corpusPath
+// (anything corpora.OpenCorpus reads) with enc into shard files in
+// workDir. See the shard format above for resuming. A work directory made
+// with other settings is an error naming it. The context is checked
+// between batches; on cancellation the finished shards stay for the next
+// run. Cost: one forward pass per document.
+func EncodeShards(ctx context.Context, enc *Encoder, corpusPath, workDir string, opt ShardOptions) (*Shards, error) {
 	if opt.ShardSize <= 0 {
 		opt.ShardSize = 10000
-	}
-	if opt.WorkDir == "" {
-		opt.WorkDir = filepath.Clean(out) + ".work"
 	}
 	if opt.Fingerprint == "" {
 		return nil, fmt.Errorf("encode corpus: no model fingerprint")
@@ -135,17 +138,17 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 		return nil, fmt.Errorf("encode corpus: %w", err)
 	}
 	man := encodeManifest{Format: 2, Corpus: abs, Fingerprint: opt.Fingerprint, MaxLen: enc.MaxLen, TopN: enc.TopN, ShardSize: opt.ShardSize, CorpusFiles: files}
-	changed, err := checkManifest(opt.WorkDir, man)
+	changed, err := checkManifest(workDir, man)
 	if err != nil {
 		return nil, err
 	}
-	if tmps, err := filepath.Glob(filepath.Join(opt.WorkDir, ".shard-*.tmp-*")); err == nil {
+	if tmps, err := filepath.Glob(filepath.Join(workDir, ".shard-*.tmp-*")); err == nil {
 		for _, t := range tmps { // left by a killed run
 			os.Remove(t)
 		}
 	}
 	if changed && opt.Log != nil {
-		opt.Log(fmt.Sprintf("corpus %s changed since work directory %s was made: shards whose documents changed are encoded again", corpusPath, opt.WorkDir))
+		opt.Log(fmt.Sprintf("corpus %s changed since work directory %s was made: shards whose documents changed are encoded again", corpusPath, workDir))
 	}
 	r, err := corpora.OpenCorpus(corpusPath, opt.Corpus)
 	if err != nil {
@@ -153,7 +156,7 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 	}
 	defer r.Close()
 
-	st := &EncodeStats{}
+	st := &ShardStats{}
 	var df *DocFreqs // the corpus's IDF for an inference-free model's queries
 	if enc.QueryWeights != nil {
 		df = NewDocFreqs(enc.Tok, enc.MaxLen)
@@ -184,7 +187,7 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 		if df != nil {
 			df.Add(texts)
 		}
-		path := filepath.Join(opt.WorkDir, fmt.Sprintf("shard-%06d.bin", len(shards)))
+		path := filepath.Join(workDir, fmt.Sprintf("shard-%06d.bin", len(shards)))
 		first := st.Docs
 		st.Docs += len(ids)
 		shards = append(shards, path)
@@ -231,44 +234,11 @@ func EncodeCorpus(ctx context.Context, enc *Encoder, corpusPath, out string, opt
 		st.TokensPerSec = float64(st.EncodedTokens) / st.EncodeSeconds
 	}
 
-	start := time.Now()
-	iopt := opt.Index
-	iopt.Vocab = enc.Tok.Vocab()
-	iopt.NumTerms = len(iopt.Vocab)
-	iopt.Fingerprint = opt.Fingerprint
-	b, err := index.NewBuilder(iopt)
-	if err != nil {
-		return nil, fmt.Errorf("encode corpus: %w", err)
-	}
-	for _, path := range shards {
-		err := readShard(path, func(id string, vec []index.TermWeight) error {
-			st.Postings += int64(len(vec))
-			_, err := b.Add(id, vec)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("encode corpus: build index: %w", err)
-		}
-	}
-	meta, err := b.Write(out)
-	if err != nil {
-		return nil, err
-	}
+	out := &Shards{Paths: shards, Stats: *st}
 	if df != nil {
-		if err := WriteIDF(out, enc.Tok, df.IDF()); err != nil {
-			return nil, fmt.Errorf("encode corpus: %w", err)
-		}
+		out.IDF = df.IDF()
 	}
-	st.Meta = meta
-	st.BuildSeconds = time.Since(start).Seconds()
-	st.MeanNNZ = float64(st.Postings) / float64(st.Docs)
-	st.IndexBytes = dirSize(out)
-	if !opt.KeepShards {
-		if err := os.RemoveAll(opt.WorkDir); err != nil {
-			return nil, fmt.Errorf("encode corpus: remove work directory: %w", err)
-		}
-	}
-	return st, nil
+	return out, nil
 }
 
 func equalStrings(a, b []string) bool {
@@ -281,17 +251,6 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if fi, err := e.Info(); err == nil && !fi.IsDir() {
-			n += fi.Size()
-		}
-	}
-	return n
 }
 
 // hashDoc adds one document to a shard's content hash: id and text, each
@@ -376,7 +335,7 @@ const shardMagic = "SPLSHRD2"
 const shardHeader = 8 + 8 + 4 + 8 + 32
 
 // writeShard writes one shard file atomically.
-func writeShard(path string, first uint64, tokens int64, sum [32]byte, ids []string, vecs [][]index.TermWeight) error {
+func writeShard(path string, first uint64, tokens int64, sum [32]byte, ids []string, vecs [][]sparse.TermWeight) error {
 	var buf bytes.Buffer
 	buf.WriteString(shardMagic)
 	var tmp [binary.MaxVarintLen64]byte
@@ -403,7 +362,7 @@ func writeShard(path string, first uint64, tokens int64, sum [32]byte, ids []str
 }
 
 // readShard checks a shard file and calls fn for every document in order.
-func readShard(path string, fn func(id string, vec []index.TermWeight) error) error {
+func readShard(path string, fn func(id string, vec []sparse.TermWeight) error) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -434,13 +393,13 @@ func readShard(path string, fn func(id string, vec []index.TermWeight) error) er
 		if err != nil || nnz > uint64(rest)/8 {
 			return bad("document %d: bad vector length", i)
 		}
-		vec := make([]index.TermWeight, nnz)
+		vec := make([]sparse.TermWeight, nnz)
 		var e [8]byte
 		for k := range vec {
 			if _, err := io.ReadFull(br, e[:]); err != nil {
 				return bad("document %d: %v", i, err)
 			}
-			vec[k] = index.TermWeight{Term: binary.LittleEndian.Uint32(e[:4]), Weight: math.Float32frombits(binary.LittleEndian.Uint32(e[4:]))}
+			vec[k] = sparse.TermWeight{Term: binary.LittleEndian.Uint32(e[:4]), Weight: math.Float32frombits(binary.LittleEndian.Uint32(e[4:]))}
 		}
 		if err := fn(string(id), vec); err != nil {
 			return fmt.Errorf("shard %s: document %q: %w", path, id, err)
@@ -457,7 +416,7 @@ func readShard(path string, fn func(id string, vec []index.TermWeight) error) er
 func readShardIDs(path string) ([]string, [32]byte, error) {
 	var ids []string
 	var sum [32]byte
-	err := readShard(path, func(id string, _ []index.TermWeight) error {
+	err := readShard(path, func(id string, _ []sparse.TermWeight) error {
 		ids = append(ids, id)
 		return nil
 	})

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -105,14 +105,14 @@ func (e *Encoder) VocabSize() int { return e.Model.Config.VocabSize }
 // Encode encodes text as a query; it implements index.QueryEncoder. Text
 // without any word still encodes ([CLS] [SEP]) and may give an empty
 // vector, which is not an error here (the index returns no hits).
-func (e *Encoder) Encode(text string) ([]index.TermWeight, error) {
+func (e *Encoder) Encode(text string) ([]sparse.TermWeight, error) {
 	return e.EncodeQuery(text)
 }
 
 // EncodeQuery returns the SPLADE vector of a query (at most QueryMaxLen
 // tokens). Cost: one forward pass of batch 1, or only tokenisation for an
 // inference-free encoder.
-func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
+func (e *Encoder) EncodeQuery(text string) ([]sparse.TermWeight, error) {
 	if e.QueryWeights != nil {
 		return e.idfQueries().Encode(text)
 	}
@@ -127,7 +127,7 @@ func (e *Encoder) EncodeQuery(text string) ([]index.TermWeight, error) {
 // EncodeQueries encodes several queries in batches of one length each
 // (SameLengthBatches), so each result is independent of the others; out[i]
 // belongs to texts[i].
-func (e *Encoder) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
+func (e *Encoder) EncodeQueries(texts []string) ([][]sparse.TermWeight, error) {
 	if e.QueryWeights != nil {
 		return e.idfQueries().EncodeQueries(texts)
 	}
@@ -146,17 +146,17 @@ func (e *Encoder) idfQueries() *IDFQueries {
 // any size, or with any batch size, is the same.
 // Tokenisation runs on tokenize.SetThreads goroutines. Cost: dominated by
 // the model's forward pass, see nn.SpladeEncodeFLOPs.
-func (e *Encoder) EncodeDocs(texts []string) ([][]index.TermWeight, error) {
+func (e *Encoder) EncodeDocs(texts []string) ([][]sparse.TermWeight, error) {
 	return e.encodeTexts(texts, e.MaxLen, nil)
 }
 
 // EncodeDocsProgress is EncodeDocs calling progress(n, tokens) after each
 // batch with the number of documents and real tokens it held.
-func (e *Encoder) EncodeDocsProgress(texts []string, progress func(docs, tokens int)) ([][]index.TermWeight, error) {
+func (e *Encoder) EncodeDocsProgress(texts []string, progress func(docs, tokens int)) ([][]sparse.TermWeight, error) {
 	return e.encodeTexts(texts, e.MaxLen, progress)
 }
 
-func (e *Encoder) encodeTexts(texts []string, maxLen int, progress func(docs, tokens int)) ([][]index.TermWeight, error) {
+func (e *Encoder) encodeTexts(texts []string, maxLen int, progress func(docs, tokens int)) ([][]sparse.TermWeight, error) {
 	encs := e.Tok.EncodeBatch(texts, maxLen)
 	seqs := make([][]int32, len(encs))
 	for i, en := range encs {
@@ -167,8 +167,8 @@ func (e *Encoder) encodeTexts(texts []string, maxLen int, progress func(docs, to
 
 // encodeIDs encodes token sequences (specials included) in batches of one
 // length each (SameLengthBatches).
-func (e *Encoder) encodeIDs(seqs [][]int32, progress func(docs, tokens int)) ([][]index.TermWeight, error) {
-	out := make([][]index.TermWeight, len(seqs))
+func (e *Encoder) encodeIDs(seqs [][]int32, progress func(docs, tokens int)) ([][]sparse.TermWeight, error) {
+	out := make([][]sparse.TermWeight, len(seqs))
 	if len(seqs) == 0 {
 		return out, nil
 	}
@@ -230,21 +230,21 @@ func growI(b []int32, n int) []int32 {
 // Sparsify returns the entries of a dense vector with weight > 0, sorted by
 // term. With topN > 0 it keeps only the topN largest weights (ties toward
 // the smaller term), still sorted by term. Cost: O(V + nnz·log nnz).
-func Sparsify(row []float32, topN int) []index.TermWeight {
+func Sparsify(row []float32, topN int) []sparse.TermWeight {
 	n := 0
 	for _, w := range row {
 		if w > 0 {
 			n++
 		}
 	}
-	out := make([]index.TermWeight, 0, n)
+	out := make([]sparse.TermWeight, 0, n)
 	for v, w := range row {
 		if w > 0 {
-			out = append(out, index.TermWeight{Term: uint32(v), Weight: w})
+			out = append(out, sparse.TermWeight{Term: uint32(v), Weight: w})
 		}
 	}
 	if topN > 0 && len(out) > topN {
-		slices.SortStableFunc(out, func(a, b index.TermWeight) int {
+		slices.SortStableFunc(out, func(a, b sparse.TermWeight) int {
 			switch {
 			case a.Weight > b.Weight:
 				return -1
@@ -254,12 +254,12 @@ func Sparsify(row []float32, topN int) []index.TermWeight {
 			return 0
 		})
 		out = out[:topN]
-		slices.SortFunc(out, func(a, b index.TermWeight) int { return int(a.Term) - int(b.Term) })
+		slices.SortFunc(out, func(a, b sparse.TermWeight) int { return int(a.Term) - int(b.Term) })
 	}
 	return out
 }
 
-// Fingerprints. An index built by EncodeCorpus records in its META
+// Fingerprints. An index built by adapt.EncodeCorpus records in its META
 // fingerprint which model built it:
 //
 //	splade vocab=sha256:<64 hex> model=sha256:<64 hex>
@@ -267,7 +267,7 @@ func Sparsify(row []float32, topN int) []index.TermWeight {
 // vocab is VocabHash of the tokenizer's vocabulary, model the SHA-256 of
 // the checkpoint's model.safetensors (or "-" when unknown). A query
 // encoder is accepted for an index when the vocabulary hashes agree
-// (CheckIndex): a model fine-tuned further on the same vocabulary still
+// (adapt.CheckIndex): a model fine-tuned further on the same vocabulary still
 // produces vectors in the index's term space.
 
 // VocabHash is the SHA-256 of the vocabulary, tokens joined by "\n" in id
@@ -319,33 +319,4 @@ func ParseFingerprint(fp string) (vocab, model string, ok bool) {
 	vocab, ok1 := strings.CutPrefix(f[1], "vocab=sha256:")
 	model, ok2 := strings.CutPrefix(f[2], "model=")
 	return vocab, model, ok1 && ok2 && vocab != ""
-}
-
-// CheckIndex reports whether e may encode queries for index r: the
-// vocabulary recorded in the index's fingerprint, or failing that the
-// index's own vocabulary, must equal the encoder's, and the index's term
-// count must be the encoder's vocabulary size. The error names both sides.
-func CheckIndex(e *Encoder, r *index.Reader) error {
-	m := r.Meta()
-	if m.NumTerms != e.VocabSize() {
-		return fmt.Errorf("index has %d terms but the model's vocabulary has %d tokens: it was built with another model (fingerprint %q)", m.NumTerms, e.VocabSize(), m.Fingerprint)
-	}
-	mine := VocabHash(e.Tok.Vocab())
-	if vocab, _, ok := ParseFingerprint(m.Fingerprint); ok {
-		if vocab != mine {
-			return fmt.Errorf("index vocabulary sha256:%.12s… differs from the model's sha256:%.12s…: it was built with another model (%s)", vocab, mine, m.Fingerprint)
-		}
-		return nil
-	}
-	if r.HasVocab() {
-		vocab := e.Tok.Vocab()
-		for t := range vocab {
-			tok, _ := r.Token(uint32(t))
-			if tok != vocab[t] {
-				return fmt.Errorf("index term %d is %q but the model's token %d is %q: it was built with another vocabulary", t, tok, t, vocab[t])
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("index records no vocabulary (fingerprint %q): cannot check it against the model; rebuild it with \"spladapt encode\"", m.Fingerprint)
 }

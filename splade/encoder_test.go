@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -130,7 +130,7 @@ func TestEncoderMatchesDense(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(name string, got []index.TermWeight, want []float64, topN int) {
+	check := func(name string, got []sparse.TermWeight, want []float64, topN int) {
 		t.Helper()
 		// Entries > 0 of the dense vector, or its topN largest.
 		type tw struct {
@@ -251,16 +251,16 @@ func TestSparsify(t *testing.T) {
 }
 
 // tws builds a vector from (term, weight) pairs.
-func tws(pairs ...float32) []index.TermWeight {
-	var out []index.TermWeight
+func tws(pairs ...float32) []sparse.TermWeight {
+	var out []sparse.TermWeight
 	for i := 0; i < len(pairs); i += 2 {
-		out = append(out, index.TermWeight{Term: uint32(pairs[i]), Weight: pairs[i+1]})
+		out = append(out, sparse.TermWeight{Term: uint32(pairs[i]), Weight: pairs[i+1]})
 	}
 	return out
 }
 
-// TestFingerprint checks the fingerprint round trip and that CheckIndex
-// accepts the encoder's own vocabulary and refuses another.
+// TestFingerprint checks the fingerprint round trip and that the
+// vocabulary hash sees token boundaries and order.
 func TestFingerprint(t *testing.T) {
 	dir := tinyModelDir(t, 1)
 	enc, err := LoadEncoder(dir, 16, 8, 0)

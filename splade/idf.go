@@ -10,8 +10,8 @@ import (
 	"sort"
 
 	"github.com/spladapt/spladapt/corpora"
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -47,10 +47,10 @@ const (
 
 // Queries encodes query texts: an Encoder, or IDFQueries.
 type Queries interface {
-	// Encode encodes one query (index.QueryEncoder).
-	Encode(text string) ([]index.TermWeight, error)
+	// Encode encodes one query (index.QueryEncoder's method).
+	Encode(text string) ([]sparse.TermWeight, error)
 	// EncodeQueries encodes several; out[i] belongs to texts[i].
-	EncodeQueries(texts []string) ([][]index.TermWeight, error)
+	EncodeQueries(texts []string) ([][]sparse.TermWeight, error)
 }
 
 // IDFQueries is an inference-free query encoder: a query is its word
@@ -63,13 +63,13 @@ type IDFQueries struct {
 }
 
 // Encode implements Queries. Cost: tokenisation.
-func (q *IDFQueries) Encode(text string) ([]index.TermWeight, error) {
+func (q *IDFQueries) Encode(text string) ([]sparse.TermWeight, error) {
 	return WeightedTokens(q.Tok.Encode(text, q.QueryMaxLen).IDs, q.Weights), nil
 }
 
 // EncodeQueries implements Queries.
-func (q *IDFQueries) EncodeQueries(texts []string) ([][]index.TermWeight, error) {
-	out := make([][]index.TermWeight, len(texts))
+func (q *IDFQueries) EncodeQueries(texts []string) ([][]sparse.TermWeight, error) {
+	out := make([][]sparse.TermWeight, len(texts))
 	for i, en := range q.Tok.EncodeBatch(texts, q.QueryMaxLen) {
 		out[i] = WeightedTokens(en.IDs, q.Weights)
 	}
@@ -244,11 +244,11 @@ func ReadIDF(dir string, tok *tokenize.Tokenizer) ([]float32, error) {
 // WeightedTokens is the inference-free vector of a token sequence: each
 // distinct token once with weight w[id], specials and zero weights left
 // out, sorted by term.
-func WeightedTokens(ids []int32, w []float32) []index.TermWeight {
-	out := make([]index.TermWeight, 0, len(ids))
+func WeightedTokens(ids []int32, w []float32) []sparse.TermWeight {
+	out := make([]sparse.TermWeight, 0, len(ids))
 	for _, id := range ids {
 		if int(id) < len(w) && w[id] > 0 {
-			out = append(out, index.TermWeight{Term: uint32(id), Weight: w[id]})
+			out = append(out, sparse.TermWeight{Term: uint32(id), Weight: w[id]})
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Term < out[b].Term })

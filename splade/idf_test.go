@@ -2,6 +2,8 @@ package splade
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/spladapt/spladapt/corpora"
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -43,7 +45,7 @@ func TestComputeIDF(t *testing.T) {
 func TestWeightedTokens(t *testing.T) {
 	w := []float32{0, 0.5, 2, 0, 3}
 	got := WeightedTokens([]int32{4, 1, 3, 4, 0, 2, 1}, w)
-	want := []index.TermWeight{{Term: 1, Weight: 0.5}, {Term: 2, Weight: 2}, {Term: 4, Weight: 3}}
+	want := []sparse.TermWeight{{Term: 1, Weight: 0.5}, {Term: 2, Weight: 2}, {Term: 4, Weight: 3}}
 	if !slices.Equal(got, want) {
 		t.Errorf("WeightedTokens = %v, want %v (each token once, zero weights dropped, by term)", got, want)
 	}
@@ -160,9 +162,9 @@ func TestVectorStats(t *testing.T) {
 	var a vectorStatsAcc
 	// doc 1 text {1,2}: weights 1 on 1 (own), 3 on 7 (expansion);
 	// doc 2 text {2}: weight 2 on 2 (own), 3 on 7.
-	a.addDoc([]index.TermWeight{{Term: 1, Weight: 1}, {Term: 7, Weight: 3}}, []int32{1, 2})
-	a.addDoc([]index.TermWeight{{Term: 2, Weight: 2}, {Term: 7, Weight: 3}}, []int32{2})
-	a.addQuery([]index.TermWeight{{Term: 1, Weight: 1}})
+	a.addDoc([]sparse.TermWeight{{Term: 1, Weight: 1}, {Term: 7, Weight: 3}}, []int32{1, 2})
+	a.addDoc([]sparse.TermWeight{{Term: 2, Weight: 2}, {Term: 7, Weight: 3}}, []int32{2})
+	a.addQuery([]sparse.TermWeight{{Term: 1, Weight: 1}})
 	s := a.stats()
 	cos := 9 / math.Sqrt(10*13)
 	want := VectorStats{NNZDoc: 2, NNZQuery: 1, OwnShare: 3.0 / 9, Top20Share: 1, MeanCosine: cos}
@@ -174,21 +176,29 @@ func TestVectorStats(t *testing.T) {
 
 // TestCorpusQueryIDF encodes the toy corpus with an inference-free
 // encoder in shards of 3 (so the document frequencies are gathered across
-// shards) and checks that the index holds ComputeIDF over the corpus's
-// documents, that QueriesFor weighs queries by it in corpus mode and by
-// the checkpoint's weights in training mode, that a two-sided encoder is
-// left alone, and that an index without the file is a clear error.
+// shards) and checks that EncodeShards returns ComputeIDF over the
+// corpus's documents, that QueriesFor weighs queries by an index's
+// IDFFile in corpus mode and by the checkpoint's weights in training mode,
+// that a two-sided encoder is left alone (and gets no IDF), and that an
+// index without the file is a clear error.
 func TestCorpusQueryIDF(t *testing.T) {
 	dir := tinyModelDir(t, 21)
 	enc, err := LoadEncoder(dir, 16, 8, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	twoSided := enc.QueryWeights == nil
-	if !twoSided {
+	if enc.QueryWeights != nil {
 		t.Fatal("tiny model unexpectedly inference-free")
 	}
-	corpus := writeToyCorpus(t)
+	corpus := filepath.Join(t.TempDir(), "corpus.jsonl")
+	var lines []string
+	for _, id := range slices.Sorted(maps.Keys(toyDocs)) {
+		b, _ := json.Marshal(map[string]string{"_id": id, "title": "", "text": toyDocs[id]})
+		lines = append(lines, string(b))
+	}
+	if err := os.WriteFile(corpus, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	docs, err := corporaContents(corpus)
 	if err != nil {
 		t.Fatal(err)
@@ -199,23 +209,26 @@ func TestCorpusQueryIDF(t *testing.T) {
 		train[i] = 0.25 // distinct from any corpus IDF
 	}
 	enc.QueryWeights = train
-	out := filepath.Join(t.TempDir(), "idx")
-	if _, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{ShardSize: 3, Fingerprint: Fingerprint(enc, dir)}); err != nil {
+	sh, err := EncodeShards(context.Background(), enc, corpus, t.TempDir(), ShardOptions{ShardSize: 3, Fingerprint: Fingerprint(enc, dir)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadIDF(out, enc.Tok)
-	if err != nil || got == nil {
-		t.Fatalf("index idf: %v, %v", got, err)
+	if len(sh.IDF) != len(want) {
+		t.Fatalf("shards' IDF has %d weights, want %d", len(sh.IDF), len(want))
 	}
 	for id := range want {
-		if math.Abs(float64(got[id]-want[id])) > 1e-5 {
-			t.Fatalf("index idf of %q = %g, want %g (ComputeIDF over the corpus)", enc.Tok.Token(int32(id)), got[id], want[id])
+		if math.Abs(float64(sh.IDF[id]-want[id])) > 1e-6 {
+			t.Fatalf("corpus idf of %q = %g, want %g (ComputeIDF over the corpus)", enc.Tok.Token(int32(id)), sh.IDF[id], want[id])
 		}
+	}
+	idx := t.TempDir() // an index directory as adapt.EncodeCorpus leaves it
+	if err := WriteIDF(idx, enc.Tok, sh.IDF); err != nil {
+		t.Fatal(err)
 	}
 	const text = "cat ship star"
 	ids := enc.Tok.Encode(text, enc.QueryMaxLen).IDs
 	for mode, w := range map[string][]float32{QueryIDFCorpus: want, QueryIDFTraining: train} {
-		q, err := QueriesFor(enc, out, mode)
+		q, err := QueriesFor(enc, idx, mode)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,13 +236,13 @@ func TestCorpusQueryIDF(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if exp := WeightedTokens(ids, w); !slices.EqualFunc(v, exp, func(a, b index.TermWeight) bool {
+		if exp := WeightedTokens(ids, w); !slices.EqualFunc(v, exp, func(a, b sparse.TermWeight) bool {
 			return a.Term == b.Term && math.Abs(float64(a.Weight-b.Weight)) < 1e-5
 		}) {
 			t.Errorf("%s: query %v, want %v", mode, v, exp)
 		}
 	}
-	if _, err := QueriesFor(enc, out, "bm25"); err == nil {
+	if _, err := QueriesFor(enc, idx, "bm25"); err == nil {
 		t.Error("QueriesFor accepted an unknown mode")
 	}
 	if _, err := QueriesFor(enc, t.TempDir(), QueryIDFCorpus); err == nil || !strings.Contains(err.Error(), "query_idf: training") {
@@ -239,12 +252,12 @@ func TestCorpusQueryIDF(t *testing.T) {
 	if q, err := QueriesFor(enc, t.TempDir(), QueryIDFCorpus); err != nil || q != Queries(enc) {
 		t.Errorf("two-sided encoder: %v, %v; want the encoder itself", q, err)
 	}
-	out2 := filepath.Join(t.TempDir(), "idx")
-	if _, err := EncodeCorpus(context.Background(), enc, corpus, out2, EncodeCorpusOptions{ShardSize: 3, Fingerprint: Fingerprint(enc, dir)}); err != nil {
+	sh2, err := EncodeShards(context.Background(), enc, corpus, t.TempDir(), ShardOptions{ShardSize: 3, Fingerprint: Fingerprint(enc, dir)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(out2, IDFFile)); !os.IsNotExist(err) {
-		t.Errorf("two-sided model's index holds %s (%v)", IDFFile, err)
+	if sh2.IDF != nil {
+		t.Error("two-sided encoder's shards carry an IDF")
 	}
 }
 

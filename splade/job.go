@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/spladapt/spladapt/bm25"
-	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/progress"
 	"github.com/spladapt/spladapt/nn"
@@ -36,10 +35,32 @@ type TrainJob struct {
 	Dev      []string // BEIR directories for model selection
 	DevSplit string
 
-	Config     config.Config   // sections splade, model and bm25
+	Settings   JobSettings     // config.Config.SpladeJob converts the settings
 	CorpusOpts corpora.Options // bad-record handling
 	Log        io.Writer       // progress lines (nil: none)
 	Progress   string          // progress bar mode: auto, on, off
+}
+
+// JobSettings are the settings of a TrainJob.
+type JobSettings struct {
+	Options TrainOptions // the trainer's
+	Mining  Mining       // hard negatives and unsupervised pairs
+	// IDFMaxLength is the tokens of each document that the IDF of an
+	// inference-free run (Options.QueryEncoder idf) counts.
+	IDFMaxLength int
+}
+
+// Mining are the settings of BM25 hard-negative mining (MineSource) and of
+// unsupervised pairs (UnsupSource).
+type Mining struct {
+	K1, B     float64 // BM25's parameters
+	Negatives int     // negatives per query
+	Depth     int     // drawn from this many top hits
+	Margins   bool    // attach BM25 margins (MineOptions.Margins)
+	Seed      uint64
+	// UnsupPairs is the number of inverse-cloze pairs per unsupervised
+	// corpus.
+	UnsupPairs int
 }
 
 // Run executes the job. An interrupted run returns an error wrapping
@@ -67,7 +88,6 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 	if log == nil {
 		log = io.Discard
 	}
-	cfg := j.Config
 	m, err := nn.LoadHF(j.Init)
 	if err != nil {
 		return nil, err
@@ -89,13 +109,10 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 		devSets = append(devSets, d)
 		fmt.Fprintf(log, "dev %s: %d queries, %d documents\n", d.Name, len(d.Queries), len(d.Docs))
 	}
-	opt, err := OptionsFromConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
+	opt := j.Settings.Options
 	var qw []float32
 	if opt.QueryEncoder == QueryEncoderIDF {
-		if qw, err = CorpusIDF(tok, append(append([]string(nil), j.Train...), j.Unsup...), cfg.Model.MaxLength, j.CorpusOpts); err != nil {
+		if qw, err = CorpusIDF(tok, append(append([]string(nil), j.Train...), j.Unsup...), j.Settings.IDFMaxLength, j.CorpusOpts); err != nil {
 			return nil, fmt.Errorf("train splade: %w", err)
 		}
 		fmt.Fprintf(log, "inference-free: queries are their tokens weighted by IDF over the corpora of %s\n", strings.Join(append(append([]string(nil), j.Train...), j.Unsup...), ", "))
@@ -142,36 +159,10 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 	return meta, nil
 }
 
-// OptionsFromConfig maps the config (sections splade and model) onto
-// TrainOptions.
-func OptionsFromConfig(cfg config.Config) (TrainOptions, error) {
-	sp := cfg.Splade
-	w := Weights{InfoNCE: 1, MarginMSE: sp.MarginMSE, FLOPSD: sp.LambdaD, WarmupSteps: sp.LambdaWarmupSteps}
-	switch sp.QueryReg {
-	case "flops":
-		w.FLOPSQ = sp.LambdaQ
-	case "l1":
-		w.L1Q = sp.LambdaQ
-	default:
-		return TrainOptions{}, fmt.Errorf("splade.query_reg %q: want flops or l1", sp.QueryReg)
-	}
-	docLen := cfg.Model.MaxLength
-	if sp.TrainMaxLength > 0 {
-		docLen = sp.TrainMaxLength
-	}
-	return TrainOptions{
-		Weights: w, LR: sp.LR, WeightDecay: sp.WeightDecay, MaxGradNorm: sp.MaxGradNorm,
-		WarmupSteps: sp.WarmupSteps, Steps: sp.Steps, BatchSize: sp.BatchSize, NNeg: sp.NNeg,
-		QueryMaxLen: cfg.Model.QueryMaxLength, DocMaxLen: docLen, DevDocMaxLen: cfg.Model.MaxLength, DevTopN: sp.TopN, Seed: sp.Seed,
-		TrainParams: sp.TrainParams, DomainLayers: sp.DomainLayers, Dropout: sp.Dropout, QueryEncoder: sp.QueryEncoder,
-		EvalEvery: sp.EvalEvery, CheckpointEvery: sp.CheckpointEvery, EncodeBatch: sp.EncodeBatchSize,
-	}, nil
-}
-
 // MineSource builds (or reuses) a BM25 index of dir's corpus under cache
 // and mines hard negatives for split's qrels (judged positives excluded),
 // cached beside it.
-func MineSource(ctx context.Context, cfg config.Config, dir, split, cache string, opts corpora.Options, log io.Writer) ([]Triple, error) {
+func MineSource(ctx context.Context, mo Mining, dir, split, cache string, opts corpora.Options, log io.Writer) ([]Triple, error) {
 	idxDir := filepath.Join(cache, "bm25")
 	if _, err := bm25.ReadMeta(idxDir); err != nil {
 		fmt.Fprintf(log, "%s: building the BM25 index for negative mining\n", dir)
@@ -184,20 +175,19 @@ func MineSource(ctx context.Context, cfg config.Config, dir, split, cache string
 		return nil, err
 	}
 	defer idx.Close()
-	p := bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B}
+	p := bm25.Params{K1: mo.K1, B: mo.B}
 	s, err := idx.NewSearcher(p)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
 	var st MineStats
-	sp := cfg.Splade
 	name := split + ".triples.tsv"
-	if sp.MineMargins {
+	if mo.Margins {
 		name = split + ".margins.triples.tsv"
 	}
 	ts, hit, err := MineCached(ctx, filepath.Join(cache, name), fmt.Sprintf("bm25 k1=%g b=%g", p.K1, p.B),
-		dir, split, s, sp.MineNegatives, sp.MineDepth, sp.Seed, MineOptions{Stats: &st, Margins: sp.MineMargins})
+		dir, split, s, mo.Negatives, mo.Depth, mo.Seed, MineOptions{Stats: &st, Margins: mo.Margins})
 	if err != nil {
 		return nil, err
 	}
@@ -206,9 +196,9 @@ func MineSource(ctx context.Context, cfg config.Config, dir, split, cache string
 		how = "cached"
 	}
 	fmt.Fprintf(log, "%s/%s: %s %d triples from %d judged queries (skipped: %d without positive in the corpus, %d not in queries.jsonl, %d without negatives; %d with fewer than %d negatives)\n",
-		dir, split, how, st.Triples, st.Queries, st.NoPositive, st.MissingQuery, st.NoNegatives, st.FewNegatives, sp.MineNegatives)
-	if sp.MineMargins {
-		fmt.Fprintf(log, "%s/%s: BM25 margins attached; %d positives outside the top %d hits skipped\n", dir, split, st.PosNotRetrieved, sp.MineDepth)
+		dir, split, how, st.Triples, st.Queries, st.NoPositive, st.MissingQuery, st.NoNegatives, st.FewNegatives, mo.Negatives)
+	if mo.Margins {
+		fmt.Fprintf(log, "%s/%s: BM25 margins attached; %d positives outside the top %d hits skipped\n", dir, split, st.PosNotRetrieved, mo.Depth)
 	}
 	return ts, nil
 }
@@ -240,7 +230,7 @@ func FormatMetrics(ms map[string]float64) string {
 // are given, and their texts; then the unsupervised pairs of each Unsup
 // corpus. The re-ranker's trainer (package rerank) uses it too.
 func (j TrainJob) Sources(ctx context.Context, log io.Writer) ([]Source, error) {
-	cfg := j.Config
+	mo := j.Settings.Mining
 	var err error
 	var sources []Source
 	for i, dir := range j.Train {
@@ -248,7 +238,7 @@ func (j TrainJob) Sources(ctx context.Context, log io.Writer) ([]Source, error) 
 		if len(j.Triples) > 0 {
 			ts, err = ReadTriples(j.Triples[i], j.CorpusOpts)
 		} else {
-			ts, err = MineSource(ctx, cfg, dir, j.Split, filepath.Join(j.WorkDir, fmt.Sprintf("mined-%d", i)), j.CorpusOpts, log)
+			ts, err = MineSource(ctx, mo, dir, j.Split, filepath.Join(j.WorkDir, fmt.Sprintf("mined-%d", i)), j.CorpusOpts, log)
 		}
 		if err != nil {
 			return nil, err
@@ -275,7 +265,7 @@ func (j TrainJob) Sources(ctx context.Context, log io.Writer) ([]Source, error) 
 		fmt.Fprintf(log, "%s: %d triples\n", name, len(ts))
 	}
 	for i, dir := range j.Unsup {
-		src, err := UnsupSource(ctx, cfg, dir, j.Dev, filepath.Join(j.WorkDir, fmt.Sprintf("unsup-%d", i)), j.CorpusOpts, log)
+		src, err := UnsupSource(ctx, mo, dir, j.Dev, filepath.Join(j.WorkDir, fmt.Sprintf("unsup-%d", i)), j.CorpusOpts, log)
 		if err != nil {
 			return nil, err
 		}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
-	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -81,7 +81,7 @@ func margins(t *testing.T, m *nn.Model, tok *tokenize.Tokenizer) []float64 {
 		q := toyQueries[qid]
 		vq, _ := enc.EncodeQuery(q.text)
 		vd, _ := enc.EncodeDocs([]string{toyDocs[q.pos], toyDocs[q.neg]})
-		ix := NewExactIndex(vd, enc.VocabSize())
+		ix := sparse.NewExact(vd, enc.VocabSize())
 		s := map[int]float64{}
 		for _, h := range ix.Search(vq, 2) {
 			s[h.Doc] = h.Score
@@ -190,7 +190,8 @@ func TestTrainToy(t *testing.T) {
 
 // TestTrainResume runs 8 steps straight, and 4 steps, a stop, and a
 // resumed run to 8 from fresh copies of the same initial model: losses and
-// final weights must agree (dropout on, several negatives sampled).
+// final weights must agree (dropout on, several negatives sampled), from
+// the state as saved and from the same state in format 1.
 func TestTrainResume(t *testing.T) {
 	dir := tinyModelDir(t, 5)
 	src, _ := toySource()
@@ -228,32 +229,53 @@ func TestTrainResume(t *testing.T) {
 		return losses, m
 	}
 	straight, m1 := run(t.TempDir(), -1, false)
-	work := t.TempDir()
-	a, _ := run(work, 4, false)
-	b, m2 := run(work, -1, true)
-	if len(straight) != 8 || len(a) != 4 || len(b) != 4 {
-		t.Fatalf("%d, %d + %d steps", len(straight), len(a), len(b))
-	}
-	got := append(a, b...)
-	for i := range straight {
-		if math.Abs(got[i]-straight[i]) > 1e-5*(1+math.Abs(straight[i])) {
-			t.Errorf("step %d: loss %.9g resumed, %.9g straight", i+1, got[i], straight[i])
-		}
-	}
 	if straight[0] == straight[7] {
 		t.Error("loss did not change: the test compares nothing")
 	}
-	for i, p := range m1.Params {
-		q := m2.Params[i]
-		for j := range p.W {
-			if math.Abs(float64(p.W[j]-q.W[j])) > 1e-5 {
-				t.Fatalf("%s[%d]: %g straight, %g resumed", p.Name, j, p.W[j], q.W[j])
+	// The state as saved (format 2), and rewritten as format 1, which
+	// SPLADE runs wrote before pretraining joined the loop: the same files,
+	// train_state.json without "trainer" and "task"
+	// (docs/format/train-state.md).
+	for _, format := range []int{2, 1} {
+		work := t.TempDir()
+		a, _ := run(work, 4, false)
+		if format == 1 {
+			path := filepath.Join(work, "state", "train_state.json")
+			var st map[string]any
+			raw, err := os.ReadFile(path)
+			if err != nil || json.Unmarshal(raw, &st) != nil || st["format"] != 2.0 || st["trainer"] != "splade" {
+				t.Fatalf("saved state: %s (%v)", raw, err)
+			}
+			st["format"] = 1
+			delete(st, "trainer")
+			delete(st, "task")
+			raw, _ = json.Marshal(st)
+			if err := os.WriteFile(path, raw, 0o644); err != nil {
+				t.Fatal(err)
 			}
 		}
-	}
-	log, err := os.ReadFile(filepath.Join(work, "state", "curves.csv"))
-	if err != nil || len(splitLines(string(log))) != 9 {
-		t.Errorf("resumed curve has %d lines (want header + 8): %v", len(splitLines(string(log))), err)
+		b, m2 := run(work, -1, true)
+		if len(straight) != 8 || len(a) != 4 || len(b) != 4 {
+			t.Fatalf("format %d: %d, %d + %d steps", format, len(straight), len(a), len(b))
+		}
+		got := append(a, b...)
+		for i := range straight {
+			if math.Abs(got[i]-straight[i]) > 1e-5*(1+math.Abs(straight[i])) {
+				t.Errorf("format %d: step %d: loss %.9g resumed, %.9g straight", format, i+1, got[i], straight[i])
+			}
+		}
+		for i, p := range m1.Params {
+			q := m2.Params[i]
+			for j := range p.W {
+				if math.Abs(float64(p.W[j]-q.W[j])) > 1e-5 {
+					t.Fatalf("format %d: %s[%d]: %g straight, %g resumed", format, p.Name, j, p.W[j], q.W[j])
+				}
+			}
+		}
+		log, err := os.ReadFile(filepath.Join(work, "state", "curves.csv"))
+		if err != nil || len(splitLines(string(log))) != 9 {
+			t.Errorf("format %d: resumed curve has %d lines (want header + 8): %v", format, len(splitLines(string(log))), err)
+		}
 	}
 }
 
@@ -303,29 +325,6 @@ func TestTrainTaskParams(t *testing.T) {
 		}
 	}
 }
-
-// TestExactIndex checks exact top-k against scoring every document.
-func TestExactIndex(t *testing.T) {
-	docs := [][]indexTW{tws(1, 1, 3, 2), tws(3, 1), tws(0, 5), tws(1, 1, 3, 2), nil}
-	ix := NewExactIndex(docs, 4)
-	got := ix.Search(tws(1, 2, 3, 1), 10)
-	// d0 = 2+2 = 4, d3 = 4 (tie → smaller doc first), d1 = 1; d2, d4 score 0.
-	want := []ExactHit{{0, 4}, {3, 4}, {1, 1}}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	if got := ix.Search(tws(1, 2, 3, 1), 1); len(got) != 1 || got[0].Doc != 0 {
-		t.Errorf("k=1: %v", got)
-	}
-	// Built in two chunks: the same documents and numbers.
-	inc := NewExactIndex(docs[:2], 4)
-	inc.Add(docs[2:])
-	if got := inc.Search(tws(1, 2, 3, 1), 10); !slices.Equal(got, want) {
-		t.Errorf("chunked: %v, want %v", got, want)
-	}
-}
-
-type indexTW = index.TermWeight
 
 func mustMeasures(t *testing.T, names ...string) []eval.Measure {
 	t.Helper()

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/spladapt/spladapt/bm25"
-	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 )
 
@@ -145,12 +144,12 @@ func ICTPairs(docs []corpora.Doc, opt ICTOptions) *ICTSet {
 }
 
 // UnsupSource builds a training source of ICT pairs from the corpus at dir
-// (a BEIR directory or anything corpora.OpenCorpus reads): cfg.Splade's
-// unsup_pairs pairs, BM25 hard negatives (bm25.k1, bm25.b; mine_negatives
-// from the top mine_depth) from an index cached under cache. Every query
+// (a BEIR directory or anything corpora.OpenCorpus reads): mo.UnsupPairs
+// pairs, BM25 hard negatives (mo.K1, mo.B; mo.Negatives from the top
+// mo.Depth) from an index cached under cache. Every query
 // of every BEIR directory in exclude (and of dir itself when it has
 // queries.jsonl) is excluded from the generated queries.
-func UnsupSource(ctx context.Context, cfg config.Config, dir string, exclude []string, cache string, opts corpora.Options, log io.Writer) (Source, error) {
+func UnsupSource(ctx context.Context, mo Mining, dir string, exclude []string, cache string, opts corpora.Options, log io.Writer) (Source, error) {
 	fail := func(err error) (Source, error) {
 		return Source{}, fmt.Errorf("unsupervised pairs from %s: %w", dir, err)
 	}
@@ -171,8 +170,7 @@ func UnsupSource(ctx context.Context, cfg config.Config, dir string, exclude []s
 			excl = append(excl, q.Text)
 		}
 	}
-	sp := cfg.Splade
-	set := ICTPairs(docs, ICTOptions{MaxPairs: sp.UnsupPairs, KeepProb: 0.1, Seed: sp.Seed, Exclude: excl})
+	set := ICTPairs(docs, ICTOptions{MaxPairs: mo.UnsupPairs, KeepProb: 0.1, Seed: mo.Seed, Exclude: excl})
 	idxDir := filepath.Join(cache, "bm25")
 	if _, err := bm25.ReadMeta(idxDir); err != nil {
 		fmt.Fprintf(log, "%s: building the BM25 index for negative mining\n", dir)
@@ -185,7 +183,7 @@ func UnsupSource(ctx context.Context, cfg config.Config, dir string, exclude []s
 		return fail(err)
 	}
 	defer idx.Close()
-	s, err := idx.NewSearcher(bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B})
+	s, err := idx.NewSearcher(bm25.Params{K1: mo.K1, B: mo.B})
 	if err != nil {
 		return fail(err)
 	}
@@ -196,7 +194,7 @@ func UnsupSource(ctx context.Context, cfg config.Config, dir string, exclude []s
 	}
 	var st MineStats
 	ts, err := MineNegatives(ctx, set.Queries, set.Qrels, func(id string) bool { return ids[id] }, s,
-		sp.MineNegatives, sp.MineDepth, sp.Seed, MineOptions{Stats: &st})
+		mo.Negatives, mo.Depth, mo.Seed, MineOptions{Stats: &st})
 	if err != nil {
 		return fail(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 )
 
@@ -83,13 +82,12 @@ func TestUnsupSourceExcludesTestQueries(t *testing.T) {
 	write("corpus.jsonl", corpus.String())
 	write("queries.jsonl", fmt.Sprintf("{\"_id\": \"t1\", \"text\": %q}\n", leak))
 	write("qrels/test.tsv", "query-id\tcorpus-id\tscore\nt1\td4\t1\n")
-	cfg := config.Default()
-	cfg.Splade.MineNegatives, cfg.Splade.MineDepth = 2, 10
+	mo := Mining{K1: 0.9, B: 0.4, Negatives: 2, Depth: 10, UnsupPairs: 10000} // config's defaults but for the mining
 	// Each document draws one of its three sentences: try seeds until
 	// document 4 draws the one that is a test query.
 	for seed := uint64(1); seed < 40; seed++ {
-		cfg.Splade.Seed = seed
-		src, err := UnsupSource(context.Background(), cfg, dir, nil, t.TempDir(), corpora.Options{}, io.Discard)
+		mo.Seed = seed
+		src, err := UnsupSource(context.Background(), mo, dir, nil, t.TempDir(), corpora.Options{}, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

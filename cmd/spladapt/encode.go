@@ -53,7 +53,7 @@ func spladeQueryEncoder(cfg config.Config, modelDir, idxDir string, r *index.Rea
 	if err != nil {
 		return nil, err
 	}
-	if err := splade.CheckIndex(enc, r); err != nil {
+	if err := adapt.CheckIndex(enc, r); err != nil {
 		return nil, fmt.Errorf("model %s: %w", modelDir, err)
 	}
 	return splade.QueriesFor(enc, idxDir, cfg.Splade.QueryIDF)
@@ -112,7 +112,7 @@ document, index size and encoding throughput (--stats FILE: as JSON).`,
 			last := 0
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			st, err := splade.EncodeCorpus(ctx, enc, corpus, out, splade.EncodeCorpusOptions{
+			st, err := adapt.EncodeCorpus(ctx, enc, corpus, out, adapt.EncodeCorpusOptions{
 				WorkDir:     work,
 				ShardSize:   cfg.Splade.ShardSize,
 				Index:       index.Options{Workers: cfg.NumThreads(), QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize},

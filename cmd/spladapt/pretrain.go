@@ -43,7 +43,7 @@ HF-layout checkpoint with training.json and curves.csv/curves.svg.`,
 				return err
 			}
 			setThreads(cfg.NumThreads())
-			o.Config = cfg.Pretrain
+			o.Settings = cfg.Pretrain.Settings()
 			o.CacheDir = filepath.Join(cfg.Cache(), "tokens")
 			o.Progress = cfg.Progress
 			o.Log = cmd.ErrOrStderr()
@@ -130,7 +130,7 @@ measured on text it did not train on.`,
 			}
 			var rows []row
 			for _, c := range corpus {
-				loss, ppl, n, err := pretrain.EvalCorpus(cmd.Context(), model, []string{c}, cfg.Pretrain,
+				loss, ppl, n, err := pretrain.EvalCorpus(cmd.Context(), model, []string{c}, cfg.Pretrain.Settings(),
 					filepath.Join(cfg.Cache(), "tokens"), corpora.Options{SkipInvalid: cfg.SkipInvalid})
 				if err != nil {
 					return err

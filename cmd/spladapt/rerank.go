@@ -182,7 +182,8 @@ or a --triples file.`,
 			if err != nil {
 				return fmt.Errorf("rerank score-triples: %w", err)
 			}
-			srcs, err := splade.TrainJob{Train: train, Split: split, Triples: triples, WorkDir: work, Config: cfg,
+			srcs, err := splade.TrainJob{Train: train, Split: split, Triples: triples, WorkDir: work,
+				Settings:   splade.JobSettings{Mining: cfg.SpladeMining()},
 				CorpusOpts: skipOptions(cfg, stderr)}.Sources(ctx, stderr)
 			if err != nil {
 				return err

@@ -99,9 +99,13 @@ a resumed run repeats exactly what an uninterrupted one would do.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
+			set, err := cfg.SpladeJob()
+			if err != nil {
+				return err
+			}
 			meta, err := splade.TrainJob{Init: initDir, Out: out, WorkDir: work, Resume: resume,
 				Train: train, Split: split, Triples: triples, Teacher: teacher, Dev: dev, DevSplit: devSplit, Unsup: unsup,
-				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress}.Run(ctx)
+				Settings: set, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress}.Run(ctx)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					return errors.Unwrap(err)

@@ -1,14 +1,19 @@
-// Package trainloop is the machinery every fine-tuning run of spladapt
-// shares (SPLADE in package splade, cross-encoders and MICE in package
-// rerank): AdamW with the linear warm-up/decay schedule and global-norm
-// clipping, the run loop with its evaluation and checkpoint cadence and
-// best-model selection, and the resumable state (weights, AdamW moments,
-// step, best result, curves) saved atomically and restored exactly.
+// Package trainloop is the machinery every training run of spladapt
+// shares (MLM pretraining in package pretrain, SPLADE in package splade,
+// cross-encoders and MICE in package rerank): AdamW with the linear
+// warm-up/decay schedule and global-norm clipping, the run loop with its
+// evaluation and checkpoint cadence and best-model selection, and the
+// resumable state (weights, AdamW moments, step, best result, curves, the
+// task's own state) saved atomically and restored exactly, in the format
+// of docs/format/train-state.md.
 //
-// The trainer of a model supplies a Task: how to take one step and what
-// its curve values are, how to evaluate on the dev sets, and how to write
-// the selected model. Every source of randomness in a step must be a
-// function of (seed, step) for a resumed run to repeat an uninterrupted one.
+// The trainer of a model supplies a Task: how to take one step (its
+// gradients, then Loop.Update; or its micro-batches' gradients through
+// Loop.Accumulate) and what its curve values are, how to evaluate on the dev
+// sets, and how to write the selected model. Every source of randomness in
+// a step must be a function of (seed, step) for a resumed run to repeat an
+// uninterrupted one; state that is not (a data position, counters) is the
+// task's to save (StatefulTask).
 package trainloop
 
 import (
@@ -34,6 +39,9 @@ type Options struct {
 	MaxGradNorm float64 // clip the global gradient norm (≤ 0: no clipping)
 	WarmupSteps int     // linear learning-rate warm-up steps
 	Steps       int     // optimiser steps in all
+	// GradAccum is the number of micro-batches whose gradients make one
+	// step, for a task that steps through Accumulate (≤ 1: one).
+	GradAccum int
 	// EvalEvery evaluates every this many steps, at the last step and,
 	// when > 0, before the first step (the initial model is a candidate
 	// too); 0 only at the last step. A task without dev sets is never
@@ -46,8 +54,8 @@ type Options struct {
 
 // Task is one model's part of a run.
 type Task interface {
-	// Step takes one optimiser step — gradients, then Loop.Update — and
-	// returns the values to log for it.
+	// Step takes one optimiser step — gradients, then Loop.Update, or
+	// both through Loop.Accumulate — and returns the values to log for it.
 	Step() (map[string]float64, error)
 	// HasDev reports whether Evaluate has dev sets to evaluate on.
 	HasDev() bool
@@ -57,6 +65,19 @@ type Task interface {
 	// SaveBest writes the current model as the run's result, with its dev
 	// measures (nil without dev sets).
 	SaveBest(dev map[string]float64) error
+}
+
+// StatefulTask is a Task with state of its own to resume, saved as JSON
+// beside the loop's (train_state.json's "task").
+type StatefulTask interface {
+	Task
+	// SaveState returns the task's state after the steps taken so far.
+	SaveState() (json.RawMessage, error)
+	// LoadState restores what SaveState returned (or, for a checkpoint of
+	// pretrain's format 0, the whole state.json), or refuses it: it is
+	// called before the weights are restored, so a refusal leaves the
+	// model as it was.
+	LoadState(raw json.RawMessage) error
 }
 
 // Hooks observe a run; any may be nil.
@@ -72,10 +93,19 @@ var ErrCheckpointExists = errors.New("work directory holds a checkpoint")
 // Loop is the state of a run: the optimiser, the step count, the best dev
 // result and the curves. Not safe for concurrent use.
 type Loop struct {
-	Opt    Options
-	Model  *nn.Model // its Params are optimised and saved in the state
-	Title  string    // title of the curves' chart
-	Select string    // the dev measure that selects the best model
+	Opt   Options
+	Model *nn.Model // its Params are optimised and saved in the state
+	Title string    // title of the curves' chart
+	// Select is the dev measure that selects the best model. Empty: dev
+	// measures are only logged (at EvalEvery, never before the first
+	// step), and the model of the last step is the result.
+	Select string
+	// Kind names the trainer ("pretrain", "splade", "rerank"); a state
+	// saved by another kind is not resumed.
+	Kind string
+	// EvalPrefix is put before each dev measure's name in the curves
+	// ("dev " unless changed).
+	EvalPrefix string
 	// Key identifies the options and data that fix the trajectory: a
 	// state saved under another key is not resumed.
 	Key string
@@ -86,14 +116,15 @@ type Loop struct {
 	BestDev   map[string]float64
 	Curves    *curves.Log
 
-	optim *nn.AdamW
-	sched nn.LinearSchedule
+	optim    *nn.AdamW
+	sched    nn.LinearSchedule
+	stateful StatefulTask // the running task, when it has state of its own
 }
 
 // New returns a loop at step 0 over m's parameters (frozen ones are left
 // alone by the optimiser).
 func New(m *nn.Model, opt Options, title, sel string) *Loop {
-	return &Loop{Opt: opt, Model: m, Title: title, Select: sel, Best: -1, Curves: &curves.Log{},
+	return &Loop{Opt: opt, Model: m, Title: title, Select: sel, EvalPrefix: "dev ", Best: -1, Curves: &curves.Log{},
 		optim: nn.NewAdamW(m.Params, opt.WeightDecay),
 		sched: nn.LinearSchedule{Warmup: opt.WarmupSteps, Total: opt.Steps}}
 }
@@ -109,17 +140,53 @@ func (l *Loop) Update() (lr, norm float64) {
 	return lr, norm
 }
 
+// Accumulate takes one optimiser step over Opt.GradAccum micro-batches:
+// it zeroes the gradients, calls micro for each (0-based index, and the
+// scale 1/GradAccum its backward must apply to the gradients), then
+// Update. It returns the mean of the micro-batches' losses, the learning
+// rate and the gradient norm before clipping.
+func (l *Loop) Accumulate(micro func(i int, scale float32) (loss float64, err error)) (loss, lr, norm float64, err error) {
+	n := max(l.Opt.GradAccum, 1)
+	nn.ZeroGrad(l.Model.Params)
+	for i := range n {
+		li, err := micro(i, float32(1/float64(n)))
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		loss += li / float64(n)
+	}
+	lr, norm = l.Update()
+	return loss, lr, norm, nil
+}
+
+// HasState reports whether workDir holds a resumable state (of any
+// format Load reads).
+func HasState(workDir string) bool {
+	for _, f := range []string{stateFile, legacyPretrainStateFile} {
+		if _, err := os.Stat(filepath.Join(workDir, "state", f)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// StateModelDir is the directory of the model (HF layout, with its
+// tokenizer files) in the resumable state of workDir.
+func StateModelDir(workDir string) string { return filepath.Join(workDir, "state", "model") }
+
 // Run trains until Opt.Steps, evaluating, checkpointing (to
 // workDir/state) and keeping the best model through task as configured.
 // With resume and a checkpoint in workDir it continues from there
 // (identically to an uninterrupted run); without resume an existing
-// checkpoint is ErrCheckpointExists. Without dev sets the model of the
-// last step is the result. The context is checked between steps; on
-// cancellation the state of the last step taken is saved and ctx.Err()
-// returned.
+// checkpoint is ErrCheckpointExists. Without dev sets, or without Select,
+// the model of the last step is the result. The context is checked
+// between steps; on cancellation the state of the last step taken is
+// saved and ctx.Err() returned.
 func (l *Loop) Run(ctx context.Context, workDir string, resume bool, task Task, hooks Hooks) error {
 	stateDir := filepath.Join(workDir, "state")
-	if _, err := os.Stat(filepath.Join(stateDir, "train_state.json")); err == nil {
+	l.stateful, _ = task.(StatefulTask)
+	defer func() { l.stateful = nil }()
+	if HasState(workDir) {
 		if !resume {
 			return fmt.Errorf("train: %w: %s (pass --resume to continue it, or remove it)", ErrCheckpointExists, stateDir)
 		}
@@ -148,7 +215,13 @@ func (l *Loop) Run(ctx context.Context, workDir string, resume bool, task Task, 
 			return err
 		}
 		for k, v := range ms {
-			vals["dev "+k] = v
+			vals[l.EvalPrefix+k] = v
+		}
+		if l.Select == "" {
+			if hooks.OnEval != nil {
+				hooks.OnEval(l.StepsDone, ms, false)
+			}
+			return nil
 		}
 		sel := ms[l.Select]
 		better := sel > l.Best
@@ -164,7 +237,8 @@ func (l *Loop) Run(ctx context.Context, workDir string, resume bool, task Task, 
 		return nil
 	}
 	hasDev := task.HasDev()
-	if l.StepsDone == 0 && hasDev && l.Opt.EvalEvery > 0 {
+	selects := hasDev && l.Select != ""
+	if l.StepsDone == 0 && selects && l.Opt.EvalEvery > 0 {
 		vals := map[string]float64{}
 		if err := evaluate(vals); err != nil {
 			return err
@@ -193,7 +267,7 @@ func (l *Loop) Run(ctx context.Context, workDir string, resume bool, task Task, 
 		vals["seconds"] = clock()
 		l.Curves.Add(l.StepsDone, vals)
 		if every(l.Opt.CheckpointEvery, l.StepsDone) {
-			if !hasDev {
+			if !selects {
 				if err := task.SaveBest(nil); err != nil {
 					return err
 				}
@@ -210,22 +284,46 @@ func (l *Loop) Run(ctx context.Context, workDir string, resume bool, task Task, 
 	return nil
 }
 
+// The files of a resumable state (docs/format/train-state.md).
+const (
+	stateFile     = "train_state.json"
+	optimizerFile = "optimizer.safetensors"
+	// StateFormat is the version of train_state.json this package writes.
+	// Format 1 (splade and rerank before pretrain joined the loop) had
+	// neither "trainer" nor "task"; Load reads it.
+	StateFormat = 2
+	// pretrain's own layout before format 2 ("format 0"): state.json and
+	// optim.safetensors beside the same model/ and curves.
+	legacyPretrainStateFile     = "state.json"
+	legacyPretrainOptimizerFile = "optim.safetensors"
+)
+
 // state is train_state.json in a checkpoint: where to resume.
 type state struct {
 	Format  int                `json:"format"`
+	Trainer string             `json:"trainer,omitempty"`
 	Step    int                `json:"step"`
 	Key     string             `json:"key"`
 	Best    float64            `json:"best"`
 	BestAt  int                `json:"best_at"`
 	BestDev map[string]float64 `json:"best_dev,omitempty"`
+	Task    json.RawMessage    `json:"task,omitempty"`
 }
 
 // Save writes the resumable state to stateDir, replaced atomically: the
 // model (HF layout, stateDir/model), the AdamW moments
 // (optimizer.safetensors: "m.<name>", "v.<name>", the step in the
-// metadata), the curves and train_state.json.
+// metadata), the curves and train_state.json (format StateFormat, with
+// the running StatefulTask's state).
 func (l *Loop) Save(stateDir string) error {
-	st := state{Format: 1, Step: l.StepsDone, Key: l.Key, Best: l.Best, BestAt: l.BestAt, BestDev: l.BestDev}
+	st := state{Format: StateFormat, Trainer: l.Kind, Step: l.StepsDone, Key: l.Key, Best: l.Best, BestAt: l.BestAt, BestDev: l.BestDev}
+	if l.stateful != nil {
+		raw, err := l.stateful.SaveState()
+		if err != nil {
+			return fmt.Errorf("save training state %s: %w", stateDir, err)
+		}
+		st.Task = raw
+	}
 	raw, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
@@ -241,14 +339,14 @@ func (l *Loop) Save(stateDir string) error {
 		if err := l.Model.SaveHF(filepath.Join(tmp, "model"), nil); err != nil {
 			return err
 		}
-		if err := safetensors.WriteFile(filepath.Join(tmp, "optimizer.safetensors"), tensors,
+		if err := safetensors.WriteFile(filepath.Join(tmp, optimizerFile), tensors,
 			map[string]string{"step": strconv.Itoa(ost.Step)}); err != nil {
 			return err
 		}
 		if err := l.Curves.Save(filepath.Join(tmp, "curves"), l.Title); err != nil {
 			return err
 		}
-		return atomicfile.WriteFile(filepath.Join(tmp, "train_state.json"), append(raw, '\n'), 0o644)
+		return atomicfile.WriteFile(filepath.Join(tmp, stateFile), append(raw, '\n'), 0o644)
 	})
 	if err != nil {
 		return fmt.Errorf("save training state %s: %w", stateDir, err)
@@ -256,20 +354,70 @@ func (l *Loop) Save(stateDir string) error {
 	return nil
 }
 
-// Load restores what Save wrote. The key must match, and the saved step
-// must not be past Opt.Steps.
+// readState reads the state of stateDir in any format Load accepts and
+// returns it as format 2 with the name of its optimizer file.
+func (l *Loop) readState(stateDir string) (state, string, error) {
+	var st state
+	raw, err := os.ReadFile(filepath.Join(stateDir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		// Format 0: pretrain's state.json, {"step", "position", "tokens",
+		// "seconds", "config"}; all but the step are the task's.
+		raw, err = os.ReadFile(filepath.Join(stateDir, legacyPretrainStateFile))
+		if err != nil {
+			return st, "", err
+		}
+		if l.Kind != "pretrain" {
+			return st, "", fmt.Errorf("%s is the state of a pretrain run (format 0), not of a %s run: use another work directory", legacyPretrainStateFile, l.Kind)
+		}
+		var old struct {
+			Step *int `json:"step"`
+		}
+		if err := json.Unmarshal(raw, &old); err != nil || old.Step == nil {
+			return st, "", fmt.Errorf("%s: not a pretrain state (%v)", legacyPretrainStateFile, err)
+		}
+		return state{Format: 0, Trainer: "pretrain", Step: *old.Step, Key: l.Key, Best: -1, Task: raw}, legacyPretrainOptimizerFile, nil
+	}
+	if err != nil {
+		return st, "", err
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, "", fmt.Errorf("%s: %w", stateFile, err)
+	}
+	switch st.Format {
+	case 1:
+		// splade and rerank before format 2: no trainer, no task state.
+		if l.Kind == "pretrain" {
+			return st, "", fmt.Errorf("%s format 1 is the state of a splade or rerank run, not of a pretrain run: use another work directory", stateFile)
+		}
+		st.Trainer = l.Kind
+	case StateFormat:
+	default:
+		return st, "", fmt.Errorf("%s format %d, want 1 or %d (written by another version of spladapt? remove the work directory to start again)", stateFile, st.Format, StateFormat)
+	}
+	if st.Trainer != l.Kind {
+		return st, "", fmt.Errorf("%s is the state of a %s run, not of a %s run: use another work directory", stateFile, st.Trainer, l.Kind)
+	}
+	return st, optimizerFile, nil
+}
+
+// Load restores what Save wrote, or a state of format 1 (splade, rerank)
+// or 0 (pretrain's state.json and optim.safetensors). The trainer kind and
+// the key must match (a format-0 state has no key: its task checks it),
+// the running StatefulTask must accept its state, and the saved step must
+// not be past Opt.Steps.
 func (l *Loop) Load(stateDir string) error {
 	fail := func(err error) error { return fmt.Errorf("resume from %s: %w", stateDir, err) }
-	raw, err := os.ReadFile(filepath.Join(stateDir, "train_state.json"))
+	st, optFile, err := l.readState(stateDir)
 	if err != nil {
 		return fail(err)
 	}
-	var st state
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return fail(err)
-	}
-	if st.Format != 1 {
-		return fail(fmt.Errorf("train_state.json format %d, want 1", st.Format))
+	if l.stateful != nil {
+		if len(st.Task) == 0 {
+			return fail(fmt.Errorf("%s holds no task state", stateFile))
+		}
+		if err := l.stateful.LoadState(st.Task); err != nil {
+			return fail(err)
+		}
 	}
 	if st.Key != l.Key {
 		return fail(fmt.Errorf("the checkpoint was made with other training options or data (key %s, now %s): use the same settings, or another work directory", st.Key, l.Key))
@@ -288,25 +436,25 @@ func (l *Loop) Load(stateDir string) error {
 		}
 		copy(p.W, w)
 	}
-	f, err := safetensors.ReadFile(filepath.Join(stateDir, "optimizer.safetensors"))
+	f, err := safetensors.ReadFile(filepath.Join(stateDir, optFile))
 	if err != nil {
 		return fail(err)
 	}
 	step, err := strconv.Atoi(f.Metadata()["step"])
 	if err != nil {
-		return fail(fmt.Errorf("optimizer.safetensors: bad step %q", f.Metadata()["step"]))
+		return fail(fmt.Errorf("%s: bad step %q", optFile, f.Metadata()["step"]))
 	}
 	ost := nn.AdamWState{Step: step, M: map[string][]float32{}, V: map[string][]float32{}}
 	for _, p := range l.Model.Params {
 		if ost.M[p.Name], _, err = f.Float32("m." + p.Name); err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("%s: %w", optFile, err))
 		}
 		if ost.V[p.Name], _, err = f.Float32("v." + p.Name); err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("%s: %w", optFile, err))
 		}
 	}
 	if err := l.optim.Load(ost); err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("%s: %w", optFile, err))
 	}
 	log, err := curves.ReadCSV(filepath.Join(stateDir, "curves.csv"))
 	if err != nil {

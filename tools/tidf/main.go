@@ -1,5 +1,10 @@
-// Command tidf is a throwaway experiment: copy a model directory, replacing
-// its idf.json by the IDF of another corpus.
+// Command tidf copies a checkpoint directory (as symlinks) with its idf.json
+// replaced by the IDF of another corpus, so that any command that loads the
+// checkpoint weighs an inference-free model's queries by that corpus's
+// statistics — the probe that decided splade.query_idf
+// (docs/experiments.md, session 6):
+//
+//	go run ./tools/tidf -model M -corpus C -out DIR [-max-length 256]
 package main
 
 import (

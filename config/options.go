@@ -1,0 +1,64 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/spladapt/spladapt/pretrain"
+	"github.com/spladapt/spladapt/splade"
+)
+
+// The settings as the option structs of the library packages, which do
+// not import this package.
+
+// Settings is section pretrain as pretrain.Settings.
+func (p Pretrain) Settings() pretrain.Settings {
+	return pretrain.Settings{Arch: p.Arch, Layers: p.Layers, Hidden: p.Hidden, Heads: p.Heads, FF: p.FF,
+		MaxPositions: p.MaxPositions, VocabSize: p.VocabSize, SeqLen: p.SeqLen, BatchSize: p.BatchSize,
+		GradAccum: p.GradAccum, Steps: p.Steps, LR: p.LR, WarmupSteps: p.WarmupSteps, WeightDecay: p.WeightDecay,
+		MaxGradNorm: p.MaxGradNorm, MaskProb: p.MaskProb, WholeWord: p.WholeWord, CopyProb: p.CopyProb, Init: p.Init,
+		HeldoutEvery: p.HeldoutEvery, HeldoutMax: p.HeldoutMax, EvalEvery: p.EvalEvery, CheckpointEvery: p.CheckpointEvery,
+		TrainParams: p.TrainParams, DomainLayers: p.DomainLayers, Seed: p.Seed}
+}
+
+// SpladeJob is sections splade, model and bm25 as the settings of a
+// splade.TrainJob.
+func (c Config) SpladeJob() (splade.JobSettings, error) {
+	opt, err := c.SpladeTrainOptions()
+	if err != nil {
+		return splade.JobSettings{}, err
+	}
+	return splade.JobSettings{Options: opt, Mining: c.SpladeMining(), IDFMaxLength: c.Model.MaxLength}, nil
+}
+
+// SpladeTrainOptions is sections splade and model as splade.TrainOptions.
+func (c Config) SpladeTrainOptions() (splade.TrainOptions, error) {
+	sp := c.Splade
+	w := splade.Weights{InfoNCE: 1, MarginMSE: sp.MarginMSE, FLOPSD: sp.LambdaD, WarmupSteps: sp.LambdaWarmupSteps}
+	switch sp.QueryReg {
+	case "flops":
+		w.FLOPSQ = sp.LambdaQ
+	case "l1":
+		w.L1Q = sp.LambdaQ
+	default:
+		return splade.TrainOptions{}, fmt.Errorf("splade.query_reg %q: want flops or l1", sp.QueryReg)
+	}
+	docLen := c.Model.MaxLength
+	if sp.TrainMaxLength > 0 {
+		docLen = sp.TrainMaxLength
+	}
+	return splade.TrainOptions{
+		Weights: w, LR: sp.LR, WeightDecay: sp.WeightDecay, MaxGradNorm: sp.MaxGradNorm,
+		WarmupSteps: sp.WarmupSteps, Steps: sp.Steps, BatchSize: sp.BatchSize, NNeg: sp.NNeg,
+		QueryMaxLen: c.Model.QueryMaxLength, DocMaxLen: docLen, DevDocMaxLen: c.Model.MaxLength, DevTopN: sp.TopN, Seed: sp.Seed,
+		TrainParams: sp.TrainParams, DomainLayers: sp.DomainLayers, Dropout: sp.Dropout, QueryEncoder: sp.QueryEncoder,
+		EvalEvery: sp.EvalEvery, CheckpointEvery: sp.CheckpointEvery, EncodeBatch: sp.EncodeBatchSize,
+	}, nil
+}
+
+// SpladeMining is the mining settings of section splade with bm25's k1
+// and b.
+func (c Config) SpladeMining() splade.Mining {
+	sp := c.Splade
+	return splade.Mining{K1: c.BM25.K1, B: c.BM25.B, Negatives: sp.MineNegatives, Depth: sp.MineDepth,
+		Margins: sp.MineMargins, Seed: sp.Seed, UnsupPairs: sp.UnsupPairs}
+}

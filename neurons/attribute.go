@@ -37,7 +37,7 @@ const (
 type Options struct {
 	Layers   []int    // attributed layers; nil for all
 	Steps    int      // quadrature steps (default 64)
-	Rule     Rule     // default Midpoint
+	Rule     Rule     // default Adaptive
 	Baseline string   // BaselineZero (default) or BaselineMean
 	Sides    []string // default {SideDoc}
 	// Progress, when set, is called after each pair.
@@ -135,7 +135,7 @@ func AttributePairs(enc *splade.Encoder, modelDir string, pairs []Pair, opt Opti
 	}
 	rule := opt.Rule
 	if rule == "" {
-		rule = Midpoint
+		rule = Adaptive
 	}
 	out := &Attributions{Model: modelDir, Layers: layers, Neurons: F, Steps: steps, Rule: rule, Baseline: bl, Sides: sides,
 		Attr: map[string][]float32{}, BaseVals: map[string][][]float32{}}

@@ -27,11 +27,20 @@
 // and by the fundamental theorem of calculus along the path
 // (completeness) Σ A = f(1) − f(0) up to the quadrature error. Per-neuron
 // attributions sum A over positions. The integral is a quadrature rule
-// (Rule: the midpoint rule by default) whose m path points run as one batch
-// of m copies of the text (split into groups of at most MaxRows
-// positions). Because df/dα jumps where an argmax or a ReLU switches along
-// the path, the completeness error decreases like 1/m, not faster: check
-// CompletenessError and raise the steps when it matters.
+// (Rule) over m path points, each one copy of the text in a batched
+// forward and backward pass (groups of at most MaxRows positions).
+//
+// The integrand g(α) = df/dα = Σ (a − a')·∂f/∂x is smooth except where the
+// SPLADE head's max pooling switches its argmax position or a ReLU of
+// log1p(relu(·)) switches on or off for a term of the other side's vector:
+// there f has a kink and g jumps. A fixed rule's error is O(h·jump) per
+// jump, which is large against f(1) − f(0) when the score barely moves
+// (a term that switches on mid-path and off again). The default rule,
+// Adaptive, evaluates f with g at every point and so knows each
+// interval's exact trapezoid error, (b−a)/2·(g(a)+g(b)) − (f(b) − f(a));
+// it spends the m evaluations on the intervals where that error is
+// largest, in batched rounds (see adaptiveTrapezoid). Midpoint,
+// GaussLegendre and Trapezoid remain selectable. Check CompletenessError.
 package neurons
 
 import (
@@ -47,7 +56,7 @@ type Attributor struct {
 	Model  *nn.Model
 	Layers []int // attributed layers, ascending, each in [0, L)
 	Steps  int   // quadrature steps m (default 64)
-	Rule   Rule  // default Midpoint
+	Rule   Rule  // default Adaptive
 	// Baseline, when set, is a' per attributed layer: Baseline[i] (F) for
 	// Layers[i], the same at every position. nil means zero.
 	Baseline [][]float32
@@ -58,6 +67,9 @@ type Attributor struct {
 	PerPosition bool
 
 	pass *nn.Pass
+	// trace, when set (tests), sees every batch of path points with f and
+	// g = df/dα at each.
+	trace func(alpha, f, g []float64)
 }
 
 // Result is the attribution of one text's neurons.
@@ -133,16 +145,26 @@ func freeze(m *nn.Model) func() {
 
 // pathHook forces the attributed layers of a batch of path points: row
 // block k (one copy of the text) of layer Layers[i] gets base + α_k·diff.
-// With alpha nil it records the clean activations instead.
+// With record set it records the clean activations instead. In Backward it
+// keeps each path point's contribution (a − a')·∂f/∂x per neuron (summed
+// over positions) and, with perPos, per position.
 type pathHook struct {
 	layers []int
 	pos    map[int]int // layer → index in layers
-	T      int
+	T, F   int
 	clean  [][]float32 // (T,F) per attributed layer
 	base   [][]float32 // (F) per attributed layer; nil = zero
-	alpha  []float64   // per row block; nil: record clean
-	grad   [][]float64 // (T,F) per attributed layer: Σ_k ∂f_k/∂x (weights in dout)
+	alpha  []float64   // per row block of the current batch
 	record bool
+	// contrib[first+k] (len(layers)·F) receives Σ_t (a − a')[l,t,j]·∂f_k/∂x[l,t,j]
+	// of row block k; perPos[first+k] (len(layers)·T·F), when perPos is
+	// set, the same per position. grad, when set, (T,F) per layer, receives
+	// the raw Σ_k ∂f_k/∂x instead (ForcedGradient).
+	contrib [][]float64
+	perPos  [][]float32
+	keepPos bool
+	first   int
+	grad    [][]float64
 }
 
 func (h *pathHook) FFNForward(l int, b nn.Batch, act []float32) bool {
@@ -160,27 +182,50 @@ func (h *pathHook) FFNForward(l int, b nn.Batch, act []float32) bool {
 			row := act[(k*h.T+t)*F : (k*h.T+t+1)*F]
 			c := h.clean[i][t*F : (t+1)*F]
 			for j := range row {
-				var base float64
-				if h.base != nil {
-					base = float64(h.base[i][j])
-				}
-				row[j] = float32(base + al*(float64(c[j])-base))
+				row[j] = float32(h.baseAt(i, j) + al*(float64(c[j])-h.baseAt(i, j)))
 			}
 		}
 	}
 	return true
 }
 
+func (h *pathHook) baseAt(i, j int) float64 {
+	if h.base == nil {
+		return 0
+	}
+	return float64(h.base[i][j])
+}
+
 func (h *pathHook) FFNBackward(l int, grad []float32) {
 	i, ok := h.pos[l]
-	if !ok || h.grad == nil {
+	if !ok {
 		return
 	}
-	g := h.grad[i]
-	n := len(g)
+	n := h.T * h.F
+	if h.grad != nil {
+		for k := range h.alpha {
+			for x, v := range grad[k*n : (k+1)*n] {
+				h.grad[i][x] += float64(v)
+			}
+		}
+		return
+	}
 	for k := range h.alpha {
-		for x, v := range grad[k*n : (k+1)*n] {
-			g[x] += float64(v)
+		c := h.contrib[h.first+k][i*h.F : (i+1)*h.F]
+		var pp []float32
+		if h.keepPos {
+			pp = h.perPos[h.first+k][i*n : (i+1)*n]
+		}
+		g := grad[k*n : (k+1)*n]
+		for t := range h.T {
+			for j := range h.F {
+				x := t*h.F + j
+				v := (float64(h.clean[i][x]) - h.baseAt(i, j)) * float64(g[x])
+				c[j] += v
+				if pp != nil {
+					pp[x] = float32(v)
+				}
+			}
 		}
 	}
 }
@@ -190,8 +235,11 @@ func (h *pathHook) GradFrom() int { return h.layers[0] }
 // Attribute returns the Integrated-Gradients attribution of the neurons of
 // ids (one text, specials included, no padding) for f = other·w(ids), where
 // w is the SPLADE vector of ids and other (V) the fixed vector of the other
-// side. Cost: (m + 2) forward passes and m backward passes of the text
-// (the m path points batched), plus 2 forward passes.
+// side. Cost: Steps forward and backward passes of the text (the path
+// points batched: all at once for a fixed rule, one batch per refinement
+// round for Adaptive), plus 2 forward passes for f(1) and f(0). Memory:
+// len(Layers)·F float64 per path point, and with PerPosition
+// len(Layers)·T·F float32 per path point.
 func (a *Attributor) Attribute(ids []int32, other []float32) (*Result, error) {
 	if err := a.check(); err != nil {
 		return nil, err
@@ -209,17 +257,13 @@ func (a *Attributor) Attribute(ids []int32, other []float32) (*Result, error) {
 	if steps == 0 {
 		steps = 64
 	}
-	alphas, weights, err := a.Rule.Nodes(steps)
-	if err != nil {
-		return nil, fmt.Errorf("attribute: %w", err)
-	}
 	if a.pass == nil {
 		a.pass = m.NewPass()
 	}
 	defer freeze(m)()
 	defer a.pass.SetFFNHook(nil)
 
-	h := &pathHook{layers: a.Layers, pos: map[int]int{}, T: T, base: a.Baseline}
+	h := &pathHook{layers: a.Layers, pos: map[int]int{}, T: T, F: F, base: a.Baseline, keepPos: a.PerPosition}
 	for i, l := range a.Layers {
 		h.pos[l] = i
 		h.clean = append(h.clean, make([]float32, T*F))
@@ -227,71 +271,106 @@ func (a *Attributor) Attribute(ids []int32, other []float32) (*Result, error) {
 	a.pass.SetFFNHook(h)
 	// Clean pass: record a_l and f(1).
 	h.record = true
-	score, err := a.scores(ids, []float64{1}, other, nil)
+	score, err := a.scores(ids, 1, other, nil)
 	if err != nil {
 		return nil, err
 	}
 	h.record = false
 	// Baseline: every attributed neuron at a'.
 	h.alpha = []float64{0}
-	base, err := a.scores(ids, []float64{1}, other, nil)
+	base, err := a.scores(ids, 1, other, nil)
 	if err != nil {
 		return nil, err
 	}
-	// The path, in groups of path points.
-	h.grad = make([][]float64, len(a.Layers))
-	for i := range h.grad {
-		h.grad[i] = make([]float64, T*F)
-	}
+	// eval runs the path points alphas (in groups of at most MaxRows
+	// positions) and returns f and g = df/dα = Σ (a − a')·∂f/∂x at each.
 	maxRows := a.MaxRows
 	if maxRows <= 0 {
 		maxRows = 2048
 	}
 	per := max(1, maxRows/T)
-	for k0 := 0; k0 < len(alphas); k0 += per {
-		k1 := min(k0+per, len(alphas))
-		h.alpha = alphas[k0:k1]
-		if _, err := a.scores(ids, weights[k0:k1], other, h); err != nil {
-			return nil, err
+	eval := func(alphas []float64) (f, g []float64, err error) {
+		for k0 := 0; k0 < len(alphas); k0 += per {
+			k1 := min(k0+per, len(alphas))
+			h.first = len(h.contrib)
+			for range k1 - k0 {
+				h.contrib = append(h.contrib, make([]float64, len(a.Layers)*F))
+				if a.PerPosition {
+					h.perPos = append(h.perPos, make([]float32, len(a.Layers)*T*F))
+				}
+			}
+			h.alpha = alphas[k0:k1]
+			fk, err := a.scores(ids, k1-k0, other, h)
+			if err != nil {
+				return nil, nil, err
+			}
+			f = append(f, fk...)
+			for _, c := range h.contrib[h.first:] {
+				var s float64
+				for _, v := range c {
+					s += v
+				}
+				g = append(g, s)
+			}
 		}
+		if a.trace != nil {
+			a.trace(alphas, f, g)
+		}
+		return f, g, nil
+	}
+	var weights []float64
+	if a.Rule == Adaptive || a.Rule == "" {
+		_, weights, err = adaptiveTrapezoid(steps, eval)
+	} else {
+		var alphas []float64
+		alphas, weights, err = a.Rule.Nodes(steps)
+		if err == nil {
+			_, _, err = eval(alphas)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("attribute: %w", err)
 	}
 	res := &Result{Score: score[0], BaselineScore: base[0], Attr: make([][]float64, len(a.Layers))}
 	for i := range a.Layers {
 		res.Attr[i] = make([]float64, F)
-		var pp []float32
-		if a.PerPosition {
-			pp = make([]float32, T*F)
-		}
-		for t := range T {
-			for j := range F {
-				var b float64
-				if a.Baseline != nil {
-					b = float64(a.Baseline[i][j])
-				}
-				v := (float64(h.clean[i][t*F+j]) - b) * h.grad[i][t*F+j]
-				res.Attr[i][j] += v
-				if pp != nil {
-					pp[t*F+j] = float32(v)
-				}
+		for k, w := range weights {
+			for j, v := range h.contrib[k][i*F : (i+1)*F] {
+				res.Attr[i][j] += w * v
 			}
 		}
 		for _, v := range res.Attr[i] {
 			res.Sum += v
 		}
-		if pp != nil {
-			res.PerPos = append(res.PerPos, pp)
+		if a.PerPosition {
+			pp := make([]float64, T*F)
+			for k, w := range weights {
+				for x, v := range h.perPos[k][i*T*F : (i+1)*T*F] {
+					pp[x] += w * float64(v)
+				}
+			}
+			res.PerPos = append(res.PerPos, float32s(pp))
 		}
 	}
 	return res, nil
 }
 
-// scores runs len(w) copies of ids through the model (the hook decides
-// each copy's forced activations) and returns f_k = other·w(copy k); with
-// back set it also back-propagates Σ_k w_k·f_k into the hook.
-func (a *Attributor) scores(ids []int32, w []float64, other []float32, back *pathHook) ([]float64, error) {
+func float32s(x []float64) []float32 {
+	o := make([]float32, len(x))
+	for i, v := range x {
+		o[i] = float32(v)
+	}
+	return o
+}
+
+// scores runs K copies of ids through the model (the hook decides each
+// copy's forced activations) and returns f_k = other·w(copy k); with back
+// set it also back-propagates Σ_k f_k into the hook (the copies are
+// independent, so the hook sees each copy's own gradient).
+func (a *Attributor) scores(ids []int32, K int, other []float32, back *pathHook) ([]float64, error) {
 	m := a.Model
 	C, V := m.Config.HiddenSize, m.Config.VocabSize
-	K, T := len(w), len(ids)
+	T := len(ids)
 	b := nn.Batch{B: K, T: T, InputIDs: make([]int32, K*T), Mask: make([]float32, K*T)}
 	for k := range K {
 		copy(b.InputIDs[k*T:], ids)
@@ -318,7 +397,7 @@ func (a *Attributor) scores(ids []int32, w []float64, other []float32, back *pat
 	dout := make([]float32, K*V)
 	for k := range K {
 		for v, o := range other {
-			dout[k*V+v] = float32(w[k]) * o
+			dout[k*V+v] = o
 		}
 	}
 	dz := make([]float32, K*T*C)
@@ -355,7 +434,7 @@ func (a *Attributor) ForcedGradient(ids []int32, other []float32, forced [][]flo
 	}
 	defer freeze(a.Model)()
 	defer a.pass.SetFFNHook(nil)
-	h := &pathHook{layers: a.Layers, pos: map[int]int{}, T: T, alpha: []float64{1}}
+	h := &pathHook{layers: a.Layers, pos: map[int]int{}, T: T, F: F, alpha: []float64{1}}
 	for i, l := range a.Layers {
 		if len(forced[i]) != T*F {
 			return 0, nil, fmt.Errorf("forced gradient: layer %d has %d values, want T·F = %d", l, len(forced[i]), T*F)
@@ -365,7 +444,7 @@ func (a *Attributor) ForcedGradient(ids []int32, other []float32, forced [][]flo
 		h.grad = append(h.grad, make([]float64, T*F))
 	}
 	a.pass.SetFFNHook(h)
-	f, err := a.scores(ids, []float64{1}, other, h)
+	f, err := a.scores(ids, 1, other, h)
 	if err != nil {
 		return 0, nil, err
 	}

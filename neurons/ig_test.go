@@ -62,17 +62,32 @@ func allLayers(m *nn.Model) []int {
 	return l
 }
 
-// TestCompleteness checks Σ attributions = f(x) − f(baseline) on every
-// test model and three texts each (all layers, zero baseline): at 64
-// midpoint steps, the criterion (error ≤ 2% of |f(1) − f(0)|) for
-// most cases — the integrand jumps at argmax and ReLU switches, so an
-// unlucky text can exceed it — and within 2% for every case at 1024 steps,
-// where the 1/m quadrature error has shrunk. It also checks a constant
-// non-zero baseline and a single layer.
+// roughModel is a freshly initialised 3-layer DistilBERT with a large init
+// range: its SPLADE score has about 40 kinks along the path, more than any
+// rule resolves reliably with 64 evaluations.
+const roughModel = "random-distilbert"
+
+// TestCompleteness checks Σ attributions = f(x) − f(baseline) with the
+// default (adaptive) rule at 64 steps (all layers, zero baseline). On ten
+// texts of every HF-layout test checkpoint each case must meet the issue's
+// criterion, error ≤ 2% of |f(1) − f(0)|. These cases are hard for a fixed
+// rule: the integrand jumps at argmax and ReLU switches and several texts
+// barely move the score (bert-tiny text 2: f(1) − f(0) = 0.008 while f
+// rises by 0.12 and falls back), so the test also checks that the midpoint
+// rule at 64 steps, the old default, fails some of them (it reaches 30%).
+// On twenty texts of the rough random model at least 15 must be within 2%
+// (the midpoint rule manages 8). Outside -short, the midpoint rule at 1024
+// steps must be within 2% on the checkpoints' texts. It also checks a
+// constant non-zero baseline and a single layer.
 func TestCompleteness(t *testing.T) {
 	var errs64 []float64
-	for _, name := range append(oracleModels, "random-distilbert") {
-		for seed := uint64(1); seed <= 3; seed++ {
+	midFails, rough, roughWithin, roughMid := 0, 0, 0, 0
+	for _, name := range append(oracleModels, roughModel) {
+		texts := uint64(10)
+		if name == roughModel {
+			texts = 20
+		}
+		for seed := uint64(1); seed <= texts; seed++ {
 			c := loadCase(t, name, seed)
 			layers := allLayers(c.m)
 			r, err := (&Attributor{Model: c.m, Layers: layers, Steps: 64}).Attribute(c.ids, c.other)
@@ -80,34 +95,56 @@ func TestCompleteness(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := r.CompletenessError()
-			errs64 = append(errs64, e)
-			msg := fmt.Sprintf("%s text %d: score %.5f baseline %.5f Σattr %.5f, error at 64 steps %.3g%%", name, seed, r.Score, r.BaselineScore, r.Sum, 100*e)
+			mid, err := (&Attributor{Model: c.m, Layers: layers, Steps: 64, Rule: Midpoint}).Attribute(c.ids, c.other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			em := mid.CompletenessError()
+			msg := fmt.Sprintf("%s text %d: score %.5f baseline %.5f Σattr %.5f, error at 64 steps: adaptive %.3g%%, midpoint %.3g%%",
+				name, seed, r.Score, r.BaselineScore, r.Sum, 100*e, 100*em)
 			if math.Abs(r.Score-r.BaselineScore) < 1e-3 {
 				t.Errorf("%s: score %g and baseline score %g too close for a meaningful test", name, r.Score, r.BaselineScore)
 			}
+			if name == roughModel {
+				rough++
+				if e <= 0.02 {
+					roughWithin++
+				}
+				if em <= 0.02 {
+					roughMid++
+				}
+				t.Log(msg)
+				continue
+			}
+			errs64 = append(errs64, e)
+			if em > 0.02 {
+				midFails++
+			}
+			if e > 0.02 || math.IsNaN(e) {
+				t.Errorf("%s text %d: completeness error %.3g%% > 2%% at 64 adaptive steps", name, seed, 100*e)
+			}
 			if !testing.Short() {
-				r, err := (&Attributor{Model: c.m, Layers: layers, Steps: 1024}).Attribute(c.ids, c.other)
+				r, err := (&Attributor{Model: c.m, Layers: layers, Steps: 1024, Rule: Midpoint}).Attribute(c.ids, c.other)
 				if err != nil {
 					t.Fatal(err)
 				}
-				msg += fmt.Sprintf(", at 1024 steps %.3g%%", 100*r.CompletenessError())
+				msg += fmt.Sprintf(", midpoint at 1024 steps %.3g%%", 100*r.CompletenessError())
 				if e := r.CompletenessError(); e > 0.02 || math.IsNaN(e) {
-					t.Errorf("%s text %d: completeness error %.3g%% > 2%% at 1024 steps", name, seed, 100*e)
+					t.Errorf("%s text %d: completeness error %.3g%% > 2%% at 1024 midpoint steps", name, seed, 100*e)
 				}
 			}
 			t.Log(msg)
 		}
 	}
 	slices.Sort(errs64)
-	within := 0
-	for _, e := range errs64 {
-		if e <= 0.02 {
-			within++
-		}
+	t.Logf("test checkpoints, 64 adaptive steps: median error %.3g%%, worst %.3g%%; the midpoint rule exceeds 2%% on %d of %d cases",
+		100*errs64[len(errs64)/2], 100*errs64[len(errs64)-1], midFails, len(errs64))
+	t.Logf("rough model, 64 steps: %d of %d texts within 2%% (midpoint: %d)", roughWithin, rough, roughMid)
+	if midFails == 0 {
+		t.Errorf("the midpoint rule passes every case at 64 steps: the cases no longer test the adaptive rule")
 	}
-	t.Logf("64 steps: %d of %d cases within 2%%, median error %.3g%%, worst %.3g%%", within, len(errs64), 100*errs64[len(errs64)/2], 100*errs64[len(errs64)-1])
-	if within < 2*len(errs64)/3 {
-		t.Errorf("64 steps: only %d of %d cases within 2%%", within, len(errs64))
+	if 4*roughWithin < 3*rough {
+		t.Errorf("rough model: only %d of %d texts within 2%% at 64 adaptive steps", roughWithin, rough)
 	}
 	// A constant non-zero baseline and a single layer.
 	for _, name := range []string{"bert-tiny", "distilbert-bf16-tied-extras"} {
@@ -142,9 +179,10 @@ func TestCompleteness(t *testing.T) {
 	}
 }
 
-// TestBruteForcePath compares the batched Gauss–Legendre attribution at 64
-// steps with an unbatched (one path point per forward pass) midpoint
-// integral at 4096 steps, neuron by neuron.
+// TestBruteForcePath compares the batched Gauss–Legendre and adaptive
+// attributions at 64 steps with an unbatched (one path point per forward
+// pass) midpoint integral at 4096 steps, neuron by neuron, and checks that
+// the adaptive rule's per-position attributions sum to its per-neuron ones.
 func TestBruteForcePath(t *testing.T) {
 	steps := 4096
 	if testing.Short() {
@@ -153,28 +191,44 @@ func TestBruteForcePath(t *testing.T) {
 	for _, name := range []string{"bert-tiny", "distilbert-tiny"} {
 		c := loadCase(t, name, 2)
 		layers := allLayers(c.m)
-		fast, err := (&Attributor{Model: c.m, Layers: layers, Steps: 64, Rule: GaussLegendre}).Attribute(c.ids, c.other)
-		if err != nil {
-			t.Fatal(err)
-		}
 		slow, err := (&Attributor{Model: c.m, Layers: layers, Steps: steps, Rule: Midpoint, MaxRows: len(c.ids)}).Attribute(c.ids, c.other)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var scale, worst float64
-		for i := range fast.Attr {
-			for j := range fast.Attr[i] {
-				scale = max(scale, math.Abs(slow.Attr[i][j]))
-				worst = max(worst, math.Abs(fast.Attr[i][j]-slow.Attr[i][j]))
+		for _, rule := range []Rule{GaussLegendre, Adaptive} {
+			fast, err := (&Attributor{Model: c.m, Layers: layers, Steps: 64, Rule: rule, PerPosition: true}).Attribute(c.ids, c.other)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		t.Logf("%s: max |A_gauss64 − A_midpoint%d| = %.3g, max |A| = %.3g; Σ %.6f vs %.6f, f(1)−f(0) = %.6f",
-			name, steps, worst, scale, fast.Sum, slow.Sum, fast.Score-fast.BaselineScore)
-		if worst > 0.02*scale {
-			t.Errorf("%s: batched and brute-force attributions differ by %.3g (max |A| %.3g)", name, worst, scale)
-		}
-		if fast.Score != slow.Score || fast.BaselineScore != slow.BaselineScore {
-			t.Errorf("%s: end points differ: %v %v vs %v %v", name, fast.Score, fast.BaselineScore, slow.Score, slow.BaselineScore)
+			var scale, worst float64
+			for i := range fast.Attr {
+				for j := range fast.Attr[i] {
+					scale = max(scale, math.Abs(slow.Attr[i][j]))
+					worst = max(worst, math.Abs(fast.Attr[i][j]-slow.Attr[i][j]))
+				}
+			}
+			T, F := len(c.ids), c.m.Config.IntermediateSize
+			var posDiff float64
+			for i := range fast.Attr {
+				for j, v := range fast.Attr[i] {
+					var s float64
+					for tk := range T {
+						s += float64(fast.PerPos[i][tk*F+j])
+					}
+					posDiff = max(posDiff, math.Abs(s-v))
+				}
+			}
+			if posDiff > 1e-5*scale {
+				t.Errorf("%s, %s: per-position attributions sum to the per-neuron ones within %.3g (max |A| %.3g)", name, rule, posDiff, scale)
+			}
+			t.Logf("%s: max |A_%s64 − A_midpoint%d| = %.3g, max |A| = %.3g; Σ %.6f vs %.6f, f(1)−f(0) = %.6f",
+				name, rule, steps, worst, scale, fast.Sum, slow.Sum, fast.Score-fast.BaselineScore)
+			if worst > 0.02*scale {
+				t.Errorf("%s: batched and brute-force attributions differ by %.3g (max |A| %.3g)", name, worst, scale)
+			}
+			if fast.Score != slow.Score || fast.BaselineScore != slow.BaselineScore {
+				t.Errorf("%s: end points differ: %v %v vs %v %v", name, fast.Score, fast.BaselineScore, slow.Score, slow.BaselineScore)
+			}
 		}
 	}
 }
@@ -187,7 +241,7 @@ func TestForcedGradientFiniteDifferences(t *testing.T) {
 		layers := allLayers(c.m)
 		a := &Attributor{Model: c.m, Layers: layers}
 		// The clean activations, scaled by 0.6: a point on the zero-baseline path.
-		rec := &Attributor{Model: c.m, Layers: layers, Steps: 1, PerPosition: true}
+		rec := &Attributor{Model: c.m, Layers: layers, Steps: 1, Rule: Midpoint, PerPosition: true}
 		if _, err := rec.Attribute(c.ids, c.other); err != nil {
 			t.Fatal(err)
 		}

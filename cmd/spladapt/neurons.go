@@ -53,9 +53,14 @@ func newNeuronsAttributeCmd(a *app) *cobra.Command {
 neurons (after GELU) of every layer (--layers 0,3,5 for some) by Integrated
 Gradients along the straight path from a baseline (--baseline zero, or mean:
 each neuron's mean activation over the attributed texts' tokens) to the
-actual activations, --steps quadrature points (--rule midpoint, gauss or
-trapezoid), batched. --side doc (default) attributes the document's forward
-pass with the query vector fixed; query and both need a two-sided model.
+actual activations, --steps quadrature points, batched. --rule adaptive
+(the default) spends them where the integrand jumps (an argmax or ReLU
+switch of the SPLADE head along the path): a uniform grid of steps/8+1
+points, then 12 rounds that cut the intervals whose exact trapezoid error
+(known from the score at both ends) is largest; midpoint, gauss and
+trapezoid are the fixed rules. --side doc (default) attributes the
+document's forward pass with the query vector fixed; query and both need a
+two-sided model.
 
 Pairs come from --pairs (JSONL {"qid","docid","query","doc","label"}) or
 from a collection: --queries, --corpus, --qrels and a --run, taking for each
@@ -134,7 +139,7 @@ Cost per pair: about 3·steps forward-pass equivalents of the document.`,
 	f.StringVar(&out, "out", "", "output directory")
 	f.StringVar(&layers, "layers", "", "attributed layers, comma separated (default all)")
 	f.IntVar(&steps, "steps", 64, "quadrature steps")
-	f.StringVar(&rule, "rule", "midpoint", "quadrature rule: midpoint, gauss or trapezoid")
+	f.StringVar(&rule, "rule", "adaptive", "quadrature rule: adaptive, midpoint, gauss or trapezoid")
 	f.StringVar(&baseline, "baseline", "zero", "baseline activations: zero or mean")
 	f.StringVar(&side, "side", "doc", "attributed forward pass: doc, query or both")
 	return cmd
@@ -319,7 +324,7 @@ func newExplainCmd(a *app) *cobra.Command {
 into per-term contributions q_t·d_t (largest first; they sum to the score),
 marking the expansion terms (not among the document's own word pieces), and
 list the --top-neurons document neurons with the largest |attribution|
-(Integrated Gradients, --steps midpoint steps, zero baseline; 0 skips it).
+(Integrated Gradients, --steps adaptive steps, zero baseline; 0 skips it).
 --data DIR (BEIR) with --qid and --docid reads the texts from a collection.
 Text by default, --json, or --html: a self-contained fragment.`,
 		Args: cobra.NoArgs,

@@ -9,12 +9,15 @@ model.safetensors; F32, F16 or BF16) it computes, in float64 with autograd:
            recomputed; forced layers do not depend on their input
   A[l,j] = sum_t a[l,t,j] * sum_k w_k df/dx[l,t,j](alpha_k)   (midpoint rule)
 
+With --ref-steps N it also writes attr_ref, the same attributions at N
+midpoint steps: a reference integral for the Go adaptive rule at 64 steps.
+
 and writes the inputs and results as JSON, which neurons/oracle_test.go
 compares with the Go implementation. No transformers / safetensors package
 is needed.
 
     python3 tools/igoracle/igoracle.py testdata/oracle/bert-tiny/model \
-        neurons/testdata/igoracle/bert-tiny.json --seed 1 --steps 64
+        neurons/testdata/igoracle/bert-tiny.json --seed 1 --steps 64 --ref-steps 16384
 """
 
 import argparse
@@ -125,6 +128,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--len", type=int, default=12)
+    ap.add_argument("--ref-steps", type=int, default=0,
+                    help="also write attr_ref: the attributions by the midpoint rule at this many steps (a reference integral)")
     args = ap.parse_args()
     cfg, t = load(args.model)
     Vsz = cfg["vocab_size"]
@@ -141,16 +146,19 @@ def main():
     clean = clean_store["clean"]
     score = float(other_t @ splade(cfg, t, h))
     base = float(other_t @ splade(cfg, t, encode(cfg, t, ids, {l: torch.zeros_like(clean[l]) for l in layers})))
-    grads = {l: torch.zeros_like(clean[l]) for l in layers}
+    def midpoint(m):
+        grads = {l: torch.zeros_like(clean[l]) for l in layers}
+        for k in range(m):
+            alpha = (k + 0.5) / m
+            xs = {l: (alpha * clean[l]).clone().requires_grad_(True) for l in layers}
+            f = other_t @ splade(cfg, t, encode(cfg, t, ids, dict(xs)))
+            gs = torch.autograd.grad(f, [xs[l] for l in layers])
+            for l, g in zip(layers, gs):
+                grads[l] += g / m
+        return {l: (clean[l] * grads[l]).sum(dim=0) for l in layers}
+
     m = args.steps
-    for k in range(m):
-        alpha = (k + 0.5) / m
-        xs = {l: (alpha * clean[l]).clone().requires_grad_(True) for l in layers}
-        f = other_t @ splade(cfg, t, encode(cfg, t, ids, dict(xs)))
-        gs = torch.autograd.grad(f, [xs[l] for l in layers])
-        for l, g in zip(layers, gs):
-            grads[l] += g / m
-    attr = {l: (clean[l] * grads[l]).sum(dim=0) for l in layers}
+    attr = midpoint(m)
     # The gradient at one forced point (alpha = 0.6) for a direct check.
     xs = {l: (0.6 * clean[l]).clone().requires_grad_(True) for l in layers}
     f06 = other_t @ splade(cfg, t, encode(cfg, t, ids, dict(xs)))
@@ -170,10 +178,15 @@ def main():
         "grad_at_0.6": [[float(v) for v in g.flatten()] for g in g06],
         "torch": torch.__version__,
     }
+    if args.ref_steps:
+        ref = midpoint(args.ref_steps)
+        out["ref_steps"] = args.ref_steps
+        out["attr_ref"] = [[float(v) for v in ref[l]] for l in layers]
+        out["attribution_sum_ref"] = float(sum(ref[l].sum() for l in layers))
     with open(args.out, "w") as fh:
         json.dump(out, fh)
         fh.write("\n")
-    print("%s: score %.6f baseline %.6f sum %.6f" % (args.out, score, base, out["attribution_sum"]))
+    print("%s: score %.6f baseline %.6f sum %.6f ref sum %s" % (args.out, score, base, out["attribution_sum"], out.get("attribution_sum_ref")))
 
 
 if __name__ == "__main__":

@@ -227,7 +227,11 @@ func DemoConfig(cfg config.Config, source, target string) config.Config {
 	s.LambdaD, s.LambdaQ, s.LambdaWarmupSteps = 1e-3, 1e-3, 100
 	s.EvalEvery, s.CheckpointEvery, s.MineNegatives, s.MineDepth = 100, 100, 4, 30
 	s.QueryEncoder = "idf"
-	d.Model.MaxLength, d.Model.QueryMaxLength = 64, 16
+	// Documents at up to 128 tokens: the target's three-syllable words cut
+	// into two or three pieces make its 48-word documents 100–150 tokens, so
+	// 64 (the MLM sequence length) would drop half of each target document
+	// that BM25 sees whole.
+	d.Model.MaxLength, d.Model.QueryMaxLength = 128, 16
 	d.Adapt.Source, d.Adapt.Dev = []string{source}, []string{source}
 	d.Adapt.Targets = []string{target}
 	d.Adapt.TargetMLMSteps, d.Adapt.MLMLR = 200, 2e-4

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spladapt/spladapt/bm25"
+	"github.com/spladapt/spladapt/bm25/impact"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
@@ -150,7 +150,7 @@ then analyses query text the same way. k1 and b are fixed at build time
 			start := time.Now()
 			bar := progress.New(os.Stderr, progress.Enabled(cfg.Progress), "bm25 index", "docs", 0)
 			last := 0
-			m, st, err := bm25.BuildImpact(out, cr.Next, bm25.ImpactOptions{
+			m, st, err := impact.Build(out, cr.Next, impact.Options{
 				K1: cfg.BM25.K1, B: cfg.BM25.B, QuantBits: cfg.Index.QuantBits, BlockSize: cfg.Index.BlockSize, Workers: cfg.NumThreads(),
 				Progress: func(n int) { bar.Add(int64(n - last)); last = n },
 			})

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spladapt/spladapt/bm25"
+	"github.com/spladapt/spladapt/bm25/impact"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/atomicfile"
@@ -22,8 +22,8 @@ func init() { register(newSearchCmd) }
 // otherwise, without a model, text is a bag of vocabulary tokens ("tok" or
 // "tok:weight"); a SPLADE model's encoder plugs in here.
 func queryEncoderFor(r *index.Reader) index.QueryEncoder {
-	if bm25.IsImpactIndex(r) {
-		if e, err := bm25.NewQueryEncoder(r); err == nil {
+	if impact.IsIndex(r) {
+		if e, err := impact.NewQueryEncoder(r); err == nil {
 			return e
 		}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spladapt/spladapt/bm25"
+	"github.com/spladapt/spladapt/bm25/impact"
 	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
@@ -136,7 +136,7 @@ func textTerms(enc index.QueryEncoder, r *index.Reader) func(string) []uint32 {
 			}
 			return out
 		}
-	case *bm25.QueryEncoder:
+	case *impact.QueryEncoder:
 		return func(text string) []uint32 {
 			v, _ := e.Encode(text)
 			out := make([]uint32, len(v))

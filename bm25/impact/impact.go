@@ -1,4 +1,7 @@
-package bm25
+// Package impact builds BM25 as an index impact index (package index's
+// format) and encodes text queries for it, so that the engine ranks BM25
+// too; it joins package bm25's analysis and weights to package index.
+package impact
 
 import (
 	"errors"
@@ -10,14 +13,14 @@ import (
 	"strings"
 
 	"github.com/blevesearch/bleve/v2/analysis"
-	"github.com/blevesearch/bleve/v2/registry"
 
+	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/index"
 )
 
 // BM25 through spladapt's own engine (package index): documents are
-// analysed as Build analyses them (Analyzer over corpora.Doc.Content()),
+// analysed as Build analyses them (bm25.Analyzer over corpora.Doc.Content()),
 // the analysed terms become a term dictionary (the index vocabulary,
 // sorted), and each posting's impact is the quantised BM25 weight of the
 // term in the document,
@@ -31,48 +34,40 @@ import (
 // terms with weight = number of occurrences, so the engine scores
 // Σ qtf · w(t, d) up to quantisation, and every query algorithm applies.
 
-// ImpactFingerprintPrefix starts the fingerprint of a BM25 index; the rest
+// FingerprintPrefix starts the fingerprint of a BM25 index; the rest
 // names the analyzer and parameters, e.g. "bm25 analyzer=en k1=0.9 b=0.4".
-const ImpactFingerprintPrefix = "bm25 "
+const FingerprintPrefix = "bm25 "
 
-// ImpactOptions configure BuildImpact.
-type ImpactOptions struct {
+// Options configure Build.
+type Options struct {
 	K1, B     float64 // BM25 parameters (k1 ≥ 0, b in [0, 1])
 	QuantBits int     // impact width (default 8)
-	BlockSize int     // documents per block (default DefaultBlockSize)
+	BlockSize int     // documents per block (default index.DefaultBlockSize)
 	Workers   int     // goroutines encoding postings (Options.Workers)
 	// Progress, when not nil, is called with the number of documents
 	// analysed so far (every 1000 and at the end).
 	Progress func(n int)
 }
 
-// ImpactStats are the collection statistics of a BM25 index build.
-type ImpactStats struct {
+// Stats are the collection statistics of a BM25 index build.
+type Stats struct {
 	Docs   int     // N
 	Tokens int64   // Σ dl
 	AvgDL  float64 // Tokens / Docs
 	Terms  int     // distinct analysed terms (vocabulary size)
 }
 
-func newAnalyzer() (analysis.Analyzer, error) {
-	an, err := registry.NewCache().AnalyzerNamed(Analyzer)
-	if err != nil {
-		return nil, fmt.Errorf("bleve analyzer %q: %w", Analyzer, err)
-	}
-	return an, nil
-}
-
-// BuildImpact reads documents from next until io.EOF and writes a BM25
+// Build reads documents from next until io.EOF and writes a BM25
 // impact index (package index's format) to dir. Memory: the analysed documents (≈ 8 bytes per
 // distinct term per document) plus the Builder's. Documents whose text
 // has no indexable term are kept (they count in N and avgdl, as in
 // package bm25) but match no query.
-func BuildImpact(dir string, next func() (corpora.Doc, error), opts ImpactOptions) (*index.Meta, ImpactStats, error) {
-	var st ImpactStats
+func Build(dir string, next func() (corpora.Doc, error), opts Options) (*index.Meta, Stats, error) {
+	var st Stats
 	if !(opts.K1 >= 0) || math.IsInf(opts.K1, 0) || !(opts.B >= 0 && opts.B <= 1) {
 		return nil, st, fmt.Errorf("build bm25 index %s: k1 %g must be finite ≥ 0 and b %g in [0, 1]", dir, opts.K1, opts.B)
 	}
-	an, err := newAnalyzer()
+	an, err := bm25.NewAnalyzer()
 	if err != nil {
 		return nil, st, fmt.Errorf("build bm25 index %s: %w", dir, err)
 	}
@@ -142,7 +137,7 @@ func BuildImpact(dir string, next func() (corpora.Doc, error), opts ImpactOption
 	}
 	b, err := index.NewBuilder(index.Options{
 		Vocab: vocab, QuantBits: opts.QuantBits, BlockSize: opts.BlockSize,
-		Fingerprint: ImpactFingerprint(opts.K1, opts.B), Workers: opts.Workers,
+		Fingerprint: Fingerprint(opts.K1, opts.B), Workers: opts.Workers,
 	})
 	if err != nil {
 		return nil, st, fmt.Errorf("build bm25 index %s: %w", dir, err)
@@ -153,7 +148,7 @@ func BuildImpact(dir string, next func() (corpora.Doc, error), opts ImpactOption
 		vec = vec[:0]
 		norm := opts.K1 * (1 - opts.B + opts.B*float64(dls[i])/st.AvgDL)
 		for _, x := range tfs[i] {
-			w := ImpactWeight(float64(x.n), float64(df[x.term]), N, norm)
+			w := bm25.ImpactWeight(float64(x.n), float64(df[x.term]), N, norm)
 			vec = append(vec, index.TermWeight{Term: remap[x.term], Weight: float32(w)})
 		}
 		if _, err := b.Add(id, vec); err != nil {
@@ -168,26 +163,15 @@ func BuildImpact(dir string, next func() (corpora.Doc, error), opts ImpactOption
 	return m, st, nil
 }
 
-// ImpactWeight is IDF(df, n)·tf/(tf + norm) with norm = k1·(1 − b + b·dl/avgdl).
-func ImpactWeight(tf, df, n, norm float64) float64 {
-	return IDF(df, n) * tf / (tf + norm)
-}
-
-// IDF is BM25's idf of a term in df of n documents,
-// ln(1 + (n − df + 0.5)/(df + 0.5)), always > 0.
-func IDF(df, n float64) float64 {
-	return math.Log(1 + (n-df+0.5)/(df+0.5))
-}
-
-// ImpactFingerprint is the fingerprint BuildImpact stores for k1 and b.
-func ImpactFingerprint(k1, b float64) string {
-	return ImpactFingerprintPrefix + "analyzer=" + Analyzer +
+// ImpactFingerprint is the fingerprint Build stores for k1 and b.
+func Fingerprint(k1, b float64) string {
+	return FingerprintPrefix + "analyzer=" + bm25.Analyzer +
 		" k1=" + strconv.FormatFloat(k1, 'g', -1, 64) + " b=" + strconv.FormatFloat(b, 'g', -1, 64)
 }
 
-// IsImpactIndex reports whether r was built by BuildImpact.
-func IsImpactIndex(r *index.Reader) bool {
-	return strings.HasPrefix(r.Meta().Fingerprint, ImpactFingerprintPrefix)
+// IsIndex reports whether r was built by Build.
+func IsIndex(r *index.Reader) bool {
+	return strings.HasPrefix(r.Meta().Fingerprint, FingerprintPrefix)
 }
 
 // QueryEncoder turns query text into the bag of its analysed terms (weight
@@ -201,10 +185,10 @@ type QueryEncoder struct {
 
 // NewQueryEncoder returns the query encoder of BM25 index r.
 func NewQueryEncoder(r *index.Reader) (*QueryEncoder, error) {
-	if !IsImpactIndex(r) || !r.HasVocab() {
+	if !IsIndex(r) || !r.HasVocab() {
 		return nil, fmt.Errorf("bm25 encoder: index fingerprint %q is not a BM25 index (build one with \"spladapt index build-bm25\")", r.Meta().Fingerprint)
 	}
-	an, err := newAnalyzer()
+	an, err := bm25.NewAnalyzer()
 	if err != nil {
 		return nil, fmt.Errorf("bm25 encoder: %w", err)
 	}

@@ -1,4 +1,4 @@
-package bm25_test
+package impact_test
 
 import (
 	"fmt"
@@ -14,6 +14,7 @@ import (
 	"github.com/blevesearch/bleve/v2/registry"
 
 	"github.com/spladapt/spladapt/bm25"
+	"github.com/spladapt/spladapt/bm25/impact"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/index"
@@ -53,7 +54,7 @@ func TestImpactMatchesBruteForce(t *testing.T) {
 	docs = append(docs, corpora.Doc{ID: "stop", Text: "the a of and"}) // no indexable term
 	const k1, b = 0.9, 0.4
 	dir := filepath.Join(t.TempDir(), "bm25")
-	m, st, err := bm25.BuildImpact(dir, docsFrom(docs), bm25.ImpactOptions{K1: k1, B: b})
+	m, st, err := impact.Build(dir, docsFrom(docs), impact.Options{K1: k1, B: b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +66,8 @@ func TestImpactMatchesBruteForce(t *testing.T) {
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if !bm25.IsImpactIndex(r) || m.NumDocs != len(docs) || st.Docs != len(docs) {
-		t.Fatalf("IsImpactIndex %v, %d docs in META, %d in stats, want %d", bm25.IsImpactIndex(r), m.NumDocs, st.Docs, len(docs))
+	if !impact.IsIndex(r) || m.NumDocs != len(docs) || st.Docs != len(docs) {
+		t.Fatalf("IsImpactIndex %v, %d docs in META, %d in stats, want %d", impact.IsIndex(r), m.NumDocs, st.Docs, len(docs))
 	}
 
 	// Own counting.
@@ -98,7 +99,7 @@ func TestImpactMatchesBruteForce(t *testing.T) {
 		idf := math.Log(1 + (N-float64(df[w])+0.5)/(float64(df[w])+0.5))
 		return idf * tf / (tf + k1*(1-b+b*float64(dl[d])/avgdl))
 	}
-	enc, err := bm25.NewQueryEncoder(r)
+	enc, err := impact.NewQueryEncoder(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func TestImpactSciFact(t *testing.T) {
 	}
 	defer bs.Close()
 	edir := filepath.Join(t.TempDir(), "engine")
-	if _, _, err := bm25.BuildImpact(edir, open(), bm25.ImpactOptions{K1: p.K1, B: p.B}); err != nil {
+	if _, _, err := impact.Build(edir, open(), impact.Options{K1: p.K1, B: p.B}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := index.Open(edir)
@@ -221,7 +222,7 @@ func TestImpactSciFact(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	enc, err := bm25.NewQueryEncoder(r)
+	enc, err := impact.NewQueryEncoder(r)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/atomicfile"
 	"github.com/spladapt/spladapt/internal/progress"
+	"github.com/spladapt/spladapt/rerank"
 	"github.com/spladapt/spladapt/splade"
 )
 
@@ -22,13 +23,16 @@ import (
 // table"): BM25, SPLADE and their reciprocal rank fusion on the
 // collection's test (else dev) split.
 type TableRow struct {
-	Name     string             `json:"name"`
-	Split    string             `json:"split"`
-	Docs     int                `json:"docs"`
-	Queries  int                `json:"queries"`
-	BM25     map[string]float64 `json:"bm25"`
-	Splade   map[string]float64 `json:"splade"`
-	Fused    map[string]float64 `json:"fused"`
+	Name    string             `json:"name"`
+	Split   string             `json:"split"`
+	Docs    int                `json:"docs"`
+	Queries int                `json:"queries"`
+	BM25    map[string]float64 `json:"bm25"`
+	Splade  map[string]float64 `json:"splade"`
+	Fused   map[string]float64 `json:"fused"`
+	// Reranked is the fused run's top TableOptions.RerankDepth re-scored by
+	// TableOptions.Rerank (absent without a re-ranker).
+	Reranked map[string]float64 `json:"reranked,omitempty"`
 	NNZDoc   float64            `json:"nnz_doc"`
 	NNZQuery float64            `json:"nnz_query"`
 	Encode   *EncodeStats       `json:"encode"`
@@ -47,6 +51,12 @@ type TableOptions struct {
 	RRFK   int    // k of the reciprocal rank fusion
 	Corpus corpora.Options
 	Log    io.Writer // collection names and progress bars; nil: none
+	// Rerank, when not nil, re-scores the top RerankDepth hits of the
+	// fused run (the best first stage here) into a fourth run,
+	// reranked.trec: the two-stage pipeline of a cross-encoder or MICE
+	// model (package rerank).
+	Rerank      rerank.Scorer
+	RerankDepth int
 }
 
 // Table evaluates the SPLADE encoder enc next to BM25 and their fusion on
@@ -173,7 +183,18 @@ func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o Tabl
 	if row.Fused, err = evalRun(fused); err != nil {
 		return row, err
 	}
-	for name, rn := range map[string]corpora.Run{"bm25": bm.Run, "splade": run, "fused": fused} {
+	runs := map[string]corpora.Run{"bm25": bm.Run, "splade": run, "fused": fused}
+	if o.Rerank != nil {
+		rr, err := rerankRun(o, dir, all, fused)
+		if err != nil {
+			return row, fmt.Errorf("re-rank %s: %w", row.Name, err)
+		}
+		if row.Reranked, err = evalRun(rr); err != nil {
+			return row, err
+		}
+		runs["reranked"] = rr
+	}
+	for name, rn := range runs {
 		if err := atomicfile.Write(filepath.Join(work, name+".trec"), 0o644, func(w io.Writer) error {
 			return corpora.WriteRun(w, rn, name)
 		}); err != nil {
@@ -183,22 +204,65 @@ func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o Tabl
 	return row, nil
 }
 
-// WriteTable renders the rows as a Markdown table with a mean row.
+// rerankRun re-scores the top o.RerankDepth hits of each query of run
+// with o.Rerank, reading the texts of those documents from dir.
+func rerankRun(o TableOptions, dir string, queries []corpora.Query, run corpora.Run) (corpora.Run, error) {
+	qtext := make(map[string]string, len(queries))
+	for _, q := range queries {
+		qtext[q.ID] = q.Text
+	}
+	need := map[string]bool{}
+	for _, hits := range run {
+		for _, h := range rerank.TopHits(hits, o.RerankDepth) {
+			need[h.DocID] = true
+		}
+	}
+	docs, err := rerank.DocTexts(dir, need, o.Corpus)
+	if err != nil {
+		return nil, err
+	}
+	return rerank.Rerank(o.Rerank, qtext, docs, run, o.RerankDepth, nil)
+}
+
+// WriteTable renders the rows as a Markdown table with a mean row; the
+// re-ranked columns appear when the rows have them.
 func WriteTable(w io.Writer, rows []TableRow, model string, rrfK int) {
-	fmt.Fprintf(w, "SPLADE model `%s`; trec_eval -c; fusion: RRF k=%d of BM25 and SPLADE.\n\n", model, rrfK)
-	fmt.Fprintln(w, "| collection | split | docs | queries | BM25 nDCG@10 | BM25 R@100 | SPLADE nDCG@10 | SPLADE R@100 | RRF nDCG@10 | RRF R@100 | nnz/doc | nnz/query | index MiB | docs/s | tokens/s |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	var sum [6]float64
+	rr := len(rows) > 0 && rows[0].Reranked != nil
+	fmt.Fprintf(w, "SPLADE model `%s`; trec_eval -c; fusion: RRF k=%d of BM25 and SPLADE", model, rrfK)
+	if rr {
+		fmt.Fprint(w, "; re-ranked: the RRF run's top hits re-scored by the re-ranker")
+	}
+	fmt.Fprint(w, ".\n\n| collection | split | docs | queries | BM25 nDCG@10 | BM25 R@100 | SPLADE nDCG@10 | SPLADE R@100 | RRF nDCG@10 | RRF R@100 |")
+	if rr {
+		fmt.Fprint(w, " re-ranked nDCG@10 | re-ranked R@100 |")
+	}
+	fmt.Fprint(w, " nnz/doc | nnz/query | index MiB | docs/s | tokens/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	if rr {
+		fmt.Fprint(w, "---:|---:|")
+	}
+	fmt.Fprintln(w, "---:|---:|---:|---:|---:|")
+	nv := 6
+	if rr {
+		nv = 8
+	}
+	sum := make([]float64, nv)
 	for _, r := range rows {
-		v := [6]float64{r.BM25["nDCG@10"], r.BM25["R@100"], r.Splade["nDCG@10"], r.Splade["R@100"], r.Fused["nDCG@10"], r.Fused["R@100"]}
+		v := []float64{r.BM25["nDCG@10"], r.BM25["R@100"], r.Splade["nDCG@10"], r.Splade["R@100"], r.Fused["nDCG@10"], r.Fused["R@100"]}
+		if rr {
+			v = append(v, r.Reranked["nDCG@10"], r.Reranked["R@100"])
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d |", r.Name, r.Split, r.Docs, r.Queries)
 		for i := range v {
 			sum[i] += v[i]
+			fmt.Fprintf(w, " %.4f |", v[i])
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.1f | %.1f | %.2f | %.0f | %.0f |\n",
-			r.Name, r.Split, r.Docs, r.Queries, v[0], v[1], v[2], v[3], v[4], v[5], r.NNZDoc, r.NNZQuery,
+		fmt.Fprintf(w, " %.1f | %.1f | %.2f | %.0f | %.0f |\n", r.NNZDoc, r.NNZQuery,
 			float64(r.Encode.IndexBytes)/(1<<20), r.Encode.DocsPerSec, r.Encode.TokensPerSec)
 	}
 	n := float64(len(rows))
-	fmt.Fprintf(w, "| mean | | | | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | | | | | |\n",
-		sum[0]/n, sum[1]/n, sum[2]/n, sum[3]/n, sum[4]/n, sum[5]/n)
+	fmt.Fprint(w, "| mean | | | |")
+	for i := range sum {
+		fmt.Fprintf(w, " %.4f |", sum[i]/n)
+	}
+	fmt.Fprintln(w, " | | | | |")
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/spladapt/spladapt/internal/atomicfile"
 	"github.com/spladapt/spladapt/internal/outdir"
 	"github.com/spladapt/spladapt/internal/progress"
+	"github.com/spladapt/spladapt/rerank"
 	"github.com/spladapt/spladapt/splade"
 )
 
@@ -238,9 +239,9 @@ func newSpladeCmd(a *app) *cobra.Command {
 }
 
 func newSpladeTableCmd(a *app) *cobra.Command {
-	var model, data, work, out string
+	var model, data, work, out, rerankModel string
 	var only []string
-	var rrfK int
+	var rrfK, rerankDepth int
 	cmd := &cobra.Command{
 		Use:   "table --model CKPT --data DIR --work DIR [--out FILE.md]",
 		Short: "Encode, index, search and evaluate every collection under DIR next to BM25 and BM25+SPLADE fusion",
@@ -250,7 +251,9 @@ index in WORK/<name>/splade, resumable and reused when the model is the
 same) and their reciprocal rank fusion (--rrf-k), each evaluated with
 trec_eval -c: nDCG@10 and R@100, with SPLADE's mean non-zeros per document
 and per query, index size and encoding throughput. Runs are kept in
-WORK/<name>/{bm25,splade,fused}.trec for "spladapt compare". The Markdown
+WORK/<name>/{bm25,splade,fused}.trec for "spladapt compare"; --rerank MODEL
+re-scores the RRF run's top --rerank-depth hits with a cross-encoder or MICE
+model into reranked.trec and two more columns. The Markdown
 table goes to stdout or --out, the numbers also to WORK/table.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -283,8 +286,17 @@ table goes to stdout or --out, the numbers also to WORK/table.json.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			rows, err := adapt.Table(ctx, enc, dirs, adapt.TableOptions{Config: cfg, Model: model, Work: work, RRFK: rrfK,
-				Corpus: skipOptions(cfg, cmd.ErrOrStderr()), Log: cmd.ErrOrStderr()})
+			opts := adapt.TableOptions{Config: cfg, Model: model, Work: work, RRFK: rrfK,
+				Corpus: skipOptions(cfg, cmd.ErrOrStderr()), Log: cmd.ErrOrStderr(), RerankDepth: rerankDepth}
+			if rerankModel != "" {
+				if rerankDepth < 1 {
+					return fmt.Errorf("splade table: --rerank-depth %d, want ≥ 1", rerankDepth)
+				}
+				if opts.Rerank, err = rerank.LoadScorer(rerankModel, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize); err != nil {
+					return fmt.Errorf("splade table: %w", err)
+				}
+			}
+			rows, err := adapt.Table(ctx, enc, dirs, opts)
 			if err != nil {
 				return err
 			}
@@ -304,5 +316,7 @@ table goes to stdout or --out, the numbers also to WORK/table.json.`,
 	f.StringVar(&out, "out", "", "Markdown table file (default stdout)")
 	f.StringArrayVar(&only, "collection", nil, "evaluate only this collection (repeatable)")
 	f.IntVar(&rrfK, "rrf-k", 60, "k of reciprocal rank fusion")
+	f.StringVar(&rerankModel, "rerank", "", "also re-rank the RRF run's top hits with this cross-encoder or MICE model (reranked.trec, two more columns)")
+	f.IntVar(&rerankDepth, "rerank-depth", 100, "hits per query re-ranked with --rerank")
 	return cmd
 }

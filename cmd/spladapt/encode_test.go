@@ -18,6 +18,7 @@ import (
 	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/index/serve"
 	"github.com/spladapt/spladapt/nn"
+	"github.com/spladapt/spladapt/rerank"
 	"github.com/spladapt/spladapt/splade"
 	"github.com/spladapt/spladapt/tokenize"
 )
@@ -284,5 +285,69 @@ func TestSpladeTable(t *testing.T) {
 	out2, _, err := bm25CLI(t, map[string]string{"SPLADAPT_MODEL_MAX_LENGTH": "16"}, args...)
 	if err != nil || out2 != out {
 		t.Errorf("second run: %v\n%s\nfirst:\n%s", err, out2, out)
+	}
+	// With a re-ranker: reranked.trec is rerank.Rerank of the fused run's
+	// top 5, and its row figures are that run's.
+	ce := filepath.Join("..", "..", "testdata", "ceoracle", "ce-bert", "model")
+	out3, errOut, err := bm25CLI(t, map[string]string{"SPLADAPT_MODEL_MAX_LENGTH": "16"}, append(args, "--rerank", ce, "--rerank-depth", "5")...)
+	if err != nil {
+		t.Fatalf("with --rerank: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out3, "re-ranked nDCG@10") {
+		t.Errorf("table with --rerank lacks the re-ranked columns:\n%s", out3)
+	}
+	raw, _ = os.ReadFile(filepath.Join(work, "table.json"))
+	rows = nil
+	if err := json.Unmarshal(raw, &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("table.json: %v, %d rows", err, len(rows))
+	}
+	cfg := config.Default()
+	sc, err := rerank.LoadScorer(ce, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		dir := filepath.Join(data, row.Name)
+		fused, err := corpora.ReadRun(filepath.Join(work, row.Name, "fused.trec"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := corpora.ReadRun(filepath.Join(work, row.Name, "reranked.trec"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		qs, _ := corpora.BEIR{Dir: dir}.Queries(corpora.Options{})
+		qtext := map[string]string{}
+		for _, q := range qs {
+			qtext[q.ID] = q.Text
+		}
+		docs, err := rerank.DocTexts(dir, nil, corpora.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := rerank.Rerank(sc, qtext, docs, fused, 5, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for qid, hits := range want {
+			if len(got[qid]) != len(hits) {
+				t.Fatalf("%s query %s: %d re-ranked hits, want %d", row.Name, qid, len(got[qid]), len(hits))
+			}
+			for i := range hits {
+				if got[qid][i].DocID != hits[i].DocID {
+					t.Errorf("%s query %s rank %d: %s, want %s", row.Name, qid, i+1, got[qid][i].DocID, hits[i].DocID)
+				}
+			}
+		}
+		qrels, _ := corpora.BEIR{Dir: dir}.Qrels("test")
+		res, err := eval.Evaluate(qrels, got, ms, eval.Options{AllQueries: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range ms {
+			if math.Abs(res.All[i]-row.Reranked[m.Name()]) > 1e-4 {
+				t.Errorf("%s re-ranked %s: table %.6f, recomputed %.6f", row.Name, m.Name(), row.Reranked[m.Name()], res.All[i])
+			}
+		}
 	}
 }

@@ -3,12 +3,14 @@ package adapt
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/tokenize"
 )
 
@@ -122,5 +124,39 @@ func TestDemoTargetTokenisesWithoutUnknowns(t *testing.T) {
 	}
 	if multi*2 < n {
 		t.Errorf("only %d of %d target words split into at most 3 pieces", multi, n)
+	}
+}
+
+// TestWriteDemoVerdict: the verdict follows the numbers — competence
+// against half of BM25, the sign of Δ and its test.
+func TestWriteDemoVerdict(t *testing.T) {
+	for _, c := range []struct {
+		zs, ad, p float64
+		want      []string
+	}{
+		{0.40, 0.58, 1e-9, []string{"56% of BM25's 0.710: competent", "helps: adapted 0.580, Δ +0.180, significantly", "from 11408 to 574"}},
+		{0.30, 0.29, 0.4, []string{"below half of BM25", "hurts: adapted 0.290, Δ -0.010, not significantly"}},
+	} {
+		dir := t.TempDir()
+		s := Summary{Rows: map[string][]SummaryRow{"nDCG@10": {{Target: "demo-target",
+			Means: map[string]float64{"bm25": 0.71, SysZeroShot: c.zs, SysAdapted: c.ad},
+			Delta: eval.Number(c.ad - c.zs), PHolm: eval.Number(c.p)}}},
+			Perplexity: map[string]map[string]float64{"demo-target": {"source-mlm": 11408, "target-mlm": 574}}}
+		raw, _ := json.Marshal(s)
+		if err := os.WriteFile(filepath.Join(dir, "summary.json"), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := WriteDemoVerdict(&b, dir); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("verdict lacks %q:\n%s", w, b.String())
+			}
+		}
+	}
+	if err := WriteDemoVerdict(io.Discard, t.TempDir()); err == nil {
+		t.Error("no summary.json: no error")
 	}
 }

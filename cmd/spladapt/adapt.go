@@ -200,7 +200,11 @@ file's cache_dir, threads and progress apply.`,
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "demo data in %s\n", data)
 			dc := adapt.DemoConfig(cfg, filepath.Join(data, src.Name), filepath.Join(data, tgt.Name))
-			return runAdapt(cmd, dc, filepath.Join(out, "run"), force)
+			run := filepath.Join(out, "run")
+			if err := runAdapt(cmd, dc, run, force); err != nil {
+				return err
+			}
+			return adapt.WriteDemoVerdict(cmd.OutOrStdout(), filepath.Join(run, "summary"))
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "demo directory (default <cache_dir>/demo)")

@@ -46,6 +46,7 @@ type benchModelOpts struct {
 	corpus, tokenizer         string
 	maxDocs                   int
 	order                     string
+	kernels                   string
 }
 
 // benchModelResult is the JSON object "bench model --json" prints.
@@ -61,6 +62,7 @@ type benchModelResult struct {
 	Len         int       `json:"len"`
 	Threads     int       `json:"threads"`
 	Backend     string    `json:"backend"`
+	Kernels     string    `json:"kernels"`
 	TokensPerS  float64   `json:"tokens_per_s"`
 	GFLOPS      float64   `json:"gflops"`
 	PeakGFLOPS  float64   `json:"peak_gflops"`
@@ -68,6 +70,7 @@ type benchModelResult struct {
 	PctPeak     float64   `json:"pct_peak"`
 	MsPerBatch  float64   `json:"ms_per_batch"`
 	MsRuns      []float64 `json:"ms_runs"`
+	CPUMsRuns   []float64 `json:"cpu_ms_runs,omitempty"`
 	Runs        int       `json:"runs"`
 	RSSMB       float64   `json:"rss_mb"`
 	Masked      int       `json:"masked,omitempty"`
@@ -79,6 +82,19 @@ type benchModelResult struct {
 	RealTokens  int       `json:"real_tokens,omitempty"`
 	PadTokens   int       `json:"padded_tokens,omitempty"`
 	TokenizeSec float64   `json:"tokenize_s,omitempty"`
+	// ByKernels has one entry per --kernels level when there are several,
+	// their runs alternating; the fields above are the first level's.
+	ByKernels []benchLevel `json:"by_kernels,omitempty"`
+}
+
+// benchLevel is one kernel level's runs in a side-by-side measurement.
+type benchLevel struct {
+	Kernels    string    `json:"kernels"`
+	MsRuns     []float64 `json:"ms_runs"`
+	CPUMsRuns  []float64 `json:"cpu_ms_runs,omitempty"` // process CPU time (all threads) per run
+	MsPerBatch float64   `json:"ms_per_batch"`
+	TokensPerS float64   `json:"tokens_per_s"`
+	GFLOPS     float64   `json:"gflops"`
 }
 
 func newBenchModelCmd(a *app) *cobra.Command {
@@ -106,6 +122,13 @@ documents by length and packs batches of at most --batch x --len tokens
 (no padding beyond the batch's longest); --order arrival takes --batch
 documents at a time in corpus order, padded to the longest.
 
+--kernels chooses the level of nn's fused C kernels (SPLADAPT_KERNELS
+otherwise): auto, avx2 or avx512; several, comma-separated (avx2,avx512),
+time each level on the same model and batch with their runs alternating,
+for a side-by-side ratio in one process (synthetic batches only). Each run
+also records the process CPU time, less disturbed than wall time on a
+loaded machine.
+
 Shapes of the speed targets: bert-mini --layers 4 --hidden 256 --heads 4
 --ff 1024; bert-small 4/512/8/2048; distilbert-base --arch distilbert 6/768/12/3072.`,
 		Args: cobra.NoArgs,
@@ -129,9 +152,16 @@ Shapes of the speed targets: bert-mini --layers 4 --hidden 256 --heads 4
 				_, err = fmt.Fprintf(w, "%s\n", b)
 				return err
 			}
-			_, err = fmt.Fprintf(w, "%s %s L%d H%d A%d F%d V%d batch %dx%d, %d threads (%s): %.0f tokens/s, %.1f GFLOPS = %.0f%% of %.1f (%s), %.1f ms/batch (median of %d), rss %.0f MB\n",
-				res.Arch, res.Task, res.Layers, res.Hidden, res.Heads, res.FF, res.Vocab, res.Batch, res.Len, res.Threads, res.Backend,
+			_, err = fmt.Fprintf(w, "%s %s L%d H%d A%d F%d V%d batch %dx%d, %d threads (%s, kernels %s): %.0f tokens/s, %.1f GFLOPS = %.0f%% of %.1f (%s), %.1f ms/batch (median of %d), rss %.0f MB\n",
+				res.Arch, res.Task, res.Layers, res.Hidden, res.Heads, res.FF, res.Vocab, res.Batch, res.Len, res.Threads, res.Backend, res.Kernels,
 				res.TokensPerS, res.GFLOPS, res.PctPeak, res.PeakGFLOPS, res.PeakSource, res.MsPerBatch, res.Runs, res.RSSMB)
+			for _, l := range res.ByKernels {
+				if err != nil {
+					break
+				}
+				_, err = fmt.Fprintf(w, "  kernels %s: %.0f tokens/s, %.1f ms/batch (%.2fx the first), CPU %.1f ms/batch (median)\n",
+					l.Kernels, l.TokensPerS, l.MsPerBatch, res.ByKernels[0].MsPerBatch/l.MsPerBatch, median(l.CPUMsRuns))
+			}
 			return err
 		},
 	}
@@ -154,6 +184,7 @@ Shapes of the speed targets: bert-mini --layers 4 --hidden 256 --heads 4
 	f.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer directory for --corpus (default: train a WordPiece vocabulary on the documents)")
 	f.IntVar(&o.maxDocs, "max-docs", 2000, "documents of --corpus to encode")
 	f.StringVar(&o.order, "order", "length", "--corpus batching: length (sorted, packed) or arrival (corpus order, padded)")
+	f.StringVar(&o.kernels, "kernels", "", "fused C kernel level: auto, avx2 or avx512; several, comma-separated, are timed side by side (default: SPLADAPT_KERNELS, else auto)")
 	return cmd
 }
 
@@ -191,8 +222,24 @@ func runBenchModel(o benchModelOpts, threads int, showProgress bool) (benchModel
 	if err := mc.Validate(); err != nil {
 		return benchModelResult{}, fmt.Errorf("model shape: %w", err)
 	}
+	levels := []string{nn.Kernels()}
+	if o.kernels != "" {
+		levels = strings.Split(o.kernels, ",")
+		for _, l := range levels {
+			if err := nn.SetKernels(l); err != nil {
+				return benchModelResult{}, fmt.Errorf("--kernels: %w", err)
+			}
+		}
+		if len(levels) > 1 && o.corpus != "" {
+			return benchModelResult{}, errors.New("--kernels with several levels works with synthetic batches only (not --corpus)")
+		}
+		if err := nn.SetKernels(levels[0]); err != nil {
+			return benchModelResult{}, err
+		}
+	}
+	o.kernels = strings.Join(levels, ",")
 	res := benchModelResult{Arch: o.arch, Task: o.task, Layers: o.layers, Hidden: o.hidden, Heads: o.heads, FF: o.ff,
-		Vocab: o.vocab, Batch: o.batch, Len: o.seqLen, Threads: threads, Backend: nn.Backend, Runs: o.runs,
+		Vocab: o.vocab, Batch: o.batch, Len: o.seqLen, Threads: threads, Backend: nn.Backend, Kernels: nn.Kernels(), Runs: o.runs,
 		PeakGFLOPS: referencePeak, PeakSource: "reference: OpenBLAS 1024^3 on the Intel peer machine"}
 	if o.peak {
 		res.PeakGFLOPS, res.PeakSource = measurePeak(), "measured: Sgemm 1024^3 in this process, the better of the medians of 5 before and 5 after the runs"
@@ -226,6 +273,56 @@ func cmp0(v, def int) int {
 	return v
 }
 
+// timeLevels is timeRuns for each kernel level of levels (comma-separated)
+// side by side: warm-up runs for each level, then the timed runs of the
+// levels alternating, so that a drifting machine load spreads over all of
+// them. It also records each run's process CPU time, and leaves the first
+// level in force.
+func timeLevels(levels string, warmup, runs int, f func()) []benchLevel {
+	names := strings.Split(levels, ",")
+	out := make([]benchLevel, len(names))
+	set := func(i int) {
+		if len(names) > 1 {
+			_ = nn.SetKernels(names[i]) // checked by runBenchModel
+		}
+	}
+	for i, n := range names {
+		out[i].Kernels = n
+		set(i)
+		for range warmup {
+			f()
+		}
+	}
+	for range runs {
+		for i := range out {
+			set(i)
+			c0, st := processCPU(), time.Now()
+			f()
+			out[i].MsRuns = append(out[i].MsRuns, float64(time.Since(st).Microseconds())/1e3)
+			out[i].CPUMsRuns = append(out[i].CPUMsRuns, (processCPU()-c0).Seconds()*1e3)
+		}
+	}
+	set(0)
+	for i := range out {
+		out[i].MsPerBatch = median(out[i].MsRuns)
+	}
+	return out
+}
+
+// fillLevels sets each level's tokens/s and GFLOPS for B·T tokens and
+// flops per batch, and res's timing fields from the first level.
+func fillLevels(res *benchModelResult, lv []benchLevel, tokens int, flops float64) {
+	for i := range lv {
+		lv[i].TokensPerS = float64(tokens) / (lv[i].MsPerBatch / 1e3)
+		lv[i].GFLOPS = flops / (lv[i].MsPerBatch / 1e3) / 1e9
+	}
+	res.MsRuns, res.CPUMsRuns, res.MsPerBatch = lv[0].MsRuns, lv[0].CPUMsRuns, lv[0].MsPerBatch
+	res.TokensPerS, res.GFLOPS = lv[0].TokensPerS, lv[0].GFLOPS
+	if len(lv) > 1 {
+		res.ByKernels = lv
+	}
+}
+
 // timeRuns runs f warmup times untimed, then runs times, and returns the
 // durations in ms.
 func timeRuns(warmup, runs int, f func()) []float64 {
@@ -254,10 +351,8 @@ func benchEncode(res *benchModelResult, o benchModelOpts, m *nn.Model) error {
 	B, T, V := o.batch, o.seqLen, m.Config.VocabSize
 	b := nn.BenchBatch(m.Config, B, T, o.seed+1)
 	out := make([]float32, B*V)
-	res.MsRuns = timeRuns(o.warmup, o.runs, func() { nn.SpladeEncode(m, b, out, nil) })
-	res.MsPerBatch = median(res.MsRuns)
-	res.TokensPerS = float64(B*T) / (res.MsPerBatch / 1e3)
-	res.GFLOPS = nn.SpladeEncodeFLOPs(m.Config, B, T, B*T) / (res.MsPerBatch / 1e3) / 1e9
+	lv := timeLevels(o.kernels, o.warmup, o.runs, func() { nn.SpladeEncode(m, b, out, nil) })
+	fillLevels(res, lv, B*T, nn.SpladeEncodeFLOPs(m.Config, B, T, B*T))
 	return nil
 }
 
@@ -266,11 +361,9 @@ func benchMLM(res *benchModelResult, o benchModelOpts, m *nn.Model) error {
 	b := nn.BenchBatch(m.Config, B, T, o.seed+2)
 	labels, M := nn.MLMMask(b, m.Config.VocabSize, 0.15, o.seed+3)
 	opt := nn.NewAdamW(m.Params, 0.01)
-	res.MsRuns = timeRuns(o.warmup, o.runs, func() { res.Loss = nn.MLMTrainStep(m, opt, b, labels, 1e-4) })
-	res.MsPerBatch = median(res.MsRuns)
+	lv := timeLevels(o.kernels, o.warmup, o.runs, func() { res.Loss = nn.MLMTrainStep(m, opt, b, labels, 1e-4) })
 	res.Masked = M
-	res.TokensPerS = float64(B*T) / (res.MsPerBatch / 1e3)
-	res.GFLOPS = nn.MLMTrainFLOPs(m.Config, B, T, M) / (res.MsPerBatch / 1e3) / 1e9
+	fillLevels(res, lv, B*T, nn.MLMTrainFLOPs(m.Config, B, T, M))
 	return nil
 }
 

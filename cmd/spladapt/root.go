@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/nn"
 )
 
 // app carries what every subcommand shares: one viper per command tree.
@@ -38,6 +39,9 @@ func NewRootCommand() *cobra.Command {
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.bindFor(cmd); err != nil {
 				return err
+			}
+			if err := nn.KernelsEnvError(); err != nil {
+				return err // SPLADAPT_KERNELS names kernels this build or CPU cannot run
 			}
 			required := cmd.Flags().Changed("config")
 			return config.ReadFile(a.v, a.configPath, required)

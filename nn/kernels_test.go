@@ -276,6 +276,7 @@ func BenchmarkKernels(b *testing.B) {
 		for _, pass := range []string{"infer", "forward"} {
 			for _, k := range kernelLevels() {
 				b.Run(fmt.Sprintf("op=pool-%s/hidden=%d/kernels=%s", pass, C, k), func(b *testing.B) {
+					c0 := processCPU()
 					withKernels(b, k, func() {
 						for b.Loop() {
 							if pass == "infer" {
@@ -286,6 +287,7 @@ func BenchmarkKernels(b *testing.B) {
 						}
 					})
 					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+					reportCPU(b, c0)
 				})
 			}
 		}
@@ -300,6 +302,7 @@ func BenchmarkKernels(b *testing.B) {
 	}
 	for _, kl := range kernelLevels() {
 		b.Run(fmt.Sprintf("op=attention/len=%d/head=%d/kernels=%s", T, d, kl), func(b *testing.B) {
+			c0 := processCPU()
 			withKernels(b, kl, func() {
 				for b.Loop() {
 					parallelBLAS(nw, heads, func(w, lo, hi int) {
@@ -311,7 +314,42 @@ func BenchmarkKernels(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(heads)*4*T*T*d*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+			reportCPU(b, c0)
 		})
+	}
+	// GELU over one bert-mini FFN activation (32·256 × 1024) and its
+	// backward; the softmax cross-entropy over 64 rows of 30 522.
+	x := randSlice(rng, 32*256*1024)
+	for i := range x {
+		x[i] *= 4
+	}
+	y := make([]float32, len(x))
+	rows := randSlice(rng, 64*V)
+	row := make([]float32, V)
+	for _, op := range []struct {
+		name string
+		f    func()
+	}{
+		{"gelu", func() { GELU(y, x) }},
+		{"gelu-backward", func() { GELUBackward(y, x, x) }},
+		{"softmax-xent", func() {
+			for r := range 64 {
+				copy(row, rows[r*V:(r+1)*V])
+				softmaxXentKernel(row, r)
+			}
+		}},
+	} {
+		for _, kl := range kernelLevels() {
+			b.Run(fmt.Sprintf("op=%s/kernels=%s", op.name, kl), func(b *testing.B) {
+				c0 := processCPU()
+				withKernels(b, kl, func() {
+					for b.Loop() {
+						op.f()
+					}
+				})
+				reportCPU(b, c0)
+			})
+		}
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 )
 
 // The fused kernels (SPLADE pooling, attention heads; maxpool_cgo.go,
-// fastmath_cgo.go) come in levels chosen at run time:
+// fastmath_cgo.go) and the element-wise C kernels with an AVX-512 build
+// (GELU and its backward, AdamW, column sums, LayerNorm backward, softmax
+// cross-entropy) come in levels chosen at run time:
 //
 //	avx512  AVX-512 (avx512f, avx512bw, avx512vl, FMA, and an OS that saves zmm state)
 //	avx2    AVX2 and FMA
@@ -14,8 +16,9 @@ import (
 //	go      built without cgo: the pure-Go paths
 //
 // Every level computes each dot product as the same chain of fused
-// multiply-adds in the same order, so avx512 and avx2 give the same results
-// bit for bit; only the speed differs. The default is the best level the
+// multiply-adds in the same order, and the element-wise builds share one
+// body without reassociation, so avx512 and avx2 give the same results bit
+// for bit; only the speed differs. The default is the best level the
 // CPU runs; the environment variable SPLADAPT_KERNELS (auto, avx2, avx512)
 // read at start-up, or SetKernels, chooses another, so that the levels can
 // be measured side by side in one process.

@@ -30,6 +30,9 @@ func needAVX512(t testing.TB) {
 }
 
 func TestSetKernels(t *testing.T) {
+	if err := KernelsEnvError(); err != nil {
+		t.Fatal(err) // a benchmark run with SPLADAPT_KERNELS misspelled would measure the default
+	}
 	prev := kernelLevel
 	defer func() { kernelLevel = prev }()
 	for _, bad := range []string{"", "sse", "AVX2", "avx-512"} {

@@ -40,11 +40,16 @@ func NewRootCommand() *cobra.Command {
 			if err := a.bindFor(cmd); err != nil {
 				return err
 			}
-			if err := nn.KernelsEnvError(); err != nil {
-				return err // SPLADAPT_KERNELS names kernels this build or CPU cannot run
-			}
 			required := cmd.Flags().Changed("config")
-			return config.ReadFile(a.v, a.configPath, required)
+			if err := config.ReadFile(a.v, a.configPath, required); err != nil {
+				return err
+			}
+			// kernels (flag, SPLADAPT_KERNELS or the file) is process-wide:
+			// applied here for every command.
+			if err := nn.SetKernels(a.v.GetString("kernels")); err != nil {
+				return fmt.Errorf("kernels: %w", err)
+			}
+			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "config.yaml", "settings file (YAML); every key is documented in the repository's config.yaml")

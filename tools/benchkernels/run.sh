@@ -40,10 +40,12 @@ if [ "$MICRO" = 1 ]; then
 fi
 for r in $(seq "$ROUNDS"); do
 	if [ "$MICRO" = 1 ]; then
-		for op in 'op=pool-infer/hidden=256' 'op=pool-forward/hidden=256' 'op=pool-infer/hidden=768' 'op=pool-forward/hidden=768' 'op=attention' 'op=gelu/' 'op=gelu-backward' 'op=softmax-xent'; do
+		# (go test matches -bench element by element between the slashes)
+		for op in op=pool-infer/hidden=256 op=pool-forward/hidden=256 op=pool-infer/hidden=768 op=pool-forward/hidden=768 \
+			op=attention/len=256/head=64 op=gelu op=gelu-backward op=softmax-xent; do
 			for k in avx2 avx512; do
 				echo "micro round $r $op $k (load $(load))"
-				/tmp/nn-avx512.test -test.run '^$' -test.bench "Kernels/$op.*/kernels=$k\$" -test.benchtime 3x | grep '^Benchmark' || true
+				/tmp/nn-avx512.test -test.run '^$' -test.bench "^BenchmarkKernels\$/^$op\$/^kernels=$k\$" -test.benchtime "$(case $op in op=pool*) echo 3x ;; *) echo 30x ;; esac)" | grep '^Benchmark' || true
 			done
 		done
 	fi
@@ -63,7 +65,7 @@ import json,sys,statistics as st
 d=json.load(sys.stdin); a,b=d['by_kernels']
 for l in (a,b):
     print('  %-6s %7.0f tok/s  wall %8.1f ms  cpu %8.1f ms/batch (medians of %d)' % (l['kernels'], l['tokens_per_s'], l['ms_per_batch'], st.median(l['cpu_ms_runs']), len(l['ms_runs'])))
-print('  avx512/avx2: wall %.3f  cpu %.3f' % (a['ms_per_batch']/b['ms_per_batch'], st.median(a['cpu_ms_runs'])/st.median(b['cpu_ms_runs'])))"
+print('  speed-up of avx512 over avx2: wall %.3f  cpu %.3f' % (a['ms_per_batch']/b['ms_per_batch'], st.median(a['cpu_ms_runs'])/st.median(b['cpu_ms_runs'])))"
 			echo "  (load after $(load))"
 		done
 	done

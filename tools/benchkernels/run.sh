@@ -64,7 +64,7 @@ for r in $(seq "$ROUNDS"); do
 import json,sys,statistics as st
 d=json.load(sys.stdin); a,b=d['by_kernels']
 for l in (a,b):
-    print('  %-6s %7.0f tok/s  wall %8.1f ms  cpu %8.1f ms/batch (medians of %d)' % (l['kernels'], l['tokens_per_s'], l['ms_per_batch'], st.median(l['cpu_ms_runs']), len(l['ms_runs'])))
+    print('  %-6s %7.0f tok/s  wall %8.1f ms  cpu %8.1f ms/batch (medians of %d; cpu runs %s)' % (l['kernels'], l['tokens_per_s'], l['ms_per_batch'], st.median(l['cpu_ms_runs']), len(l['ms_runs']), ' '.join('%.0f' % x for x in l['cpu_ms_runs'])))
 print('  speed-up of avx512 over avx2: wall %.3f  cpu %.3f' % (a['ms_per_batch']/b['ms_per_batch'], st.median(a['cpu_ms_runs'])/st.median(b['cpu_ms_runs'])))"
 			echo "  (load after $(load))"
 		done

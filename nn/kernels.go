@@ -18,7 +18,8 @@ import (
 // Every level computes each dot product as the same chain of fused
 // multiply-adds in the same order, and the element-wise builds share one
 // body without reassociation, so avx512 and avx2 give the same results bit
-// for bit; only the speed differs. The default is the best level the
+// for bit on finite inputs (the pooling takes its maxima in another order,
+// which only matters for NaN); only the speed differs. The default is the best level the
 // CPU runs; the environment variable SPLADAPT_KERNELS (auto, avx2, avx512)
 // read at start-up, or SetKernels, chooses another, so that the levels can
 // be measured side by side in one process.

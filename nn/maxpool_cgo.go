@@ -147,7 +147,8 @@ static void mp_avx2(const float *pa, const int64_t *poff, const int32_t *pn, int
 // same rows and prefetch as the AVX2 block), then a 6×32 or 6×16 block for
 // the last one to three panels. Each lane keeps its running maximum (and
 // row) over the panels in order, as in the AVX2 kernels, so both give the
-// same results bit for bit.
+// same results bit for bit (for finite logits: the maxima are merged in
+// another order, which only a NaN could tell apart).
 
 // MP512_TILES runs BODY(NP) over the np panels at pa in tiles of NP = 4,
 // then one tile of the remaining 1–3; p is the tile's first panel and acc

@@ -104,11 +104,12 @@ static inline void k6_pack(float *dst, const float *src, long ld, int n, int c) 
 // K6_ACC is the accumulators as acc[row][half], for per-row loops.
 #define K6_ACC(name) __m256 name[K6_ROWS][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}}
 
-// The AVX-512 block. Zen 4 and the Intel cores run a 512-bit FMA at the
-// same flop rate as two 256-bit ones, or twice it; what the wider block
-// saves is the loads and broadcasts per FMA, with the 32 zmm registers
-// holding up to 24 accumulators: six broadcast rows, as in the AVX2
-// block, times NP ≤ 4 vectors of 16 lanes.
+// The AVX-512 block. A 512-bit FMA does the work of two 256-bit ones: at
+// the same flop rate on Zen 4 (which splits it in halves), at up to twice
+// it on Intel cores with two 512-bit FMA units. Either way the wider block
+// needs fewer loads, broadcasts and loop steps per FMA, and the 32 zmm
+// registers hold 24 accumulators: six broadcast rows, as in the AVX2 block,
+// times NP ≤ 4 vectors of 16 lanes.
 #define K6_TARGET512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
 // k6_tile512 sets acc[i][j] = Σ_{k<kn} a[k·astep + j·pstride + 0..15] · r[i][k]

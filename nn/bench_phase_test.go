@@ -45,8 +45,8 @@ func TestPhaseBreakdown(t *testing.T) {
 		}
 		fe := EncoderFLOPs(s.cfg, B, T)
 		fp := 2 * float64(B*T*C) * float64(V)
-		fmt.Printf("%s: encode %.3fs (%.1f GF) head %.3fs pool %.3fs (%.1f GF) fused pool %.3fs (%.1f GF)\n",
-			s.name, te[1], fe/te[1]/1e9, th[1], tp[1], fp/tp[1]/1e9, ti[1], fp/ti[1]/1e9)
+		fmt.Printf("%s (kernels %s): encode %.3fs (%.1f GF) head %.3fs pool %.3fs (%.1f GF) fused pool %.3fs (%.1f GF)\n",
+			s.name, Kernels(), te[1], fe/te[1]/1e9, th[1], tp[1], fp/tp[1]/1e9, ti[1], fp/ti[1]/1e9)
 	}
 }
 

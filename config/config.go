@@ -36,6 +36,11 @@ type Config struct {
 	// (eval.Options.Workers). Results do not depend on it. 0 means one per
 	// CPU.
 	Threads int `mapstructure:"threads"`
+	// Kernels is the level of nn's fused C kernels (nn.SetKernels): "auto"
+	// (the best this CPU and OS run), "avx2" or "avx512". The levels give
+	// the same results bit for bit; forcing one is for measuring them side
+	// by side.
+	Kernels string `mapstructure:"kernels"`
 	// SkipInvalid skips malformed input records (each reported with file and
 	// line, and counted) instead of stopping at the first one.
 	SkipInvalid bool `mapstructure:"skip_invalid"`
@@ -282,6 +287,7 @@ func Default() Config {
 	return Config{
 		CacheDir:    "",
 		Threads:     0,
+		Kernels:     "auto",
 		SkipInvalid: false,
 		Progress:    "auto",
 		BM25:        BM25{K1: 0.9, B: 0.4, Depth: 1000},
@@ -329,6 +335,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Threads < 0 {
 		bad("threads", "must be >= 0 (0 = one per CPU), got %d", c.Threads)
+	}
+	switch c.Kernels {
+	case "auto", "avx2", "avx512":
+	default:
+		bad("kernels", "must be auto, avx2 or avx512, got %q", c.Kernels)
 	}
 	switch c.Progress {
 	case "auto", "on", "off":

@@ -39,7 +39,7 @@ func BenchmarkPhases(b *testing.B) {
 			{"pool", pool, func() { SpladePoolForward(z, batch.Mask, m.wordEmb.W, m.decBias.W, B, T, C, V, out, arg) }},
 			{"fused-pool", pool, func() { SpladePoolInfer(z, batch.Mask, m.wordEmb.W, m.decBias.W, B, T, C, V, out) }},
 		} {
-			b.Run(fmt.Sprintf("model=%s/phase=%s/batch=%d/len=%d", s.name, ph.name, B, T), func(b *testing.B) {
+			b.Run(fmt.Sprintf("model=%s/phase=%s/batch=%d/len=%d/kernels=%s", s.name, ph.name, B, T, Kernels()), func(b *testing.B) {
 				for b.Loop() {
 					ph.run()
 				}

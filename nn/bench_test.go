@@ -124,27 +124,42 @@ func TestFLOPCounts(t *testing.T) {
 	}
 }
 
+// benchKernelLevels is kernelLevels (every level this CPU runs, side by
+// side), or "auto" alone where there are no C kernels.
+func benchKernelLevels() []string {
+	if l := kernelLevels(); len(l) > 0 {
+		return l
+	}
+	return []string{"auto"}
+}
+
 func BenchmarkEncode(b *testing.B) {
 	for _, s := range benchShapes {
 		if testing.Short() && s.name != "mini" {
 			continue
 		}
 		const B, T = 32, 256
-		b.Run(fmt.Sprintf("model=%s/batch=%d/len=%d", s.name, B, T), func(b *testing.B) {
-			m, err := NewModel(s.cfg, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			batch := BenchBatch(s.cfg, B, T, 1)
-			out := make([]float32, B*s.cfg.VocabSize)
-			b.ReportAllocs()
-			for b.Loop() {
-				SpladeEncode(m, batch, out, nil) // inference: the fused pooling
-			}
-			sec := b.Elapsed().Seconds() / float64(b.N)
-			b.ReportMetric(B*T/sec, "tokens/s")
-			b.ReportMetric(SpladeEncodeFLOPs(s.cfg, B, T, B*T)/sec/1e9, "GFLOPS")
-		})
+		m, err := NewModel(s.cfg, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch := BenchBatch(s.cfg, B, T, 1)
+		out := make([]float32, B*s.cfg.VocabSize)
+		for _, kl := range benchKernelLevels() {
+			b.Run(fmt.Sprintf("model=%s/batch=%d/len=%d/kernels=%s", s.name, B, T, kl), func(b *testing.B) {
+				c0 := processCPU()
+				b.ReportAllocs()
+				withKernels(b, kl, func() {
+					for b.Loop() {
+						SpladeEncode(m, batch, out, nil) // inference: the fused pooling
+					}
+				})
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(B*T/sec, "tokens/s")
+				b.ReportMetric(SpladeEncodeFLOPs(s.cfg, B, T, B*T)/sec/1e9, "GFLOPS")
+				reportCPU(b, c0)
+			})
+		}
 	}
 }
 
@@ -154,21 +169,27 @@ func BenchmarkMLMTrain(b *testing.B) {
 			continue
 		}
 		const B, T = 16, 128
-		b.Run(fmt.Sprintf("model=%s/batch=%d/len=%d", s.name, B, T), func(b *testing.B) {
-			m, err := NewModel(s.cfg, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			batch := BenchBatch(s.cfg, B, T, 1)
-			labels, M := MLMMask(batch, s.cfg.VocabSize, 0.15, 2)
-			opt := NewAdamW(m.Params, 0.01)
-			b.ReportAllocs()
-			for b.Loop() {
-				MLMTrainStep(m, opt, batch, labels, 1e-4)
-			}
-			sec := b.Elapsed().Seconds() / float64(b.N)
-			b.ReportMetric(B*T/sec, "tokens/s")
-			b.ReportMetric(MLMTrainFLOPs(s.cfg, B, T, M)/sec/1e9, "GFLOPS")
-		})
+		m, err := NewModel(s.cfg, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch := BenchBatch(s.cfg, B, T, 1)
+		labels, M := MLMMask(batch, s.cfg.VocabSize, 0.15, 2)
+		opt := NewAdamW(m.Params, 0.01)
+		for _, kl := range benchKernelLevels() {
+			b.Run(fmt.Sprintf("model=%s/batch=%d/len=%d/kernels=%s", s.name, B, T, kl), func(b *testing.B) {
+				c0 := processCPU()
+				b.ReportAllocs()
+				withKernels(b, kl, func() {
+					for b.Loop() {
+						MLMTrainStep(m, opt, batch, labels, 1e-4)
+					}
+				})
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(B*T/sec, "tokens/s")
+				b.ReportMetric(MLMTrainFLOPs(s.cfg, B, T, M)/sec/1e9, "GFLOPS")
+				reportCPU(b, c0)
+			})
+		}
 	}
 }

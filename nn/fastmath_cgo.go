@@ -14,6 +14,7 @@ package nn
 #include <cblas.h>
 #include <string.h>
 #include <math.h>
+#include "k6x16.h"
 
 // fold_max_rows folds rows of x into running maxima: for row i, the maxima
 // of sequence seg[i] (at mx + seg[i]*ldm) take x[i,j] where it is strictly
@@ -95,10 +96,17 @@ static inline double c_normcdf(double x, double *gauss) {
 	return x < 0 ? half : 1 - half;
 }
 
+// The element-wise kernels below are each a body inlined into two
+// functions: NAME, target_clones of AVX2 (x86-64-v3) and the baseline,
+// chosen by the loader as before, and NAME_avx512, the same loops
+// vectorised for AVX-512, which the Go side calls at the avx512 kernel
+// level (kernels.go). Neither reassociates anything, so both give the same
+// results bit for bit. Only the kernels where AVX-512 measured faster have
+// a twin (docs/performance.md); softmax and the LayerNorm forward did not.
+
 // c_gelu needs no Gaussian density, so the two exponentials of c_normcdf
 // fold into one: ½·t·e^(−z²)·e^p = ½·t·e^(p−z²).
-__attribute__((target_clones("arch=x86-64-v3","default")))
-static void c_gelu(float *dst, const float *x, long n) {
+static inline __attribute__((always_inline)) void c_gelu_body(float *dst, const float *x, long n) {
 	for (long i = 0; i < n; i++) {
 		double f = x[i];
 		double z = fabs(f) * 0.70710678118654752440;
@@ -109,15 +117,20 @@ static void c_gelu(float *dst, const float *x, long n) {
 		dst[i] = (float)(f * (f < 0 ? half : 1 - half));
 	}
 }
-
 __attribute__((target_clones("arch=x86-64-v3","default")))
-static void c_gelu_backward(float *dx, const float *dy, const float *x, long n) {
+static void c_gelu(float *dst, const float *x, long n) { c_gelu_body(dst, x, n); }
+K6_TARGET512 static void c_gelu_avx512(float *dst, const float *x, long n) { c_gelu_body(dst, x, n); }
+
+static inline __attribute__((always_inline)) void c_gelu_backward_body(float *dx, const float *dy, const float *x, long n) {
 	for (long i = 0; i < n; i++) {
 		double g, f = x[i];
 		double c = c_normcdf(f, &g);
 		dx[i] = dy[i] * (float)(c + f * g * 0.3989422804014327);
 	}
 }
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static void c_gelu_backward(float *dx, const float *dy, const float *x, long n) { c_gelu_backward_body(dx, dy, x, n); }
+K6_TARGET512 static void c_gelu_backward_avx512(float *dx, const float *dy, const float *x, long n) { c_gelu_backward_body(dx, dy, x, n); }
 
 // c_layernorm is layerNormGo (layers.go) in C: statistics in double over
 // four partial sums so that the loops vectorise. With res, each row of x
@@ -151,8 +164,7 @@ static void c_layernorm(float *out, float *mean, float *rstd, float *x, const fl
 
 // c_adamw is adamwGo (adamw.go) in C: the same float64 arithmetic per
 // element, four lanes wide.
-__attribute__((target_clones("arch=x86-64-v3","default")))
-static void c_adamw(float *w, const float *g, float *m, float *v, long n,
+static inline __attribute__((always_inline)) void c_adamw_body(float *w, const float *g, float *m, float *v, long n,
 		double b1, double b2, double step, double bc2, double eps, double decay) {
 	for (long j = 0; j < n; j++) {
 		double gj = g[j];
@@ -164,20 +176,26 @@ static void c_adamw(float *w, const float *g, float *m, float *v, long n,
 		w[j] = (float)(wj - step * mj / (sqrt(vj) / bc2 + eps));
 	}
 }
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static void c_adamw(float *w, const float *g, float *m, float *v, long n,
+		double b1, double b2, double step, double bc2, double eps, double decay) { c_adamw_body(w, g, m, v, n, b1, b2, step, bc2, eps, decay); }
+K6_TARGET512 static void c_adamw_avx512(float *w, const float *g, float *m, float *v, long n,
+		double b1, double b2, double step, double bc2, double eps, double decay) { c_adamw_body(w, g, m, v, n, b1, b2, step, bc2, eps, decay); }
 
 // c_colsum adds the column sums of dout (n, oc) for columns lo..hi−1 to db.
-__attribute__((target_clones("arch=x86-64-v3","default")))
-static void c_colsum(float *db, const float *dout, long n, long oc, long lo, long hi) {
+static inline __attribute__((always_inline)) void c_colsum_body(float *db, const float *dout, long n, long oc, long lo, long hi) {
 	for (long r = 0; r < n; r++) {
 		const float *row = dout + r * oc;
 		for (long j = lo; j < hi; j++) db[j] += row[j];
 	}
 }
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static void c_colsum(float *db, const float *dout, long n, long oc, long lo, long hi) { c_colsum_body(db, dout, n, oc, lo, hi); }
+K6_TARGET512 static void c_colsum_avx512(float *db, const float *dout, long n, long oc, long lo, long hi) { c_colsum_body(db, dout, n, oc, lo, hi); }
 
 // c_layernorm_backward is layerNormBackwardGo (layers.go) in C; dgamma and
 // dbeta may be NULL.
-__attribute__((target_clones("arch=x86-64-v3","default")))
-static void c_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
+static inline __attribute__((always_inline)) void c_layernorm_backward_body(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
 		const float *mean, const float *rstd, const float *gamma, long n, long c) {
 	for (long r = 0; r < n; r++) {
 		const float *xr = x + r * c, *dr = dout + r * c;
@@ -212,6 +230,11 @@ static void c_layernorm_backward(float *dx, float *dgamma, float *dbeta, const f
 			}
 	}
 }
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static void c_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
+		const float *mean, const float *rstd, const float *gamma, long n, long c) { c_layernorm_backward_body(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c); }
+K6_TARGET512 static void c_layernorm_backward_avx512(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
+		const float *mean, const float *rstd, const float *gamma, long n, long c) { c_layernorm_backward_body(dx, dgamma, dbeta, dout, x, mean, rstd, gamma, n, c); }
 
 // c_softmax replaces row by softmax(row); a row entirely −Inf becomes zeros.
 // Eight partial maxima and sums let the reductions vectorise.
@@ -242,8 +265,7 @@ static void c_softmax(float *row, long n) {
 
 // c_softmax_xent replaces row by softmax(row) and returns
 // logsumexp(row) − row[label], summing in double.
-__attribute__((target_clones("arch=x86-64-v3","default")))
-static double c_softmax_xent(float *row, long n, long label) {
+static inline __attribute__((always_inline)) double c_softmax_xent_body(float *row, long n, long label) {
 	float m8[8];
 	double s4[4] = {0, 0, 0, 0};
 	for (int j = 0; j < 8; j++) m8[j] = -INFINITY;
@@ -263,6 +285,9 @@ static double c_softmax_xent(float *row, long n, long label) {
 	for (long i = 0; i < n; i++) row[i] *= inv;
 	return log(sum) - target;
 }
+__attribute__((target_clones("arch=x86-64-v3","default")))
+static double c_softmax_xent(float *row, long n, long label) { return c_softmax_xent_body(row, n, label); }
+K6_TARGET512 static double c_softmax_xent_avx512(float *row, long n, long label) { return c_softmax_xent_body(row, n, label); }
 
 
 #include "k6x16.h"
@@ -321,12 +346,70 @@ static void attn_head_avx2(const float *q, const float *k, const float *v, long 
 	}
 }
 
-// attn_head returns 0 when it cannot run (no AVX2/FMA, or d not a multiple
-// of 16) and the caller must take the BLAS path.
-static int attn_head(const float *q, const float *k, const float *v, long ld, int T, int d, float scale,
+// attn_head_avx512 is attn_head_avx2 on the 6×64 block of k6_tile512: the
+// scores of six query rows against four key panels at a time, P·V six rows
+// by 64 columns of V. Every score and output is the same chain of fused
+// multiply-adds as in attn_head_avx2, and the softmax is the same
+// function, so the two give the same results bit for bit.
+K6_TARGET512
+static void attn_head_avx512(const float *q, const float *k, const float *v, long ld, int T, int d, float scale,
 		const int32_t *pad, int npad, float *p, float *ctx, float *kp, float *blk) {
-	if (!k6_has_avx2_fma() || d % 16 != 0 || T == 0) return 0;
-	attn_head_avx2(q, k, v, ld, T, d, scale, pad, npad, p, ctx, kp, blk);
+	int np = (T + 15) / 16, T16 = np * 16;
+	k6_pack(kp, k, ld, T, d);
+	__m512 sc = _mm512_set1_ps(scale);
+	__m512 acc[K6_ROWS][4];
+	for (int r0 = 0; r0 < T; r0 += 6) {
+		int nr = T - r0 < 6 ? T - r0 : 6;
+		const float *qr[6];
+		for (int i = 0; i < 6; i++) qr[i] = q + (long)(r0 + (i < nr ? i : nr - 1)) * ld;
+#define ATTN512_SCORES(NP) do { \
+			k6_tile512(acc, NP, kp + (long)pi * 16 * d, 16, 16L * d, d, qr, NULL, 0); \
+			_Pragma("GCC unroll 6") for (int i = 0; i < K6_ROWS; i++) \
+				_Pragma("GCC unroll 4") for (int j = 0; j < (NP); j++) \
+					_mm512_storeu_ps(blk + (long)i * T16 + (pi + j) * 16, _mm512_mul_ps(acc[i][j], sc)); \
+		} while (0)
+		int pi = 0;
+		for (; pi + 4 <= np; pi += 4) ATTN512_SCORES(4);
+		switch (np - pi) {
+		case 3: ATTN512_SCORES(3); break;
+		case 2: ATTN512_SCORES(2); break;
+		case 1: ATTN512_SCORES(1); break;
+		}
+#undef ATTN512_SCORES
+		for (int i = 0; i < 6; i++) {
+			float *row = blk + (long)i * T16;
+			for (int j = 0; j < npad; j++) row[pad[j]] = -INFINITY;
+			c_softmax(row, T);
+			if (i < nr) memcpy(p + (long)(r0 + i) * T, row, (size_t)T * sizeof(float));
+		}
+		const float *pr[6];
+		for (int i = 0; i < 6; i++) pr[i] = blk + (long)i * T16;
+#define ATTN512_PV(NP) do { \
+			k6_tile512(acc, NP, v + c0, ld, 16, T, pr, NULL, 0); \
+			for (int i = 0; i < nr; i++) \
+				_Pragma("GCC unroll 4") for (int j = 0; j < (NP); j++) \
+					_mm512_storeu_ps(ctx + (long)(r0 + i) * ld + c0 + j * 16, acc[i][j]); \
+		} while (0)
+		int c0 = 0;
+		for (; c0 + 64 <= d; c0 += 64) ATTN512_PV(4);
+		switch ((d - c0) / 16) {
+		case 3: ATTN512_PV(3); break;
+		case 2: ATTN512_PV(2); break;
+		case 1: ATTN512_PV(1); break;
+		}
+#undef ATTN512_PV
+	}
+}
+
+// attn_head returns 0 when it cannot run (level below K6_AVX2, or d not a
+// multiple of 16) and the caller must take the BLAS path.
+static int attn_head(int level, const float *q, const float *k, const float *v, long ld, int T, int d, float scale,
+		const int32_t *pad, int npad, float *p, float *ctx, float *kp, float *blk) {
+	if (level < K6_AVX2 || d % 16 != 0 || T == 0) return 0;
+	if (level >= K6_AVX512)
+		attn_head_avx512(q, k, v, ld, T, d, scale, pad, npad, p, ctx, kp, blk);
+	else
+		attn_head_avx2(q, k, v, ld, T, d, scale, pad, npad, p, ctx, kp, blk);
 	return 1;
 }
 */
@@ -358,12 +441,18 @@ func foldMaxRows(mx []float32, am []int32, ldm int, x []float32, ldx int, seg, t
 }
 
 // geluKernel, geluBackwardKernel and softmaxKernel run the C twins of
-// geluGo, geluBackwardGo and softmaxGo (fastmath.go).
+// geluGo, geluBackwardGo and softmaxGo (fastmath.go); GELU and its
+// backward, AdamW, the column sums, the LayerNorm backward and the softmax
+// cross-entropy take their AVX-512 builds at that kernel level.
 func geluKernel(dst, x []float32) {
 	if len(dst) == 0 {
 		return
 	}
 	_ = x[len(dst)-1]
+	if kernelLevel >= levelAVX512 {
+		C.c_gelu_avx512((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(dst)))
+		return
+	}
 	C.c_gelu((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(dst)))
 }
 
@@ -372,6 +461,10 @@ func geluBackwardKernel(dx, dy, x []float32) {
 		return
 	}
 	_, _ = dy[len(dx)-1], x[len(dx)-1]
+	if kernelLevel >= levelAVX512 {
+		C.c_gelu_backward_avx512((*C.float)(unsafe.Pointer(&dx[0])), (*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(dx)))
+		return
+	}
 	C.c_gelu_backward((*C.float)(unsafe.Pointer(&dx[0])), (*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(dx)))
 }
 
@@ -401,7 +494,8 @@ func attnScratch(T, d int) int {
 // attn_head): P (T,T) = softmax(scale·Q·Kᵀ, padded keys at −∞), ctx = P·V,
 // with q, k, v, ctx rows of width d at stride ld. It reports false, doing
 // nothing, when the kernel cannot run here (no AVX2/FMA, d not a multiple
-// of 16); the caller then takes the BLAS path.
+// of 16); the caller then takes the BLAS path. The kernel is that of the
+// level in force (SetKernels).
 func attnHeadKernel(q, k, v []float32, ld, T, d int, scale float32, pad []int32, p, ctx, scratch []float32) bool {
 	if T == 0 || d%16 != 0 {
 		return false
@@ -413,7 +507,7 @@ func attnHeadKernel(q, k, v []float32, ld, T, d int, scale float32, pad []int32,
 		pp = (*C.int32_t)(unsafe.Pointer(&pad[0]))
 	}
 	t16 := (T + 15) / 16 * 16
-	return C.attn_head((*C.float)(unsafe.Pointer(&q[0])), (*C.float)(unsafe.Pointer(&k[0])), (*C.float)(unsafe.Pointer(&v[0])),
+	return C.attn_head(C.int(kernelLevel), (*C.float)(unsafe.Pointer(&q[0])), (*C.float)(unsafe.Pointer(&k[0])), (*C.float)(unsafe.Pointer(&v[0])),
 		C.long(ld), C.int(T), C.int(d), C.float(scale), pp, C.int(len(pad)),
 		(*C.float)(unsafe.Pointer(&p[0])), (*C.float)(unsafe.Pointer(&ctx[0])),
 		(*C.float)(unsafe.Pointer(&scratch[0])), (*C.float)(unsafe.Pointer(&scratch[t16*d]))) != 0
@@ -425,6 +519,11 @@ func adamwKernel(w, g, m, v []float32, b1, b2, stepSize, bc2, eps, decay float64
 		return
 	}
 	_, _, _ = w[n-1], m[n-1], v[n-1]
+	if kernelLevel >= levelAVX512 {
+		C.c_adamw_avx512((*C.float)(unsafe.Pointer(&w[0])), (*C.float)(unsafe.Pointer(&g[0])), (*C.float)(unsafe.Pointer(&m[0])), (*C.float)(unsafe.Pointer(&v[0])),
+			C.long(n), C.double(b1), C.double(b2), C.double(stepSize), C.double(bc2), C.double(eps), C.double(decay))
+		return
+	}
 	C.c_adamw((*C.float)(unsafe.Pointer(&w[0])), (*C.float)(unsafe.Pointer(&g[0])), (*C.float)(unsafe.Pointer(&m[0])), (*C.float)(unsafe.Pointer(&v[0])),
 		C.long(n), C.double(b1), C.double(b2), C.double(stepSize), C.double(bc2), C.double(eps), C.double(decay))
 }
@@ -434,6 +533,10 @@ func colSumKernel(db, dout []float32, n, oc, lo, hi int) {
 		return
 	}
 	_, _ = db[hi-1], dout[(n-1)*oc+hi-1]
+	if kernelLevel >= levelAVX512 {
+		C.c_colsum_avx512((*C.float)(unsafe.Pointer(&db[0])), (*C.float)(unsafe.Pointer(&dout[0])), C.long(n), C.long(oc), C.long(lo), C.long(hi))
+		return
+	}
 	C.c_colsum((*C.float)(unsafe.Pointer(&db[0])), (*C.float)(unsafe.Pointer(&dout[0])), C.long(n), C.long(oc), C.long(lo), C.long(hi))
 }
 
@@ -446,6 +549,11 @@ func layerNormBackwardKernel(dx, dgamma, dbeta, dout, x, mean, rstd, gamma []flo
 	if dgamma != nil {
 		_, _ = dgamma[c-1], dbeta[c-1]
 		pg, pb = (*C.float)(unsafe.Pointer(&dgamma[0])), (*C.float)(unsafe.Pointer(&dbeta[0]))
+	}
+	if kernelLevel >= levelAVX512 {
+		C.c_layernorm_backward_avx512((*C.float)(unsafe.Pointer(&dx[0])), pg, pb, (*C.float)(unsafe.Pointer(&dout[0])), (*C.float)(unsafe.Pointer(&x[0])),
+			(*C.float)(unsafe.Pointer(&mean[0])), (*C.float)(unsafe.Pointer(&rstd[0])), (*C.float)(unsafe.Pointer(&gamma[0])), C.long(n), C.long(c))
+		return
 	}
 	C.c_layernorm_backward((*C.float)(unsafe.Pointer(&dx[0])), pg, pb, (*C.float)(unsafe.Pointer(&dout[0])), (*C.float)(unsafe.Pointer(&x[0])),
 		(*C.float)(unsafe.Pointer(&mean[0])), (*C.float)(unsafe.Pointer(&rstd[0])), (*C.float)(unsafe.Pointer(&gamma[0])), C.long(n), C.long(c))
@@ -460,5 +568,8 @@ func softmaxKernel(row []float32) {
 
 func softmaxXentKernel(row []float32, label int) float64 {
 	_ = row[label]
+	if kernelLevel >= levelAVX512 {
+		return float64(C.c_softmax_xent_avx512((*C.float)(unsafe.Pointer(&row[0])), C.long(len(row)), C.long(label)))
+	}
 	return float64(C.c_softmax_xent((*C.float)(unsafe.Pointer(&row[0])), C.long(len(row)), C.long(label)))
 }

@@ -142,6 +142,111 @@ static void mp_avx2(const float *pa, const int64_t *poff, const int32_t *pn, int
 	}
 }
 
+// The AVX-512 twins of the three functions above: the 6×64 block of
+// k6_tile512 (four panels of 16 positions against six embedding rows, the
+// same rows and prefetch as the AVX2 block), then a 6×32 or 6×16 block for
+// the last one to three panels. Each lane keeps its running maximum (and
+// row) over the panels in order, as in the AVX2 kernels, so both give the
+// same results bit for bit (for finite logits: the maxima are merged in
+// another order, which only a NaN could tell apart).
+
+// MP512_TILES runs BODY(NP) over the np panels at pa in tiles of NP = 4,
+// then one tile of the remaining 1–3; p is the tile's first panel and acc
+// its accumulators; the first tile prefetches the next block.
+#define MP512_TILES(BODY) do { \
+	const float *rows_[K6_ROWS] = {e0, e1, e2, e3, e4, e5}; \
+	__m512 acc[K6_ROWS][4]; \
+	int p = 0; \
+	for (; p + 4 <= np; p += 4) { \
+		k6_tile512(acc, 4, pa + (long)p * K6_LANES * c, K6_LANES, (long)K6_LANES * c, c, rows_, pf, p == 0 ? nl : 0); \
+		BODY(4); \
+	} \
+	int nl_ = p == 0 ? nl : 0; \
+	switch (np - p) { \
+	case 3: k6_tile512(acc, 3, pa + (long)p * K6_LANES * c, K6_LANES, (long)K6_LANES * c, c, rows_, pf, nl_); BODY(3); break; \
+	case 2: k6_tile512(acc, 2, pa + (long)p * K6_LANES * c, K6_LANES, (long)K6_LANES * c, c, rows_, pf, nl_); BODY(2); break; \
+	case 1: k6_tile512(acc, 1, pa + (long)p * K6_LANES * c, K6_LANES, (long)K6_LANES * c, c, rows_, pf, nl_); BODY(1); break; \
+	} \
+} while (0)
+
+K6_TARGET512
+static void mp_block_avx512(const float *pa, int np, const float *e, int nv, int c, const float *pf, float *mx) {
+	MP_SETUP(e, nv, c, pf);
+	__m512 r[K6_ROWS];
+	for (int i = 0; i < K6_ROWS; i++) r[i] = _mm512_set1_ps(-INFINITY);
+#define MP512_MAX(NP) \
+	_Pragma("GCC unroll 6") for (int i = 0; i < K6_ROWS; i++) \
+		_Pragma("GCC unroll 4") for (int j = 0; j < (NP); j++) r[i] = _mm512_max_ps(r[i], acc[i][j])
+	MP512_TILES(MP512_MAX);
+#undef MP512_MAX
+	for (int i = 0; i < nv; i++) mx[i] = _mm512_reduce_max_ps(r[i]);
+}
+
+K6_TARGET512
+static void mp_block_arg_avx512(const float *pa, int np, const float *e, int nv, int c, const float *pf, float *mx, int32_t *am) {
+	MP_SETUP(e, nv, c, pf);
+	__m512 r[K6_ROWS];
+	__m512i ix[K6_ROWS];
+	for (int i = 0; i < K6_ROWS; i++) {
+		r[i] = _mm512_set1_ps(-INFINITY);
+		ix[i] = _mm512_set1_epi32(-1);
+	}
+	const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	// Panels in order, strictly greater replaces: each lane keeps its
+	// earliest row, as mp_block_arg_avx2.
+#define MP512_ARG(NP) \
+	_Pragma("GCC unroll 4") for (int j = 0; j < (NP); j++) { \
+		__m512i pj = _mm512_add_epi32(lane, _mm512_set1_epi32((p + j) * K6_LANES)); \
+		_Pragma("GCC unroll 6") for (int i = 0; i < K6_ROWS; i++) { \
+			__mmask16 g = _mm512_cmp_ps_mask(acc[i][j], r[i], _CMP_GT_OQ); \
+			r[i] = _mm512_mask_mov_ps(r[i], g, acc[i][j]); \
+			ix[i] = _mm512_mask_mov_epi32(ix[i], g, pj); \
+		} \
+	}
+	MP512_TILES(MP512_ARG);
+#undef MP512_ARG
+	for (int i = 0; i < nv; i++) {
+		float t[16];
+		int32_t q[16];
+		_mm512_storeu_ps(t, r[i]);
+		_mm512_storeu_si512((void *)q, ix[i]);
+		float m = t[0];
+		int32_t at = q[0];
+		for (int j = 1; j < 16; j++)
+			if (t[j] > m || (t[j] == m && q[j] >= 0 && (at < 0 || q[j] < at))) {
+				m = t[j];
+				at = q[j];
+			}
+		mx[i] = m;
+		am[i] = at;
+	}
+}
+
+// mp_avx512 is mp_avx2 with the AVX-512 blocks: the same chunks of
+// sequences and the same order over embedding blocks.
+K6_TARGET512
+static void mp_avx512(const float *pa, const int64_t *poff, const int32_t *pn, int nseq,
+		const float *emb, int c, int v0, int v1, float *mx, int32_t *am, long ldm) {
+	int chunk = 8192 / c;
+	if (chunk < 1) chunk = 1;
+	for (int b0 = 0; b0 < nseq;) {
+		int b1 = b0, tot = 0;
+		while (b1 < nseq && (b1 == b0 || tot + pn[b1] <= chunk)) tot += pn[b1++];
+		for (int v = v0; v < v1; v += K6_ROWS) {
+			int nv = v1 - v < K6_ROWS ? v1 - v : K6_ROWS;
+			const float *pf = v + K6_ROWS < v1 ? emb + (long)(v + K6_ROWS) * c : NULL;
+			for (int b = b0; b < b1; b++) {
+				if (pn[b] == 0) continue;
+				if (am)
+					mp_block_arg_avx512(pa + poff[b], pn[b], emb + (long)v * c, nv, c, b == b0 ? pf : NULL, mx + (long)b * ldm + v, am + (long)b * ldm + v);
+				else
+					mp_block_avx512(pa + poff[b], pn[b], emb + (long)v * c, nv, c, b == b0 ? pf : NULL, mx + (long)b * ldm + v);
+			}
+		}
+		b0 = b1;
+	}
+}
+
 // mp_scalar is the same computation for CPUs without AVX2 and FMA.
 static void mp_scalar(const float *pa, int np, const float *emb, int c, int v0, int v1, float *mx) {
 	for (int v = v0; v < v1; v++) {
@@ -162,11 +267,16 @@ static void mp_scalar(const float *pa, int np, const float *emb, int c, int v0, 
 // mp_pool sets mx[b·ldm + v] = max_t z[b,t]·emb[v] for the sequences of pa
 // (panel offsets poff[b], panel counts pn[b]; pn[b] = 0 leaves the row
 // untouched) and the vocabulary rows v0..v1−1, and, when am is not NULL,
-// am[b·ldm + v] = the packed row of that maximum. It returns 0, doing
-// nothing, when am is wanted on a CPU without AVX2 and FMA.
-static int mp_pool(const float *pa, const int64_t *poff, const int32_t *pn, int nseq,
+// am[b·ldm + v] = the packed row of that maximum, with the kernels of
+// level (K6_*, at most k6_cpu_level()). It returns 0, doing nothing, when
+// am is wanted at K6_SCALAR.
+static int mp_pool(int level, const float *pa, const int64_t *poff, const int32_t *pn, int nseq,
 		const float *emb, int c, int v0, int v1, float *mx, int32_t *am, long ldm) {
-	if (k6_has_avx2_fma()) {
+	if (level >= K6_AVX512) {
+		mp_avx512(pa, poff, pn, nseq, emb, c, v0, v1, mx, am, ldm);
+		return 1;
+	}
+	if (level >= K6_AVX2) {
 		mp_avx2(pa, poff, pn, nseq, emb, c, v0, v1, mx, am, ldm);
 		return 1;
 	}
@@ -195,6 +305,7 @@ func packPanels(dst, src []float32, ld, n, c int) {
 // sequence b of z·emb[v], for v in [v0, v1), and, unless am is nil,
 // am[b·ldm+v] = the packed row of the first maximum (see the C mp_pool). It
 // reports false, doing nothing, when am is wanted and the CPU lacks AVX2.
+// The kernels are those of the level in force (SetKernels).
 func maxPoolRange(pa []float32, poff []int64, pn []int32, emb []float32, c, v0, v1 int, mx []float32, am []int32, ldm int) bool {
 	if len(pn) == 0 || v1 <= v0 {
 		return true
@@ -205,12 +316,12 @@ func maxPoolRange(pa []float32, poff []int64, pn []int32, emb []float32, c, v0, 
 		_ = am[(len(pn)-1)*ldm+v1-1]
 		pam = (*C.int32_t)(unsafe.Pointer(&am[0]))
 	}
-	return C.mp_pool((*C.float)(unsafe.Pointer(&pa[0])), (*C.int64_t)(unsafe.Pointer(&poff[0])), (*C.int32_t)(unsafe.Pointer(&pn[0])), C.int(len(pn)),
+	return C.mp_pool(C.int(kernelLevel), (*C.float)(unsafe.Pointer(&pa[0])), (*C.int64_t)(unsafe.Pointer(&poff[0])), (*C.int32_t)(unsafe.Pointer(&pn[0])), C.int(len(pn)),
 		(*C.float)(unsafe.Pointer(&emb[0])), C.int(c), C.int(v0), C.int(v1), (*C.float)(unsafe.Pointer(&mx[0])), pam, C.long(ldm)) != 0
 }
 
 // fusedArgmax reports whether maxPoolRange can return the argmax here.
-func fusedArgmax() bool { return C.k6_has_avx2_fma() != 0 }
+func fusedArgmax() bool { return kernelLevel >= levelAVX2 }
 
 // fusedMaxPool reports whether SpladePoolInfer runs the fused kernel.
 const fusedMaxPool = true

@@ -48,6 +48,13 @@ documents by length and packs batches of at most --batch x --len tokens
 (no padding beyond the batch's longest); --order arrival takes --batch
 documents at a time in corpus order, padded to the longest.
 
+--kernels chooses the level of nn's fused C kernels (SPLADAPT_KERNELS
+otherwise): auto, avx2 or avx512; several, comma-separated (avx2,avx512),
+time each level on the same model and batch with their runs alternating,
+for a side-by-side ratio in one process (synthetic batches only). Each run
+also records the process CPU time, less disturbed than wall time on a
+loaded machine.
+
 Shapes of the speed targets: bert-mini --layers 4 --hidden 256 --heads 4
 --ff 1024; bert-small 4/512/8/2048; distilbert-base --arch distilbert 6/768/12/3072.`,
 		Args: cobra.NoArgs,
@@ -71,9 +78,16 @@ Shapes of the speed targets: bert-mini --layers 4 --hidden 256 --heads 4
 				_, err = fmt.Fprintf(w, "%s\n", b)
 				return err
 			}
-			_, err = fmt.Fprintf(w, "%s %s L%d H%d A%d F%d V%d batch %dx%d, %d threads (%s): %.0f tokens/s, %.1f GFLOPS = %.0f%% of %.1f (%s), %.1f ms/batch (median of %d), rss %.0f MB\n",
-				res.Arch, res.Task, res.Layers, res.Hidden, res.Heads, res.FF, res.Vocab, res.Batch, res.Len, res.Threads, res.Backend,
+			_, err = fmt.Fprintf(w, "%s %s L%d H%d A%d F%d V%d batch %dx%d, %d threads (%s, kernels %s): %.0f tokens/s, %.1f GFLOPS = %.0f%% of %.1f (%s), %.1f ms/batch (median of %d), rss %.0f MB\n",
+				res.Arch, res.Task, res.Layers, res.Hidden, res.Heads, res.FF, res.Vocab, res.Batch, res.Len, res.Threads, res.Backend, res.Kernels,
 				res.TokensPerS, res.GFLOPS, res.PctPeak, res.PeakGFLOPS, res.PeakSource, res.MsPerBatch, res.Runs, res.RSSMB)
+			for _, l := range res.ByKernels {
+				if err != nil {
+					break
+				}
+				_, err = fmt.Fprintf(w, "  kernels %s: %.0f tokens/s, %.1f ms/batch (%.2fx the first), CPU %.1f ms/batch (median)\n",
+					l.Kernels, l.TokensPerS, l.MsPerBatch, res.ByKernels[0].MsPerBatch/l.MsPerBatch, benchmodel.Median(l.CPUMsRuns))
+			}
 			return err
 		},
 	}
@@ -96,5 +110,6 @@ Shapes of the speed targets: bert-mini --layers 4 --hidden 256 --heads 4
 	f.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer directory for --corpus (default: train a WordPiece vocabulary on the documents)")
 	f.IntVar(&o.MaxDocs, "max-docs", 2000, "documents of --corpus to encode")
 	f.StringVar(&o.Order, "order", "length", "--corpus batching: length (sorted, packed) or arrival (corpus order, padded)")
+	f.StringVar(&o.Kernels, "kernels", "", "fused C kernel level: auto, avx2 or avx512; several, comma-separated, are timed side by side (default: SPLADAPT_KERNELS, else auto)")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/spladapt/spladapt/internal/benchmodel"
+	"github.com/spladapt/spladapt/nn"
 )
 
 func TestBenchModelJSON(t *testing.T) {
@@ -41,6 +42,39 @@ func TestBenchModelJSON(t *testing.T) {
 	}
 	if _, err := evalCLI(t, "bench", "model", "--task", "nope"); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("bad task: err %v", err)
+	}
+}
+
+// TestBenchModelKernels: --kernels with two levels times both, runs
+// alternating, and reports each; a level the CPU cannot run is an error.
+func TestBenchModelKernels(t *testing.T) {
+	if _, err := evalCLI(t, "bench", "model", "--kernels", "sse", "--peak=false"); err == nil || !strings.Contains(err.Error(), "--kernels") {
+		t.Fatalf("bad --kernels: err %v", err)
+	}
+	prev := nn.Kernels()
+	if nn.SetKernels("avx512") != nil {
+		t.Skipf("side by side needs avx2 and avx512 kernels; this build and CPU run %s", prev)
+	}
+	defer nn.SetKernels("auto")
+	out, err := evalCLI(t, "bench", "model", "--kernels", "avx2,avx512", "--layers", "1", "--hidden", "32", "--heads", "2",
+		"--ff", "32", "--vocab", "300", "--batch", "2", "--len", "16", "--runs", "2", "--warmup", "0", "--peak=false", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r benchmodel.Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
+	if len(r.ByKernels) != 2 || r.ByKernels[0].Kernels != "avx2" || r.ByKernels[1].Kernels != "avx512" || r.Kernels != "avx2" {
+		t.Fatalf("by_kernels %+v, kernels %q", r.ByKernels, r.Kernels)
+	}
+	for _, l := range r.ByKernels {
+		if len(l.MsRuns) != 2 || len(l.CPUMsRuns) != 2 || l.TokensPerS <= 0 {
+			t.Fatalf("level %s: %+v", l.Kernels, l)
+		}
+	}
+	if r.MsPerBatch != r.ByKernels[0].MsPerBatch || nn.Kernels() != "avx2" {
+		t.Fatalf("first level not reported or not left in force: %g vs %g, kernels %s", r.MsPerBatch, r.ByKernels[0].MsPerBatch, nn.Kernels())
 	}
 }
 

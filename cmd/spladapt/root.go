@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/spladapt/spladapt/config"
+	"github.com/spladapt/spladapt/nn"
 )
 
 // app carries what every subcommand shares: one viper per command tree.
@@ -40,7 +41,15 @@ func NewRootCommand() *cobra.Command {
 				return err
 			}
 			required := cmd.Flags().Changed("config")
-			return config.ReadFile(a.v, a.configPath, required)
+			if err := config.ReadFile(a.v, a.configPath, required); err != nil {
+				return err
+			}
+			// kernels (flag, SPLADAPT_KERNELS or the file) is process-wide:
+			// applied here for every command.
+			if err := nn.SetKernels(a.v.GetString("kernels")); err != nil {
+				return fmt.Errorf("kernels: %w", err)
+			}
+			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "config.yaml", "settings file (YAML); every key is documented in the repository's config.yaml")

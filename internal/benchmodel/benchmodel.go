@@ -43,6 +43,10 @@ type Options struct {
 	Corpus, Tokenizer string
 	MaxDocs           int
 	Order             string
+	// Kernels is the level of nn's fused C kernels (auto, avx2, avx512);
+	// several, comma-separated, are timed side by side (synthetic batches
+	// only). Empty: the level in force.
+	Kernels string
 }
 
 // Result is what Run measured (the JSON object "bench model --json"
@@ -59,6 +63,7 @@ type Result struct {
 	Len         int       `json:"len"`
 	Threads     int       `json:"threads"`
 	Backend     string    `json:"backend"`
+	Kernels     string    `json:"kernels"`
 	TokensPerS  float64   `json:"tokens_per_s"`
 	GFLOPS      float64   `json:"gflops"`
 	PeakGFLOPS  float64   `json:"peak_gflops"`
@@ -66,6 +71,7 @@ type Result struct {
 	PctPeak     float64   `json:"pct_peak"`
 	MsPerBatch  float64   `json:"ms_per_batch"`
 	MsRuns      []float64 `json:"ms_runs"`
+	CPUMsRuns   []float64 `json:"cpu_ms_runs,omitempty"`
 	Runs        int       `json:"runs"`
 	RSSMB       float64   `json:"rss_mb"`
 	Masked      int       `json:"masked,omitempty"`
@@ -77,6 +83,10 @@ type Result struct {
 	RealTokens  int       `json:"real_tokens,omitempty"`
 	PadTokens   int       `json:"padded_tokens,omitempty"`
 	TokenizeSec float64   `json:"tokenize_s,omitempty"`
+	// ByKernels has one entry per Options.Kernels level when there are
+	// several, their runs alternating; the fields above are the first
+	// level's.
+	ByKernels []Level `json:"by_kernels,omitempty"`
 }
 
 // ReferencePeak is the OpenBLAS 1024^3 Sgemm GFLOPS measured on 2 threads of
@@ -118,8 +128,24 @@ func Run(o Options, threads int, showProgress bool) (Result, error) {
 	if err := mc.Validate(); err != nil {
 		return Result{}, fmt.Errorf("model shape: %w", err)
 	}
+	levels := []string{nn.Kernels()}
+	if o.Kernels != "" {
+		levels = strings.Split(o.Kernels, ",")
+		for _, l := range levels {
+			if err := nn.SetKernels(l); err != nil {
+				return Result{}, fmt.Errorf("--kernels: %w", err)
+			}
+		}
+		if len(levels) > 1 && o.Corpus != "" {
+			return Result{}, errors.New("--kernels with several levels works with synthetic batches only (not --corpus)")
+		}
+		if err := nn.SetKernels(levels[0]); err != nil {
+			return Result{}, err
+		}
+	}
+	o.Kernels = strings.Join(levels, ",")
 	res := Result{Arch: o.Arch, Task: o.Task, Layers: o.Layers, Hidden: o.Hidden, Heads: o.Heads, FF: o.FF,
-		Vocab: o.Vocab, Batch: o.Batch, Len: o.SeqLen, Threads: threads, Backend: nn.Backend, Runs: o.Runs,
+		Vocab: o.Vocab, Batch: o.Batch, Len: o.SeqLen, Threads: threads, Backend: nn.Backend, Kernels: nn.Kernels(), Runs: o.Runs,
 		PeakGFLOPS: ReferencePeak, PeakSource: "reference: OpenBLAS 1024^3 on the Intel peer machine"}
 	if o.Peak {
 		res.PeakGFLOPS, res.PeakSource = measurePeak(), "measured: Sgemm 1024^3 in this process, the better of the medians of 5 before and 5 after the runs"
@@ -153,6 +179,69 @@ func cmp0(v, def int) int {
 	return v
 }
 
+// Level is one kernel level's runs in a side-by-side measurement.
+type Level struct {
+	Kernels    string    `json:"kernels"`
+	MsRuns     []float64 `json:"ms_runs"`
+	CPUMsRuns  []float64 `json:"cpu_ms_runs,omitempty"` // process CPU time (all threads) per run
+	MsPerBatch float64   `json:"ms_per_batch"`
+	TokensPerS float64   `json:"tokens_per_s"`
+	GFLOPS     float64   `json:"gflops"`
+}
+
+// timeLevels is timeRuns for each kernel level of levels (comma-separated)
+// side by side: warm-up runs for each level, then the timed runs of the
+// levels alternating, so that a drifting machine load spreads over all of
+// them. It also records each run's process CPU time, and leaves the first
+// level in force.
+func timeLevels(levels string, warmup, runs int, f func()) []Level {
+	names := strings.Split(levels, ",")
+	out := make([]Level, len(names))
+	set := func(i int) {
+		if len(names) > 1 {
+			_ = nn.SetKernels(names[i]) // checked by Run
+		}
+	}
+	for i, n := range names {
+		out[i].Kernels = n
+		set(i)
+		for range warmup {
+			f()
+		}
+	}
+	for range runs {
+		for i := range out {
+			set(i)
+			c0, st := processCPU(), time.Now()
+			f()
+			out[i].MsRuns = append(out[i].MsRuns, float64(time.Since(st).Microseconds())/1e3)
+			out[i].CPUMsRuns = append(out[i].CPUMsRuns, (processCPU()-c0).Seconds()*1e3)
+		}
+	}
+	set(0)
+	for i := range out {
+		out[i].MsPerBatch = median(out[i].MsRuns)
+	}
+	return out
+}
+
+// fillLevels sets each level's tokens/s and GFLOPS for the tokens and
+// flops of one batch, and res's timing fields from the first level.
+func fillLevels(res *Result, lv []Level, tokens int, flops float64) {
+	for i := range lv {
+		lv[i].TokensPerS = float64(tokens) / (lv[i].MsPerBatch / 1e3)
+		lv[i].GFLOPS = flops / (lv[i].MsPerBatch / 1e3) / 1e9
+	}
+	res.MsRuns, res.CPUMsRuns, res.MsPerBatch = lv[0].MsRuns, lv[0].CPUMsRuns, lv[0].MsPerBatch
+	res.TokensPerS, res.GFLOPS = lv[0].TokensPerS, lv[0].GFLOPS
+	if len(lv) > 1 {
+		res.ByKernels = lv
+	}
+}
+
+// Median is the median of xs (0 for none).
+func Median(xs []float64) float64 { return median(xs) }
+
 // timeRuns runs f warmup times untimed, then runs times, and returns the
 // durations in ms.
 func timeRuns(warmup, runs int, f func()) []float64 {
@@ -181,10 +270,8 @@ func benchEncode(res *Result, o Options, m *nn.Model) error {
 	B, T, V := o.Batch, o.SeqLen, m.Config.VocabSize
 	b := nn.BenchBatch(m.Config, B, T, o.Seed+1)
 	out := make([]float32, B*V)
-	res.MsRuns = timeRuns(o.Warmup, o.Runs, func() { nn.SpladeEncode(m, b, out, nil) })
-	res.MsPerBatch = median(res.MsRuns)
-	res.TokensPerS = float64(B*T) / (res.MsPerBatch / 1e3)
-	res.GFLOPS = nn.SpladeEncodeFLOPs(m.Config, B, T, B*T) / (res.MsPerBatch / 1e3) / 1e9
+	lv := timeLevels(o.Kernels, o.Warmup, o.Runs, func() { nn.SpladeEncode(m, b, out, nil) })
+	fillLevels(res, lv, B*T, nn.SpladeEncodeFLOPs(m.Config, B, T, B*T))
 	return nil
 }
 
@@ -193,11 +280,9 @@ func benchMLM(res *Result, o Options, m *nn.Model) error {
 	b := nn.BenchBatch(m.Config, B, T, o.Seed+2)
 	labels, M := nn.MLMMask(b, m.Config.VocabSize, 0.15, o.Seed+3)
 	opt := nn.NewAdamW(m.Params, 0.01)
-	res.MsRuns = timeRuns(o.Warmup, o.Runs, func() { res.Loss = nn.MLMTrainStep(m, opt, b, labels, 1e-4) })
-	res.MsPerBatch = median(res.MsRuns)
+	lv := timeLevels(o.Kernels, o.Warmup, o.Runs, func() { res.Loss = nn.MLMTrainStep(m, opt, b, labels, 1e-4) })
 	res.Masked = M
-	res.TokensPerS = float64(B*T) / (res.MsPerBatch / 1e3)
-	res.GFLOPS = nn.MLMTrainFLOPs(m.Config, B, T, M) / (res.MsPerBatch / 1e3) / 1e9
+	fillLevels(res, lv, B*T, nn.MLMTrainFLOPs(m.Config, B, T, M))
 	return nil
 }
 

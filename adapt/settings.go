@@ -21,6 +21,7 @@ var runtimeSettings = map[string]string{
 	"threads":      "results do not depend on the number of workers (see config.Config.Threads)",
 	"progress":     "progress display on stderr",
 	"cache_dir":    "where the token caches live; a cache is keyed by its content",
+	"kernels":      "the AVX2 and AVX-512 kernels give bit-identical results (nn's kernel tests), so the level changes speed only",
 	"skip_invalid": "whether a malformed record stops the run or is reported and skipped; adapt takes it as Pipeline.CorpusOpts",
 }
 

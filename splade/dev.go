@@ -38,12 +38,7 @@ func LoadDevSet(dir, split string, opts corpora.Options) (*DevSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load dev set: %w", err)
 	}
-	d := &DevSet{Name: filepath.Base(filepath.Clean(dir)) + "/" + split, Qrels: qrels}
-	for _, q := range qs {
-		if _, ok := qrels[q.ID]; ok {
-			d.Queries = append(d.Queries, q)
-		}
-	}
+	d := &DevSet{Name: filepath.Base(filepath.Clean(dir)) + "/" + split, Qrels: qrels, Queries: qrels.Judged(qs)}
 	if len(d.Queries) == 0 {
 		return nil, fmt.Errorf("load dev set %s: no query of queries.jsonl is judged in split %q", dir, split)
 	}

@@ -44,8 +44,8 @@ type PairModel interface {
 	Base() *nn.Model
 }
 
-// TrainOptions configure a Trainer (filled from config section rerank by
-// OptionsFromConfig).
+// TrainOptions configure a Trainer (config.Config.RerankJob fills them
+// from config section rerank).
 type TrainOptions struct {
 	Loss            string // Pointwise, MarginMSE or InfoNCE
 	LR              float64

@@ -287,7 +287,7 @@ to rerank.max_length. MICE trains without dropout.`,
 			defer stop()
 			meta, err := rerank.TrainJob{Init: initDir, Out: out, WorkDir: work, Resume: resume,
 				Train: train, Split: split, Triples: triples, Teacher: teacher, Dev: dev, DevSplit: devSplit,
-				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress, MICE: mice}.Run(ctx)
+				Settings: cfg.RerankJob(), CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress, MICE: mice}.Run(ctx)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					return errors.Unwrap(err)

@@ -345,16 +345,10 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 					target, split, p.index("index-"+SysAdapted+"-"+n))
 				return nil
 			}
-			b := corpora.BEIR{Dir: target}
-			qrels, err := b.Qrels(split)
+			qrels, queries, err := corpora.BEIR{Dir: target}.Judged(split, p.CorpusOpts)
 			if err != nil {
 				return err
 			}
-			all, err := b.Queries(p.CorpusOpts)
-			if err != nil {
-				return err
-			}
-			queries := qrels.Judged(all)
 			runs := map[string]corpora.Run{}
 			bx, err := bm25.Open(filepath.Join(p.Runner.Path("bm25-"+n), "bm25"))
 			if err != nil {

@@ -186,6 +186,26 @@ func countLines(name string) (int, error) {
 	}
 }
 
+// ReadTexts reads r to its end and returns the content (Doc.Content: title
+// and body) of the documents whose ids are in need, by id; need nil keeps
+// every document. It does not close r. Cost: one pass; memory is the kept
+// texts.
+func ReadTexts(r DocReader, need map[string]bool) (map[string]string, error) {
+	docs := map[string]string{}
+	for {
+		d, err := r.Next()
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if need == nil || need[d.ID] {
+			docs[d.ID] = d.Content()
+		}
+	}
+}
+
 // ReadDocs reads every document of the corpora at paths (anything
 // OpenCorpus reads), in order, into memory. Cost: the corpora's text.
 func ReadDocs(paths []string, opts Options) ([]Doc, error) {

@@ -241,6 +241,30 @@ func TestBEIR(t *testing.T) {
 	if n, err := CountDocs(dir); n != 2 || err != nil {
 		t.Errorf("CountDocs = %d, %v", n, err)
 	}
+	jq, judged, err := b.Judged("train", Options{})
+	if err != nil || !reflect.DeepEqual(jq, Qrels{"q2": {"d1": -1}}) || !reflect.DeepEqual(judged, []Query{{"q2", "second?"}}) {
+		t.Errorf("Judged(train) = %v, %v, %v; want the train qrels and query q2", jq, judged, err)
+	}
+	if _, _, err := b.Judged("dev", Options{}); err == nil {
+		t.Error("Judged(dev): no error for a missing split")
+	}
+	for _, c := range []struct {
+		need map[string]bool
+		want map[string]string
+	}{
+		{map[string]bool{"d2": true, "d9": true}, map[string]string{"d2": "two"}},
+		{nil, map[string]string{"d1": "T1 one", "d2": "two"}},
+	} {
+		cr, err := b.Corpus(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadTexts(cr, c.need)
+		cr.Close()
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ReadTexts(need %v) = %v, %v; want %v", c.need, got, err, c.want)
+		}
+	}
 }
 
 func TestReadQrelsTSVErrors(t *testing.T) {

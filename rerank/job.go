@@ -143,17 +143,11 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 // and reused, BM25 parameters p), and keeps the texts of the documents
 // retrieved.
 func LoadDevSet(ctx context.Context, p bm25.Params, dir, split, cache string, depth int, opts corpora.Options, log io.Writer) (*DevSet, error) {
-	b := corpora.BEIR{Dir: dir}
-	qrels, err := b.Qrels(split)
-	if err != nil {
-		return nil, fmt.Errorf("load dev set: %w", err)
-	}
-	qs, err := b.Queries(opts)
+	qrels, judged, err := corpora.BEIR{Dir: dir}.Judged(split, opts)
 	if err != nil {
 		return nil, fmt.Errorf("load dev set: %w", err)
 	}
 	d := &DevSet{Name: filepath.Base(filepath.Clean(dir)) + "/" + split, Qrels: qrels, Queries: map[string]string{}, Docs: map[string]string{}}
-	judged := qrels.Judged(qs)
 	for _, q := range judged {
 		d.Queries[q.ID] = q.Text
 	}
@@ -201,20 +195,7 @@ func DocTexts(path string, need map[string]bool, opts corpora.Options) (map[stri
 		return nil, err
 	}
 	defer r.Close()
-	docs := map[string]string{}
-	for {
-		doc, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if need == nil || need[doc.ID] {
-			docs[doc.ID] = doc.Content()
-		}
-	}
-	return docs, nil
+	return corpora.ReadTexts(r, need)
 }
 
 // ScoreTriples writes the score s gives every (query, document) pair of

@@ -406,17 +406,8 @@ func LoadTexts(beirDir string, triples []Triple, opts corpora.Options) (*Texts, 
 		return nil, fmt.Errorf("load training texts: %w", err)
 	}
 	defer r.Close()
-	for {
-		d, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load training texts: %w", err)
-		}
-		if needD[d.ID] {
-			tx.Docs[d.ID] = d.Content()
-		}
+	if tx.Docs, err = corpora.ReadTexts(r, needD); err != nil {
+		return nil, fmt.Errorf("load training texts: %w", err)
 	}
 	if err := missingIDs("query", needQ, tx.Queries, beirDir+"/queries.jsonl"); err != nil {
 		return nil, err

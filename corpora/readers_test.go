@@ -354,3 +354,34 @@ func TestStripHTMLLinear(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteFileStamps: one line per file, in lexical order, directories
+// left out; a file whose size or time changes changes its line.
+func TestWriteFileStamps(t *testing.T) {
+	dir := t.TempDir()
+	a := put(t, dir, "b/a.jsonl", "x")
+	put(t, dir, "a.tsv", "yy")
+	stamp := time.Unix(1700000000, 5)
+	if err := os.Chtimes(a, stamp, stamp); err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	if err := WriteFileStamps(&sb, dir); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(sb.String(), "\n"), "\n")
+	want := `"` + a + `" 1 1700000000000000005`
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], `"`+filepath.Join(dir, "a.tsv")+`" 2 `) || lines[1] != want {
+		t.Fatalf("stamps %q, want a.tsv (size 2) then %s", lines, want)
+	}
+	if err := os.WriteFile(a, []byte("xz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var again strings.Builder
+	if err := WriteFileStamps(&again, dir); err != nil || again.String() == sb.String() {
+		t.Fatalf("stamps unchanged after a file changed (err %v)", err)
+	}
+	if err := WriteFileStamps(&again, filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("no error for a missing path")
+	}
+}

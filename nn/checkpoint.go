@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spladapt/spladapt/internal/atomicfile"
@@ -126,25 +127,13 @@ func (m *Model) loadParams(f *safetensors.File, ps []*Param) error {
 			errs = append(errs, err)
 			continue
 		}
-		if !equalShape(shape, p.Shape) {
+		if !slices.Equal(shape, p.Shape) {
 			errs = append(errs, fmt.Errorf("tensor %q has shape %v, want %v for %s", key, shape, p.Shape, p.Name))
 			continue
 		}
 		copy(p.W, data)
 	}
 	return errors.Join(errs...)
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // SaveHF writes m to dir as a HuggingFace checkpoint that transformers

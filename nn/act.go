@@ -68,3 +68,20 @@ func maskedSoftmaxRows(S, mask []float32, rows int) {
 		SoftmaxInPlace(row)
 	}
 }
+
+// softmaxBackwardRows turns dP (rows, K), the gradient with respect to the
+// probabilities P (rows, K) of a row-wise softmax of scale·S, into the
+// gradient with respect to S, in place: dS = scale·P⊙(dP − Σ_t P·dP) per
+// row (attention's backward, the 1/√HS scale included).
+func softmaxBackwardRows(P, dP []float32, rows, K int, scale float32) {
+	for s := range rows {
+		pr, dr := P[s*K:(s+1)*K], dP[s*K:(s+1)*K]
+		var dot float32
+		for t, pv := range pr {
+			dot += pv * dr[t]
+		}
+		for t, pv := range pr {
+			dr[t] = pv * (dr[t] - dot) * scale
+		}
+	}
+}

@@ -296,16 +296,7 @@ func (p *MICETrainPass) layerBackward(a *miceLayerActs, dout []float32) (dxu, dx
 			P := a.att[bh*U*K : (bh+1)*U*K]
 			Sgemm(false, true, U, K, HS, 1, dctx[qo:], C, a.v[ko:], C, 0, dP, K)
 			Sgemm(true, false, K, HS, U, 1, P, K, dctx[qo:], C, 0, dv[ko:], C)
-			for s := range U {
-				pr, dr := P[s*K:(s+1)*K], dP[s*K:(s+1)*K]
-				var dot float32
-				for t, pv := range pr {
-					dot += pv * dr[t]
-				}
-				for t, pv := range pr {
-					dr[t] = pv * (dr[t] - dot) * scale
-				}
-			}
+			softmaxBackwardRows(P, dP, U, K, scale)
 			Sgemm(false, false, U, HS, K, 1, dP, K, a.k[ko:], C, 0, dq[qo:], C)
 			Sgemm(true, false, K, HS, U, 1, dP, K, a.q[qo:], C, 0, dk[ko:], C)
 		}

@@ -427,16 +427,7 @@ func (p *Pass) attentionHeadsBackward(la *layerActs, w, lo, hi int) {
 			DropoutBackward(dP, la.attMask[a0:a0+T*T])
 		}
 		// Softmax: dS = P⊙(dP − Σ_t P·dP), then the 1/√HS scale.
-		for s := range T {
-			pr, dr := P[s*T:(s+1)*T], dP[s*T:(s+1)*T]
-			var dot float32
-			for t, pv := range pr {
-				dot += pv * dr[t]
-			}
-			for t, pv := range pr {
-				dr[t] = pv * (dr[t] - dot) * scale
-			}
-		}
+		softmaxBackwardRows(P, dP, T, T, scale)
 		// dQ_h = dS·K_h; dK_h = dSᵀ·Q_h.
 		sgemmSerial(false, false, T, HS, T, 1, dP, T, la.k[off:], C, 0, p.dQ[off:], C)
 		sgemmSerial(true, false, T, HS, T, 1, dP, T, la.q[off:], C, 0, p.dK[off:], C)

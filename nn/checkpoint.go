@@ -3,7 +3,6 @@ package nn
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,27 +172,10 @@ func (m *Model) SaveHF(dir string, extraMeta map[string]string) error {
 			return nil
 		}
 		for _, name := range TokenizerFiles {
-			if err := copyFile(filepath.Join(tmp, name), filepath.Join(src, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := atomicfile.CopyFile(filepath.Join(tmp, name), filepath.Join(src, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("save checkpoint %s: copy %s: %w", dir, name, err)
 			}
 		}
 		return nil
 	})
-}
-
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -43,6 +43,7 @@ func TestLayering(t *testing.T) {
 		"index":    {"nn", "splade", "pretrain", "tokenize", "config"},
 		"splade":   {"index", "config", "adapt"},
 		"pretrain": {"index", "config", "splade", "adapt"},
+		"rerank":   {"index", "config", "adapt"},
 		"eval":     {"nn", "splade", "index", "bm25", "config"},
 		"sparse":   {"index", "splade", "nn"},
 	} {

@@ -147,15 +147,23 @@ func (p *Pipeline) baseStage() Stage {
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
 			pc := s.Pretrain
 			pc.TrainParams = "all"
-			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: s.Adapt.Source, FromScratch: true,
-				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
-				CacheDir: filepath.Join(s.Cache(), "tokens"), Settings: pc.Settings(), Progress: s.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
-			if err != nil {
-				return err
-			}
-			notes["pretrain"] = res
-			return moveDir(filepath.Join(work, "model"), filepath.Join(out, "model"))
+			return p.trainMLM(ctx, s, pc, pretrain.Options{Corpora: s.Adapt.Source, FromScratch: true}, out, work, notes)
 		}}
+}
+
+// trainMLM runs pretrain.Train on o (its corpora and its start, Init or
+// FromScratch) with settings pc, resumably in work, notes the result and
+// moves the model to out/model. s is the stage's settings (cache,
+// progress).
+func (p *Pipeline) trainMLM(ctx context.Context, s config.Config, pc config.Pretrain, o pretrain.Options, out, work string, notes map[string]any) error {
+	o.Out, o.WorkDir, o.Resume = filepath.Join(work, "model"), filepath.Join(work, "train"), true
+	o.CacheDir, o.Settings, o.Progress, o.Log, o.CorpusOpts = filepath.Join(s.Cache(), "tokens"), pc.Settings(), s.Progress, p.Log, p.CorpusOpts
+	res, err := pretrain.Train(ctx, o)
+	if err != nil {
+		return err
+	}
+	notes["pretrain"] = res
+	return moveDir(filepath.Join(work, "model"), filepath.Join(out, "model"))
 }
 
 // mlmStage continues MLM of init on corpora, training trainParams for the
@@ -173,14 +181,7 @@ func (p *Pipeline) mlmStage(name, init string, corpora []string, trainParams, st
 			pc := s.Pretrain
 			pc.TrainParams, pc.Steps, pc.LR = trainParams, steps, s.Adapt.MLMLR
 			pc.WarmupSteps = min(pc.WarmupSteps, steps/10)
-			res, err := pretrain.Train(ctx, pretrain.Options{Corpora: corpora, Init: init,
-				Out: filepath.Join(work, "model"), WorkDir: filepath.Join(work, "train"), Resume: true,
-				CacheDir: filepath.Join(s.Cache(), "tokens"), Settings: pc.Settings(), Progress: s.Progress, Log: p.Log, CorpusOpts: p.CorpusOpts})
-			if err != nil {
-				return err
-			}
-			notes["pretrain"] = res
-			return moveDir(filepath.Join(work, "model"), filepath.Join(out, "model"))
+			return p.trainMLM(ctx, s, pc, pretrain.Options{Corpora: corpora, Init: init}, out, work, notes)
 		}}
 }
 
@@ -345,16 +346,10 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 					target, split, p.index("index-"+SysAdapted+"-"+n))
 				return nil
 			}
-			b := corpora.BEIR{Dir: target}
-			qrels, err := b.Qrels(split)
+			qrels, queries, err := corpora.BEIR{Dir: target}.Judged(split, p.CorpusOpts)
 			if err != nil {
 				return err
 			}
-			all, err := b.Queries(p.CorpusOpts)
-			if err != nil {
-				return err
-			}
-			queries := qrels.Judged(all)
 			runs := map[string]corpora.Run{}
 			bx, err := bm25.Open(filepath.Join(p.Runner.Path("bm25-"+n), "bm25"))
 			if err != nil {

@@ -59,15 +59,10 @@ func EvaluateCollection(dir string, o TableOptions) (Row, error) {
 	if row.Split == "" {
 		return row, fmt.Errorf("evaluate %s: no qrels/test.tsv or qrels/dev.tsv", dir)
 	}
-	qrels, err := b.Qrels(row.Split)
+	qrels, queries, err := b.Judged(row.Split, o.Corpora)
 	if err != nil {
 		return row, err
 	}
-	all, err := b.Queries(o.Corpora)
-	if err != nil {
-		return row, err
-	}
-	queries := qrels.Judged(all)
 	if len(queries) != len(qrels) {
 		return row, fmt.Errorf("evaluate %s: %d queries judged in split %s, %d of them in queries.jsonl", dir, len(qrels), row.Split, len(queries))
 	}

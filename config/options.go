@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 
+	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/pretrain"
+	"github.com/spladapt/spladapt/rerank"
 	"github.com/spladapt/spladapt/splade"
 )
 
@@ -61,4 +63,19 @@ func (c Config) SpladeMining() splade.Mining {
 	sp := c.Splade
 	return splade.Mining{K1: c.BM25.K1, B: c.BM25.B, Negatives: sp.MineNegatives, Depth: sp.MineDepth,
 		Margins: sp.MineMargins, Seed: sp.Seed, UnsupPairs: sp.UnsupPairs}
+}
+
+// RerankJob is sections rerank, splade (mining) and bm25 as the settings
+// of a rerank.TrainJob.
+func (c Config) RerankJob() rerank.JobSettings {
+	r := c.Rerank
+	return rerank.JobSettings{Options: r.TrainOptions(), MaxLength: r.MaxLength, ScoreBatchSize: r.ScoreBatchSize,
+		Mining: c.SpladeMining(), BM25: bm25.Params{K1: c.BM25.K1, B: c.BM25.B}}
+}
+
+// TrainOptions is section rerank as rerank.TrainOptions.
+func (r Rerank) TrainOptions() rerank.TrainOptions {
+	return rerank.TrainOptions{Loss: r.Loss, LR: r.LR, WeightDecay: r.WeightDecay, MaxGradNorm: r.MaxGradNorm,
+		WarmupSteps: r.WarmupSteps, Steps: r.Steps, BatchSize: r.BatchSize, NNeg: r.NNeg, Dropout: r.Dropout,
+		Seed: r.Seed, EvalEvery: r.EvalEvery, CheckpointEvery: r.CheckpointEvery, DevDepth: r.DevDepth}
 }

@@ -68,3 +68,26 @@ func TestSpladeJob(t *testing.T) {
 		t.Error("query_reg l2 accepted")
 	}
 }
+
+// TestRerankJob: every field of rerank.TrainOptions comes from the field
+// of section rerank of the same name, and the job's other settings from
+// the sections RerankJob documents.
+func TestRerankJob(t *testing.T) {
+	c := Default()
+	fill(t, &c.Rerank)
+	c.BM25.K1, c.BM25.B, c.Splade.MineNegatives = 1.3, 0.6, 11
+	set := c.RerankJob()
+	got := reflect.ValueOf(set.Options)
+	want := reflect.ValueOf(c.Rerank)
+	for i := range got.NumField() {
+		name := got.Type().Field(i).Name
+		w := want.FieldByName(name)
+		if !w.IsValid() || !reflect.DeepEqual(got.Field(i).Interface(), w.Interface()) {
+			t.Errorf("rerank.TrainOptions.%s: %v, want section rerank's %v", name, got.Field(i), w)
+		}
+	}
+	if set.MaxLength != c.Rerank.MaxLength || set.ScoreBatchSize != c.Rerank.ScoreBatchSize ||
+		set.BM25.K1 != 1.3 || set.BM25.B != 0.6 || set.Mining != c.SpladeMining() || set.Mining.Negatives != 11 {
+		t.Errorf("RerankJob: %+v", set)
+	}
+}

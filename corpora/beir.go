@@ -82,6 +82,21 @@ func (b BEIR) Qrels(split string) (Qrels, error) {
 	return ReadQrelsTSV(n)
 }
 
+// Judged reads qrels/<split>.tsv[.gz] and queries.jsonl[.gz] and returns
+// the qrels and the queries they judge, in file order (Qrels.Judged); a
+// judged query missing from queries.jsonl is not an error here.
+func (b BEIR) Judged(split string, opts Options) (Qrels, []Query, error) {
+	qrels, err := b.Qrels(split)
+	if err != nil {
+		return nil, nil, err
+	}
+	qs, err := b.Queries(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return qrels, qrels.Judged(qs), nil
+}
+
 // Splits lists the splits that have qrels (the names of qrels/*.tsv[.gz]),
 // sorted.
 func (b BEIR) Splits() []string {

@@ -121,9 +121,11 @@ type Options struct {
 	Skipped *int
 }
 
-// handle decides what a reader does with a bad record: returns err when
-// the reader must stop, nil when the record is skipped.
-func (o Options) handle(err *ParseError) error {
+// Handle decides what a reader does with a bad record: it returns err when
+// the reader must stop, and nil when the record is skipped (reported to
+// Report and counted in Skipped). Readers outside this package (triples,
+// teacher scores, vector files) use it too.
+func (o Options) Handle(err *ParseError) error {
 	if !o.SkipInvalid {
 		return err
 	}

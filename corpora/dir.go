@@ -136,7 +136,7 @@ func (r *DirReader) Next() (Doc, error) {
 func (r *DirReader) failFile(err error) {
 	var pe *ParseError
 	if errors.As(err, &pe) && (errors.Is(pe, ErrEmptyFile) || errors.Is(pe, ErrInvalidUTF8) || errors.Is(pe, ErrDuplicateID)) {
-		if r.opts.handle(pe) == nil {
+		if r.opts.Handle(pe) == nil {
 			return
 		}
 	}

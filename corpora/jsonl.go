@@ -111,7 +111,7 @@ func (r *recordReader) fail(pe *ParseError) {
 		r.err = pe
 		return
 	}
-	if err := r.opts.handle(pe); err != nil {
+	if err := r.opts.Handle(pe); err != nil {
 		r.err = err
 	}
 }

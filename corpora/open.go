@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,6 +183,45 @@ func countLines(name string) (int, error) {
 		}
 		if err != nil {
 			return 0, &ParseError{File: name, Line: lines + 1, Err: describeReadErr(err)}
+		}
+	}
+}
+
+// WriteFileStamps writes to w one line per file under path (path itself
+// when it is a file), in lexical order: its path, size and modification
+// time in nanoseconds, "%q %d %d\n". Hashed, it fingerprints a corpus for
+// the caches built from it (pretrain's token cache, splade's shards),
+// which notice a changed file without reading it. Cost: one stat per file.
+func WriteFileStamps(w io.Writer, path string) error {
+	return filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%q %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
+		return err
+	})
+}
+
+// ReadTexts reads r to its end and returns the content (Doc.Content: title
+// and body) of the documents whose ids are in need, by id; need nil keeps
+// every document. It does not close r. Cost: one pass; memory is the kept
+// texts.
+func ReadTexts(r DocReader, need map[string]bool) (map[string]string, error) {
+	docs := map[string]string{}
+	for {
+		d, err := r.Next()
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if need == nil || need[d.ID] {
+			docs[d.ID] = d.Content()
 		}
 	}
 }

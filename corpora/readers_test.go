@@ -241,6 +241,30 @@ func TestBEIR(t *testing.T) {
 	if n, err := CountDocs(dir); n != 2 || err != nil {
 		t.Errorf("CountDocs = %d, %v", n, err)
 	}
+	jq, judged, err := b.Judged("train", Options{})
+	if err != nil || !reflect.DeepEqual(jq, Qrels{"q2": {"d1": -1}}) || !reflect.DeepEqual(judged, []Query{{"q2", "second?"}}) {
+		t.Errorf("Judged(train) = %v, %v, %v; want the train qrels and query q2", jq, judged, err)
+	}
+	if _, _, err := b.Judged("dev", Options{}); err == nil {
+		t.Error("Judged(dev): no error for a missing split")
+	}
+	for _, c := range []struct {
+		need map[string]bool
+		want map[string]string
+	}{
+		{map[string]bool{"d2": true, "d9": true}, map[string]string{"d2": "two"}},
+		{nil, map[string]string{"d1": "T1 one", "d2": "two"}},
+	} {
+		cr, err := b.Corpus(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadTexts(cr, c.need)
+		cr.Close()
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("ReadTexts(need %v) = %v, %v; want %v", c.need, got, err, c.want)
+		}
+	}
 }
 
 func TestReadQrelsTSVErrors(t *testing.T) {
@@ -328,5 +352,36 @@ func TestStripHTMLLinear(t *testing.T) {
 		if el := time.Since(start); el > 2*time.Second {
 			t.Errorf("StripHTML on %d bytes (%q...) took %v", len(in), in[:12], el)
 		}
+	}
+}
+
+// TestWriteFileStamps: one line per file, in lexical order, directories
+// left out; a file whose size or time changes changes its line.
+func TestWriteFileStamps(t *testing.T) {
+	dir := t.TempDir()
+	a := put(t, dir, "b/a.jsonl", "x")
+	put(t, dir, "a.tsv", "yy")
+	stamp := time.Unix(1700000000, 5)
+	if err := os.Chtimes(a, stamp, stamp); err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	if err := WriteFileStamps(&sb, dir); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(sb.String(), "\n"), "\n")
+	want := `"` + a + `" 1 1700000000000000005`
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], `"`+filepath.Join(dir, "a.tsv")+`" 2 `) || lines[1] != want {
+		t.Fatalf("stamps %q, want a.tsv (size 2) then %s", lines, want)
+	}
+	if err := os.WriteFile(a, []byte("xz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var again strings.Builder
+	if err := WriteFileStamps(&again, dir); err != nil || again.String() == sb.String() {
+		t.Fatalf("stamps unchanged after a file changed (err %v)", err)
+	}
+	if err := WriteFileStamps(&again, filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("no error for a missing path")
 	}
 }

@@ -425,7 +425,7 @@ func ReadTopicsFields(path string, fields TopicFields, opts Options) ([]Query, e
 				}
 				continue
 			}
-			if err := opts.handle(pe); err != nil {
+			if err := opts.Handle(pe); err != nil {
 				return nil, err
 			}
 			continue
@@ -440,7 +440,7 @@ func ReadTopicsFields(path string, fields TopicFields, opts Options) ([]Query, e
 					text, rest = strings.TrimSpace(text[:i]), text[i:]
 				}
 				if t == nil {
-					if err := opts.handle(&ParseError{File: path, Line: n, Err: fmt.Errorf("text outside <top>: %s", Quote(text))}); err != nil {
+					if err := opts.Handle(&ParseError{File: path, Line: n, Err: fmt.Errorf("text outside <top>: %s", Quote(text))}); err != nil {
 						return nil, err
 					}
 					break
@@ -464,7 +464,7 @@ func ReadTopicsFields(path string, fields TopicFields, opts Options) ([]Query, e
 				q, pe := t.query(path, fields, seen)
 				t = nil
 				if pe != nil {
-					if err := opts.handle(pe); err != nil {
+					if err := opts.Handle(pe); err != nil {
 						return nil, err
 					}
 					continue

@@ -578,7 +578,7 @@ func Materialize(snap Snapshot, out string, force bool) error {
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return err
 			}
-			if err := copyFile(filepath.Join(snap.Dir, filepath.FromSlash(f)), dst); err != nil {
+			if err := atomicfile.CopyFile(dst, filepath.Join(snap.Dir, filepath.FromSlash(f))); err != nil {
 				return fmt.Errorf("copy %s: %w", f, err)
 			}
 		}
@@ -588,23 +588,6 @@ func Materialize(snap Snapshot, out string, force bool) error {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // Size returns the bytes of a snapshot's files.

@@ -126,17 +126,7 @@ func ReadVectors(path string, resolve TermResolver, opts corpora.Options, fn fun
 	}
 	br := bufio.NewReaderSize(in, 1<<20)
 	bad := func(line int, err error) error {
-		pe := &corpora.ParseError{File: path, Line: line, Err: err}
-		if !opts.SkipInvalid {
-			return pe
-		}
-		if opts.Report != nil {
-			opts.Report(pe)
-		}
-		if opts.Skipped != nil {
-			*opts.Skipped++
-		}
-		return nil
+		return opts.Handle(&corpora.ParseError{File: path, Line: line, Err: err})
 	}
 	for line := 1; ; line++ {
 		b, rerr := br.ReadBytes('\n')

@@ -44,18 +44,9 @@ func DrawPairsFrom(queriesPath, corpusPath, qrelsPath, runPath string, perQuery,
 		return nil, err
 	}
 	defer r.Close()
-	docs := map[string]string{}
-	for {
-		d, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if need[d.ID] {
-			docs[d.ID] = d.Content()
-		}
+	docs, err := corpora.ReadTexts(r, need)
+	if err != nil {
+		return nil, err
 	}
 	pairs := DrawPairs(qs, docs, qr, rn, perQuery, maxQueries)
 	if len(pairs) == 0 {

@@ -1,5 +1,10 @@
 package nn
 
+import (
+	"math"
+	"slices"
+)
+
 // Element-wise kernels shared by the layers. They are the hot loops outside
 // the matrix products (scalar float64 math.Erf/math.Exp took about half of a
 // layer's time once the GEMMs ran on OpenBLAS), so each has one definition
@@ -41,3 +46,42 @@ func GELUBackward(dx, dy, x []float32) {
 // below 1e-6 + |x_i − max|·2⁻²⁴ (float32 exp with ≤ 4 ulp, fastmath.go:
 // expf32, a float32 sum, and the float32 rounding of x_i − max).
 func SoftmaxInPlace(row []float32) { softmaxKernel(row) }
+
+// maskedSoftmaxRows replaces each of the rows rows of S (rows, K), K =
+// len(mask), by its softmax over the keys whose mask is non-zero: a masked
+// key's logit becomes -Inf, so its probability is 0 (attention over padded
+// sequences). Cost: SoftmaxInPlace per row, plus one pass over the mask
+// per row when the mask has a zero.
+func maskedSoftmaxRows(S, mask []float32, rows int) {
+	K := len(mask)
+	padded := slices.Contains(mask, 0)
+	negInf := float32(math.Inf(-1))
+	for s := range rows {
+		row := S[s*K : (s+1)*K]
+		if padded {
+			for t, mv := range mask {
+				if mv == 0 {
+					row[t] = negInf
+				}
+			}
+		}
+		SoftmaxInPlace(row)
+	}
+}
+
+// softmaxBackwardRows turns dP (rows, K), the gradient with respect to the
+// probabilities P (rows, K) of a row-wise softmax of scale·S, into the
+// gradient with respect to S, in place: dS = scale·P⊙(dP − Σ_t P·dP) per
+// row (attention's backward, the 1/√HS scale included).
+func softmaxBackwardRows(P, dP []float32, rows, K int, scale float32) {
+	for s := range rows {
+		pr, dr := P[s*K:(s+1)*K], dP[s*K:(s+1)*K]
+		var dot float32
+		for t, pv := range pr {
+			dot += pv * dr[t]
+		}
+		for t, pv := range pr {
+			dr[t] = pv * (dr[t] - dot) * scale
+		}
+	}
+}

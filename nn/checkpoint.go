@@ -3,9 +3,9 @@ package nn
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spladapt/spladapt/internal/atomicfile"
@@ -126,25 +126,13 @@ func (m *Model) loadParams(f *safetensors.File, ps []*Param) error {
 			errs = append(errs, err)
 			continue
 		}
-		if !equalShape(shape, p.Shape) {
+		if !slices.Equal(shape, p.Shape) {
 			errs = append(errs, fmt.Errorf("tensor %q has shape %v, want %v for %s", key, shape, p.Shape, p.Name))
 			continue
 		}
 		copy(p.W, data)
 	}
 	return errors.Join(errs...)
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // SaveHF writes m to dir as a HuggingFace checkpoint that transformers
@@ -184,27 +172,10 @@ func (m *Model) SaveHF(dir string, extraMeta map[string]string) error {
 			return nil
 		}
 		for _, name := range TokenizerFiles {
-			if err := copyFile(filepath.Join(tmp, name), filepath.Join(src, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := atomicfile.CopyFile(filepath.Join(tmp, name), filepath.Join(src, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("save checkpoint %s: copy %s: %w", dir, name, err)
 			}
 		}
 		return nil
 	})
-}
-
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spladapt/spladapt/internal/atomicfile"
 	"github.com/spladapt/spladapt/safetensors"
 )
 
@@ -95,7 +96,7 @@ func copyCase(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	for _, e := range ents {
-		if err := copyFile(filepath.Join(dst, e.Name()), filepath.Join(src, e.Name())); err != nil {
+		if err := atomicfile.CopyFile(filepath.Join(dst, e.Name()), filepath.Join(src, e.Name())); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spladapt/spladapt/internal/atomicfile"
 	"github.com/spladapt/spladapt/safetensors"
 )
 
@@ -290,7 +291,7 @@ func TestLoadClassifierFromMLM(t *testing.T) {
 	two := t.TempDir()
 	src := filepath.Join(ceOracleRoot, "ce-bert/model")
 	for _, name := range []string{"config.json", "vocab.txt"} {
-		if err := copyFile(filepath.Join(two, name), filepath.Join(src, name)); err != nil {
+		if err := atomicfile.CopyFile(filepath.Join(two, name), filepath.Join(src, name)); err != nil {
 			t.Fatal(err)
 		}
 	}

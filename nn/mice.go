@@ -166,7 +166,6 @@ func (p *MICEPass) layer(l int, xu, xkv, mask []float32, B, U, K int, out []floa
 	LinearForward(p.k, xkv, lp.kw.W, lp.kb.W, NK, C, C)
 	LinearForward(p.v, xkv, lp.vw.W, lp.vb.W, NK, C, C)
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	negInf := float32(math.Inf(-1))
 	// Heads on the workers, one OpenBLAS call per product (sgemmSerial).
 	parallelBLAS(Threads(), B*NH, func(_, lo, hi int) {
 		S := make([]float32, U*K)
@@ -174,16 +173,7 @@ func (p *MICEPass) layer(l int, xu, xkv, mask []float32, B, U, K int, out []floa
 			b, h := bh/NH, bh%NH
 			qo, ko := b*U*C+h*HS, b*K*C+h*HS
 			sgemmSerial(false, true, U, K, HS, scale, p.q[qo:], C, p.k[ko:], C, 0, S, K)
-			km := mask[b*K : (b+1)*K]
-			for s := range U {
-				row := S[s*K : (s+1)*K]
-				for t, mv := range km {
-					if mv == 0 {
-						row[t] = negInf
-					}
-				}
-				SoftmaxInPlace(row)
-			}
+			maskedSoftmaxRows(S, mask[b*K:(b+1)*K], U)
 			sgemmSerial(false, false, U, HS, K, 1, S, K, p.v[ko:], C, 0, p.ctx[qo:], C)
 		}
 	})

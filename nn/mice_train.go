@@ -241,23 +241,13 @@ func (p *MICETrainPass) layerForward(a *miceLayerActs, l int, xu, xkv, mask []fl
 	LinearForward(a.k, a.xkv, lp.kw.W, lp.kb.W, NK, C, C)
 	LinearForward(a.v, a.xkv, lp.vw.W, lp.vb.W, NK, C, C)
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	negInf := float32(math.Inf(-1))
 	parallelBLAS(Threads(), B*NH, func(_, lo, hi int) {
 		for bh := lo; bh < hi; bh++ {
 			b := bh / NH
 			qo, ko := b*U*C+(bh%NH)*HS, b*K*C+(bh%NH)*HS
 			S := a.att[bh*U*K : (bh+1)*U*K]
 			Sgemm(false, true, U, K, HS, scale, a.q[qo:], C, a.k[ko:], C, 0, S, K)
-			km := a.mask[b*K : (b+1)*K]
-			for s := range U {
-				row := S[s*K : (s+1)*K]
-				for t, mv := range km {
-					if mv == 0 {
-						row[t] = negInf
-					}
-				}
-				SoftmaxInPlace(row)
-			}
+			maskedSoftmaxRows(S, a.mask[b*K:(b+1)*K], U)
 			Sgemm(false, false, U, HS, K, 1, S, K, a.v[ko:], C, 0, a.ctx[qo:], C)
 		}
 	})
@@ -306,16 +296,7 @@ func (p *MICETrainPass) layerBackward(a *miceLayerActs, dout []float32) (dxu, dx
 			P := a.att[bh*U*K : (bh+1)*U*K]
 			Sgemm(false, true, U, K, HS, 1, dctx[qo:], C, a.v[ko:], C, 0, dP, K)
 			Sgemm(true, false, K, HS, U, 1, P, K, dctx[qo:], C, 0, dv[ko:], C)
-			for s := range U {
-				pr, dr := P[s*K:(s+1)*K], dP[s*K:(s+1)*K]
-				var dot float32
-				for t, pv := range pr {
-					dot += pv * dr[t]
-				}
-				for t, pv := range pr {
-					dr[t] = pv * (dr[t] - dot) * scale
-				}
-			}
+			softmaxBackwardRows(P, dP, U, K, scale)
 			Sgemm(false, false, U, HS, K, 1, dP, K, a.k[ko:], C, 0, dq[qo:], C)
 			Sgemm(true, false, K, HS, U, 1, dP, K, a.q[qo:], C, 0, dk[ko:], C)
 		}

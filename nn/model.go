@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 
 	"github.com/spladapt/spladapt/internal/grow"
 )
@@ -428,16 +427,7 @@ func (p *Pass) attentionHeadsBackward(la *layerActs, w, lo, hi int) {
 			DropoutBackward(dP, la.attMask[a0:a0+T*T])
 		}
 		// Softmax: dS = P⊙(dP − Σ_t P·dP), then the 1/√HS scale.
-		for s := range T {
-			pr, dr := P[s*T:(s+1)*T], dP[s*T:(s+1)*T]
-			var dot float32
-			for t, pv := range pr {
-				dot += pv * dr[t]
-			}
-			for t, pv := range pr {
-				dr[t] = pv * (dr[t] - dot) * scale
-			}
-		}
+		softmaxBackwardRows(P, dP, T, T, scale)
 		// dQ_h = dS·K_h; dK_h = dSᵀ·Q_h.
 		sgemmSerial(false, false, T, HS, T, 1, dP, T, la.k[off:], C, 0, p.dQ[off:], C)
 		sgemmSerial(true, false, T, HS, T, 1, dP, T, la.q[off:], C, 0, p.dK[off:], C)
@@ -554,7 +544,6 @@ func (p *Pass) attentionHeads(la *layerActs, b Batch, w, lo, hi int, mm func(tra
 	cfg := p.m.Config
 	T, C, NH, HS := b.T, cfg.HiddenSize, cfg.NumHeads, cfg.HeadSize()
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	negInf := float32(math.Inf(-1))
 	for bh := lo; bh < hi; bh++ {
 		bi, h := bh/NH, bh%NH
 		mask := b.Mask[bi*T : (bi+1)*T]
@@ -575,18 +564,7 @@ func (p *Pass) attentionHeads(la *layerActs, b Batch, w, lo, hi int, mm func(tra
 			}
 		}
 		mm(false, true, T, T, HS, scale, la.q[off:], C, la.k[off:], C, 0, S, T)
-		padded := slices.Contains(mask, 0)
-		for s := range T {
-			row := S[s*T : (s+1)*T]
-			if padded {
-				for t, mv := range mask {
-					if mv == 0 {
-						row[t] = negInf
-					}
-				}
-			}
-			SoftmaxInPlace(row)
-		}
+		maskedSoftmaxRows(S, mask, T)
 		PD := S
 		if la.dropAtt {
 			PD = la.attD[bh*T*T : (bh+1)*T*T]

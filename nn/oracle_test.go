@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -266,7 +267,7 @@ func (c *oracleCase) compareFile(t *testing.T, file string, r *result) float64 {
 		if got, ok := r.shapes[n]; !ok {
 			t.Errorf("%s: no result for %s", file, n)
 			continue
-		} else if !equalShape(got, shape) {
+		} else if !slices.Equal(got, shape) {
 			t.Errorf("%s:%s: shape %v, want %v", file, n, got, shape)
 			continue
 		}

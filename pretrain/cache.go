@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 
+	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/atomicfile"
 	"github.com/spladapt/spladapt/tokenize"
 )
@@ -53,21 +53,7 @@ func cacheKey(paths []string, tok *tokenize.Tokenizer, skipInvalid bool) ([32]by
 			return [32]byte{}, fmt.Errorf("fingerprint corpus %s: %w", p, err)
 		}
 		fmt.Fprintf(h, "corpus %q\n", abs)
-		err = filepath.WalkDir(abs, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				return nil
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "%q %d %d\n", path, fi.Size(), fi.ModTime().UnixNano())
-			return nil
-		})
-		if err != nil {
+		if err := corpora.WriteFileStamps(h, abs); err != nil {
 			return [32]byte{}, fmt.Errorf("fingerprint corpus %s: %w", p, err)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 
 	"github.com/spladapt/spladapt/bm25"
-	"github.com/spladapt/spladapt/config"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/progress"
 	"github.com/spladapt/spladapt/nn"
@@ -39,7 +38,7 @@ type TrainJob struct {
 	Dev      []string
 	DevSplit string
 
-	Config config.Config // sections rerank, splade (mining), bm25, model
+	Settings JobSettings // config.Config.RerankJob converts the settings
 	// MICE, when set, trains a MICE re-ranker of this shape on the
 	// cross-encoder's weights (--init) instead of the cross-encoder.
 	MICE       *MICEConfig
@@ -48,40 +47,29 @@ type TrainJob struct {
 	Progress   string
 }
 
-// OptionsFromConfig maps config section rerank onto TrainOptions.
-func OptionsFromConfig(cfg config.Config) TrainOptions {
-	r := cfg.Rerank
-	return TrainOptions{Loss: r.Loss, LR: r.LR, WeightDecay: r.WeightDecay, MaxGradNorm: r.MaxGradNorm,
-		WarmupSteps: r.WarmupSteps, Steps: r.Steps, BatchSize: r.BatchSize, NNeg: r.NNeg, Dropout: r.Dropout,
-		Seed: r.Seed, EvalEvery: r.EvalEvery, CheckpointEvery: r.CheckpointEvery, DevDepth: r.DevDepth}
+// JobSettings are the settings of a TrainJob.
+type JobSettings struct {
+	Options TrainOptions // the trainer's
+	// MaxLength bounds a cross-encoder's query-document pair in tokens.
+	MaxLength int
+	// ScoreBatchSize is the pairs (or MICE queries) one forward pass scores.
+	ScoreBatchSize int
+	Mining         splade.Mining // BM25 hard negatives, as SPLADE mines them
+	BM25           bm25.Params   // the dev sets' first-stage BM25 runs
 }
 
 // Run executes the job. An interrupted run returns an error wrapping
 // context.Canceled; its state is in WorkDir for Resume.
 func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
-	if len(j.Train) == 0 || j.Init == "" || j.Out == "" {
-		return nil, errors.New("train rerank: training directories, initial checkpoint and output are required")
+	data, err := splade.TrainJob{Init: j.Init, Out: j.Out, WorkDir: j.WorkDir, Train: j.Train, Split: j.Split,
+		Triples: j.Triples, Teacher: j.Teacher, Dev: j.Dev, DevSplit: j.DevSplit,
+		Settings: splade.JobSettings{Mining: j.Settings.Mining}, CorpusOpts: j.CorpusOpts, Log: j.Log}.Prepared("train rerank")
+	if err != nil {
+		return nil, err
 	}
-	for _, n := range [][]string{j.Triples, j.Teacher} {
-		if len(n) > 0 && len(n) != len(j.Train) {
-			return nil, fmt.Errorf("train rerank: %d triples or teacher files for %d training directories (give one per directory, in order)", len(n), len(j.Train))
-		}
-	}
-	if j.WorkDir == "" {
-		j.WorkDir = filepath.Clean(j.Out) + ".work"
-	}
-	if j.Split == "" {
-		j.Split = "train"
-	}
-	if j.DevSplit == "" {
-		j.DevSplit = "dev"
-	}
+	j.WorkDir, j.DevSplit, j.Log = data.WorkDir, data.DevSplit, data.Log
 	log := j.Log
-	if log == nil {
-		log = io.Discard
-	}
-	cfg := j.Config
-	opt := OptionsFromConfig(cfg)
+	opt := j.Settings.Options
 	c, err := nn.LoadClassifier(j.Init, true, opt.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("train rerank: %w", err)
@@ -96,22 +84,21 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 	var model PairModel
 	arch := "a cross-encoder"
 	if j.MICE != nil {
-		model, err = NewMICE(c, tok, *j.MICE, cfg.Rerank.ScoreBatchSize)
+		model, err = NewMICE(c, tok, *j.MICE, j.Settings.ScoreBatchSize)
 		arch = fmt.Sprintf("MICE (fusion %d, interaction layers %v, light %v)", j.MICE.Fusion, j.MICE.Interact, j.MICE.Light)
 	} else {
-		model, err = NewCrossEncoder(c, tok, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
+		model, err = NewCrossEncoder(c, tok, j.Settings.MaxLength, j.Settings.ScoreBatchSize)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("train rerank: %w", err)
 	}
-	sources, err := splade.TrainJob{Train: j.Train, Split: j.Split, Triples: j.Triples, Teacher: j.Teacher,
-		WorkDir: j.WorkDir, Settings: splade.JobSettings{Mining: cfg.SpladeMining()}, CorpusOpts: j.CorpusOpts}.Sources(ctx, log)
+	sources, err := data.Sources(ctx, log)
 	if err != nil {
 		return nil, err
 	}
 	var devSets []*DevSet
 	for i, dir := range j.Dev {
-		d, err := LoadDevSet(ctx, cfg, dir, j.DevSplit, filepath.Join(j.WorkDir, fmt.Sprintf("dev-%d", i)), opt.DevDepth, j.CorpusOpts, log)
+		d, err := LoadDevSet(ctx, j.Settings.BM25, dir, j.DevSplit, filepath.Join(j.WorkDir, fmt.Sprintf("dev-%d", i)), opt.DevDepth, j.CorpusOpts, log)
 		if err != nil {
 			return nil, err
 		}
@@ -153,19 +140,14 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 
 // LoadDevSet reads a BEIR directory's queries judged in qrels/<split>.tsv,
 // retrieves the top depth BM25 hits of each (the index built under cache
-// and reused), and keeps the texts of the documents retrieved.
-func LoadDevSet(ctx context.Context, cfg config.Config, dir, split, cache string, depth int, opts corpora.Options, log io.Writer) (*DevSet, error) {
-	b := corpora.BEIR{Dir: dir}
-	qrels, err := b.Qrels(split)
-	if err != nil {
-		return nil, fmt.Errorf("load dev set: %w", err)
-	}
-	qs, err := b.Queries(opts)
+// and reused, BM25 parameters p), and keeps the texts of the documents
+// retrieved.
+func LoadDevSet(ctx context.Context, p bm25.Params, dir, split, cache string, depth int, opts corpora.Options, log io.Writer) (*DevSet, error) {
+	qrels, judged, err := corpora.BEIR{Dir: dir}.Judged(split, opts)
 	if err != nil {
 		return nil, fmt.Errorf("load dev set: %w", err)
 	}
 	d := &DevSet{Name: filepath.Base(filepath.Clean(dir)) + "/" + split, Qrels: qrels, Queries: map[string]string{}, Docs: map[string]string{}}
-	judged := qrels.Judged(qs)
 	for _, q := range judged {
 		d.Queries[q.ID] = q.Text
 	}
@@ -187,7 +169,7 @@ func LoadDevSet(ctx context.Context, cfg config.Config, dir, split, cache string
 		return nil, fmt.Errorf("load dev set: %w", err)
 	}
 	defer idx.Close()
-	d.Run, err = idx.SearchAll(judged, bm25.SearchOptions{K: depth, Params: bm25.Params{K1: cfg.BM25.K1, B: cfg.BM25.B}})
+	d.Run, err = idx.SearchAll(judged, bm25.SearchOptions{K: depth, Params: p})
 	if err != nil {
 		return nil, fmt.Errorf("load dev set %s: %w", dir, err)
 	}
@@ -213,20 +195,7 @@ func DocTexts(path string, need map[string]bool, opts corpora.Options) (map[stri
 		return nil, err
 	}
 	defer r.Close()
-	docs := map[string]string{}
-	for {
-		doc, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if need == nil || need[doc.ID] {
-			docs[doc.ID] = doc.Content()
-		}
-	}
-	return docs, nil
+	return corpora.ReadTexts(r, need)
 }
 
 // ScoreTriples writes the score s gives every (query, document) pair of

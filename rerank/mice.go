@@ -180,13 +180,9 @@ func (m *MICE) ScorePairs(qs, ds []string, progress func(n int)) ([]float32, err
 // LoadScorer loads the re-ranker in dir: MICE when its rerank.json says
 // so, else a cross-encoder. maxLen bounds a cross-encoder's pairs.
 func LoadScorer(dir string, maxLen, batch int) (Scorer, error) {
-	c, err := nn.LoadClassifier(dir, false, 0)
+	c, tok, err := loadClassifier(dir)
 	if err != nil {
 		return nil, err
-	}
-	tok, err := tokenize.Load(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
 	cfg, ok, err := ReadMICEConfig(dir)
 	if err != nil {
@@ -196,4 +192,27 @@ func LoadScorer(dir string, maxLen, batch int) (Scorer, error) {
 		return NewMICE(c, tok, cfg, batch)
 	}
 	return NewCrossEncoder(c, tok, maxLen, batch)
+}
+
+// LoadCrossEncoder loads the checkpoint in dir as a cross-encoder, whatever
+// its rerank.json says; maxLen bounds its pairs.
+func LoadCrossEncoder(dir string, maxLen, batch int) (*CrossEncoder, error) {
+	c, tok, err := loadClassifier(dir)
+	if err != nil {
+		return nil, err
+	}
+	return NewCrossEncoder(c, tok, maxLen, batch)
+}
+
+// loadClassifier loads dir's classifier (its head required) and tokenizer.
+func loadClassifier(dir string) (*nn.Classifier, *tokenize.Tokenizer, error) {
+	c, err := nn.LoadClassifier(dir, false, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := tokenize.Load(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	return c, tok, nil
 }

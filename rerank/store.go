@@ -19,6 +19,7 @@ import (
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // The MICE document-state store: docs/format/mice-store.md.
@@ -384,10 +385,10 @@ func RerankStore(m *MICE, st *Store, queries map[string]string, run corpora.Run,
 				}
 				Td = max(Td, len(states[i])/C)
 			}
-			xd, dmask = growF(xd, B*Td*C), growF(dmask, B*Td)
+			xd, dmask = grow.To(xd, B*Td*C), grow.To(dmask, B*Td)
 			clear(xd)
 			clear(dmask)
-			xq, qm = growF(xq, B*Tq*C), growF(qm, B*Tq)
+			xq, qm = grow.To(xq, B*Tq*C), grow.To(qm, B*Tq)
 			for i, s := range states {
 				copy(xd[i*Td*C:], s)
 				for j := range len(s) / C {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
+	"github.com/spladapt/spladapt/internal/grow"
 	"github.com/spladapt/spladapt/internal/trainloop"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/splade"
@@ -43,8 +44,8 @@ type PairModel interface {
 	Base() *nn.Model
 }
 
-// TrainOptions configure a Trainer (filled from config section rerank by
-// OptionsFromConfig).
+// TrainOptions configure a Trainer (config.Config.RerankJob fills them
+// from config section rerank).
 type TrainOptions struct {
 	Loss            string // Pointwise, MarginMSE or InfoNCE
 	LR              float64
@@ -229,7 +230,7 @@ func (t *Trainer) Step() (StepStats, error) {
 	defer func() { base.Training = false }()
 	nn.ZeroGrad(base.Params)
 	scores := t.Model.Forward(qs, ds)
-	t.ds = growF(t.ds, len(scores))
+	t.ds = grow.To(t.ds, len(scores))
 	loss, err := Loss(o.Loss, scores, len(idx), o.NNeg, teacher, t.ds)
 	if err != nil {
 		return StepStats{}, fmt.Errorf("train step %d: %w", s+1, err)
@@ -240,13 +241,6 @@ func (t *Trainer) Step() (StepStats, error) {
 	t.Model.Backward(t.ds)
 	lr, norm := t.Update()
 	return StepStats{Step: t.StepsDone, Loss: loss, LR: lr, GradNorm: norm, Pairs: len(qs), Elapsed: time.Since(start)}, nil
-}
-
-func growF(b []float32, n int) []float32 {
-	if cap(b) >= n {
-		return b[:n]
-	}
-	return make([]float32, n)
 }
 
 // Evaluate re-ranks every dev set's run to DevDepth and returns

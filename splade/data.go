@@ -39,21 +39,6 @@ func (t Triple) HasScores() bool { return t.NegScores != nil }
 // HasMargins reports whether the triple carries teacher margins.
 func (t Triple) HasMargins() bool { return t.Margins != nil }
 
-// skip applies opts to a bad record: nil when it is skipped, the error when
-// the reader must stop.
-func skip(opts corpora.Options, pe *corpora.ParseError) error {
-	if !opts.SkipInvalid {
-		return pe
-	}
-	if opts.Report != nil {
-		opts.Report(pe)
-	}
-	if opts.Skipped != nil {
-		*opts.Skipped++
-	}
-	return nil
-}
-
 // parseScore parses a finite teacher score or margin.
 func parseScore(s string) (float32, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
@@ -95,11 +80,11 @@ func ReadTriples(path string, opts corpora.Options) ([]Triple, error) {
 			break
 		}
 		bad := func(format string, kind error, args ...any) error {
-			return skip(opts, &corpora.ParseError{File: path, Line: n, Err: fmt.Errorf("%w: "+format, append([]any{kind}, args...)...)})
+			return opts.Handle(&corpora.ParseError{File: path, Line: n, Err: fmt.Errorf("%w: "+format, append([]any{kind}, args...)...)})
 		}
 		if err != nil {
 			if errors.Is(err, corpora.ErrInvalidUTF8) {
-				if err := skip(opts, err.(*corpora.ParseError)); err != nil {
+				if err := opts.Handle(err.(*corpora.ParseError)); err != nil {
 					return nil, err
 				}
 				continue
@@ -145,7 +130,7 @@ func ReadTriples(path string, opts corpora.Options) ([]Triple, error) {
 		if len(f) == 4 {
 			m, err := parseScore(f[3])
 			if err != nil {
-				if err := skip(opts, &corpora.ParseError{File: path, Line: n, Err: fmt.Errorf("teacher margin: %w", err)}); err != nil {
+				if err := opts.Handle(&corpora.ParseError{File: path, Line: n, Err: fmt.Errorf("teacher margin: %w", err)}); err != nil {
 					return nil, err
 				}
 				continue
@@ -210,7 +195,7 @@ func ReadTeacherScores(path string, opts corpora.Options) (TeacherScores, error)
 		}
 		if err != nil {
 			if errors.Is(err, corpora.ErrInvalidUTF8) {
-				if err := skip(opts, err.(*corpora.ParseError)); err != nil {
+				if err := opts.Handle(err.(*corpora.ParseError)); err != nil {
 					return nil, err
 				}
 				continue
@@ -249,7 +234,7 @@ func ReadTeacherScores(path string, opts corpora.Options) (TeacherScores, error)
 			}
 		}
 		if perr != nil {
-			if err := skip(opts, perr); err != nil {
+			if err := opts.Handle(perr); err != nil {
 				return nil, err
 			}
 			continue
@@ -406,17 +391,8 @@ func LoadTexts(beirDir string, triples []Triple, opts corpora.Options) (*Texts, 
 		return nil, fmt.Errorf("load training texts: %w", err)
 	}
 	defer r.Close()
-	for {
-		d, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load training texts: %w", err)
-		}
-		if needD[d.ID] {
-			tx.Docs[d.ID] = d.Content()
-		}
+	if tx.Docs, err = corpora.ReadTexts(r, needD); err != nil {
+		return nil, fmt.Errorf("load training texts: %w", err)
 	}
 	if err := missingIDs("query", needQ, tx.Queries, beirDir+"/queries.jsonl"); err != nil {
 		return nil, err

@@ -30,20 +30,11 @@ type DevSet struct {
 // qrels/<split>.tsv.
 func LoadDevSet(dir, split string, opts corpora.Options) (*DevSet, error) {
 	b := corpora.BEIR{Dir: dir}
-	qrels, err := b.Qrels(split)
+	qrels, judged, err := b.Judged(split, opts)
 	if err != nil {
 		return nil, fmt.Errorf("load dev set: %w", err)
 	}
-	qs, err := b.Queries(opts)
-	if err != nil {
-		return nil, fmt.Errorf("load dev set: %w", err)
-	}
-	d := &DevSet{Name: filepath.Base(filepath.Clean(dir)) + "/" + split, Qrels: qrels}
-	for _, q := range qs {
-		if _, ok := qrels[q.ID]; ok {
-			d.Queries = append(d.Queries, q)
-		}
-	}
+	d := &DevSet{Name: filepath.Base(filepath.Clean(dir)) + "/" + split, Qrels: qrels, Queries: judged}
 	if len(d.Queries) == 0 {
 		return nil, fmt.Errorf("load dev set %s: no query of queries.jsonl is judged in split %q", dir, split)
 	}

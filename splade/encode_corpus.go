@@ -13,10 +13,10 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -192,10 +192,10 @@ func EncodeShards(ctx context.Context, enc *Encoder, corpusPath, workDir string,
 		st.Docs += len(ids)
 		shards = append(shards, path)
 		have, haveSum, err := readShardIDs(path)
-		if err == nil && (!equalStrings(have, ids) || haveSum != sum) {
+		if err == nil && (!slices.Equal(have, ids) || haveSum != sum) {
 			st.StaleShards++
 		}
-		if err == nil && equalStrings(have, ids) && haveSum == sum {
+		if err == nil && slices.Equal(have, ids) && haveSum == sum {
 			st.ResumedShards++
 			done += len(ids)
 			if opt.Progress != nil {
@@ -241,18 +241,6 @@ func EncodeShards(ctx context.Context, enc *Encoder, corpusPath, workDir string,
 	return out, nil
 }
 
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // hashDoc adds one document to a shard's content hash: id and text, each
 // preceded by its length, so that no two documents hash alike by moving
 // bytes between fields.
@@ -267,22 +255,11 @@ func hashDoc(h hash.Hash, id, text string) {
 }
 
 // corpusFiles fingerprints the files under the corpus path: SHA-256 of
-// each one's path, size and modification time, as the pretraining token
-// cache keys its corpora. Cost: one stat per file.
+// their corpora.WriteFileStamps, as the pretraining token cache keys its
+// corpora. Cost: one stat per file.
 func corpusFiles(abs string) (string, error) {
 	h := sha256.New()
-	err := filepath.WalkDir(abs, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%q %d %d\n", path, fi.Size(), fi.ModTime().UnixNano())
-		return nil
-	})
-	if err != nil {
+	if err := corpora.WriteFileStamps(h, abs); err != nil {
 		return "", fmt.Errorf("fingerprint corpus %s: %w", abs, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/spladapt/spladapt/internal/grow"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/tokenize"
@@ -199,7 +200,7 @@ func (e *Encoder) encodeIDs(seqs [][]int32, progress func(docs, tokens int)) ([]
 		if err := e.Model.ValidateBatch(b); err != nil {
 			return nil, fmt.Errorf("encode: %w", err)
 		}
-		e.out = growF(e.out, b.B*V)
+		e.out = grow.To(e.out, b.B*V)
 		nn.SpladeEncode(e.Model, b, e.out, nil)
 		tokens := 0
 		for k, i := range idx {
@@ -211,20 +212,6 @@ func (e *Encoder) encodeIDs(seqs [][]int32, progress func(docs, tokens int)) ([]
 		}
 	}
 	return out, nil
-}
-
-func growF(b []float32, n int) []float32 {
-	if cap(b) >= n {
-		return b[:n]
-	}
-	return make([]float32, n)
-}
-
-func growI(b []int32, n int) []int32 {
-	if cap(b) >= n {
-		return b[:n]
-	}
-	return make([]int32, n)
 }
 
 // Sparsify returns the entries of a dense vector with weight > 0, sorted by

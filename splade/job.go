@@ -66,28 +66,11 @@ type Mining struct {
 // Run executes the job. An interrupted run returns an error wrapping
 // context.Canceled; its state is in WorkDir for Resume.
 func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
-	if len(j.Train)+len(j.Unsup) == 0 || j.Init == "" || j.Out == "" {
-		return nil, errors.New("train splade: training directories, initial checkpoint and output are required")
-	}
-	if len(j.Triples) > 0 && len(j.Triples) != len(j.Train) {
-		return nil, fmt.Errorf("train splade: %d triples files for %d training directories (give one per directory, in order)", len(j.Triples), len(j.Train))
-	}
-	if len(j.Teacher) > 0 && len(j.Teacher) != len(j.Train) {
-		return nil, fmt.Errorf("train splade: %d teacher files for %d training directories (give one per directory, in order)", len(j.Teacher), len(j.Train))
-	}
-	if j.WorkDir == "" {
-		j.WorkDir = filepath.Clean(j.Out) + ".work"
-	}
-	if j.Split == "" {
-		j.Split = "train"
-	}
-	if j.DevSplit == "" {
-		j.DevSplit = "dev"
+	j, err := j.Prepared("train splade")
+	if err != nil {
+		return nil, err
 	}
 	log := j.Log
-	if log == nil {
-		log = io.Discard
-	}
 	m, err := nn.LoadHF(j.Init)
 	if err != nil {
 		return nil, err
@@ -157,6 +140,36 @@ func (j TrainJob) Run(ctx context.Context) (*TrainMeta, error) {
 		return nil, err
 	}
 	return meta, nil
+}
+
+// Prepared checks that the job names its training data (one Triples and
+// one Teacher file per Train directory when given), initial checkpoint and
+// output, and returns it with the defaults filled: WorkDir Out.work, Split
+// train, DevSplit dev, Log io.Discard. cmd ("train splade") starts its
+// errors. rerank.TrainJob prepares its data through it too.
+func (j TrainJob) Prepared(cmd string) (TrainJob, error) {
+	if len(j.Train)+len(j.Unsup) == 0 || j.Init == "" || j.Out == "" {
+		return j, fmt.Errorf("%s: training directories, initial checkpoint and output are required", cmd)
+	}
+	if len(j.Triples) > 0 && len(j.Triples) != len(j.Train) {
+		return j, fmt.Errorf("%s: %d triples files for %d training directories (give one per directory, in order)", cmd, len(j.Triples), len(j.Train))
+	}
+	if len(j.Teacher) > 0 && len(j.Teacher) != len(j.Train) {
+		return j, fmt.Errorf("%s: %d teacher files for %d training directories (give one per directory, in order)", cmd, len(j.Teacher), len(j.Train))
+	}
+	if j.WorkDir == "" {
+		j.WorkDir = filepath.Clean(j.Out) + ".work"
+	}
+	if j.Split == "" {
+		j.Split = "train"
+	}
+	if j.DevSplit == "" {
+		j.DevSplit = "dev"
+	}
+	if j.Log == nil {
+		j.Log = io.Discard
+	}
+	return j, nil
 }
 
 // MineSource builds (or reuses) a BM25 index of dir's corpus under cache

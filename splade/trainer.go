@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spladapt/spladapt/internal/grow"
 	"github.com/spladapt/spladapt/internal/trainloop"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/tokenize"
@@ -328,8 +329,8 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 		}
 		h := t.passes[i].Encode(b)
 		hb.z = t.passes[i].HeadTransform(h, b.B*b.T)
-		hb.out = growF(hb.out, b.B*V)
-		hb.argmax = growI(hb.argmax, b.B*V)
+		hb.out = grow.To(hb.out, b.B*V)
+		hb.argmax = grow.To(hb.argmax, b.B*V)
 		nn.SpladePoolForward(hb.z, b.Mask, emb.W, bias.W, b.B, b.T, C, V, hb.out, hb.argmax)
 		mats[i] = NewMat(hb.out, b.B, V)
 		for _, x := range b.Mask {
@@ -366,7 +367,7 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 }
 
 func zeroF(b []float32, n int) []float32 {
-	b = growF(b, n)
+	b = grow.To(b, n)
 	clear(b)
 	return b
 }

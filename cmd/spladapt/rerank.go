@@ -19,24 +19,9 @@ import (
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/rerank"
 	"github.com/spladapt/spladapt/splade"
-	"github.com/spladapt/spladapt/tokenize"
 )
 
 func init() { register(newRerankCmd) }
-
-// loadCrossEncoder loads a cross-encoder checkpoint and its tokenizer with
-// the lengths of config section rerank.
-func loadCrossEncoder(dir string, maxLen, batch int) (*rerank.CrossEncoder, error) {
-	c, err := nn.LoadClassifier(dir, false, 0)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := tokenize.Load(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
-	}
-	return rerank.NewCrossEncoder(c, tok, maxLen, batch)
-}
 
 func newRerankCmd(a *app) *cobra.Command {
 	var model, queries, corpus, runPath, out, tag, storePath string
@@ -178,7 +163,7 @@ or a --triples file.`,
 			stderr := cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			ce, err := loadCrossEncoder(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
+			ce, err := rerank.LoadCrossEncoder(model, cfg.Rerank.MaxLength, cfg.Rerank.ScoreBatchSize)
 			if err != nil {
 				return fmt.Errorf("rerank score-triples: %w", err)
 			}
@@ -287,7 +272,7 @@ to rerank.max_length. MICE trains without dropout.`,
 			defer stop()
 			meta, err := rerank.TrainJob{Init: initDir, Out: out, WorkDir: work, Resume: resume,
 				Train: train, Split: split, Triples: triples, Teacher: teacher, Dev: dev, DevSplit: devSplit,
-				Config: cfg, CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress, MICE: mice}.Run(ctx)
+				Settings: cfg.RerankJob(), CorpusOpts: skipOptions(cfg, stderr), Log: stderr, Progress: cfg.Progress, MICE: mice}.Run(ctx)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
 					return errors.Unwrap(err)

@@ -216,20 +216,12 @@ func Export(m *nn.Model, dir string) error {
 			return nil
 		}
 		for _, name := range append([]string{"config.json"}, nn.TokenizerFiles...) {
-			if err := copyFile(filepath.Join(tmp, name), filepath.Join(src, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := atomicfile.CopyFile(filepath.Join(tmp, name), filepath.Join(src, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("export onnx %s: copy %s: %w", dir, name, err)
 			}
 		}
 		return nil
 	})
-}
-
-func copyFile(dst, src string) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, data, 0o644)
 }
 
 // names are the HuggingFace parameter names of one architecture.

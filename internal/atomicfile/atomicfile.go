@@ -112,6 +112,27 @@ func Dir(path string, fill func(tmpDir string) error) (err error) {
 	return syncDir(parent)
 }
 
+// CopyFile copies the file src to dst, which must not exist: the way to
+// put an existing file into the temporary directory of Dir (which syncs
+// it). Errors are os's, unwrapped, so errors.Is(err, os.ErrNotExist)
+// tells a missing src. Cost: one pass through the file.
+func CopyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
 // Temporaries lists the temporary files and directories that Write and
 // Dir make for path and that a killed process may have left behind.
 func Temporaries(path string) ([]string, error) {

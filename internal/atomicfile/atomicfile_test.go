@@ -69,3 +69,31 @@ func TestDirReplacesWholeDirectory(t *testing.T) {
 		t.Errorf("leftovers beside the directory: %v", entries)
 	}
 }
+
+// TestCopyFile: the bytes arrive; an existing dst is refused and kept; a
+// missing src is os.ErrNotExist.
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	if err := os.WriteFile(src, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyFile(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(dst); err != nil || string(got) != "abc" {
+		t.Fatalf("copy holds %q, %v; want abc", got, err)
+	}
+	if err := os.WriteFile(src, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyFile(dst, src); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("copy onto an existing file: %v, want os.ErrExist", err)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != "abc" {
+		t.Fatalf("existing dst changed to %q", got)
+	}
+	if err := CopyFile(filepath.Join(dir, "other"), filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing src: %v, want os.ErrNotExist", err)
+	}
+}

@@ -152,14 +152,7 @@ func (l *Log) SVG(w io.Writer, title string) error {
 		fmt.Fprintf(&b, `<g class="panel"><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#ccc"/>`, x0, y0, pw-pad/2, ph-pad/2)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f">%s</text>`, x0+4, y0-3, html.EscapeString(s))
 		if len(xs) > 0 {
-			xmin, xmax := slices.Min(xs), slices.Max(xs)
-			ymin, ymax := slices.Min(ys), slices.Max(ys)
-			if xmax == xmin {
-				xmax = xmin + 1
-			}
-			if ymax == ymin {
-				ymax, ymin = ymax+0.5, ymin-0.5
-			}
+			xmin, xmax, ymin, ymax := extent(xs, ys)
 			pwi, phi := pw-pad/2, ph-pad/2
 			var path strings.Builder
 			for j := range xs {
@@ -194,3 +187,18 @@ func (l *Log) Save(base, title string) error {
 
 // Dir is a convenience: the curve files of a checkpoint directory.
 func Dir(ckpt string) string { return filepath.Join(ckpt, "curves") }
+
+// extent is the plotted range of points (xs, ys), both non-empty: their
+// minima and maxima, widened to one unit in x and in y when all points
+// share a value, so that scaling never divides by zero.
+func extent(xs, ys []float64) (xmin, xmax, ymin, ymax float64) {
+	xmin, xmax = slices.Min(xs), slices.Max(xs)
+	ymin, ymax = slices.Min(ys), slices.Max(ys)
+	if xmax == xmin {
+		xmax = xmin + 1
+	}
+	if ymax == ymin {
+		ymax, ymin = ymax+0.5, ymin-0.5
+	}
+	return xmin, xmax, ymin, ymax
+}

@@ -5,7 +5,6 @@ import (
 	"html"
 	"io"
 	"math"
-	"slices"
 	"strings"
 )
 
@@ -39,14 +38,7 @@ func Lines(w io.Writer, title, xlabel, ylabel string, lines []Line) error {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="18" font-size="14">%s</text>`+"\n", e(title))
 	fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#ccc"/>`+"\n", left, top, pw, ph)
 	if len(xs) > 0 {
-		xmin, xmax := slices.Min(xs), slices.Max(xs)
-		ymin, ymax := slices.Min(ys), slices.Max(ys)
-		if xmax == xmin {
-			xmax = xmin + 1
-		}
-		if ymax == ymin {
-			ymax, ymin = ymax+0.5, ymin-0.5
-		}
+		xmin, xmax, ymin, ymax := extent(xs, ys)
 		padY := 0.05 * (ymax - ymin)
 		ymin, ymax = ymin-padY, ymax+padY
 		px := func(x float64) float64 { return left + (x-xmin)/(xmax-xmin)*pw }

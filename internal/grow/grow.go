@@ -1,5 +1,6 @@
 // Package grow sizes preallocated scratch buffers: the one helper that nn's
-// passes and index's searchers share.
+// passes, index's searchers and the encoders and trainers of splade and
+// rerank share.
 package grow
 
 // To returns b with length n: b resliced when its capacity allows,

@@ -96,7 +96,7 @@ func TestSettings(t *testing.T) {
 	c.Threads, c.CacheDir, c.Progress, c.SkipInvalid = 3, "/cache", "off", true
 	c.Model.QueryMaxLength = 17
 	s, key := settings(c, "model.max_length", "pretrain", "eval.measures")
-	want := config.Config{Threads: 3, CacheDir: "/cache", Progress: "off", SkipInvalid: true}
+	want := config.Config{Threads: 3, CacheDir: "/cache", Progress: "off", SkipInvalid: true, Kernels: c.Kernels}
 	want.Model.MaxLength, want.Pretrain, want.Eval.Measures = c.Model.MaxLength, c.Pretrain, c.Eval.Measures
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("settings = %+v\nwant %+v", s, want)

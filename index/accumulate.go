@@ -77,6 +77,7 @@ func addAll[A uint32 | uint64](c *cursor, acc []A) {
 // last). Callers go container key by container key over all their
 // cursors, so that acc and mx are touched one 65 536-document range at a
 // time. O(card + bitmap words).
+// Its walk repeats addAll's: sharing one with mx optional costs addAll 8–18%.
 func addContainerMax[A uint32 | uint64](c *cursor, acc, mx []A, R int) {
 	q := A(c.q)
 	ic := &c.imp

@@ -34,6 +34,7 @@ func tinyDemo(t *testing.T) (config.Config, string) {
 	s := &cfg.Splade
 	s.Steps, s.BatchSize, s.EvalEvery, s.CheckpointEvery, s.WarmupSteps = 6, 8, 6, 3, 1
 	cfg.Adapt.TargetMLMSteps = 8
+	cfg.Adapt.FullBaseline = true // every stage kind, the full baseline's SPLADE included
 	cfg.Model.MaxLength, cfg.Model.QueryMaxLength = 32, 12
 	return cfg, dir
 }

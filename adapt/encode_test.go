@@ -6,16 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/spladapt/spladapt/index"
+	"github.com/spladapt/spladapt/internal/toyset"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/sparse"
 	"github.com/spladapt/spladapt/splade"
@@ -25,88 +26,12 @@ import (
 // Tests of EncodeCorpus and CheckIndex: splade's toy collection and tiny
 // model (the same as splade's tests use) encoded into an index.
 
-var toyDocs = map[string]string{
-	"cat1":   "the cat sat on the warm mat and purred",
-	"cat2":   "a small cat chased a mouse around the house",
-	"ship1":  "the ship sailed across the cold ocean with its crew",
-	"ship2":  "a large ship carried cargo over the sea",
-	"bread1": "fresh bread is baked in a hot oven every morning",
-	"bread2": "the baker sold warm bread and butter rolls",
-	"star1":  "a bright star shines in the night sky above the hills",
-	"star2":  "astronomers watched the distant star through a telescope",
-	"rain1":  "heavy rain fell on the city and flooded the streets",
-	"rain2":  "the storm brought rain and wind to the valley",
-}
+// The toy collection and tiny model of package toyset.
+var toyDocs, toyQueries = toyset.Docs, toyset.Queries
 
-var toyQueries = map[string]struct{ text, pos, neg string }{
-	"q1":  {"cat mouse", "cat2", "ship1"},
-	"q2":  {"cat purred mat", "cat1", "bread2"},
-	"q3":  {"ship ocean crew", "ship1", "rain1"},
-	"q4":  {"ship cargo sea", "ship2", "star1"},
-	"q5":  {"bread oven", "bread1", "cat1"},
-	"q6":  {"baker butter", "bread2", "ship2"},
-	"q7":  {"star night sky", "star1", "rain2"},
-	"q8":  {"star telescope", "star2", "bread1"},
-	"q9":  {"rain flooded streets", "rain1", "star2"},
-	"q10": {"storm rain wind", "rain2", "cat2"},
-}
+func toyVocab() []string { return toyset.Vocab() }
 
-// toyVocab is the five specials and every lower-cased word of the toy
-// collection, sorted.
-func toyVocab() []string {
-	seen := map[string]bool{}
-	for _, d := range toyDocs {
-		for _, w := range strings.Fields(d) {
-			seen[w] = true
-		}
-	}
-	for _, q := range toyQueries {
-		for _, w := range strings.Fields(q.text) {
-			seen[w] = true
-		}
-	}
-	words := make([]string, 0, len(seen))
-	for w := range seen {
-		words = append(words, w)
-	}
-	sort.Strings(words)
-	return append([]string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}, words...)
-}
-
-// tinyModelDir writes a randomly initialised tiny BERT (H 32, 2 layers, 4
-// heads) with the toy vocabulary to an HF checkpoint directory and returns
-// it.
-func tinyModelDir(t testing.TB, seed uint64) string {
-	t.Helper()
-	tok, err := tokenize.FromVocab(toyVocab(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokDir := filepath.Join(t.TempDir(), "tok")
-	if err := tok.Save(tokDir); err != nil {
-		t.Fatal(err)
-	}
-	m, err := nn.NewModel(nn.BERTConfig(tok.VocabSize(), 32, 2, 4, 64, 64), seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.TokenizerDir = tokDir
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := m.SaveHF(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func mapsKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
+func tinyModelDir(t testing.TB, seed uint64) string { return toyset.TinyModelDir(t, seed) }
 
 // writeToyCorpus writes the toy documents as a BEIR corpus.jsonl (id
 // order) with queries.jsonl and qrels/test.tsv, and returns the directory.
@@ -115,14 +40,14 @@ func writeToyCorpus(t testing.TB) string {
 	dir := t.TempDir()
 	var c, q bytes.Buffer
 	enc := json.NewEncoder(&c)
-	for _, id := range slices.Sorted(mapsKeys(toyDocs)) {
+	for _, id := range slices.Sorted(maps.Keys(toyDocs)) {
 		enc.Encode(map[string]string{"_id": id, "title": "", "text": toyDocs[id]})
 	}
 	qrels := "query-id\tcorpus-id\tscore\n"
 	qe := json.NewEncoder(&q)
-	for _, id := range slices.Sorted(mapsKeys(toyQueries)) {
-		qe.Encode(map[string]string{"_id": id, "text": toyQueries[id].text})
-		qrels += id + "\t" + toyQueries[id].pos + "\t1\n"
+	for _, id := range slices.Sorted(maps.Keys(toyQueries)) {
+		qe.Encode(map[string]string{"_id": id, "text": toyQueries[id].Text})
+		qrels += id + "\t" + toyQueries[id].Pos + "\t1\n"
 	}
 	for name, data := range map[string]string{"corpus.jsonl": c.String(), "queries.jsonl": q.String(), "qrels/test.tsv": qrels, "qrels/train.tsv": qrels} {
 		p := filepath.Join(dir, name)
@@ -173,7 +98,7 @@ func TestEncodeCorpusSearch(t *testing.T) {
 	if err := CheckIndex(enc, r); err != nil {
 		t.Errorf("own index refused: %v", err)
 	}
-	ids := slices.Sorted(mapsKeys(toyDocs))
+	ids := slices.Sorted(maps.Keys(toyDocs))
 	var texts []string
 	for _, id := range ids {
 		texts = append(texts, toyDocs[id])
@@ -192,7 +117,7 @@ func TestEncodeCorpusSearch(t *testing.T) {
 	ix := sparse.NewExact(vecs, enc.VocabSize())
 	queries := []string{}
 	for _, q := range toyQueries {
-		queries = append(queries, q.text)
+		queries = append(queries, q.Text)
 	}
 	queries = append(queries, strings.Fields(toyDocs["star2"])...)
 	for _, qt := range queries {
@@ -519,7 +444,7 @@ func TestEncodeCorpusWritesIDF(t *testing.T) {
 		t.Fatalf("index %s: %v, %v", splade.IDFFile, got, err)
 	}
 	var docs []string
-	for _, id := range slices.Sorted(mapsKeys(toyDocs)) {
+	for _, id := range slices.Sorted(maps.Keys(toyDocs)) {
 		docs = append(docs, toyDocs[id])
 	}
 	want := splade.ComputeIDF(enc.Tok, docs, enc.MaxLen)

@@ -29,10 +29,10 @@ func toySource() (Source, *DevSet) {
 	}
 	for _, qid := range slices.Sorted(mapsKeys(toyQueries)) {
 		q := toyQueries[qid]
-		s.Texts.Queries[qid] = q.text
-		s.Triples = append(s.Triples, Triple{QID: qid, PosID: q.pos, NegIDs: []string{q.neg}})
-		d.Queries = append(d.Queries, corpora.Query{ID: qid, Text: q.text})
-		d.Qrels[qid] = map[string]int{q.pos: 1}
+		s.Texts.Queries[qid] = q.Text
+		s.Triples = append(s.Triples, Triple{QID: qid, PosID: q.Pos, NegIDs: []string{q.Neg}})
+		d.Queries = append(d.Queries, corpora.Query{ID: qid, Text: q.Text})
+		d.Qrels[qid] = map[string]int{q.Pos: 1}
 	}
 	return s, d
 }
@@ -79,8 +79,8 @@ func margins(t *testing.T, m *nn.Model, tok *tokenize.Tokenizer) []float64 {
 	var out []float64
 	for _, qid := range slices.Sorted(mapsKeys(toyQueries)) {
 		q := toyQueries[qid]
-		vq, _ := enc.EncodeQuery(q.text)
-		vd, _ := enc.EncodeDocs([]string{toyDocs[q.pos], toyDocs[q.neg]})
+		vq, _ := enc.EncodeQuery(q.Text)
+		vd, _ := enc.EncodeDocs([]string{toyDocs[q.Pos], toyDocs[q.Neg]})
 		ix := sparse.NewExact(vd, enc.VocabSize())
 		s := map[int]float64{}
 		for _, h := range ix.Search(vq, 2) {

@@ -27,7 +27,7 @@ for c in "${collections[@]}"; do
 	[[ -e "$data/$c/qrels/test.tsv" ]] || split=dev
 	qrels="$data/$c/qrels/$split.tsv"
 	if [[ ! -e "$d/bm25.trec" ]]; then
-		[[ -e "$d/bm25/meta.json" || -e "$d/bm25.done" ]] || { "$bin" --config "$cfg" bm25 index --corpus "$data/$c" --out "$d/bm25" --force; touch "$d/bm25.done"; }
+		[[ -d "$d/bm25" ]] || "$bin" --config "$cfg" bm25 index --corpus "$data/$c" --out "$d/bm25"
 		"$bin" --config "$cfg" bm25 search --index "$d/bm25" --queries "$data/$c/queries.jsonl" \
 			--qrels "$qrels" -k 100 --run "$d/bm25.trec.tmp"
 		mv "$d/bm25.trec.tmp" "$d/bm25.trec"

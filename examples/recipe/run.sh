@@ -5,6 +5,11 @@
 #
 #   examples/recipe/run.sh [RUNS_DIR] [DATA_DIR]     (defaults: runs, ../shared/data)
 #
+# RECIPE_CONFIGS=DIR takes each step's config from DIR when DIR has it
+# (base.yaml, splade-stage1.yaml, splade-stage2.yaml), else from here: a
+# variant of the recipe is a directory of the files it changes
+# (examples/experiments/mini: the same recipe at BERT-mini's shape).
+#
 # Each step is skipped when its output exists and resumed from its
 # checkpoint after a kill; re-running the script redoes only what is
 # missing. Stage times are printed and kept in RUNS_DIR/recipe-times.tsv.
@@ -15,6 +20,13 @@ runs="${1:-runs}"
 data="${2:-../shared/data}"
 bin="${SPLADAPT_BIN:-$root/bin/spladapt}"
 mkdir -p "$runs"
+cfg() { # the config of one step: RECIPE_CONFIGS's if it has one, else the recipe's
+	if [[ -n "${RECIPE_CONFIGS:-}" && -e "$RECIPE_CONFIGS/$1" ]]; then
+		echo "$RECIPE_CONFIGS/$1"
+	else
+		echo "$here/$1"
+	fi
+}
 times="$runs/recipe-times.tsv"
 
 step() { # name output command...
@@ -33,22 +45,22 @@ src=(--corpus "$data/squad-v1.1-dev" --corpus "$data/wikiqa")
 train=(--train "$data/squad-v1.1-dev" --train "$data/wikiqa")
 
 step base "$runs/base/config.json" \
-	"$bin" --config "$here/base.yaml" pretrain --from-scratch --resume "${src[@]}" --out "$runs/base"
+	"$bin" --config "$(cfg base.yaml)" pretrain --from-scratch --resume "${src[@]}" --out "$runs/base"
 step splade-stage1 "$runs/splade-stage1/config.json" \
-	"$bin" --config "$here/splade-stage1.yaml" train splade --resume --init "$runs/base" "${train[@]}" \
+	"$bin" --config "$(cfg splade-stage1.yaml)" train splade --resume --init "$runs/base" "${train[@]}" \
 	--out "$runs/splade-stage1"
 step splade-stage2 "$runs/splade/config.json" \
-	"$bin" --config "$here/splade-stage2.yaml" train splade --resume --init "$runs/splade-stage1" "${train[@]}" \
+	"$bin" --config "$(cfg splade-stage2.yaml)" train splade --resume --init "$runs/splade-stage1" "${train[@]}" \
 	--dev "$data/squad-v1.1-dev" --out "$runs/splade"
 targets=()
 for c in adi cacm cisi climate-fever-evidence cranfield lisa med npl scifact; do
 	targets+=(--collection "$c")
 done
 step table-targets "$runs/table.md" \
-	"$bin" --config "$here/splade-stage2.yaml" splade table --model "$runs/splade" --data "$data" \
+	"$bin" --config "$(cfg splade-stage2.yaml)" splade table --model "$runs/splade" --data "$data" \
 	--work "$runs/table" "${targets[@]}" --out "$runs/table.md"
 step table-source-dev "$runs/table-source.md" \
-	"$bin" --config "$here/splade-stage2.yaml" splade table --model "$runs/splade" --data "$data" \
+	"$bin" --config "$(cfg splade-stage2.yaml)" splade table --model "$runs/splade" --data "$data" \
 	--work "$runs/table" --collection squad-v1.1-dev --out "$runs/table-source.md"
 echo "== stage times (seconds)"
 cat "$times"

@@ -36,7 +36,7 @@ type Encoder struct {
 	Model       *nn.Model
 	Tok         *tokenize.Tokenizer
 	MaxLen      int // document tokens, [CLS] and [SEP] included (≥ 2)
-	QueryMaxLen int // query tokens (≥ 2)
+	QueryMaxLen int // query tokens (≥ 2) of a two-sided model; inference-free queries are whole (IDFQueries)
 	TopN        int // keep the TopN largest weights per vector; 0 keeps all
 	// BatchSize is the number of documents per forward pass in EncodeDocs
 	// (default 32).
@@ -111,7 +111,7 @@ func (e *Encoder) Encode(text string) ([]sparse.TermWeight, error) {
 }
 
 // EncodeQuery returns the SPLADE vector of a query (at most QueryMaxLen
-// tokens). Cost: one forward pass of batch 1, or only tokenisation for an
+// tokens; the whole query for an inference-free encoder). Cost: one forward pass of batch 1, or only tokenisation for an
 // inference-free encoder.
 func (e *Encoder) EncodeQuery(text string) ([]sparse.TermWeight, error) {
 	if e.QueryWeights != nil {
@@ -137,7 +137,7 @@ func (e *Encoder) EncodeQueries(texts []string) ([][]sparse.TermWeight, error) {
 
 // idfQueries is the query side of an inference-free encoder.
 func (e *Encoder) idfQueries() *IDFQueries {
-	return &IDFQueries{Tok: e.Tok, QueryMaxLen: e.QueryMaxLen, Weights: e.QueryWeights}
+	return &IDFQueries{Tok: e.Tok, Weights: e.QueryWeights}
 }
 
 // EncodeDocs encodes documents (at most MaxLen tokens each) in batches of

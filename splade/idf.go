@@ -53,24 +53,25 @@ type Queries interface {
 	EncodeQueries(texts []string) ([][]sparse.TermWeight, error)
 }
 
-// IDFQueries is an inference-free query encoder: a query is its word
-// pieces (at most QueryMaxLen tokens with [CLS] and [SEP]), each once,
-// weighted Weights[id] (WeightedTokens). Safe for concurrent use.
+// IDFQueries is an inference-free query encoder: a query is all its word
+// pieces, each once, weighted Weights[id] (WeightedTokens). With no model
+// to run there is no length limit: a long query keeps every word, as BM25
+// sees it (model.query_max_length bounds the query encoder of a two-sided
+// model and training's queries only). Safe for concurrent use.
 type IDFQueries struct {
-	Tok         *tokenize.Tokenizer
-	QueryMaxLen int
-	Weights     []float32 // (V)
+	Tok     *tokenize.Tokenizer
+	Weights []float32 // (V)
 }
 
 // Encode implements Queries. Cost: tokenisation.
 func (q *IDFQueries) Encode(text string) ([]sparse.TermWeight, error) {
-	return WeightedTokens(q.Tok.Encode(text, q.QueryMaxLen).IDs, q.Weights), nil
+	return WeightedTokens(q.Tok.Encode(text, 0).IDs, q.Weights), nil
 }
 
 // EncodeQueries implements Queries.
 func (q *IDFQueries) EncodeQueries(texts []string) ([][]sparse.TermWeight, error) {
 	out := make([][]sparse.TermWeight, len(texts))
-	for i, en := range q.Tok.EncodeBatch(texts, q.QueryMaxLen) {
+	for i, en := range q.Tok.EncodeBatch(texts, 0) {
 		out[i] = WeightedTokens(en.IDs, q.Weights)
 	}
 	return out, nil
@@ -99,7 +100,7 @@ func QueriesFor(e *Encoder, indexDir, mode string) (Queries, error) {
 	if w == nil {
 		return nil, fmt.Errorf("index %s has no %s, the IDF of its corpus that encode writes for an inference-free model: encode the corpus again, or set splade.query_idf: %s to weigh queries by the training corpora's IDF", indexDir, IDFFile, QueryIDFTraining)
 	}
-	return &IDFQueries{Tok: e.Tok, QueryMaxLen: e.QueryMaxLen, Weights: w}, nil
+	return &IDFQueries{Tok: e.Tok, Weights: w}, nil
 }
 
 // ComputeIDF returns BM25's IDF of every token of tok's vocabulary over

@@ -141,8 +141,21 @@ func TestTrainInferenceFree(t *testing.T) {
 	}
 	q := dev.Queries[0].Text
 	got, _ := enc.EncodeQuery(q)
-	if want := WeightedTokens(tok.Encode(q, 8).IDs, qw); !slices.Equal(got, want) {
+	if want := WeightedTokens(tok.Encode(q, 0).IDs, qw); !slices.Equal(got, want) {
 		t.Errorf("query %q encoded %v, want %v", q, got, want)
+	}
+	// No model runs on the query, so nothing cuts it at QueryMaxLen (8):
+	// a long query keeps the words past the eighth piece.
+	long := dev.Docs[0]
+	cut, whole := WeightedTokens(tok.Encode(long, 8).IDs, qw), WeightedTokens(tok.Encode(long, 0).IDs, qw)
+	if slices.Equal(cut, whole) {
+		t.Fatalf("test text %q is not longer than 8 pieces in distinct weighted tokens", long)
+	}
+	if got, _ := enc.EncodeQuery(long); !slices.Equal(got, whole) {
+		t.Errorf("long query encoded %v, want all its pieces %v", got, whole)
+	}
+	if got, _ := enc.EncodeQueries([]string{long}); !slices.Equal(got[0], whole) {
+		t.Errorf("long query (batch) encoded %v, want all its pieces %v", got[0], whole)
 	}
 	// A model saved again (a P_domain swap, say) keeps the query weights.
 	m2, err := nn.LoadHF(out)
@@ -226,7 +239,7 @@ func TestCorpusQueryIDF(t *testing.T) {
 		t.Fatal(err)
 	}
 	const text = "cat ship star"
-	ids := enc.Tok.Encode(text, enc.QueryMaxLen).IDs
+	ids := enc.Tok.Encode(text, 0).IDs
 	for mode, w := range map[string][]float32{QueryIDFCorpus: want, QueryIDFTraining: train} {
 		q, err := QueriesFor(enc, idx, mode)
 		if err != nil {

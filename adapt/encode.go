@@ -44,6 +44,8 @@ type EncodeCorpusOptions struct {
 // index's.
 type EncodeStats struct {
 	splade.ShardStats
+	MaxLength    int         `json:"max_length"`   // document tokens the encoder kept (Encoder.MaxLen)
+	TopN         int         `json:"top_n"`        // weights kept per document (Encoder.TopN; 0: all)
 	Postings     int64       `json:"postings"`     // non-zeros over all documents
 	MeanNNZ      float64     `json:"mean_nnz_doc"` // Postings / Docs
 	IndexBytes   int64       `json:"index_bytes"`  // files of the index directory
@@ -68,7 +70,7 @@ func EncodeCorpus(ctx context.Context, enc *splade.Encoder, corpusPath, out stri
 	if err != nil {
 		return nil, err
 	}
-	st := &EncodeStats{ShardStats: shards.Stats}
+	st := &EncodeStats{ShardStats: shards.Stats, MaxLength: enc.MaxLen, TopN: enc.TopN}
 	start := time.Now()
 	iopt := opt.Index
 	iopt.Vocab = enc.Tok.Vocab()

@@ -63,7 +63,8 @@ type TableOptions struct {
 // each BEIR collection of dirs, in order, and writes WORK/table.json. For
 // a collection NAME, WORK/NAME holds the BM25 index (bm25/, rebuilt), the
 // SPLADE index (splade/ with encode.json: reused when built by the same
-// model, else encoded again, resumably) and the three runs
+// model at the same model.max_length and splade.top_n, else encoded again,
+// resumably) and the three runs
 // {bm25,splade,fused}.trec.
 func Table(ctx context.Context, enc *splade.Encoder, dirs []string, o TableOptions) ([]TableRow, error) {
 	var rows []TableRow
@@ -133,7 +134,8 @@ func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o Tabl
 	reuse := false
 	if r, err := index.Open(idxDir); err == nil {
 		raw, rerr := os.ReadFile(statsPath)
-		reuse = r.Meta().Fingerprint == fp && rerr == nil && json.Unmarshal(raw, &st) == nil
+		reuse = r.Meta().Fingerprint == fp && rerr == nil && json.Unmarshal(raw, &st) == nil &&
+			st.MaxLength == enc.MaxLen && st.TopN == enc.TopN // an index of other settings is encoded again
 		r.Close()
 		if _, err := os.Stat(filepath.Join(idxDir, splade.IDFFile)); enc.QueryWeights != nil && err != nil {
 			reuse = false // encoded before indexes held their corpus's IDF

@@ -286,6 +286,24 @@ func TestSpladeTable(t *testing.T) {
 	if err != nil || out2 != out {
 		t.Errorf("second run: %v\n%s\nfirst:\n%s", err, out2, out)
 	}
+	// Another document length encodes the indexes again (encode.json
+	// records the length an index was built at).
+	if _, errOut, err := bm25CLI(t, map[string]string{"SPLADAPT_MODEL_MAX_LENGTH": "8"}, args...); err != nil {
+		t.Fatalf("max_length 8: %v\n%s", err, errOut)
+	}
+	raw, _ = os.ReadFile(filepath.Join(work, "table.json"))
+	rows = nil
+	if err := json.Unmarshal(raw, &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("table.json: %v, %d rows", err, len(rows))
+	}
+	for _, row := range rows {
+		if row.Encode.MaxLength != 8 {
+			t.Errorf("%s: index of max_length %d reused for max_length 8", row.Name, row.Encode.MaxLength)
+		}
+	}
+	if _, _, err := bm25CLI(t, map[string]string{"SPLADAPT_MODEL_MAX_LENGTH": "16"}, args...); err != nil {
+		t.Fatal(err)
+	}
 	// With a re-ranker: reranked.trec is rerank.Rerank of the fused run's
 	// top 5, and its row figures are that run's.
 	ce := filepath.Join("..", "..", "testdata", "ceoracle", "ce-bert", "model")

@@ -36,8 +36,8 @@ const (
 // Options configure AttributePairs.
 type Options struct {
 	Layers   []int    // attributed layers; nil for all
-	Steps    int      // quadrature steps (default 64)
-	Rule     Rule     // default Adaptive
+	Steps    int      // path points evaluated (default 64; see Attributor.Steps)
+	Rule     Rule     // default Piecewise
 	Baseline string   // BaselineZero (default) or BaselineMean
 	Sides    []string // default {SideDoc}
 	// Progress, when set, is called after each pair.
@@ -99,8 +99,8 @@ func denseOf(v []index.TermWeight, V int) []float32 {
 // model (see the package doc). The fixed side is encoded as enc encodes it
 // (top-n pruning included; an inference-free encoder's queries are their
 // IDF-weighted tokens); the attributed side is never pruned. The query
-// side needs a two-sided model. Cost per pair and side: Steps + 2 forward
-// and Steps backward passes of the text.
+// side needs a two-sided model. Cost per pair and side: at most Steps + 2
+// forward and Steps backward passes of the text (Attributor.Attribute).
 func AttributePairs(enc *splade.Encoder, modelDir string, pairs []Pair, opt Options) (*Attributions, error) {
 	m := enc.Model
 	L, F, V := m.Config.NumLayers, m.Config.IntermediateSize, m.Config.VocabSize
@@ -135,7 +135,7 @@ func AttributePairs(enc *splade.Encoder, modelDir string, pairs []Pair, opt Opti
 	}
 	rule := opt.Rule
 	if rule == "" {
-		rule = Adaptive
+		rule = Piecewise
 	}
 	out := &Attributions{Model: modelDir, Layers: layers, Neurons: F, Steps: steps, Rule: rule, Baseline: bl, Sides: sides,
 		Attr: map[string][]float32{}, BaseVals: map[string][][]float32{}}

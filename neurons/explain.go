@@ -51,8 +51,8 @@ type ExplainOptions struct {
 // Explain encodes query and doc with enc and returns the per-term
 // contributions q_t·d_t of their score, largest first (ties by token id),
 // marking expansion terms, and, with TopNeurons > 0, the top document
-// neurons by |attribution|. Cost: two encodings, plus Steps + 2 forward
-// and Steps backward passes of the document for the neurons.
+// neurons by |attribution|. Cost: two encodings, plus at most Steps + 2
+// forward and Steps backward passes of the document for the neurons.
 func Explain(enc *splade.Encoder, query, doc string, opt ExplainOptions) (*Explanation, error) {
 	q, err := enc.EncodeQuery(query)
 	if err != nil {

@@ -33,14 +33,18 @@
 // The integrand g(α) = df/dα = Σ (a − a')·∂f/∂x is smooth except where the
 // SPLADE head's max pooling switches its argmax position or a ReLU of
 // log1p(relu(·)) switches on or off for a term of the other side's vector:
-// there f has a kink and g jumps. A fixed rule's error is O(h·jump) per
-// jump, which is large against f(1) − f(0) when the score barely moves
-// (a term that switches on mid-path and off again). The default rule,
-// Adaptive, evaluates f with g at every point and so knows each
-// interval's exact trapezoid error, (b−a)/2·(g(a)+g(b)) − (f(b) − f(a));
-// it spends the m evaluations on the intervals where that error is
-// largest, in batched rounds (see adaptiveTrapezoid). Midpoint,
-// GaussLegendre and Trapezoid remain selectable. Check CompletenessError.
+// there f has a kink and g jumps. A rule that samples g has an O(h·jump)
+// error per jump, which is large against f(1) − f(0) when the score barely
+// moves (a term that switches on mid-path and off again) or when the path
+// crosses dozens of kinks. The default rule, Piecewise, does not sample
+// across the kinks: it finds them from the logits of the other side's
+// terms at the evaluated points (smooth between them, interpolated by
+// polynomials over panels of points) and integrates the jumping factor
+// q/(1+z) of the chain rule across them against the interpolated Jacobian,
+// back-propagating the result from each point (see piecewise.go). Adaptive
+// (a trapezoid rule that refines where its exact interval error is
+// largest), Midpoint, GaussLegendre and Trapezoid remain selectable. Check
+// CompletenessError.
 package neurons
 
 import (
@@ -55,13 +59,17 @@ import (
 type Attributor struct {
 	Model  *nn.Model
 	Layers []int // attributed layers, ascending, each in [0, L)
-	Steps  int   // quadrature steps m (default 64)
-	Rule   Rule  // default Adaptive
+	// Steps is m, the number of path points evaluated by a forward and a
+	// backward pass (default 64): exactly m for Midpoint, GaussLegendre
+	// and Adaptive, m+1 for Trapezoid, at most m for Piecewise.
+	Steps int
+	Rule  Rule // default Piecewise
 	// Baseline, when set, is a' per attributed layer: Baseline[i] (F) for
 	// Layers[i], the same at every position. nil means zero.
 	Baseline [][]float32
 	// MaxRows bounds the positions of one batched forward pass (path
-	// points × tokens); default 2048, at least one path point per pass.
+	// points × tokens); default 2048, at least one path point per pass
+	// (two for Piecewise).
 	MaxRows int
 	// PerPosition keeps A[l,t,j] in Result.PerPos.
 	PerPosition bool
@@ -237,8 +245,10 @@ func (h *pathHook) GradFrom() int { return h.layers[0] }
 // w is the SPLADE vector of ids and other (V) the fixed vector of the other
 // side. Cost: Steps forward and backward passes of the text (the path
 // points batched: all at once for a fixed rule, one batch per refinement
-// round for Adaptive), plus 2 forward passes for f(1) and f(0). Memory:
-// len(Layers)·F float64 per path point, and with PerPosition
+// round for Adaptive; for Piecewise at most Steps, batches of whole panels,
+// and each forward pass stops at the logits of other's non-zero terms
+// instead of the full-vocabulary head), plus 2 forward passes for f(1) and
+// f(0). Memory: len(Layers)·F float64 per path point, and with PerPosition
 // len(Layers)·T·F float32 per path point.
 func (a *Attributor) Attribute(ids []int32, other []float32) (*Result, error) {
 	if err := a.check(); err != nil {
@@ -319,9 +329,17 @@ func (a *Attributor) Attribute(ids []int32, other []float32) (*Result, error) {
 		return f, g, nil
 	}
 	var weights []float64
-	if a.Rule == Adaptive || a.Rule == "" {
+	switch a.Rule {
+	case Piecewise, "":
+		if err = a.attributePiecewise(ids, other, h, steps, per); err == nil {
+			weights = make([]float64, len(h.contrib))
+			for k := range weights {
+				weights[k] = 1 // each evaluation's contribution is weighted already
+			}
+		}
+	case Adaptive:
 		_, weights, err = adaptiveTrapezoid(steps, eval)
-	} else {
+	default:
 		var alphas []float64
 		alphas, weights, err = a.Rule.Nodes(steps)
 		if err == nil {
@@ -371,22 +389,14 @@ func (a *Attributor) scores(ids []int32, K int, other []float32, back *pathHook)
 	m := a.Model
 	C, V := m.Config.HiddenSize, m.Config.VocabSize
 	T := len(ids)
-	b := nn.Batch{B: K, T: T, InputIDs: make([]int32, K*T), Mask: make([]float32, K*T)}
-	for k := range K {
-		copy(b.InputIDs[k*T:], ids)
+	z, err := a.head(ids, K)
+	if err != nil {
+		return nil, err
 	}
-	for i := range b.Mask {
-		b.Mask[i] = 1
-	}
-	if err := m.ValidateBatch(b); err != nil {
-		return nil, fmt.Errorf("attribute: %w", err)
-	}
-	hid := a.pass.Encode(b)
-	z := a.pass.HeadTransform(hid, K*T)
 	out := make([]float32, K*V)
 	argmax := make([]int32, K*V)
 	emb, bias := m.WordEmbeddings().W, m.DecoderBias().W
-	nn.SpladePoolForward(z, b.Mask, emb, bias, K, T, C, V, out, argmax)
+	nn.SpladePoolForward(z, ones(K*T), emb, bias, K, T, C, V, out, argmax)
 	f := make([]float64, K)
 	for k := range K {
 		f[k] = dot(other, out[k*V:(k+1)*V])
@@ -449,4 +459,13 @@ func (a *Attributor) ForcedGradient(ids []int32, other []float32, forced [][]flo
 		return 0, nil, err
 	}
 	return f[0], h.grad, nil
+}
+
+// ones returns n ones (a mask without padding).
+func ones(n int) []float32 {
+	o := make([]float32, n)
+	for i := range o {
+		o[i] = 1
+	}
+	return o
 }

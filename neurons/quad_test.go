@@ -34,11 +34,13 @@ func TestNodes(t *testing.T) {
 			t.Errorf("%s: Σw = %v, ∫exp = %v, want 1 and %v", r, s, e, math.E-1)
 		}
 	}
-	if r, err := ParseRule(""); r != Adaptive || err != nil {
-		t.Errorf("ParseRule(\"\") = %q, %v; want adaptive", r, err)
+	if r, err := ParseRule(""); r != Piecewise || err != nil {
+		t.Errorf("ParseRule(\"\") = %q, %v; want piecewise", r, err)
 	}
-	if _, _, err := Adaptive.Nodes(8); err == nil {
-		t.Error("Adaptive.Nodes: no error")
+	for _, r := range []Rule{Adaptive, Piecewise} {
+		if _, _, err := r.Nodes(8); err == nil {
+			t.Errorf("%s.Nodes: no error", r)
+		}
 	}
 	if _, err := ParseRule("simpson"); err == nil {
 		t.Error("ParseRule(simpson): no error")

@@ -53,12 +53,20 @@ func newNeuronsAttributeCmd(a *app) *cobra.Command {
 neurons (after GELU) of every layer (--layers 0,3,5 for some) by Integrated
 Gradients along the straight path from a baseline (--baseline zero, or mean:
 each neuron's mean activation over the attributed texts' tokens) to the
-actual activations, --steps quadrature points, batched. --rule adaptive
-(the default) spends them where the integrand jumps (an argmax or ReLU
-switch of the SPLADE head along the path): a uniform grid of steps/8+1
-points, then 12 rounds that cut the intervals whose exact trapezoid error
-(known from the score at both ends) is largest; midpoint, gauss and
-trapezoid are the fixed rules. --side doc (default) attributes the
+actual activations. --steps is the number of path points evaluated by a
+forward and a backward pass, batched. --rule piecewise (the default)
+evaluates at most that many, in panels of 4 intervals that are narrower
+near the baseline, and integrates across the kinks of the score (an argmax
+or ReLU switch of the SPLADE head along the path) instead of sampling
+them: it finds them from the logits of the other side's terms,
+interpolated between the points, and back-propagates from each point the
+exact integral of the jumping factor against its interpolation weight. A
+long text whose points do not all fit in one batch (2048 positions) loses
+a point per further batch (57 points at 64 steps for 256 tokens).
+--rule adaptive spends exactly --steps points where the integrand jumps
+(a uniform grid of steps/8+1 points, then 12 rounds that cut the intervals
+whose exact trapezoid error is largest); midpoint, gauss and trapezoid are
+the fixed rules. --side doc (default) attributes the
 document's forward pass with the query vector fixed; query and both need a
 two-sided model.
 
@@ -72,7 +80,8 @@ neurons, and its baseline) and DIR/summary.json ("pairs": qid, docid, label,
 score, baseline_score, attribution_sum; per-layer statistics). Prints the
 worst completeness error |Σ attributions − (score − baseline_score)| /
 |score − baseline_score|; raise --steps when it is above 2%.
-Cost per pair: about 3·steps forward-pass equivalents of the document.`,
+Cost per pair: about 3·steps forward-pass equivalents of the document (with
+piecewise, forward passes without the full-vocabulary SPLADE head).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.config()
@@ -138,8 +147,8 @@ Cost per pair: about 3·steps forward-pass equivalents of the document.`,
 	f.IntVar(&maxQueries, "max-queries", 100, "queries to draw pairs from (0: all)")
 	f.StringVar(&out, "out", "", "output directory")
 	f.StringVar(&layers, "layers", "", "attributed layers, comma separated (default all)")
-	f.IntVar(&steps, "steps", 64, "quadrature steps")
-	f.StringVar(&rule, "rule", "adaptive", "quadrature rule: adaptive, midpoint, gauss or trapezoid")
+	f.IntVar(&steps, "steps", 64, "path points evaluated by a forward and a backward pass (at most, for piecewise)")
+	f.StringVar(&rule, "rule", "piecewise", "quadrature rule: piecewise, adaptive, midpoint, gauss or trapezoid")
 	f.StringVar(&baseline, "baseline", "zero", "baseline activations: zero or mean")
 	f.StringVar(&side, "side", "doc", "attributed forward pass: doc, query or both")
 	return cmd
@@ -324,7 +333,8 @@ func newExplainCmd(a *app) *cobra.Command {
 into per-term contributions q_t·d_t (largest first; they sum to the score),
 marking the expansion terms (not among the document's own word pieces), and
 list the --top-neurons document neurons with the largest |attribution|
-(Integrated Gradients, --steps adaptive steps, zero baseline; 0 skips it).
+(Integrated Gradients, --steps path points of the piecewise rule, zero
+baseline; 0 skips it).
 --data DIR (BEIR) with --qid and --docid reads the texts from a collection.
 Text by default, --json, or --html: a self-contained fragment.`,
 		Args: cobra.NoArgs,
@@ -376,7 +386,7 @@ Text by default, --json, or --html: a self-contained fragment.`,
 	f.StringVar(&qid, "qid", "", "query id in --data")
 	f.StringVar(&docid, "docid", "", "document id in --data")
 	f.IntVar(&top, "top-neurons", 10, "document neurons to list (0: no attribution)")
-	f.IntVar(&steps, "steps", 64, "Integrated Gradients steps")
+	f.IntVar(&steps, "steps", 64, "Integrated Gradients path points (forward and backward passes)")
 	f.StringVar(&layers, "layers", "", "attributed layers, comma separated (default all)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.BoolVar(&asHTML, "html", false, "print an HTML fragment")

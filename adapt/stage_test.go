@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 type counter struct{ runs map[string]int }
@@ -69,6 +70,37 @@ func TestStagesReuseRedoAndForce(t *testing.T) {
 	}
 	if _, err := os.Stat(r.workPath("b")); !os.IsNotExist(err) {
 		t.Errorf("work directory of a finished stage left behind: %v", err)
+	}
+}
+
+// TestFingerprintByContent: a corpus unpacked again (same bytes, new
+// modification times) keeps its fingerprint; one changed byte of the same
+// size and modification time changes it (in a new process: within one, the
+// hashes are memoised by path, size and time).
+func TestFingerprintByContent(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "corpus.jsonl"), []byte(`{"_id":"d1","text":"hello"}`+"\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "qrels"), 0o755)
+	os.WriteFile(filepath.Join(dir, "qrels", "test.tsv"), []byte("query-id\tcorpus-id\tscore\nq1\td1\t1\n"), 0o644)
+	before, err := Fingerprint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	for _, f := range []string{"corpus.jsonl", filepath.Join("qrels", "test.tsv")} {
+		raw, _ := os.ReadFile(filepath.Join(dir, f))
+		os.Remove(filepath.Join(dir, f))
+		os.WriteFile(filepath.Join(dir, f), raw, 0o644)
+		os.Chtimes(filepath.Join(dir, f), later, later)
+	}
+	if again, err := Fingerprint(dir); err != nil || again != before {
+		t.Errorf("same bytes, new times: fingerprint %s, was %s (%v)", again, before, err)
+	}
+	os.WriteFile(filepath.Join(dir, "corpus.jsonl"), []byte(`{"_id":"d1","text":"hellO"}`+"\n"), 0o644)
+	os.Chtimes(filepath.Join(dir, "corpus.jsonl"), later, later) // same size and time: only the bytes differ
+	fileHashes.Clear()                                           // as a new process sees it
+	if changed, err := Fingerprint(dir); err != nil || changed == before {
+		t.Errorf("one byte changed, same size and time: fingerprint %s unchanged (%v)", changed, err)
 	}
 }
 

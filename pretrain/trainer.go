@@ -79,9 +79,6 @@ type Settings struct {
 	PairWeight float64 `json:",omitempty"`
 }
 
-// PairTasks are the values of Settings.PairTask.
-var PairTasks = []string{"none", "nsp"}
-
 // pairOn reports whether s trains a pair task.
 func (s Settings) pairOn() bool { return s.PairTask == "nsp" }
 
@@ -126,8 +123,8 @@ type Result struct {
 	HeldoutLoss  float64 `json:"heldout_loss"`
 	HeldoutPPL   float64 `json:"heldout_ppl"`
 	CopyRate     float64 `json:"copy_rate"`
-	// PairTask and PairAccuracy (the held-out share of pairs whose label
-	// the pair head predicts; PairAccuracy) are set with a pair task only.
+	// PairTask and PairAccuracy, the share of the held-out pairs whose
+	// label the pair head predicts, are set with a pair task only.
 	PairTask     string   `json:"pair_task,omitempty"`
 	PairAccuracy *float64 `json:"pair_accuracy,omitempty"`
 	HeldoutSeqs  int      `json:"heldout_sequences"`
@@ -323,7 +320,7 @@ type mlmTask struct {
 	bar                *progress.Bar
 
 	pos      Position // the loader's next batch
-	tokens   int64    // tokens trained on so far
+	tokens   int64    // positions trained on so far (a pair's padding included)
 	lastLoss float64  // the loss of the last step, for the evaluation's log line
 	resumed  bool
 	started  bool

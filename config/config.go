@@ -7,6 +7,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -158,6 +159,27 @@ type Pretrain struct {
 	// DomainLayers is k: P_domain = embeddings + the first k layers.
 	DomainLayers int    `mapstructure:"domain_layers"`
 	Seed         uint64 `mapstructure:"seed"`
+	// PairTask is the sentence-pair objective trained with MLM: none, or
+	// nsp (next-sentence prediction on the pooled [CLS] state, BERT only:
+	// sequences [CLS] A [SEP] B [SEP], B the continuation of A or a span of
+	// another document); PairWeight scales its loss (used with nsp only).
+	PairTask   string  `mapstructure:"pair_task"`
+	PairWeight float64 `mapstructure:"pair_weight"`
+}
+
+// MarshalJSON is encoding/json's form of the section, without PairTask and
+// PairWeight when pair_task is none: a stage keyed by the section (package
+// adapt hashes its JSON) keeps the key it had before the pair task existed.
+func (p Pretrain) MarshalJSON() ([]byte, error) {
+	type plain Pretrain
+	if p.PairTask != "none" {
+		return json.Marshal(plain(p))
+	}
+	return json.Marshal(struct {
+		plain
+		PairTask   *struct{} `json:",omitempty"` // shadows plain's: omitted
+		PairWeight *struct{} `json:",omitempty"`
+	}{plain: plain(p)})
 }
 
 // Rerank configures cross-encoder and MICE training ("spladapt train
@@ -300,7 +322,7 @@ func Default() Config {
 			VocabSize: 30522, SeqLen: 128, BatchSize: 32, GradAccum: 1, Steps: 10000, LR: 5e-4,
 			WarmupSteps: 500, WeightDecay: 0.01, MaxGradNorm: 1.0, MaskProb: 0.15, WholeWord: false, CopyProb: 0, Init: "bert",
 			HeldoutEvery: 100, HeldoutMax: 512, EvalEvery: 500, CheckpointEvery: 500,
-			TrainParams: "all", DomainLayers: 2, Seed: 1},
+			TrainParams: "all", DomainLayers: 2, Seed: 1, PairTask: "none", PairWeight: 1},
 		Adapt: Adapt{Source: []string{}, SourceSplit: "train", Dev: []string{}, DevSplit: "dev", Targets: []string{},
 			TargetSplit: "test", Base: "", SourceMLMSteps: 1000, TargetMLMSteps: 1000, MLMLR: 1e-4, FullMLM: false, FullBaseline: false},
 		Splade: Splade{LambdaD: 0.008, LambdaQ: 0.01, QueryReg: "flops", LambdaWarmupSteps: 2000,
@@ -421,6 +443,18 @@ func (c *Config) Validate() error {
 	}
 	if !(p.CopyProb >= 0 && p.CopyProb <= 1) {
 		bad("pretrain.copy_prob", "must be in [0, 1], got %g", p.CopyProb)
+	}
+	switch p.PairTask {
+	case "none":
+	case "nsp":
+		if p.Arch != "bert" {
+			bad("pretrain.pair_task", "nsp needs pretrain.arch bert (DistilBERT has no pooler nor token types), got arch %q", p.Arch)
+		}
+	default:
+		bad("pretrain.pair_task", "must be none or nsp, got %q", p.PairTask)
+	}
+	if !(p.PairWeight > 0) || math.IsInf(p.PairWeight, 0) {
+		bad("pretrain.pair_weight", "must be positive and finite, got %g", p.PairWeight)
 	}
 	if p.Init != "bert" && p.Init != "lexical" {
 		bad("pretrain.init", "must be bert or lexical, got %q", p.Init)

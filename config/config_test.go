@@ -59,6 +59,10 @@ func TestInvalidValueNamed(t *testing.T) {
 		{"index:\n  algorithm: magic\n", "index.algorithm"},
 		{"index:\n  quant_bits: notanumber\n", "quant_bits"},
 		{"threads: -1\n", "threads"},
+		{"pretrain:\n  pair_task: sop\n", "pretrain.pair_task"},
+		{"pretrain:\n  arch: distilbert\n  pair_task: nsp\n", "pretrain.pair_task"},
+		{"pretrain:\n  pair_weight: 0\n", "pretrain.pair_weight"},
+		{"pretrain:\n  pair_weight: -1\n", "pretrain.pair_weight"},
 	} {
 		v := New()
 		if err := ReadFile(v, writeFile(t, tc.body), true); err != nil {

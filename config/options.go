@@ -14,12 +14,22 @@ import (
 
 // Settings is section pretrain as pretrain.Settings.
 func (p Pretrain) Settings() pretrain.Settings {
-	return pretrain.Settings{Arch: p.Arch, Layers: p.Layers, Hidden: p.Hidden, Heads: p.Heads, FF: p.FF,
+	return p.withPair(pretrain.Settings{Arch: p.Arch, Layers: p.Layers, Hidden: p.Hidden, Heads: p.Heads, FF: p.FF,
 		MaxPositions: p.MaxPositions, VocabSize: p.VocabSize, SeqLen: p.SeqLen, BatchSize: p.BatchSize,
 		GradAccum: p.GradAccum, Steps: p.Steps, LR: p.LR, WarmupSteps: p.WarmupSteps, WeightDecay: p.WeightDecay,
 		MaxGradNorm: p.MaxGradNorm, MaskProb: p.MaskProb, WholeWord: p.WholeWord, CopyProb: p.CopyProb, Init: p.Init,
 		HeldoutEvery: p.HeldoutEvery, HeldoutMax: p.HeldoutMax, EvalEvery: p.EvalEvery, CheckpointEvery: p.CheckpointEvery,
-		TrainParams: p.TrainParams, DomainLayers: p.DomainLayers, Seed: p.Seed}
+		TrainParams: p.TrainParams, DomainLayers: p.DomainLayers, Seed: p.Seed})
+}
+
+// withPair adds the pair task to s; without one both settings stay zero,
+// so that the settings (and the keys and states made from them) of runs
+// without a pair task are those made before the pair task existed.
+func (p Pretrain) withPair(s pretrain.Settings) pretrain.Settings {
+	if p.PairTask == "nsp" {
+		s.PairTask, s.PairWeight = p.PairTask, p.PairWeight
+	}
+	return s
 }
 
 // SpladeJob is sections splade, model and bm25 as the settings of a

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -31,10 +33,18 @@ func fill(t *testing.T, v any) {
 }
 
 // TestPretrainSettings: every field of section pretrain reaches
-// pretrain.Settings under its own name, and Settings has no other field.
+// pretrain.Settings under its own name, and Settings has no other field;
+// without a pair task both pair settings stay zero (as before they
+// existed), so that the settings key of such a run does not change.
 func TestPretrainSettings(t *testing.T) {
 	var p Pretrain
 	fill(t, &p)
+	p.PairTask = "nsp"
+	off := p
+	off.PairTask = "none"
+	if s := off.Settings(); s.PairTask != "" || s.PairWeight != 0 {
+		t.Errorf("pair_task none: settings %q, %g; want both zero", s.PairTask, s.PairWeight)
+	}
 	got := reflect.ValueOf(p.Settings())
 	want := reflect.ValueOf(p)
 	if got.NumField() != want.NumField() {
@@ -89,5 +99,23 @@ func TestRerankJob(t *testing.T) {
 	if set.MaxLength != c.Rerank.MaxLength || set.ScoreBatchSize != c.Rerank.ScoreBatchSize ||
 		set.BM25.K1 != 1.3 || set.BM25.B != 0.6 || set.Mining != c.SpladeMining() || set.Mining.Negatives != 11 {
 		t.Errorf("RerankJob: %+v", set)
+	}
+}
+
+// Without a pair task, the section's JSON (package adapt's stage keys) is
+// the one it had before pair_task and pair_weight existed; with one, both
+// are in it.
+func TestPretrainJSONWithoutPairTask(t *testing.T) {
+	p := Default().Pretrain
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "Pair") || !strings.Contains(string(b), `"CopyProb":0`) {
+		t.Errorf("pair_task none: %s", b)
+	}
+	p.PairTask, p.PairWeight = "nsp", 0.5
+	if b, _ = json.Marshal(p); !strings.Contains(string(b), `"PairTask":"nsp","PairWeight":0.5`) {
+		t.Errorf("pair_task nsp: %s", b)
 	}
 }

@@ -32,7 +32,8 @@ var TokenizerFiles = []string{"vocab.txt", "tokenizer.json", "tokenizer_config.j
 // aliases (cls.predictions.decoder.weight/.bias, vocab_projector.weight)
 // are used only when the real tensor is absent, and every other key
 // (position_ids, pooler, seq_relationship) is ignored; LoadClassifier
-// reads a cross-encoder's pooler and classifier. Errors name the
+// reads a cross-encoder's pooler and classifier, LoadPreTraining the
+// pooler and seq_relationship of a sentence-pair head. Errors name the
 // tensor and both shapes on a mismatch, and the missing tensor otherwise.
 // The model starts in evaluation mode (no dropout).
 func LoadHF(dir string) (*Model, error) {

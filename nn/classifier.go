@@ -142,8 +142,11 @@ func (c *Classifier) initHead(rng *rand.Rand, ps []*Param) {
 // classifier.* (DistilBERT) — is loaded when the checkpoint holds it; when
 // it holds none of it and initHead is true (a masked-LM checkpoint as the
 // starting point of training), the head is initialised from seed as HF
-// does and listed in NewHead. A partial head, or a classifier with other
-// than one label, is an error.
+// does and listed in NewHead. When it holds the pooler but no classifier
+// and initHead is true (a BertForPreTraining checkpoint, whose pooler the
+// next-sentence task trained), the pooler is kept and only classifier.* is
+// initialised and listed in NewHead. Any other partial head, or a
+// classifier with other than one label, is an error.
 func LoadClassifier(dir string, initHead bool, seed uint64) (*Classifier, error) {
 	m, f, err := readHF(dir)
 	if err != nil {
@@ -173,6 +176,16 @@ func LoadClassifier(dir string, initHead bool, seed uint64) (*Classifier, error)
 	case len(missing) == len(head) && initHead:
 		c.initHead(rand.New(rand.NewPCG(seed, 0xc1a5)), head)
 		for _, p := range head {
+			c.NewHead = append(c.NewHead, p.Name)
+		}
+	case initHead && len(missing) == 2 && missing[0] == c.clsW && missing[1] == c.clsB:
+		// A pretraining checkpoint with a trained pooler
+		// (BertForPreTraining): keep it, start the classifier.
+		if err := m.loadParams(f, head[:2]); err != nil {
+			return nil, fmt.Errorf("load checkpoint %s: %w", path, err)
+		}
+		c.initHead(rand.New(rand.NewPCG(seed, 0xc1a5)), missing)
+		for _, p := range missing {
 			c.NewHead = append(c.NewHead, p.Name)
 		}
 	case len(missing) == len(head):
@@ -236,7 +249,7 @@ func (p *ScorePass) Backward(ds []float32) {
 	p.Enc.Backward(p.dh)
 }
 
-// clsHead are the head's activations for n rows.
+// clsHead are a pooled head's activations for n rows.
 type clsHead struct {
 	n      int
 	x      []float32 // (n,C) [CLS] states
@@ -244,7 +257,7 @@ type clsHead struct {
 	pooled []float32 // (n,C) tanh / relu output, after dropout
 	mask   []float32 // (n,C) dropout multipliers
 	drop   bool
-	scores []float32 // (n)
+	scores []float32 // (n,K) outputs
 	dp, dx []float32 // (n,C)
 }
 
@@ -257,43 +270,56 @@ func (hd *clsHead) gather(h []float32, n, T, C int) []float32 {
 	return hd.x
 }
 
-// headForward scores x (n,C), the [CLS] states, kept by hd for backward.
-func (c *Classifier) headForward(hd *clsHead, x []float32, n int) []float32 {
-	C := c.Config.HiddenSize
+// pooledHead names the parameters of a head on the [CLS] state: a pooler
+// then a linear layer with K outputs, the layout of the cross-encoder's
+// head (K = 1) and of BertForPreTraining's next-sentence head (K = 2):
+//
+//	p = act(x·W_poolᵀ + b_pool)   (n,C) act = tanh (BERT) or relu (DistilBERT)
+//	p = dropout(p)                (n,C) only with a dropout rate > 0
+//	y = p·W_outᵀ + b_out          (n,K)
+type pooledHead struct {
+	poolW, poolB *Param // (C,C), (C)
+	outW, outB   *Param // (K,C), (K)
+	tanh         bool
+}
+
+// forward computes y (n,K) for the [CLS] states x (n,C), kept by hd for
+// backward; dropout (rate drop, drawn from rng) applies to the pooled state
+// when drop > 0. Cost: 2·n·C·(C+K) flops.
+func (h pooledHead) forward(hd *clsHead, x []float32, n, C int, drop float64, rng *rand.Rand) []float32 {
+	K := h.outW.Shape[0]
 	hd.n, hd.x = n, x[:n*C]
 	hd.pre, hd.pooled = grow.To(hd.pre, n*C), grow.To(hd.pooled, n*C)
-	LinearForward(hd.pre, hd.x, c.poolW.W, c.poolB.W, n, C, C)
-	bert := c.Config.ModelType == "bert"
+	LinearForward(hd.pre, hd.x, h.poolW.W, h.poolB.W, n, C, C)
 	for i, v := range hd.pre {
-		if bert {
+		if h.tanh {
 			hd.pooled[i] = float32(math.Tanh(float64(v)))
 		} else {
 			hd.pooled[i] = max(v, 0)
 		}
 	}
-	hd.drop = c.Training && c.HeadDropout > 0
+	hd.drop = drop > 0
 	if hd.drop {
 		hd.mask = grow.To(hd.mask, n*C)
-		DropoutForward(hd.pooled, hd.mask, c.HeadDropout, c.rng)
+		DropoutForward(hd.pooled, hd.mask, drop, rng)
 	}
-	hd.scores = grow.To(hd.scores, n)
-	LinearForward(hd.scores, hd.pooled, c.clsW.W, c.clsB.W, n, C, 1)
+	hd.scores = grow.To(hd.scores, n*K)
+	LinearForward(hd.scores, hd.pooled, h.outW.W, h.outB.W, n, C, K)
 	return hd.scores
 }
 
-// headBackward adds the head's parameter gradients for ds (n) and returns
-// ∂/∂x (n,C), valid until the next call with hd.
-func (c *Classifier) headBackward(hd *clsHead, ds []float32) []float32 {
-	C, n := c.Config.HiddenSize, hd.n
+// backward adds the head's parameter gradients (frozen ones excepted) for
+// dy (n,K) and returns ∂/∂x (n,C), valid until the next call with hd.
+func (h pooledHead) backward(hd *clsHead, dy []float32, C int) []float32 {
+	K, n := h.outW.Shape[0], hd.n
 	hd.dp, hd.dx = grow.To(hd.dp, n*C), grow.To(hd.dx, n*C)
 	clear(hd.dp)
-	LinearBackward(hd.dp, gradOf(c.clsW), gradOf(c.clsB), ds[:n], hd.pooled, c.clsW.W, n, C, 1)
+	LinearBackward(hd.dp, gradOf(h.outW), gradOf(h.outB), dy[:n*K], hd.pooled, h.outW.W, n, C, K)
 	if hd.drop {
 		DropoutBackward(hd.dp, hd.mask)
 	}
-	bert := c.Config.ModelType == "bert"
 	for i, g := range hd.dp {
-		if bert {
+		if h.tanh {
 			t := math.Tanh(float64(hd.pre[i]))
 			hd.dp[i] = float32(float64(g) * (1 - t*t))
 		} else if hd.pre[i] <= 0 {
@@ -301,6 +327,25 @@ func (c *Classifier) headBackward(hd *clsHead, ds []float32) []float32 {
 		}
 	}
 	clear(hd.dx)
-	LinearBackward(hd.dx, gradOf(c.poolW), gradOf(c.poolB), hd.dp, hd.x, c.poolW.W, n, C, C)
+	LinearBackward(hd.dx, gradOf(h.poolW), gradOf(h.poolB), hd.dp, hd.x, h.poolW.W, n, C, C)
 	return hd.dx
+}
+
+func (c *Classifier) head() pooledHead {
+	return pooledHead{c.poolW, c.poolB, c.clsW, c.clsB, c.Config.ModelType == "bert"}
+}
+
+// headForward scores x (n,C), the [CLS] states, kept by hd for backward.
+func (c *Classifier) headForward(hd *clsHead, x []float32, n int) []float32 {
+	drop := 0.0
+	if c.Training {
+		drop = c.HeadDropout
+	}
+	return c.head().forward(hd, x, n, c.Config.HiddenSize, drop, c.rng)
+}
+
+// headBackward adds the head's parameter gradients for ds (n) and returns
+// ∂/∂x (n,C), valid until the next call with hd.
+func (c *Classifier) headBackward(hd *clsHead, ds []float32) []float32 {
+	return c.head().backward(hd, ds, c.Config.HiddenSize)
 }

@@ -26,8 +26,8 @@ type Config struct {
 	AttnDropout      float64 // dropout on attention probabilities (training only)
 	InitializerRange float64 // std of the N(0, std) init of NewModel
 	// Architecture, when set, is the class MarshalHF writes as
-	// "architectures" (the cross-encoder's *ForSequenceClassification);
-	// empty means the masked-LM class.
+	// "architectures" (the cross-encoder's *ForSequenceClassification,
+	// BertForPreTraining with a pair head); empty means the masked-LM class.
 	Architecture string
 
 	// raw keeps every key of the config.json it was read from, so SaveHF

@@ -65,11 +65,12 @@ type Model struct {
 	embLNw  *Param // (C)
 	embLNb  *Param // (C)
 	layers  []layerParams
-	headW   *Param // (C,C) cls.predictions.transform.dense / vocab_transform
-	headB   *Param // (C)
-	headLNw *Param // (C) cls.predictions.transform.LayerNorm / vocab_layer_norm
-	headLNb *Param // (C)
-	decBias *Param // (V) cls.predictions.bias / vocab_projector.bias
+	headW   *Param     // (C,C) cls.predictions.transform.dense / vocab_transform
+	headB   *Param     // (C)
+	headLNw *Param     // (C) cls.predictions.transform.LayerNorm / vocab_layer_norm
+	headLNb *Param     // (C)
+	decBias *Param     // (V) cls.predictions.bias / vocab_projector.bias
+	pair    pooledHead // pooler + cls.seq_relationship (pairhead.go); zero without a pair head
 
 	rng  *rand.Rand // dropout
 	pass *Pass
@@ -344,7 +345,9 @@ type Pass struct {
 	attFwdRange func(w, lo, hi int)
 	attBwdRange func(w, lo, hi int)
 
-	head headActs
+	head   headActs
+	hidden []float32 // (N,C) the last Encode's output (aliases a layer's activations)
+	pairSt pairState // the pair head's (pairhead.go)
 
 	ffn ffnState // FFN activation hook (intervene.go)
 
@@ -467,6 +470,7 @@ func (p *Pass) Encode(b Batch) []float32 {
 	p.ensure(B, T)
 	p.batch = b
 	p.head.n = 0
+	p.pairSt.valid = false
 
 	// Embeddings: e = W_word[id] + W_pos[t] (+ W_type[tt]); x0 = LN(e).
 	for r := range N {
@@ -512,6 +516,7 @@ func (p *Pass) Encode(b Batch) []float32 {
 		LayerNormResidualForward(la.out, la.mean2, la.rstd2, la.res2, la.a, lp.ln2w.W, lp.ln2b.W, N, C, cfg.LayerNormEps)
 		x = la.out
 	}
+	p.hidden = x
 	return x
 }
 
@@ -810,12 +815,18 @@ func (p *Pass) MLMLoss(b Batch, labels []int32) (loss float64, count int) {
 // into every trainable parameter (dloss = 1 for the plain loss, 1/k to
 // average over k accumulated micro-batches). Call it at most once per
 // MLMLoss: it turns the stored probabilities into logit gradients in place.
-func (p *Pass) MLMBackward(dloss float32) {
+func (p *Pass) MLMBackward(dloss float32) { p.PretrainBackward(dloss, 0) }
+
+// mlmGrad sets p.dHidden (N,C) to dloss·∂(MLM loss)/∂hidden of the last
+// MLMLoss, adding the MLM head's parameter gradients on the way, and
+// reports whether there was a labelled position (else p.dHidden is not
+// touched).
+func (p *Pass) mlmGrad(dloss float32) bool {
 	m := p.m
 	C, V := m.Config.HiddenSize, m.Config.VocabSize
 	M := len(p.mlmRows)
 	if M == 0 {
-		return
+		return false
 	}
 	// dlogits = dloss·(softmax − onehot)/M, in place over the probabilities.
 	s := dloss / float32(M)
@@ -836,5 +847,5 @@ func (p *Pass) MLMBackward(dloss float32) {
 	for i, r := range p.mlmRows {
 		copy(p.dHidden[int(r)*C:int(r+1)*C], dx[i*C:(i+1)*C])
 	}
-	p.Backward(p.dHidden)
+	return true
 }

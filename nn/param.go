@@ -102,8 +102,8 @@ func SetFrozen(params []*Param, frozen bool, patterns ...string) (int, error) {
 // IsDomainParam reports whether the parameter called name belongs to
 // P_domain for k lower layers: the embeddings (word, position, type and
 // their LayerNorm; the tied MLM decoder is the word table) and layers 0..k-1.
-// Everything else — upper layers, the MLM head transform and the decoder
-// bias — is P_task. Names of both architectures are recognised.
+// Everything else — upper layers, the MLM head transform, the decoder
+// bias, and the pooler and cls.seq_relationship of a pair head — is P_task. Names of both architectures are recognised.
 func IsDomainParam(name string, k int) bool {
 	for _, prefix := range []string{"bert.embeddings.", "distilbert.embeddings."} {
 		if strings.HasPrefix(name, prefix) {

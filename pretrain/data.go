@@ -171,8 +171,10 @@ func (p *Packed) Seq(i int) ([]int32, []bool) {
 // rather than taken from its end. When that selects nothing and there are
 // at least two sequences, the last one is held out. every <= 0 holds out
 // nothing.
-func (p *Packed) Split(every int) (train, heldOut []int) {
-	n := p.Len()
+func (p *Packed) Split(every int) (train, heldOut []int) { return splitIndices(p.Len(), every) }
+
+// splitIndices is Split over n sequences.
+func splitIndices(n, every int) (train, heldOut []int) {
 	for i := range n {
 		if every > 0 && (i+1)%every == 0 {
 			heldOut = append(heldOut, i)

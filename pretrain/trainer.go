@@ -68,7 +68,19 @@ type Settings struct {
 	TrainParams  string
 	DomainLayers int
 	Seed         uint64
+	// PairTask is the sentence-pair objective trained jointly with MLM:
+	// "" or "none" (MLM alone on packed sequences) or "nsp" (BERT's
+	// next-sentence prediction: Pairs instead of Packed, the pooler and
+	// cls.seq_relationship on the [CLS] state, BERT only). PairWeight w
+	// scales it: loss = MLM + w·pair. Both are left out of a state's JSON
+	// when zero, so states and keys of runs without a pair task are those
+	// made before these settings existed.
+	PairTask   string  `json:",omitempty"`
+	PairWeight float64 `json:",omitempty"`
 }
+
+// pairOn reports whether s trains a pair task.
+func (s Settings) pairOn() bool { return s.PairTask == "nsp" }
 
 // Options describe one MLM training run.
 type Options struct {
@@ -104,13 +116,17 @@ type Options struct {
 
 // Result summarises a finished run.
 type Result struct {
-	Steps        int      `json:"steps"`
-	Tokens       int64    `json:"tokens"`
-	Seconds      float64  `json:"seconds"`
-	TokensPerSec float64  `json:"tokens_per_s"`
-	HeldoutLoss  float64  `json:"heldout_loss"`
-	HeldoutPPL   float64  `json:"heldout_ppl"`
-	CopyRate     float64  `json:"copy_rate"`
+	Steps        int     `json:"steps"`
+	Tokens       int64   `json:"tokens"`
+	Seconds      float64 `json:"seconds"`
+	TokensPerSec float64 `json:"tokens_per_s"`
+	HeldoutLoss  float64 `json:"heldout_loss"`
+	HeldoutPPL   float64 `json:"heldout_ppl"`
+	CopyRate     float64 `json:"copy_rate"`
+	// PairTask and PairAccuracy, the share of the held-out pairs whose
+	// label the pair head predicts, are set with a pair task only.
+	PairTask     string   `json:"pair_task,omitempty"`
+	PairAccuracy *float64 `json:"pair_accuracy,omitempty"`
 	HeldoutSeqs  int      `json:"heldout_sequences"`
 	TrainSeqs    int      `json:"train_sequences"`
 	Trainable    int      `json:"trainable_params"`
@@ -144,8 +160,20 @@ var ErrInterrupted = errors.New("training interrupted (checkpoint saved; continu
 // Settings.TrainParams train (see FreezeFor). A resumed run continues
 // exactly: weights, moments, step, data position and the seeds of masking
 // and dropout (pure functions of the step) are restored.
+//
+// With Settings.PairTask "nsp" the sequences are sentence pairs (Pairs)
+// and the loss is MLM + PairWeight·(next-sentence cross-entropy) on the
+// pooled [CLS] state; the pair head (nn.PairHeadNames, P_task) is the
+// checkpoint's when it holds one, else initialised, and is saved with the
+// model (BertForPreTraining). Without a pair task, a checkpoint's pair head
+// is kept unchanged (frozen) and saved again.
 func Train(ctx context.Context, o Options) (*Result, error) {
 	cfg := o.Settings
+	switch cfg.PairTask {
+	case "", "none", "nsp":
+	default:
+		return nil, fmt.Errorf("pretrain: pair task %q, want none or nsp", cfg.PairTask)
+	}
 	if o.WorkDir == "" {
 		o.WorkDir = o.Out + ".work"
 	}
@@ -161,7 +189,7 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 		if !o.Resume {
 			return nil, fmt.Errorf("pretrain: %s holds a checkpoint of an earlier run; pass --resume to continue it, or remove it", filepath.Join(o.WorkDir, "state"))
 		}
-		if model, err = nn.LoadHF(trainloop.StateModelDir(o.WorkDir)); err != nil {
+		if model, err = nn.LoadPreTraining(trainloop.StateModelDir(o.WorkDir)); err != nil {
 			return nil, fmt.Errorf("pretrain: resume: %w", err)
 		}
 	} else if model, err = initModel(ctx, o); err != nil {
@@ -177,9 +205,25 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	if cfg.SeqLen > model.Config.MaxPositions {
 		return nil, fmt.Errorf("pretrain: seq_len %d exceeds the model's max_position_embeddings %d", cfg.SeqLen, model.Config.MaxPositions)
 	}
+	if cfg.pairOn() && !model.HasPairHead() {
+		if err := model.AddPairHead(cfg.Seed); err != nil {
+			return nil, fmt.Errorf("pretrain: pair task %s: %w", cfg.PairTask, err)
+		}
+		logf("pretrain: pair head (bert.pooler.dense, cls.seq_relationship) initialised")
+	}
 	trainable, err := FreezeFor(model, cfg.TrainParams, cfg.DomainLayers)
 	if err != nil {
 		return nil, err
+	}
+	if !cfg.pairOn() && model.HasPairHead() {
+		// The checkpoint's pair head is kept as it is: nothing trains it.
+		for _, name := range nn.PairHeadNames {
+			if p := model.Param(name); !p.Frozen {
+				p.Frozen = true
+				trainable -= len(p.W)
+			}
+		}
+		logf("pretrain: the checkpoint's pair head is kept frozen (no pair task)")
 	}
 
 	stream, err := TokenizeCorpus(ctx, o.Corpora, tok, o.CacheDir, DataOptions{Corpora: o.CorpusOpts, Progress: o.Progress})
@@ -189,11 +233,17 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	if stream.Reused {
 		logf("tokenised corpus reused from %s", stream.CachePath)
 	}
-	packed, err := Pack(stream, cfg.SeqLen, tok.CLS(), tok.SEP())
-	if err != nil {
+	var data Sequences
+	var pairs *Pairs
+	if cfg.pairOn() {
+		if pairs, err = NewPairs(stream, cfg.SeqLen, tok.CLS(), tok.SEP(), tok.PAD(), cfg.Seed); err != nil {
+			return nil, fmt.Errorf("pretrain: %w", err)
+		}
+		data = pairs
+	} else if data, err = Pack(stream, cfg.SeqLen, tok.CLS(), tok.SEP()); err != nil {
 		return nil, err
 	}
-	trainIdx, heldIdx := packed.Split(cfg.HeldoutEvery)
+	trainIdx, heldIdx := data.Split(cfg.HeldoutEvery)
 	if cfg.HeldoutMax > 0 && len(heldIdx) > cfg.HeldoutMax {
 		heldIdx = heldIdx[:cfg.HeldoutMax]
 	}
@@ -213,7 +263,7 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 		WarmupSteps: cfg.WarmupSteps, Steps: cfg.Steps, GradAccum: cfg.GradAccum, EvalEvery: cfg.EvalEvery, CheckpointEvery: cfg.CheckpointEvery},
 		"MLM training", "")
 	loop.Kind, loop.EvalPrefix, loop.Key = "pretrain", "", settingsKey(cfg)
-	task := &mlmTask{o: o, cfg: cfg, logf: logf, loop: loop, model: model, tok: tok, packed: packed, heldIdx: heldIdx,
+	task := &mlmTask{o: o, cfg: cfg, logf: logf, loop: loop, model: model, tok: tok, data: data, pairs: pairs, heldIdx: heldIdx,
 		loader: loader, masker: masker, heldMasker: &heldMasker, resumed: resumed,
 		bar: progress.New(os.Stderr, progress.Enabled(o.Progress), "pretrain", "steps", int64(cfg.Steps))}
 	err = loop.Run(ctx, o.WorkDir, o.Resume, task, trainloop.Hooks{})
@@ -234,11 +284,15 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 	hl, ppl := task.heldout()
 	res := &Result{Steps: loop.StepsDone, Tokens: task.tokens, Seconds: seconds,
 		TokensPerSec: float64(task.tokens) / max(seconds, 1e-9), HeldoutLoss: hl, HeldoutPPL: ppl,
-		CopyRate:    CopyRate(model, packed, heldIdx, tok.IsSpecial),
+		CopyRate:    CopyRate(model, data, heldIdx, tok.IsSpecial),
 		HeldoutSeqs: len(heldIdx), TrainSeqs: len(trainIdx), Trainable: trainable, Params: model.NumParams(),
 		TrainParams: cfg.TrainParams, DomainLayers: cfg.DomainLayers, Corpora: o.Corpora, Init: o.Init, Resumed: resumed}
 	if o.FromScratch {
 		res.Init = "scratch"
+	}
+	if pairs != nil {
+		acc, _ := PairAccuracy(model, pairs, heldIdx, cfg.BatchSize)
+		res.PairTask, res.PairAccuracy = cfg.PairTask, &acc
 	}
 	if err := writeCheckpoint(o.Out, model, res, loop.Curves); err != nil {
 		return nil, err
@@ -251,13 +305,14 @@ func Train(ctx context.Context, o Options) (*Result, error) {
 // GradAccum micro-batches of dynamically masked sequences, the held-out
 // evaluation, and the data position and token count as its own state.
 type mlmTask struct {
-	o      Options
-	cfg    Settings
-	logf   func(format string, args ...any)
-	loop   *trainloop.Loop
-	model  *nn.Model
-	tok    *tokenize.Tokenizer
-	packed *Packed
+	o     Options
+	cfg   Settings
+	logf  func(format string, args ...any)
+	loop  *trainloop.Loop
+	model *nn.Model
+	tok   *tokenize.Tokenizer
+	data  Sequences
+	pairs *Pairs // data, with the pair task; else nil
 
 	heldIdx            []int
 	loader             *Loader
@@ -265,7 +320,7 @@ type mlmTask struct {
 	bar                *progress.Bar
 
 	pos      Position // the loader's next batch
-	tokens   int64    // tokens trained on so far
+	tokens   int64    // positions trained on so far (a pair's padding included)
 	lastLoss float64  // the loss of the last step, for the evaluation's log line
 	resumed  bool
 	started  bool
@@ -290,25 +345,24 @@ func (k *mlmTask) Step() (map[string]float64, error) {
 	}
 	step := loop.StepsDone
 	model.Training = true
+	var pairLoss float64
 	stepLoss, lr, gnorm, _ := loop.Accumulate(func(micro int, scale float32) (float64, error) {
 		epoch := k.pos.Epoch
 		idx := k.loader.Next(&k.pos)
-		seqs := make([][]int32, len(idx))
-		wss := make([][]bool, len(idx))
-		for i, j := range idx {
-			seqs[i], wss[i] = k.packed.Seq(j)
-		}
-		inputs, labels := k.masker.MaskBatch(seqs, wss, epoch, idx)
-		mask := make([]float32, len(inputs))
-		for i := range mask {
-			mask[i] = 1
-		}
+		sb := k.data.batch(idx, epoch)
+		inputs, labels := k.masker.MaskBatch(sb.ids, sb.ws, epoch, idx)
 		model.SeedDropout(cfg.Seed*1_000_003 + uint64(step*cfg.GradAccum+micro))
-		b := nn.Batch{B: len(idx), T: cfg.SeqLen, InputIDs: inputs, Mask: mask}
+		b := nn.Batch{B: len(idx), T: sb.T, InputIDs: inputs, TypeIDs: sb.types, Mask: sb.mask}
 		loss, _ := model.MLMLoss(b, labels)
-		model.MLMBackward(scale)
 		k.tokens += int64(len(inputs))
-		return loss, nil
+		if sb.next == nil {
+			model.MLMBackward(scale)
+			return loss, nil
+		}
+		pl, _ := model.PairLoss(sb.next)
+		pairLoss += pl / float64(cfg.GradAccum)
+		model.PretrainBackward(scale, scale*float32(cfg.PairWeight))
+		return loss + cfg.PairWeight*pl, nil
 	})
 	k.lastLoss = stepLoss
 	el := k.seconds0 + time.Since(k.start).Seconds()
@@ -316,23 +370,36 @@ func (k *mlmTask) Step() (map[string]float64, error) {
 	if k.o.OnStep != nil {
 		k.o.OnStep(loop.StepsDone, stepLoss)
 	}
-	return map[string]float64{"loss": stepLoss, "lr": lr, "grad_norm": gnorm}, nil
+	out := map[string]float64{"loss": stepLoss, "lr": lr, "grad_norm": gnorm}
+	if k.pairs != nil {
+		out["pair_loss"] = pairLoss
+	}
+	return out, nil
 }
 
 // HasDev is true: the held-out sequences are the dev set (an empty one
 // gives NaN measures).
 func (k *mlmTask) HasDev() bool { return true }
 
-// Evaluate measures the held-out loss, perplexity and copy rate.
+// Evaluate measures the held-out loss, perplexity and copy rate, and with
+// a pair task the held-out pair accuracy and pair loss.
 func (k *mlmTask) Evaluate() (map[string]float64, error) {
 	hl, ppl := k.heldout()
-	cr := CopyRate(k.model, k.packed, k.heldIdx, k.tok.IsSpecial)
-	k.logf("step %d: loss %.4f, held-out loss %.4f, perplexity %.2f, copy rate %.3f", k.loop.StepsDone, k.lastLoss, hl, ppl, cr)
-	return map[string]float64{"heldout_loss": hl, "heldout_ppl": ppl, "copy_rate": cr}, nil
+	cr := CopyRate(k.model, k.data, k.heldIdx, k.tok.IsSpecial)
+	out := map[string]float64{"heldout_loss": hl, "heldout_ppl": ppl, "copy_rate": cr}
+	if k.pairs == nil {
+		k.logf("step %d: loss %.4f, held-out loss %.4f, perplexity %.2f, copy rate %.3f", k.loop.StepsDone, k.lastLoss, hl, ppl, cr)
+		return out, nil
+	}
+	acc, pl := PairAccuracy(k.model, k.pairs, k.heldIdx, k.cfg.BatchSize)
+	out["pair_acc"], out["heldout_pair_loss"] = acc, pl
+	k.logf("step %d: loss %.4f, held-out loss %.4f, perplexity %.2f, copy rate %.3f, pair accuracy %.3f (pair loss %.4f)",
+		k.loop.StepsDone, k.lastLoss, hl, ppl, cr, acc, pl)
+	return out, nil
 }
 
 func (k *mlmTask) heldout() (float64, float64) {
-	loss, _ := HeldoutLoss(k.model, k.packed, k.heldIdx, k.heldMasker, k.cfg.BatchSize)
+	loss, _ := HeldoutLoss(k.model, k.data, k.heldIdx, k.heldMasker, k.cfg.BatchSize)
 	return loss, math.Exp(loss)
 }
 
@@ -388,7 +455,7 @@ func initModel(ctx context.Context, o Options) (*nn.Model, error) {
 		if o.Init == "" {
 			return nil, errors.New("pretrain: give --init CHECKPOINT or --from-scratch")
 		}
-		return nn.LoadHF(o.Init)
+		return nn.LoadPreTraining(o.Init)
 	}
 	var vocab []string
 	var err error
@@ -465,10 +532,10 @@ func corpusTexts(ctx context.Context, paths []string, opts corpora.Options, errp
 }
 
 // HeldoutLoss is the MLM loss of model on the held-out sequences idx of
-// packed, with a fixed masking (epoch -1 of masker), averaged over every
-// masked position; dropout is off. It returns the loss and the number of
-// masked positions.
-func HeldoutLoss(model *nn.Model, packed *Packed, idx []int, masker *Masker, batch int) (float64, int) {
+// seqs (Packed, or Pairs as drawn in epoch -1), with a fixed masking
+// (epoch -1 of masker), averaged over every masked position; dropout is
+// off. It returns the loss and the number of masked positions.
+func HeldoutLoss(model *nn.Model, seqs Sequences, idx []int, masker *Masker, batch int) (float64, int) {
 	wasTraining := model.Training
 	model.Training = false
 	defer func() { model.Training = wasTraining }()
@@ -476,17 +543,9 @@ func HeldoutLoss(model *nn.Model, packed *Packed, idx []int, masker *Masker, bat
 	var count int
 	for lo := 0; lo < len(idx); lo += batch {
 		part := idx[lo:min(lo+batch, len(idx))]
-		seqs := make([][]int32, len(part))
-		wss := make([][]bool, len(part))
-		for i, j := range part {
-			seqs[i], wss[i] = packed.Seq(j)
-		}
-		inputs, labels := masker.MaskBatch(seqs, wss, -1, part)
-		mask := make([]float32, len(inputs))
-		for i := range mask {
-			mask[i] = 1
-		}
-		loss, n := model.MLMLoss(nn.Batch{B: len(part), T: packed.T, InputIDs: inputs, Mask: mask}, labels)
+		sb := seqs.batch(part, -1)
+		inputs, labels := masker.MaskBatch(sb.ids, sb.ws, -1, part)
+		loss, n := model.MLMLoss(nn.Batch{B: len(part), T: sb.T, InputIDs: inputs, TypeIDs: sb.types, Mask: sb.mask}, labels)
 		sum += loss * float64(n)
 		count += n
 	}
@@ -496,13 +555,13 @@ func HeldoutLoss(model *nn.Model, packed *Packed, idx []int, masker *Masker, bat
 	return sum / float64(count), count
 }
 
-// CopyRate is the share of the real, non-special positions of the packed
-// sequences idx, fed unmasked, whose MLM argmax is the input token itself:
+// CopyRate is the share of the real, non-special positions of the
+// sequences idx of seqs (Pairs as drawn in epoch -1), fed unmasked, whose MLM argmax is the input token itself:
 // 1 for a model that starts SPLADE as a bag of its own words, about 0 for
 // one stuck at the unigram plateau (which predicts "the" everywhere).
 // Dropout is off. Cost: one forward pass and the full vocabulary
 // projection of every position, in tiles of 256 rows.
-func CopyRate(model *nn.Model, packed *Packed, idx []int, isSpecial func(int32) bool) float64 {
+func CopyRate(model *nn.Model, seqs Sequences, idx []int, isSpecial func(int32) bool) float64 {
 	wasTraining := model.Training
 	model.Training = false
 	defer func() { model.Training = wasTraining }()
@@ -512,16 +571,12 @@ func CopyRate(model *nn.Model, packed *Packed, idx []int, isSpecial func(int32) 
 	var hit, n int
 	for lo := 0; lo < len(idx); lo += batch {
 		part := idx[lo:min(lo+batch, len(idx))]
-		inputs := make([]int32, 0, len(part)*packed.T)
-		for _, j := range part {
-			s, _ := packed.Seq(j)
+		sb := seqs.batch(part, -1)
+		inputs := make([]int32, 0, len(part)*sb.T)
+		for _, s := range sb.ids {
 			inputs = append(inputs, s...)
 		}
-		mask := make([]float32, len(inputs))
-		for i := range mask {
-			mask[i] = 1
-		}
-		hidden := model.Encode(nn.Batch{B: len(part), T: packed.T, InputIDs: inputs, Mask: mask}) // (B·T, C)
+		hidden := model.Encode(nn.Batch{B: len(part), T: sb.T, InputIDs: inputs, TypeIDs: sb.types, Mask: sb.mask}) // (B·T, C)
 		for r0 := 0; r0 < len(inputs); r0 += tile {
 			rows := min(tile, len(inputs)-r0)
 			z := model.HeadTransform(hidden[r0*C:(r0+rows)*C], rows)
@@ -549,6 +604,33 @@ func CopyRate(model *nn.Model, packed *Packed, idx []int, isSpecial func(int32) 
 		return math.NaN()
 	}
 	return float64(hit) / float64(n)
+}
+
+// PairAccuracy is the share of the pair examples idx (drawn in epoch -1,
+// unmasked) whose label model's pair head predicts, and its mean pair
+// loss; dropout is off. NaN for no example. Cost: one forward pass.
+func PairAccuracy(model *nn.Model, pairs *Pairs, idx []int, batch int) (acc, loss float64) {
+	wasTraining := model.Training
+	model.Training = false
+	defer func() { model.Training = wasTraining }()
+	var sum float64
+	var hit int
+	for lo := 0; lo < len(idx); lo += batch {
+		part := idx[lo:min(lo+batch, len(idx))]
+		sb := pairs.batch(part, -1)
+		inputs := make([]int32, 0, len(part)*sb.T)
+		for _, s := range sb.ids {
+			inputs = append(inputs, s...)
+		}
+		model.Encode(nn.Batch{B: len(part), T: sb.T, InputIDs: inputs, TypeIDs: sb.types, Mask: sb.mask})
+		l, c := model.PairLoss(sb.next)
+		sum += l * float64(len(part))
+		hit += c
+	}
+	if len(idx) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	return float64(hit) / float64(len(idx)), sum / float64(len(idx))
 }
 
 // EvalCorpus measures the held-out MLM loss and perplexity of the model in

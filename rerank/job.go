@@ -74,7 +74,11 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train rerank: %w", err)
 	}
-	if len(c.NewHead) > 0 {
+	switch len(c.NewHead) {
+	case 0:
+	case 2:
+		fmt.Fprintf(log, "%s has a pooler but no classifier: pooler kept, initialised %v\n", j.Init, c.NewHead)
+	default:
 		fmt.Fprintf(log, "%s has no classification head: initialised %v\n", j.Init, c.NewHead)
 	}
 	tok, err := tokenize.Load(j.Init)

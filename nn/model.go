@@ -520,6 +520,26 @@ func (p *Pass) Encode(b Batch) []float32 {
 	return x
 }
 
+// HiddenState returns a hidden state of the last Encode on p, (B,T,C):
+// the embedding output for l = 0 (after LayerNorm, the input of layer 0),
+// the output of layer l−1 for l = 1..NumLayers (so HiddenState(NumLayers)
+// is what Encode returned), HuggingFace's hidden_states[l]. It aliases
+// p's buffers: valid until the next Encode on p. It panics for l outside
+// 0..NumLayers.
+func (p *Pass) HiddenState(l int) []float32 {
+	if l < 0 || l > len(p.layers) {
+		panic(fmt.Sprintf("nn: HiddenState(%d) of a %d-layer model", l, len(p.layers)))
+	}
+	n := p.batch.B * p.batch.T * p.m.Config.HiddenSize
+	if l == 0 {
+		return p.x0[:n]
+	}
+	return p.layers[l-1].out[:n]
+}
+
+// HiddenState is Pass.HiddenState on m's default pass (Model.Encode's).
+func (m *Model) HiddenState(l int) []float32 { return m.pass.HiddenState(l) }
+
 // attentionForward computes la.ctx from la.q, la.k, la.v head by head:
 // P = softmax(Q_h·K_hᵀ/√HS with padded keys at −∞), ctx_h = P·V_h.
 func (p *Pass) attentionForward(la *layerActs, b Batch) {

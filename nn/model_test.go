@@ -319,3 +319,61 @@ func TestValidateBatch(t *testing.T) {
 		}
 	}
 }
+
+// HiddenState(l) for l ≥ 1 is what a model cut to its first l layers
+// returns (HF's hidden_states[l]); HiddenState(0) is LayerNorm of the
+// summed embeddings, recomputed here in float64.
+func TestHiddenState(t *testing.T) {
+	for _, arch := range []string{"bert", "distilbert"} {
+		m := tinyModel(t, arch, 7)
+		b := tinyBatch(rand.New(rand.NewPCG(8, 9)), m.Config, 3, 8)
+		last := slices.Clone(m.Encode(b))
+		L, C := m.Config.NumLayers, m.Config.HiddenSize
+		if !slices.Equal(m.HiddenState(L), last) {
+			t.Fatalf("%s: HiddenState(%d) is not Encode's output", arch, L)
+		}
+		for l := 1; l < L; l++ {
+			cfg := m.Config
+			cfg.NumLayers = l
+			cut, err := newModel(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range cut.Params {
+				copy(p.W, m.Param(p.Name).W)
+			}
+			want := cut.Encode(b)
+			m.Encode(b)
+			if !slices.Equal(m.HiddenState(l), want) {
+				t.Fatalf("%s: HiddenState(%d) differs from the output of the model cut to %d layers", arch, l, l)
+			}
+		}
+		m.Encode(b)
+		h0 := m.HiddenState(0)
+		maxDiff := 0.0
+		for r := range b.B * b.T {
+			e := make([]float64, C)
+			id, pos := int(b.InputIDs[r]), r%b.T
+			for c := range C {
+				e[c] = float64(m.wordEmb.W[id*C+c]) + float64(m.posEmb.W[pos*C+c])
+				if m.typeEmb != nil {
+					e[c] += float64(m.typeEmb.W[int(b.TypeIDs[r])*C+c])
+				}
+			}
+			mean, v := 0.0, 0.0
+			for _, x := range e {
+				mean += x / float64(C)
+			}
+			for _, x := range e {
+				v += (x - mean) * (x - mean) / float64(C)
+			}
+			for c := range C {
+				want := (e[c]-mean)/math.Sqrt(v+m.Config.LayerNormEps)*float64(m.embLNw.W[c]) + float64(m.embLNb.W[c])
+				maxDiff = max(maxDiff, math.Abs(float64(h0[r*C+c])-want))
+			}
+		}
+		if maxDiff > 1e-5 {
+			t.Fatalf("%s: HiddenState(0) differs from LayerNorm(embeddings) by %g", arch, maxDiff)
+		}
+	}
+}

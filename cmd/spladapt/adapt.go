@@ -77,7 +77,7 @@ Ctrl-C stops cleanly.`,
 	cmd.Flags().StringArrayVar(&targets, "target", nil, "target collection or corpus directory (repeatable; adds to adapt.targets)")
 	cmd.Flags().StringVar(&out, "out", "", "run directory (default <cache_dir>/adapt/<target names>)")
 	cmd.Flags().StringArrayVar(&force, "force", nil, "rerun this stage even when it is up to date (repeatable)")
-	cmd.AddCommand(newAdaptStatusCmd(a))
+	cmd.AddCommand(newAdaptStatusCmd(a), newAdaptDriftCmd(a))
 	return cmd
 }
 

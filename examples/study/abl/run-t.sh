@@ -1,6 +1,8 @@
 #!/bin/sh
 # Runs (or resumes) one target-MLM-length run of issue 14's ablations
-# (this machine's paths; /work/exp/abl/rekey is "go build ./tools/rekey"):
+# (this machine's paths; /work/exp/abl/rekey is "go build ./tools/rekey" at commit
+# 321d729 — removed since: stage inputs are fingerprinted by content from ce2d8ae
+# on, so a run made by the current binary needs no re-keying):
 #   run-t.sh 62|1000
 # It reuses the study's base, source-mlm, splade-source, bm25-T and
 # index-zero-shot-T stages, copied into /work/runs/abl-tN. Two things stand

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/splade"
 )
 
 // MetaFile is the name of the file every finished stage directory holds.
@@ -184,11 +185,10 @@ func stageKey(s Stage) (key string, cfg json.RawMessage, inputs map[string]strin
 // that is a finished stage, or directly inside one, is identified by the
 // stage's meta.json key (so a stage depends on what built its input, not on
 // re-reading it); other files by their relative path, size and the SHA-256
-// of their bytes, so a corpus copied or unpacked again (new modification
+// of their bytes, so a corpus unpacked again in place (new modification
 // times, same bytes) keeps its stages and any changed byte redoes them.
-// Hidden entries (".name") are ignored. Cost: reading every file once per
-// process (memoised by path, size and modification time; SHA-256 runs at
-// about 1–2 GB/s).
+// Hidden entries (".name") are ignored. Cost: reading every input file once
+// per process (memoised by path, size and modification time).
 func Fingerprint(path string) (string, error) {
 	if m, err := ReadMeta(path); err == nil {
 		return "stage:" + m.Key, nil
@@ -247,16 +247,10 @@ func contentHash(p string, info fs.FileInfo) (string, error) {
 	if v, ok := fileHashes.Load(stamp); ok {
 		return v.(string), nil
 	}
-	f, err := os.Open(p)
+	sum, err := splade.FileHash(p)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("fingerprint %s: %w", p, err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", p, err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	fileHashes.Store(stamp, sum)
 	return sum, nil
 }

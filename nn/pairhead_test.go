@@ -29,6 +29,22 @@ func pairModel(t *testing.T, seed uint64) *Model {
 	return m
 }
 
+// savePairModel saves m (with bert-tiny's tokenizer) as an HF checkpoint
+// and returns its directory and its read-back weights file.
+func savePairModel(t *testing.T, m *Model) (string, *safetensors.File) {
+	t.Helper()
+	m.TokenizerDir = filepath.Join(oracleRoot, "bert-tiny", "model")
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	if err := m.SaveHF(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.ReadFile(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, f
+}
+
 // The joint loss MLM + w·pair: its value against the definition on the
 // [CLS] states, and every parameter's gradient (pooler and
 // seq_relationship included) against finite differences, with dropout on.
@@ -167,15 +183,7 @@ func TestPairHeadOracleParity(t *testing.T) {
 // classifier.*.
 func TestPairHeadRoundTrip(t *testing.T) {
 	m := pairModel(t, 51)
-	m.TokenizerDir = filepath.Join(oracleRoot, "bert-tiny", "model")
-	dir := filepath.Join(t.TempDir(), "ckpt")
-	if err := m.SaveHF(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	f, err := safetensors.ReadFile(filepath.Join(dir, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, f := savePairModel(t, m)
 	for _, name := range PairHeadNames {
 		if _, ok := f.Tensor(name); !ok {
 			t.Errorf("%s not saved", name)
@@ -233,15 +241,7 @@ func TestPairHeadRoundTrip(t *testing.T) {
 // missing; DistilBERT cannot have one.
 func TestPairHeadErrors(t *testing.T) {
 	m := pairModel(t, 61)
-	m.TokenizerDir = filepath.Join(oracleRoot, "bert-tiny", "model")
-	dir := filepath.Join(t.TempDir(), "ckpt")
-	if err := m.SaveHF(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	f, err := safetensors.ReadFile(filepath.Join(dir, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, f := savePairModel(t, m)
 	var keep []safetensors.Named
 	for _, name := range f.Names() {
 		if strings.HasPrefix(name, "cls.seq_relationship.") {

@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spladapt/spladapt/nn"
-	"github.com/spladapt/spladapt/tokenize"
 )
 
 func randMatrix(rng *rand.Rand, n, p int, scale float64) []float32 {
@@ -191,30 +188,6 @@ func TestLinearCKAInvariances(t *testing.T) {
 	}
 }
 
-// driftCheckpoint writes a random BERT checkpoint whose weights are large
-// enough (N(0, 0.5)) that each layer changes its input visibly.
-func driftCheckpoint(t *testing.T, dir string, vocab []string, layers int, seed uint64) {
-	t.Helper()
-	tok, err := tokenize.FromVocab(vocab, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokDir := filepath.Join(t.TempDir(), "tok")
-	if err := tok.Save(tokDir); err != nil {
-		t.Fatal(err)
-	}
-	cfg := nn.BERTConfig(len(vocab), 16, layers, 2, 32, 32)
-	cfg.InitializerRange = 0.5
-	m, err := nn.NewModel(cfg, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.TokenizerDir = tokDir
-	if err := m.SaveHF(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // driftCorpus writes a JSONL corpus of documents over vocab's words.
 func driftCorpus(t *testing.T, vocab []string, docs int) string {
 	t.Helper()
@@ -241,8 +214,8 @@ func TestDriftSeparatesDomainFromTask(t *testing.T) {
 	dir := t.TempDir()
 	vocab := testVocab(40)
 	a, b, swapped := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "swapped")
-	driftCheckpoint(t, a, vocab, 2, 1)
-	driftCheckpoint(t, b, vocab, 2, 2)
+	randomCheckpoint(t, a, vocab, 2, 1, 0.5) // large enough weights that each layer visibly changes its input
+	randomCheckpoint(t, b, vocab, 2, 2, 0.5)
 	if err := Swap(a, b, swapped, 1); err != nil {
 		t.Fatal(err)
 	}

@@ -303,46 +303,6 @@ func TestTrainPairTaskDistilBERT(t *testing.T) {
 	}
 }
 
-// A pair-task run interrupted and resumed repeats the uninterrupted
-// curve: pairs, like masks, are drawn from (seed, epoch, sequence).
-func TestTrainPairTaskResume(t *testing.T) {
-	corpus := toyCorpus(t, 120, 5)
-	dir := t.TempDir()
-	cfg := tinyConfig()
-	cfg.PairTask, cfg.PairWeight = "nsp", 0.5
-	base := Options{Corpora: []string{corpus}, FromScratch: true, Settings: cfg, Progress: "off",
-		CacheDir: filepath.Join(dir, "cache")}
-	straight := base
-	straight.Out = filepath.Join(dir, "straight")
-	if _, err := Train(context.Background(), straight); err != nil {
-		t.Fatal(err)
-	}
-	broken := base
-	broken.Out = filepath.Join(dir, "broken")
-	ctx, cancel := context.WithCancel(context.Background())
-	broken.OnStep = func(step int, _ float64) {
-		if step == 6 {
-			cancel()
-		}
-	}
-	if _, err := Train(ctx, broken); err == nil {
-		t.Fatal("interrupted run: no error")
-	}
-	broken.OnStep, broken.Resume = nil, true
-	if _, err := Train(context.Background(), broken); err != nil {
-		t.Fatal(err)
-	}
-	want, got := losses(t, straight.Out), losses(t, broken.Out)
-	if len(got) != len(want) || len(want) != cfg.Steps {
-		t.Fatalf("resumed curve has %d points, uninterrupted %d", len(got), len(want))
-	}
-	for i := range want {
-		if math.Abs(got[i]-want[i]) > 1e-5*math.Max(1, math.Abs(want[i])) {
-			t.Errorf("step %d: resumed loss %.7f, uninterrupted %.7f", i+1, got[i], want[i])
-		}
-	}
-}
-
 // The pair task learns where the pair carries a cue: documents use words
 // of one of two sets, so B from the same document shares A's set while a
 // random B does so half the time; the best rule (same set → "is next")

@@ -13,6 +13,12 @@ import (
 // tinyCheckpoint writes a random BERT checkpoint with vocabulary vocab.
 func tinyCheckpoint(t *testing.T, dir string, vocab []string, layers int, seed uint64) {
 	t.Helper()
+	randomCheckpoint(t, dir, vocab, layers, seed, nn.BERTConfig(len(vocab), 16, layers, 2, 32, 32).InitializerRange)
+}
+
+// randomCheckpoint is tinyCheckpoint with weights drawn N(0, initRange).
+func randomCheckpoint(t *testing.T, dir string, vocab []string, layers int, seed uint64, initRange float64) {
+	t.Helper()
 	tok, err := tokenize.FromVocab(vocab, true)
 	if err != nil {
 		t.Fatal(err)
@@ -21,7 +27,9 @@ func tinyCheckpoint(t *testing.T, dir string, vocab []string, layers int, seed u
 	if err := tok.Save(tokDir); err != nil {
 		t.Fatal(err)
 	}
-	m, err := nn.NewModel(nn.BERTConfig(len(vocab), 16, layers, 2, 32, 32), seed)
+	cfg := nn.BERTConfig(len(vocab), 16, layers, 2, 32, 32)
+	cfg.InitializerRange = initRange
+	m, err := nn.NewModel(cfg, seed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,10 +60,23 @@ func losses(t *testing.T, dir string) []float64 {
 	return out
 }
 
+// TestTrainResumeGivesTheSameCurve: a run interrupted and resumed repeats
+// the uninterrupted curve, with MLM alone and with the pair task (pairs,
+// like masks, are drawn from (seed, epoch, sequence)).
 func TestTrainResumeGivesTheSameCurve(t *testing.T) {
+	for _, pair := range []string{"none", "nsp"} {
+		t.Run(pair, func(t *testing.T) { testResume(t, pair) })
+	}
+}
+
+func testResume(t *testing.T, pairTask string) {
 	corpus := toyCorpus(t, 120, 1)
 	dir := t.TempDir()
-	base := Options{Corpora: []string{corpus}, FromScratch: true, Settings: tinyConfig(), Progress: "off",
+	cfg := tinyConfig()
+	if pairTask != "none" {
+		cfg.PairTask, cfg.PairWeight = pairTask, 0.5
+	}
+	base := Options{Corpora: []string{corpus}, FromScratch: true, Settings: cfg, Progress: "off",
 		CacheDir: filepath.Join(dir, "cache")}
 
 	straight := base

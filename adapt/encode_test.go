@@ -64,11 +64,7 @@ func writeToyCorpus(t testing.TB) string {
 // index's top hit is the brute-force best document over the encoded
 // vectors; then the stats, the fingerprint and the vocabulary.
 func TestEncodeCorpusSearch(t *testing.T) {
-	dir := tinyModelDir(t, 21)
-	enc, err := splade.LoadEncoder(dir, 16, 8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, enc := toyEncoder(t, 21)
 	corpus := writeToyCorpus(t)
 	out := filepath.Join(t.TempDir(), "idx")
 	fp := splade.Fingerprint(enc, dir)
@@ -151,11 +147,7 @@ func TestEncodeCorpusSearch(t *testing.T) {
 // as an uninterrupted run; a changed setting in the same work directory is
 // refused.
 func TestEncodeCorpusResume(t *testing.T) {
-	dir := tinyModelDir(t, 4)
-	enc, err := splade.LoadEncoder(dir, 16, 8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, enc := toyEncoder(t, 4)
 	enc.BatchSize = 2
 	corpus := writeToyCorpus(t)
 	fp := splade.Fingerprint(enc, dir)
@@ -166,7 +158,7 @@ func TestEncodeCorpusResume(t *testing.T) {
 	}
 	out := filepath.Join(tmp, "resumed")
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err = EncodeCorpus(ctx, enc, corpus, out, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp, Progress: func(n int) {
+	_, err := EncodeCorpus(ctx, enc, corpus, out, EncodeCorpusOptions{ShardSize: 4, Fingerprint: fp, Progress: func(n int) {
 		if n >= 4 {
 			cancel()
 		}
@@ -200,11 +192,7 @@ func TestEncodeCorpusResume(t *testing.T) {
 // weights is accepted; one with another vocabulary is refused, whether the
 // index has a SPLADE fingerprint or only its vocabulary.
 func TestCheckIndexVocabulary(t *testing.T) {
-	dir := tinyModelDir(t, 2)
-	enc, err := splade.LoadEncoder(dir, 16, 8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, enc := toyEncoder(t, 2)
 	corpus := writeToyCorpus(t)
 	out := filepath.Join(t.TempDir(), "idx")
 	if _, err := EncodeCorpus(context.Background(), enc, corpus, out, EncodeCorpusOptions{Fingerprint: splade.Fingerprint(enc, dir)}); err != nil {
@@ -276,11 +264,7 @@ func encoderWithVocab(t *testing.T, vocab []string) *splade.Encoder {
 // the others are resumed, a message says so, and the index is the one a
 // straight run over the new corpus writes.
 func TestEncodeCorpusResumeChangedCorpus(t *testing.T) {
-	dir := tinyModelDir(t, 4)
-	enc, err := splade.LoadEncoder(dir, 16, 8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, enc := toyEncoder(t, 4)
 	enc.BatchSize = 2
 	corpus := writeToyCorpus(t)
 	fp := splade.Fingerprint(enc, dir)
@@ -327,16 +311,12 @@ func TestEncodeCorpusResumeChangedCorpus(t *testing.T) {
 // A work directory that holds files encode did not write is refused: the
 // work directory is removed at the end.
 func TestEncodeCorpusForeignWorkDir(t *testing.T) {
-	dir := tinyModelDir(t, 4)
-	enc, err := splade.LoadEncoder(dir, 16, 8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, enc := toyEncoder(t, 4)
 	corpus := writeToyCorpus(t)
 	work := t.TempDir()
 	mine := filepath.Join(work, "notes.txt")
 	os.WriteFile(mine, []byte("mine"), 0o644)
-	_, err = EncodeCorpus(context.Background(), enc, corpus, filepath.Join(t.TempDir(), "idx"), EncodeCorpusOptions{ShardSize: 4, Fingerprint: splade.Fingerprint(enc, dir), WorkDir: work})
+	_, err := EncodeCorpus(context.Background(), enc, corpus, filepath.Join(t.TempDir(), "idx"), EncodeCorpusOptions{ShardSize: 4, Fingerprint: splade.Fingerprint(enc, dir), WorkDir: work})
 	if err == nil || !strings.Contains(err.Error(), work) {
 		t.Errorf("foreign work directory: err = %v", err)
 	}
@@ -420,11 +400,7 @@ func TestEncodeCorpusShardSizeInvariant(t *testing.T) {
 // mode), equal to splade.ComputeIDF over the corpus; a two-sided
 // encoder's index has no such file.
 func TestEncodeCorpusWritesIDF(t *testing.T) {
-	dir := tinyModelDir(t, 21)
-	enc, err := splade.LoadEncoder(dir, 16, 8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, enc := toyEncoder(t, 21)
 	corpus := writeToyCorpus(t)
 	fp := splade.Fingerprint(enc, dir)
 	twoSided := filepath.Join(t.TempDir(), "idx")
@@ -453,4 +429,17 @@ func TestEncodeCorpusWritesIDF(t *testing.T) {
 			t.Fatalf("idf of %q = %g, want %g", enc.Tok.Token(int32(id)), got[id], want[id])
 		}
 	}
+}
+
+// toyEncoder is the encoder of a tiny random model (tinyModelDir(t, seed)):
+// documents at 16 tokens, queries at 8, no pruning. It returns the model's
+// directory too.
+func toyEncoder(t *testing.T, seed uint64) (string, *splade.Encoder) {
+	t.Helper()
+	dir := tinyModelDir(t, seed)
+	enc, err := splade.LoadEncoder(dir, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, enc
 }

@@ -10,15 +10,18 @@
 # variant of the recipe is a directory of the files it changes
 # (examples/experiments/mini: the same recipe at BERT-mini's shape).
 #
-# Each step is skipped when its output exists and resumed from its
-# checkpoint after a kill; re-running the script redoes only what is
-# missing. Stage times are printed and kept in RUNS_DIR/recipe-times.tsv.
+# A step is done when RUNS_DIR/recipe-times.tsv records it (one line per
+# finished step: name, seconds of its last attempt) and its output exists.
+# Training writes its best model so far to its output while it runs, so an
+# output alone does not mean a finished step. An interrupted step resumes
+# from its checkpoint when the script is run again; finished steps are
+# reused. RECIPE_BIN names the spladapt binary (default bin/spladapt).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 runs="${1:-runs}"
 data="${2:-../shared/data}"
-bin="${SPLADAPT_BIN:-$root/bin/spladapt}"
+bin="${RECIPE_BIN:-$root/bin/spladapt}"
 mkdir -p "$runs"
 cfg() { # the config of one step: RECIPE_CONFIGS's if it has one, else the recipe's
 	if [[ -n "${RECIPE_CONFIGS:-}" && -e "$RECIPE_CONFIGS/$1" ]]; then
@@ -31,8 +34,8 @@ times="$runs/recipe-times.tsv"
 
 step() { # name output command...
 	local name="$1" out="$2"; shift 2
-	if [[ -e "$out" ]]; then
-		echo "== $name: $out exists, reused"
+	if [[ -e "$out" && -e "$times" ]] && cut -f1 "$times" | grep -qx "$name"; then
+		echo "== $name: done, $out reused"
 		return
 	fi
 	echo "== $name"

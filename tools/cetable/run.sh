@@ -14,7 +14,7 @@
 # the collections.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-bin="${SPLADAPT_BIN:-$root/bin/spladapt}"
+bin="${CETABLE_BIN:-$root/bin/spladapt}"
 work="$1" data="$2" cfg="$3"
 shift 3
 collections=(${COLLECTIONS:-squad-v1.1-dev adi cacm cisi climate-fever-evidence cranfield lisa med npl scifact})

@@ -87,5 +87,6 @@ func (c Config) RerankJob() rerank.JobSettings {
 func (r Rerank) TrainOptions() rerank.TrainOptions {
 	return rerank.TrainOptions{Loss: r.Loss, LR: r.LR, WeightDecay: r.WeightDecay, MaxGradNorm: r.MaxGradNorm,
 		WarmupSteps: r.WarmupSteps, Steps: r.Steps, BatchSize: r.BatchSize, NNeg: r.NNeg, Dropout: r.Dropout,
-		Seed: r.Seed, EvalEvery: r.EvalEvery, CheckpointEvery: r.CheckpointEvery, DevDepth: r.DevDepth}
+		Seed: r.Seed, EvalEvery: r.EvalEvery, CheckpointEvery: r.CheckpointEvery, DevDepth: r.DevDepth,
+		MatchTypes: r.MatchTypes}
 }

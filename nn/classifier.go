@@ -349,3 +349,32 @@ func (c *Classifier) headForward(hd *clsHead, x []float32, n int) []float32 {
 func (c *Classifier) headBackward(hd *clsHead, ds []float32) []float32 {
 	return c.head().backward(hd, ds, c.Config.HiddenSize)
 }
+
+// GrowTokenTypes widens a BERT model's token-type table to n rows: rows
+// already there are kept, each new row k is row k mod the old count plus
+// N(0, initializer_range) noise, so a new type starts as an old one, told
+// apart. It is how a re-ranker with exact-match types (rerank.MatchTypes)
+// starts from a checkpoint with the usual two. n at most the current size
+// is a no-op; DistilBERT has no token types and is an error. Cost: O(n·C).
+func (m *Model) GrowTokenTypes(n int, seed uint64) error {
+	if m.typeEmb == nil {
+		return fmt.Errorf("%s has no token types", m.Config.ModelType)
+	}
+	old := m.Config.TypeVocabSize
+	if n <= old {
+		return nil
+	}
+	C := m.Config.HiddenSize
+	rng := rand.New(rand.NewPCG(seed, 0x7e5))
+	w := make([]float32, n*C)
+	copy(w, m.typeEmb.W)
+	for k := old; k < n; k++ {
+		src := m.typeEmb.W[(k%old)*C : (k%old+1)*C]
+		for j := range C {
+			w[k*C+j] = src[j] + float32(rng.NormFloat64()*m.Config.InitializerRange)
+		}
+	}
+	m.typeEmb.W, m.typeEmb.G, m.typeEmb.Shape = w, make([]float32, n*C), []int{n, C}
+	m.Config.TypeVocabSize = n
+	return nil
+}

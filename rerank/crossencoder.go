@@ -24,6 +24,9 @@ type CrossEncoder struct {
 	Tok       *tokenize.Tokenizer
 	MaxLength int // tokens per pair, specials included
 	BatchSize int // pairs per forward pass in ScorePairs
+	// MatchTypes marks exact matches in the token types (see MarkMatches);
+	// the model needs type_vocab_size ≥ NumMatchTypes.
+	MatchTypes bool
 
 	pass *nn.ScorePass
 }
@@ -35,6 +38,16 @@ func NewCrossEncoder(m *nn.Classifier, tok *tokenize.Tokenizer, maxLength, batch
 		return nil, fmt.Errorf("cross-encoder: tokenizer has %d tokens, model vocab_size is %d", tok.VocabSize(), m.Config.VocabSize)
 	}
 	return &CrossEncoder{Model: m, Tok: tok, MaxLength: min(maxLength, m.Config.MaxPositions), BatchSize: max(batchSize, 1)}, nil
+}
+
+// SetMatchTypes turns exact-match token types on or off; on needs a BERT
+// model with type_vocab_size ≥ NumMatchTypes.
+func (e *CrossEncoder) SetMatchTypes(on bool) error {
+	if on && e.Model.Config.TypeVocabSize < NumMatchTypes {
+		return fmt.Errorf("cross-encoder: match types need %d token types, the model has %d", NumMatchTypes, e.Model.Config.TypeVocabSize)
+	}
+	e.MatchTypes = on
+	return nil
 }
 
 // Pass is the encoder's activation buffers, made on first use.
@@ -50,8 +63,49 @@ func (e *CrossEncoder) encode(qs, ds []string) []tokenize.Encoding {
 	encs := make([]tokenize.Encoding, len(qs))
 	for i := range qs {
 		encs[i] = e.Tok.EncodePair(qs[i], ds[i], e.MaxLength)
+		if e.MatchTypes {
+			MarkMatches(encs[i], e.Tok.IsSpecial)
+		}
 	}
 	return encs
+}
+
+// Token types of a pair with exact-match marking (MarkMatches).
+const (
+	TypeQueryMatched = 2 // a query piece that also occurs in the document
+	TypeDocMatched   = 3 // a document piece that also occurs in the query
+	NumMatchTypes    = 4
+)
+
+// MarkMatches rewrites the token types of a pair encoding (types 0 for
+// "[CLS] q [SEP]", 1 for "d [SEP]") so that every non-special query piece
+// whose id also occurs among the (kept) document pieces gets
+// TypeQueryMatched, and every such document piece TypeDocMatched — the
+// exact-match signal of DrQA's features and MarkedBERT's markers, given
+// as token types so that the sequence and the vocabulary stay as they are.
+// A cross-encoder reads it in its first layer instead of having to learn a
+// two-layer match-then-gather circuit first. Cost: O(pair length).
+func MarkMatches(e tokenize.Encoding, special func(int32) bool) {
+	inQ, inD := map[int32]bool{}, map[int32]bool{}
+	for i, id := range e.IDs {
+		if special(id) {
+			continue
+		}
+		if e.TypeIDs[i] == 0 {
+			inQ[id] = true
+		} else {
+			inD[id] = true
+		}
+	}
+	for i, id := range e.IDs {
+		switch {
+		case special(id):
+		case e.TypeIDs[i] == 0 && inD[id]:
+			e.TypeIDs[i] = TypeQueryMatched
+		case e.TypeIDs[i] == 1 && inQ[id]:
+			e.TypeIDs[i] = TypeDocMatched
+		}
+	}
 }
 
 // PairBatch pads encodings (ids and token types) into one batch.

@@ -90,8 +90,20 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 	if j.MICE != nil {
 		model, err = NewMICE(c, tok, *j.MICE, j.Settings.ScoreBatchSize)
 		arch = fmt.Sprintf("MICE (fusion %d, interaction layers %v, light %v)", j.MICE.Fusion, j.MICE.Interact, j.MICE.Light)
+		if opt.MatchTypes {
+			err = fmt.Errorf("rerank.match_types applies to cross-encoders: MICE computes document states without the query")
+		}
 	} else {
-		model, err = NewCrossEncoder(c, tok, j.Settings.MaxLength, j.Settings.ScoreBatchSize)
+		var ce *CrossEncoder
+		if ce, err = NewCrossEncoder(c, tok, j.Settings.MaxLength, j.Settings.ScoreBatchSize); err == nil && opt.MatchTypes {
+			if c.Config.TypeVocabSize < NumMatchTypes {
+				fmt.Fprintf(log, "match types: token types grown from %d to %d\n", c.Config.TypeVocabSize, NumMatchTypes)
+			}
+			if err = c.GrowTokenTypes(NumMatchTypes, opt.Seed); err == nil {
+				err = ce.SetMatchTypes(true)
+			}
+		}
+		model = ce
 	}
 	if err != nil {
 		return nil, fmt.Errorf("train rerank: %w", err)

@@ -58,25 +58,36 @@ func NewMICE(m *nn.Classifier, tok *tokenize.Tokenizer, cfg MICEConfig, batchSiz
 	return &MICE{Model: m, Tok: tok, Cfg: cfg, BatchSize: max(batchSize, 1), pass: m.NewMICEPass(), train: m.NewMICETrainPass()}, nil
 }
 
+// modelKind is what a loader needs from rerank.json: the kind, MICE's
+// options and whether inputs carry match types. A directory without
+// rerank.json (a user's HF cross-encoder) is a plain cross-encoder.
+type modelKind struct {
+	Kind       string          `json:"kind"`
+	MICE       json.RawMessage `json:"mice"`
+	MatchTypes bool            `json:"match_types"`
+}
+
+func readModelKind(dir string) (modelKind, error) {
+	var m modelKind
+	raw, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("read %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, fmt.Errorf("read %s: %w", filepath.Join(dir, MetaFile), err)
+	}
+	return m, nil
+}
+
 // ReadMICEConfig returns the MICE configuration in dir's rerank.json, or
 // ok false when dir holds no MICE model (no rerank.json, or another kind).
 func ReadMICEConfig(dir string) (cfg MICEConfig, ok bool, err error) {
-	raw, err := os.ReadFile(filepath.Join(dir, MetaFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return cfg, false, nil
-	}
-	if err != nil {
-		return cfg, false, fmt.Errorf("read %s: %w", dir, err)
-	}
-	var m struct {
-		Kind string          `json:"kind"`
-		MICE json.RawMessage `json:"mice"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return cfg, false, fmt.Errorf("read %s: %w", filepath.Join(dir, MetaFile), err)
-	}
-	if m.Kind != "mice" {
-		return cfg, false, nil
+	m, err := readModelKind(dir)
+	if err != nil || m.Kind != "mice" {
+		return cfg, false, err
 	}
 	if err := json.Unmarshal(m.MICE, &cfg); err != nil {
 		return cfg, false, fmt.Errorf("read %s: mice: %w", filepath.Join(dir, MetaFile), err)
@@ -191,7 +202,21 @@ func LoadScorer(dir string, maxLen, batch int) (Scorer, error) {
 	if ok {
 		return NewMICE(c, tok, cfg, batch)
 	}
-	return NewCrossEncoder(c, tok, maxLen, batch)
+	return newCrossEncoderIn(dir, c, tok, maxLen, batch)
+}
+
+// newCrossEncoderIn is NewCrossEncoder with the match types dir's
+// rerank.json records.
+func newCrossEncoderIn(dir string, c *nn.Classifier, tok *tokenize.Tokenizer, maxLen, batch int) (*CrossEncoder, error) {
+	k, err := readModelKind(dir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := NewCrossEncoder(c, tok, maxLen, batch)
+	if err != nil {
+		return nil, err
+	}
+	return e, e.SetMatchTypes(k.MatchTypes)
 }
 
 // LoadCrossEncoder loads the checkpoint in dir as a cross-encoder, whatever
@@ -201,7 +226,7 @@ func LoadCrossEncoder(dir string, maxLen, batch int) (*CrossEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewCrossEncoder(c, tok, maxLen, batch)
+	return newCrossEncoderIn(dir, c, tok, maxLen, batch)
 }
 
 // loadClassifier loads dir's classifier (its head required) and tokenizer.

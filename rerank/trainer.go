@@ -60,6 +60,9 @@ type TrainOptions struct {
 	EvalEvery       int
 	CheckpointEvery int
 	DevDepth        int // BM25 hits re-ranked per dev query
+	// MatchTypes trains a cross-encoder on exact-match token types
+	// (MarkMatches); it is part of the model, recorded in rerank.json.
+	MatchTypes bool
 }
 
 // Validate checks the options.
@@ -113,6 +116,7 @@ type Meta struct {
 	Format     int                `json:"format"`
 	Kind       string             `json:"kind"`           // "cross-encoder" or "mice"
 	MICE       any                `json:"mice,omitempty"` // the MICE options
+	MatchTypes bool               `json:"match_types,omitempty"` // inputs carry exact-match token types
 	Init       string             `json:"init"`
 	Loss       string             `json:"loss"`
 	Sources    []string           `json:"train_sets"`
@@ -166,7 +170,7 @@ func NewTrainer(m PairModel, sources []splade.Source, dev []*DevSet, opt TrainOp
 		h.Write(mk) // another MICE shape is another trajectory
 		t.Loop.Key = strconv.FormatUint(h.Sum64(), 16)
 	}
-	t.Meta = Meta{Format: 1, Kind: kind, MICE: t.Meta.MICE, Loss: opt.Loss, Triples: len(t.triples), Steps: opt.Steps, Options: opt}
+	t.Meta = Meta{Format: 1, Kind: kind, MICE: t.Meta.MICE, MatchTypes: opt.MatchTypes, Loss: opt.Loss, Triples: len(t.triples), Steps: opt.Steps, Options: opt}
 	for _, s := range sources {
 		t.Meta.Sources = append(t.Meta.Sources, s.Name)
 	}

@@ -114,8 +114,8 @@ type Trainer struct {
 // Meta is rerank.json: what the model is and how it was trained.
 type Meta struct {
 	Format     int                `json:"format"`
-	Kind       string             `json:"kind"`           // "cross-encoder" or "mice"
-	MICE       any                `json:"mice,omitempty"` // the MICE options
+	Kind       string             `json:"kind"`                  // "cross-encoder" or "mice"
+	MICE       any                `json:"mice,omitempty"`        // the MICE options
 	MatchTypes bool               `json:"match_types,omitempty"` // inputs carry exact-match token types
 	Init       string             `json:"init"`
 	Loss       string             `json:"loss"`

@@ -83,3 +83,46 @@ func BenchmarkSgemm(b *testing.B) {
 		})
 	}
 }
+
+// TestSgemmRowInvariant: a row of a product (op(A) = A, as in every
+// forward linear layer) is the same bit for bit whatever the number of
+// rows that share the product and wherever the row sits among them, when
+// RowInvariantProducts says so (always for the pure-Go products, which
+// "make test" runs too). A failure means the probe lies.
+func TestSgemmRowInvariant(t *testing.T) {
+	if !RowInvariantProducts() {
+		t.Skipf("the %s products on this CPU round a row by its place in the product (RowInvariantProducts); the pure-Go run of make test covers this", Backend)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	const M, K, N = 75, 96, 130
+	a, w := make([]float32, M*K), make([]float32, N*K)
+	for i := range a {
+		a[i] = float32(rng.NormFloat64())
+	}
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	bias := make([]float32, N)
+	for i := range bias {
+		bias[i] = float32(rng.NormFloat64())
+	}
+	full := make([]float32, M*N)
+	sgemmBias(full, a, w, bias, M, K, N)
+	for _, lo := range []int{0, 3, 16, 40} {
+		for _, m := range []int{1, 2, 5, 8, 15, 17, 33} {
+			if lo+m > M {
+				continue
+			}
+			part := make([]float32, m*N)
+			sgemmBias(part, a[lo*K:], w, bias, m, K, N)
+			for r := range m {
+				for j := range N {
+					if part[r*N+j] != full[(lo+r)*N+j] {
+						t.Fatalf("rows %d..%d: row %d column %d is %v, in the %d-row product %v",
+							lo, lo+m-1, lo+r, j, part[r*N+j], M, full[(lo+r)*N+j])
+					}
+				}
+			}
+		}
+	}
+}

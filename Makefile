@@ -21,12 +21,14 @@ build:
 	$(GO) build -o bin/spladapt ./cmd/spladapt
 
 ## test: gofmt clean, vet, every test, with cgo (OpenBLAS, the index's C kernels), then the
-## packages with C kernels again on their pure-Go fallbacks
+## packages with C kernels again on their pure-Go fallbacks, and the batch-invariance tests on
+## OpenBLAS kernels that round a row the same whatever its batch (nn.RowInvariantProducts)
 test:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./nn/... ./index/...
+	OPENBLAS_CORETYPE=Sandybridge $(GO) test -count=1 -run 'TestSgemmRowInvariant|TestEncodeCorpusShardSizeInvariant' ./nn/ ./adapt/
 
 ## bench: the opt-in benchmarks (long)
 bench:

@@ -268,12 +268,13 @@ var rowInvariance struct {
 // RowInvariantProducts reports whether a row of a matrix product (op(A) =
 // A, as in every linear layer's forward) comes out the same bit for bit
 // whatever other rows share the product and wherever it sits among them.
-// The pure-Go products are; OpenBLAS's depend on the kernels it picks for
-// the CPU: its Sandy Bridge and Skylake-X kernels are, its Haswell/Zen
-// kernels (on Zen 3) round a row by its position within a 12-row register
-// block and by whether that block is whole. Where they are not, an encoded
-// document can differ in the last bit with its batch. Cost: two small
-// products, the first time.
+// It depends on the kernels: OpenBLAS's Sandy Bridge ones are, its
+// Haswell/Zen ones (picked on Zen 3) round a row by its place within a
+// 12-row register block and by whether that block is whole, and gonum's
+// (the pure-Go build) are not either. Where they are not, an encoded
+// document can differ in its last bit with its batch. "make test" runs the
+// tests that need it with OPENBLAS_CORETYPE=Sandybridge as well. Cost: two
+// small products, the first time.
 func RowInvariantProducts() bool {
 	rowInvariance.once.Do(func() {
 		const M, K, N = 75, 96, 130

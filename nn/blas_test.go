@@ -2,8 +2,8 @@ package nn
 
 import (
 	"math"
-	"os"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"testing"
 )

@@ -240,6 +240,18 @@ func rerankRuns(s rerank.Scorer, dir string, queries []corpora.Query, runs []cor
 	return out, nil
 }
 
+// rerankPairs is the number of pairs rerankRuns scores: Σ over runs and
+// queries of min(depth, hits).
+func rerankPairs(runs []corpora.Run, depth int) int {
+	n := 0
+	for _, run := range runs {
+		for _, hits := range run {
+			n += min(depth, len(hits))
+		}
+	}
+	return n
+}
+
 // WriteTable renders the rows as a Markdown table with a mean row; the
 // re-ranked columns appear when the rows have them.
 func WriteTable(w io.Writer, rows []TableRow, model string, rrfK int) {

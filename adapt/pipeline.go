@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/config"
@@ -18,7 +19,9 @@ import (
 	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/index"
 	"github.com/spladapt/spladapt/internal/atomicfile"
+	"github.com/spladapt/spladapt/internal/progress"
 	"github.com/spladapt/spladapt/pretrain"
+	"github.com/spladapt/spladapt/rerank"
 	"github.com/spladapt/spladapt/splade"
 )
 
@@ -38,6 +41,10 @@ const (
 	SysFull     = "full-mlm"
 )
 
+// RerankSuffix marks a system's run re-ranked by adapt.rerank in the
+// rerank-T stage's runs and report and in the summary: "adapted+rerank".
+const RerankSuffix = "+rerank"
+
 // Pipeline runs a Plan in a run directory.
 type Pipeline struct {
 	Plan   Plan
@@ -54,10 +61,15 @@ type TargetResult struct {
 	Index      map[string]string             `json:"index"`     // system → index directory
 	Evaluated  bool                          `json:"evaluated"` // false: no queries/qrels, stopped at the index
 	Report     string                        `json:"report"`    // comparison report directory
-	Means      map[string]map[string]float64 `json:"means"`     // system → measure → mean
+	Means      map[string]map[string]float64 `json:"means"`     // system → measure → mean (re-ranked systems included)
 	Deltas     map[string]eval.Delta         `json:"-"`
 	Comparison *eval.Comparison              `json:"-"`
 	Perplexity map[string]float64            `json:"perplexity"` // model → held-out perplexity on the target
+	// RerankReport is the rerank-T stage's comparison report directory
+	// and RerankComparison its comparison (baseline zero-shot+rerank);
+	// empty and nil without adapt.rerank.
+	RerankReport     string           `json:"rerank_report,omitempty"`
+	RerankComparison *eval.Comparison `json:"-"`
 }
 
 // Result of a whole run.
@@ -112,7 +124,7 @@ func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
 	}
 	res := &Result{RunDir: p.Runner.Dir, Summary: p.Runner.Path("summary")}
 	for _, t := range p.Plan.Targets {
-		tr, err := p.readTarget(t)
+		tr, err := p.readTarget(t, p.cfg().Adapt.Rerank != "")
 		if err != nil {
 			return nil, err
 		}
@@ -266,6 +278,9 @@ func (p *Pipeline) targetStages(target string) []Stage {
 	}
 	ss = append(ss, p.bm25Stage(target))
 	ss = append(ss, p.evalStage(target, models))
+	if c.Adapt.Rerank != "" {
+		ss = append(ss, p.rerankStage(target))
+	}
 	return ss
 }
 
@@ -465,20 +480,135 @@ func searchSplade(enc *splade.Encoder, idxDir string, queries []corpora.Query, d
 	return run, float64(nnz) / float64(max(len(queries), 1)), nil
 }
 
+// rerankStage re-scores the top adapt.rerank_depth hits of every run of
+// the target's eval stage (bm25, zero-shot, adapted and full-mlm, those it
+// wrote) with the re-ranker adapt.rerank (rerank.LoadScorer at
+// rerank.max_length, rerank.score_batch_size pairs per pass), writes them
+// as runs/<sys>+rerank.trec and compares them in report/ (baseline
+// zero-shot+rerank, Holm-corrected as in the eval stage). A query keeps
+// only its re-scored hits. For a target the eval stage did not evaluate
+// (no queries and qrels) it records that nothing was re-ranked.
+func (p *Pipeline) rerankStage(target string) Stage {
+	s, key := settings(p.cfg(), "adapt.rerank", "adapt.rerank_depth", "rerank.max_length", "rerank.score_batch_size",
+		"eval.measures", "adapt.target_split")
+	n := targetName(target)
+	name, evalDir := "rerank-"+n, p.Runner.Path("eval-"+n)
+	return Stage{Name: name, Config: key, Inputs: []string{evalDir, s.Adapt.Rerank, target},
+		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
+			m, err := ReadMeta(evalDir)
+			if err != nil {
+				return err
+			}
+			if ev, _ := m.Notes["evaluated"].(bool); !ev {
+				notes["evaluated"] = false
+				p.logf("%s: %s has no queries and qrels: nothing to re-rank", name, target)
+				return nil
+			}
+			split, depth := s.Adapt.TargetSplit, s.Adapt.RerankDepth
+			qrels, queries, err := corpora.BEIR{Dir: target}.Judged(split, p.CorpusOpts)
+			if err != nil {
+				return err
+			}
+			var systems []string
+			var runs []corpora.Run
+			for _, sys := range []string{SysZeroShot, SysAdapted, SysFull, SysBM25} {
+				path := filepath.Join(evalDir, "runs", sys+".trec")
+				if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && sys != SysZeroShot {
+					continue // full-mlm without adapt.full_baseline
+				}
+				run, err := corpora.ReadRun(path)
+				if err != nil {
+					return err
+				}
+				systems, runs = append(systems, sys), append(runs, run)
+			}
+			sc, err := rerank.LoadScorer(s.Adapt.Rerank, s.Rerank.MaxLength, s.Rerank.ScoreBatchSize)
+			if err != nil {
+				return fmt.Errorf("load re-ranker %s: %w", s.Adapt.Rerank, err)
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			pairs := rerankPairs(runs, depth)
+			log := p.Log
+			if log == nil {
+				log = io.Discard
+			}
+			bar := progress.New(log, progress.Enabled(s.Progress), name, "pairs", int64(pairs))
+			start := time.Now()
+			reranked, err := rerankRuns(sc, target, queries, runs, depth, p.CorpusOpts, func(k int) { bar.Add(int64(k)) })
+			bar.Done()
+			if err != nil {
+				return err
+			}
+			secs := time.Since(start).Seconds()
+			named := map[string]corpora.Run{}
+			for i, sys := range systems {
+				rs := sys + RerankSuffix
+				named[rs] = reranked[i]
+				err := atomicfile.Write(filepath.Join(out, "runs", rs+".trec"), 0o644, func(w io.Writer) error {
+					return corpora.WriteRun(w, reranked[i], "spladapt-"+rs)
+				})
+				if err != nil {
+					return err
+				}
+			}
+			ms, err := eval.ParseMeasures(s.Eval.Measures...)
+			if err != nil {
+				return err
+			}
+			var others []eval.NamedRun
+			for _, sys := range []string{SysAdapted, SysFull, SysBM25} {
+				if run, ok := named[sys+RerankSuffix]; ok {
+					others = append(others, eval.NamedRun{Name: sys + RerankSuffix, Run: run})
+				}
+			}
+			cmp, err := eval.Compare(qrels, eval.NamedRun{Name: SysZeroShot + RerankSuffix, Run: named[SysZeroShot+RerankSuffix]}, others, ms,
+				eval.Options{AllQueries: true, RelThreshold: 1, Workers: s.NumThreads()})
+			if err != nil {
+				return err
+			}
+			cmp.Title = fmt.Sprintf("%s (%s split), top %d re-ranked by %s: adapted vs zero-shot", n, split, depth, s.Adapt.Rerank)
+			if err := cmp.WriteDir(filepath.Join(out, "report")); err != nil {
+				return err
+			}
+			notes["evaluated"] = true
+			notes["queries"] = len(queries)
+			notes["systems"] = systems
+			notes["pairs"] = pairs
+			notes["pairs_per_sec"] = float64(pairs) / max(secs, 1e-9)
+			p.logf("%s: %d runs × %d queries, top %d re-ranked: %d pairs, %.0f pairs/s", name, len(runs), len(queries), depth, pairs, float64(pairs)/max(secs, 1e-9))
+			return nil
+		}}
+}
+
 // --- summary -----------------------------------------------------------
 
+// summaryStage writes the table over targets from their eval stages and,
+// with adapt.rerank, their rerank stages.
 func (p *Pipeline) summaryStage() Stage {
-	s, key := settings(p.cfg(), "adapt.full_baseline")
+	// adapt.rerank is keyed only when set, so that a run without
+	// re-ranking keeps the key (and the summary) it had before the
+	// setting existed.
+	paths := []string{"adapt.full_baseline"}
+	rerankOn := p.cfg().Adapt.Rerank != ""
+	if rerankOn {
+		paths = append(paths, "adapt.rerank")
+	}
+	s, key := settings(p.cfg(), paths...)
 	key["targets"] = p.Plan.Targets
 	var inputs []string
 	for _, t := range p.Plan.Targets {
 		inputs = append(inputs, p.Runner.Path("eval-"+targetName(t)))
+		if rerankOn {
+			inputs = append(inputs, p.Runner.Path("rerank-"+targetName(t)))
+		}
 	}
 	return Stage{Name: "summary", Config: key, Inputs: inputs,
 		Run: func(ctx context.Context, out, work string, notes map[string]any) error {
 			var trs []*TargetResult
 			for _, t := range p.Plan.Targets {
-				tr, err := p.readTarget(t)
+				tr, err := p.readTarget(t, s.Adapt.Rerank != "")
 				if err != nil {
 					return err
 				}
@@ -508,8 +638,9 @@ type StageTime struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// readTarget collects a target's results from its finished stages.
-func (p *Pipeline) readTarget(target string) (*TargetResult, error) {
+// readTarget collects a target's results from its finished stages: the
+// eval stage's and, when reranked, the rerank stage's.
+func (p *Pipeline) readTarget(target string, reranked bool) (*TargetResult, error) {
 	n := targetName(target)
 	tr := &TargetResult{Target: target, Name: n, Index: map[string]string{}}
 	for _, sys := range []string{SysZeroShot, SysAdapted, SysFull} {
@@ -528,23 +659,9 @@ func (p *Pipeline) readTarget(target string) (*TargetResult, error) {
 	}
 	tr.Evaluated = true
 	tr.Report = filepath.Join(evalDir, "report")
-	b, err := os.ReadFile(filepath.Join(tr.Report, "report.json"))
-	if err != nil {
-		return nil, err
-	}
-	var cmp eval.Comparison
-	if err := json.Unmarshal(b, &cmp); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(tr.Report, "report.json"), err)
-	}
-	tr.Comparison = &cmp
 	tr.Means = map[string]map[string]float64{}
-	for _, mc := range cmp.Measures {
-		for i, run := range cmp.Runs {
-			if tr.Means[run] == nil {
-				tr.Means[run] = map[string]float64{}
-			}
-			tr.Means[run][mc.Measure] = mc.Means[i]
-		}
+	if tr.Comparison, err = readComparison(tr.Report, tr.Means); err != nil {
+		return nil, err
 	}
 	if pp, ok := m.Notes["perplexity"].(map[string]any); ok {
 		tr.Perplexity = map[string]float64{}
@@ -554,7 +671,44 @@ func (p *Pipeline) readTarget(target string) (*TargetResult, error) {
 			}
 		}
 	}
+	if reranked {
+		rrDir := p.Runner.Path("rerank-" + n)
+		rm, err := ReadMeta(rrDir)
+		if err != nil {
+			return nil, err
+		}
+		if ev, _ := rm.Notes["evaluated"].(bool); !ev {
+			return nil, fmt.Errorf("%s: evaluated by %s but not re-ranked", rrDir, evalDir)
+		}
+		tr.RerankReport = filepath.Join(rrDir, "report")
+		if tr.RerankComparison, err = readComparison(tr.RerankReport, tr.Means); err != nil {
+			return nil, err
+		}
+	}
 	return tr, nil
+}
+
+// readComparison reads the comparison report.json in report and adds
+// each run's mean of each measure to means (run → measure → mean).
+func readComparison(report string, means map[string]map[string]float64) (*eval.Comparison, error) {
+	path := filepath.Join(report, "report.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var cmp eval.Comparison
+	if err := json.Unmarshal(b, &cmp); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	for _, mc := range cmp.Measures {
+		for i, run := range cmp.Runs {
+			if means[run] == nil {
+				means[run] = map[string]float64{}
+			}
+			means[run][mc.Measure] = mc.Means[i]
+		}
+	}
+	return &cmp, nil
 }
 
 // --- helpers -----------------------------------------------------------
@@ -626,6 +780,27 @@ func (p *Pipeline) Validate() error {
 		if !corpora.IsBEIR(s) {
 			return fmt.Errorf("adapt: source %s is not a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)", s)
 		}
+	}
+	if c.Adapt.Rerank != "" {
+		return checkReranker(c)
+	}
+	return nil
+}
+
+// checkReranker loads the re-ranker adapt.rerank once, as the rerank
+// stages will, so that a path that is not a re-ranker is refused before
+// hours of training rather than after. Cost: reading its weights.
+func checkReranker(c config.Config) error {
+	dir := c.Adapt.Rerank
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("adapt: re-ranker adapt.rerank = %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("adapt: re-ranker adapt.rerank = %s is not a model directory", dir)
+	}
+	if _, err := rerank.LoadScorer(dir, c.Rerank.MaxLength, c.Rerank.ScoreBatchSize); err != nil {
+		return fmt.Errorf("adapt: re-ranker adapt.rerank = %s does not load as a cross-encoder or MICE model: %w", dir, err)
 	}
 	return nil
 }

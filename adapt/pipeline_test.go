@@ -168,6 +168,8 @@ func TestPipelineTargetWithoutQrels(t *testing.T) {
 		os.WriteFile(filepath.Join(docs, string(rune('a'+i))+".txt"), []byte(strings.Repeat(text+" ", 20)), 0o644)
 	}
 	cfg.Adapt.Targets = []string{docs}
+	// With a re-ranker: its stage records that there was nothing to re-rank.
+	cfg.Adapt.Rerank, cfg.Rerank.MaxLength = demoCrossEncoder(t, 5), 64
 	log := &syncBuffer{}
 	p := &Pipeline{Plan: Plan{Config: cfg, Targets: cfg.Adapt.Targets}, Runner: &Runner{Dir: filepath.Join(dir, "run"), Log: log}, Log: log}
 	res, err := p.Run(context.Background())
@@ -179,6 +181,13 @@ func TestPipelineTargetWithoutQrels(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "stops at the adapted index") {
 		t.Errorf("the pipeline did not say it stopped at the index:\n%s", log.String())
+	}
+	m, err := ReadMeta(p.Runner.Path("rerank-notes"))
+	if err != nil || m.Notes["evaluated"] != false || !strings.Contains(log.String(), "rerank-notes: "+docs+" has no queries and qrels: nothing to re-rank") {
+		t.Errorf("rerank stage of a target without qrels: meta %+v (%v)\n%s", m, err, log.String())
+	}
+	if _, err := os.Stat(filepath.Join(p.Runner.Path("rerank-notes"), "runs")); !os.IsNotExist(err) {
+		t.Errorf("rerank stage of a target without qrels wrote runs")
 	}
 }
 

@@ -29,8 +29,24 @@ var runtimeSettings = map[string]string{
 var unstagedSettings = map[string]string{
 	"serve":         "the HTTP server; adapt serves nothing",
 	"data.base_url": "dataset downloads; adapt reads collections already on disk",
-	"rerank":        "re-ranker training and re-ranking are not stages of adapt",
-	"adapt.targets": "the plan's targets name the per-target stages and are their inputs (Plan.Targets)",
+	// The re-ranker is trained outside adapt ("spladapt train rerank");
+	// the rerank-T stages read only rerank.max_length and
+	// rerank.score_batch_size.
+	"rerank.loss":             "re-ranker training; adapt re-ranks with a trained model (adapt.rerank)",
+	"rerank.lr":               "re-ranker training",
+	"rerank.weight_decay":     "re-ranker training",
+	"rerank.max_grad_norm":    "re-ranker training",
+	"rerank.warmup_steps":     "re-ranker training",
+	"rerank.steps":            "re-ranker training",
+	"rerank.batch_size":       "re-ranker training",
+	"rerank.n_neg":            "re-ranker training",
+	"rerank.dropout":          "re-ranker training",
+	"rerank.eval_every":       "re-ranker training",
+	"rerank.checkpoint_every": "re-ranker training",
+	"rerank.seed":             "re-ranker training",
+	"rerank.dev_depth":        "re-ranker training (dev selection)",
+	"rerank.match_types":      "re-ranker training; a trained model records it in rerank.json and every loader honours that",
+	"adapt.targets":           "the plan's targets name the per-target stages and are their inputs (Plan.Targets)",
 }
 
 // settings returns the part of c at paths ("model" for a section,

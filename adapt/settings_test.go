@@ -47,6 +47,7 @@ func TestEverySettingKeyedOrExcused(t *testing.T) {
 	for _, base := range []string{"", filepath.Join(dir, "base")} {
 		c := config.Default()
 		c.Adapt.Base, c.Adapt.FullBaseline, c.Adapt.FullMLM = base, true, true
+		c.Adapt.Rerank = filepath.Join(dir, "ce")
 		c.Adapt.Source = []string{filepath.Join(dir, "src")}
 		p := &Pipeline{Plan: Plan{Config: c, Targets: []string{filepath.Join(dir, "tgt")}}, Runner: &Runner{Dir: dir}}
 		for _, s := range p.Stages() {

@@ -24,6 +24,11 @@ type SummaryRow struct {
 	PHolm  eval.Number `json:"p_holm"`
 	DeltaF eval.Number `json:"delta_full"` // full-mlm − zero-shot
 	PHolmF eval.Number `json:"p_holm_full"`
+	// DeltaR is adapted+rerank − zero-shot+rerank with its Holm-adjusted
+	// p-value (the rerank stage's comparison); absent (nil) without
+	// adapt.rerank, NaN where there is no such comparison.
+	DeltaR *eval.Number `json:"delta_rerank,omitempty"`
+	PHolmR *eval.Number `json:"p_holm_rerank,omitempty"`
 }
 
 // Summary is the table over targets.
@@ -36,6 +41,11 @@ type Summary struct {
 	Perplexity map[string]map[string]float64 `json:"perplexity"` // target → model → perplexity
 	Stages     []StageTime                   `json:"stages"`
 	NoQrels    []string                      `json:"no_qrels,omitempty"`
+	// Reranker is adapt.rerank, and MeanDeltaR the mean of DeltaR per
+	// measure; both absent without re-ranking. Systems then include each
+	// system's re-ranked run, named with RerankSuffix.
+	Reranker   string             `json:"reranker,omitempty"`
+	MeanDeltaR map[string]float64 `json:"mean_delta_rerank,omitempty"`
 }
 
 // buildSummary gathers the evaluated targets.
@@ -45,6 +55,12 @@ func buildSummary(trs []*TargetResult, cfg config.Config, times []StageTime) *Su
 	s.Systems = []string{SysBM25, SysZeroShot, SysAdapted}
 	if cfg.Adapt.FullBaseline {
 		s.Systems = append(s.Systems, SysFull)
+	}
+	if s.Reranker = cfg.Adapt.Rerank; s.Reranker != "" {
+		for _, sys := range s.Systems {
+			s.Systems = append(s.Systems, sys+RerankSuffix)
+		}
+		s.MeanDeltaR = map[string]float64{}
 	}
 	for _, tr := range trs {
 		if !tr.Evaluated {
@@ -72,6 +88,19 @@ func buildSummary(trs []*TargetResult, cfg config.Config, times []StageTime) *Su
 					row.DeltaF, row.PHolmF = eval.Number(d.Mean), d.PHolm
 				}
 			}
+			if s.Reranker != "" {
+				d, p := nan, nan
+				if tr.RerankComparison != nil {
+					for _, rc := range tr.RerankComparison.Measures {
+						for _, dd := range rc.Deltas {
+							if rc.Measure == mc.Measure && dd.Run == SysAdapted+RerankSuffix {
+								d, p = eval.Number(dd.Mean), dd.PHolm
+							}
+						}
+					}
+				}
+				row.DeltaR, row.PHolmR = &d, &p
+			}
 			s.Rows[mc.Measure] = append(s.Rows[mc.Measure], row)
 		}
 	}
@@ -85,11 +114,17 @@ func buildSummary(trs []*TargetResult, cfg config.Config, times []StageTime) *Su
 			}
 			s.Mean[m][sys] = sum / float64(max(1, len(rows)))
 		}
-		var sum float64
+		var sum, sumR float64
 		for _, r := range rows {
 			sum += float64(r.Delta)
+			if r.DeltaR != nil {
+				sumR += float64(*r.DeltaR)
+			}
 		}
 		s.MeanDelta[m] = sum / float64(max(1, len(rows)))
+		if s.Reranker != "" {
+			s.MeanDeltaR[m] = sumR / float64(max(1, len(rows)))
+		}
 	}
 	return s
 }
@@ -131,6 +166,10 @@ func writeSummary(dir string, trs []*TargetResult, cfg config.Config, times []St
 func (s *Summary) writeMarkdown(w io.Writer) error {
 	fmt.Fprintf(w, "# spladapt: zero-shot vs adapted\n\n")
 	fmt.Fprintf(w, "Δ = adapted − zero-shot (paired over each target's judged queries); † = Holm-adjusted paired t-test p < 0.05 against zero-shot.\n\n")
+	rr := s.Reranker != ""
+	if rr {
+		fmt.Fprintf(w, "+rerank: the system's run re-ranked by `%s`; Δ adapted+rerank = adapted+rerank − zero-shot+rerank, † against zero-shot+rerank.\n\n", s.Reranker)
+	}
 	for _, m := range s.Measures {
 		fmt.Fprintf(w, "## %s\n\n| target |", m)
 		for _, sys := range s.Systems {
@@ -140,12 +179,18 @@ func (s *Summary) writeMarkdown(w io.Writer) error {
 		if contains(s.Systems, SysFull) {
 			fmt.Fprintf(w, " Δ full-mlm |")
 		}
+		if rr {
+			fmt.Fprintf(w, " Δ adapted+rerank |")
+		}
 		fmt.Fprintf(w, "\n|---|")
 		for range s.Systems {
 			fmt.Fprintf(w, "---:|")
 		}
 		fmt.Fprintf(w, "---:|")
 		if contains(s.Systems, SysFull) {
+			fmt.Fprintf(w, "---:|")
+		}
+		if rr {
 			fmt.Fprintf(w, "---:|")
 		}
 		fmt.Fprintln(w)
@@ -158,6 +203,9 @@ func (s *Summary) writeMarkdown(w io.Writer) error {
 			if contains(s.Systems, SysFull) {
 				fmt.Fprintf(w, " %+.4f%s |", float64(r.DeltaF), sig(r.PHolmF))
 			}
+			if rr {
+				fmt.Fprintf(w, " %+.4f%s |", float64(*r.DeltaR), sig(*r.PHolmR))
+			}
 			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "| **mean** |")
@@ -167,6 +215,9 @@ func (s *Summary) writeMarkdown(w io.Writer) error {
 		fmt.Fprintf(w, " %+.4f |", s.MeanDelta[m])
 		if contains(s.Systems, SysFull) {
 			fmt.Fprintf(w, " %+.4f |", s.Mean[m][SysFull]-s.Mean[m][SysZeroShot])
+		}
+		if rr {
+			fmt.Fprintf(w, " %+.4f |", s.MeanDeltaR[m])
 		}
 		fmt.Fprintf(w, "\n\n")
 	}
@@ -217,24 +268,40 @@ func (s *Summary) writeHTML(w io.Writer) error {
 	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><title>spladapt summary</title>"+
 		"<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>\n")
 	fmt.Fprintf(w, "<h1>spladapt: zero-shot vs adapted</h1>\n<p>Δ = adapted − zero-shot; † = Holm-adjusted paired t-test p &lt; 0.05.</p>\n")
+	rr := s.Reranker != ""
+	if rr {
+		fmt.Fprintf(w, "<p>+rerank: the system's run re-ranked by <code>%s</code>; Δ adapted+rerank = adapted+rerank − zero-shot+rerank.</p>\n", html.EscapeString(s.Reranker))
+	}
 	for _, m := range s.Measures {
 		fmt.Fprintf(w, "<h2>%s</h2>\n<table><tr><th>target</th>", html.EscapeString(m))
 		for _, sys := range s.Systems {
 			fmt.Fprintf(w, "<th>%s</th>", sys)
 		}
-		fmt.Fprintf(w, "<th>Δ adapted</th></tr>\n")
+		fmt.Fprintf(w, "<th>Δ adapted</th>")
+		if rr {
+			fmt.Fprintf(w, "<th>Δ adapted+rerank</th>")
+		}
+		fmt.Fprintf(w, "</tr>\n")
 		for _, r := range s.Rows[m] {
 			fmt.Fprintf(w, "<tr><td>%s</td>", html.EscapeString(r.Target))
 			for _, sys := range s.Systems {
 				fmt.Fprintf(w, "<td>%.4f</td>", r.Means[sys])
 			}
-			fmt.Fprintf(w, "<td>%+.4f%s</td></tr>\n", float64(r.Delta), sig(r.PHolm))
+			fmt.Fprintf(w, "<td>%+.4f%s</td>", float64(r.Delta), sig(r.PHolm))
+			if rr {
+				fmt.Fprintf(w, "<td>%+.4f%s</td>", float64(*r.DeltaR), sig(*r.PHolmR))
+			}
+			fmt.Fprintf(w, "</tr>\n")
 		}
 		fmt.Fprintf(w, "<tr><th>mean</th>")
 		for _, sys := range s.Systems {
 			fmt.Fprintf(w, "<th>%.4f</th>", s.Mean[m][sys])
 		}
-		fmt.Fprintf(w, "<th>%+.4f</th></tr></table>\n", s.MeanDelta[m])
+		fmt.Fprintf(w, "<th>%+.4f</th>", s.MeanDelta[m])
+		if rr {
+			fmt.Fprintf(w, "<th>%+.4f</th>", s.MeanDeltaR[m])
+		}
+		fmt.Fprintf(w, "</tr></table>\n")
 		s.deltaSVG(w, m)
 	}
 	fmt.Fprintf(w, "<h2>Details</h2><pre>%s</pre></body></html>\n", html.EscapeString(md.String()))

@@ -187,10 +187,11 @@ func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o Tabl
 	}
 	runs := map[string]corpora.Run{"bm25": bm.Run, "splade": run, "fused": fused}
 	if o.Rerank != nil {
-		rr, err := rerankRun(o, dir, all, fused)
+		rrs, err := rerankRuns(o.Rerank, dir, all, []corpora.Run{fused}, o.RerankDepth, o.Corpus, nil)
 		if err != nil {
 			return row, fmt.Errorf("re-rank %s: %w", row.Name, err)
 		}
+		rr := rrs[0]
 		if row.Reranked, err = evalRun(rr); err != nil {
 			return row, err
 		}
@@ -206,24 +207,49 @@ func tableRow(ctx context.Context, enc *splade.Encoder, dir, work string, o Tabl
 	return row, nil
 }
 
-// rerankRun re-scores the top o.RerankDepth hits of each query of run
-// with o.Rerank, reading the texts of those documents from dir.
-func rerankRun(o TableOptions, dir string, queries []corpora.Query, run corpora.Run) (corpora.Run, error) {
+// rerankRuns re-scores the top depth hits of each query of every run with
+// s (rerank.Rerank, run by run, in order) and returns the re-ranked runs,
+// parallel to runs. The texts of the documents re-scored are read from the
+// corpus at dir once for all runs; queries must hold the text of every
+// query of the runs. progress, when not nil, counts the pairs scored.
+// Cost: one forward pass per pair, Σ over runs and queries of
+// min(depth, hits); reading the corpus once.
+func rerankRuns(s rerank.Scorer, dir string, queries []corpora.Query, runs []corpora.Run, depth int, opts corpora.Options, progress func(n int)) ([]corpora.Run, error) {
 	qtext := make(map[string]string, len(queries))
 	for _, q := range queries {
 		qtext[q.ID] = q.Text
 	}
 	need := map[string]bool{}
-	for _, hits := range run {
-		for _, h := range rerank.TopHits(hits, o.RerankDepth) {
-			need[h.DocID] = true
+	for _, run := range runs {
+		for _, hits := range run {
+			for _, h := range rerank.TopHits(hits, depth) {
+				need[h.DocID] = true
+			}
 		}
 	}
-	docs, err := rerank.DocTexts(dir, need, o.Corpus)
+	docs, err := rerank.DocTexts(dir, need, opts)
 	if err != nil {
 		return nil, err
 	}
-	return rerank.Rerank(o.Rerank, qtext, docs, run, o.RerankDepth, nil)
+	out := make([]corpora.Run, len(runs))
+	for i, run := range runs {
+		if out[i], err = rerank.Rerank(s, qtext, docs, run, depth, progress); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// rerankPairs is the number of pairs rerankRuns scores: Σ over runs and
+// queries of min(depth, hits).
+func rerankPairs(runs []corpora.Run, depth int) int {
+	n := 0
+	for _, run := range runs {
+		for _, hits := range run {
+			n += min(depth, len(hits))
+		}
+	}
+	return n
 }
 
 // WriteTable renders the rows as a Markdown table with a mean row; the

@@ -305,6 +305,12 @@ type Adapt struct {
 	// adds SPLADE fine-tuning of the whole model and its evaluation.
 	FullMLM      bool `mapstructure:"full_mlm"`
 	FullBaseline bool `mapstructure:"full_baseline"`
+	// Rerank is a re-ranker model directory (a cross-encoder or MICE model,
+	// anything rerank.LoadScorer loads); when set, each evaluated target's
+	// runs are re-ranked (the rerank-T stage). Empty: no re-ranking.
+	Rerank string `mapstructure:"rerank"`
+	// RerankDepth is the number of hits per query re-scored by Rerank.
+	RerankDepth int `mapstructure:"rerank_depth"`
 }
 
 // Default returns the built-in defaults.
@@ -327,7 +333,8 @@ func Default() Config {
 			HeldoutEvery: 100, HeldoutMax: 512, EvalEvery: 500, CheckpointEvery: 500,
 			TrainParams: "all", DomainLayers: 2, Seed: 1, PairTask: "none", PairWeight: 1},
 		Adapt: Adapt{Source: []string{}, SourceSplit: "train", Dev: []string{}, DevSplit: "dev", Targets: []string{},
-			TargetSplit: "test", Base: "", SourceMLMSteps: 1000, TargetMLMSteps: 1000, MLMLR: 1e-4, FullMLM: false, FullBaseline: false},
+			TargetSplit: "test", Base: "", SourceMLMSteps: 1000, TargetMLMSteps: 1000, MLMLR: 1e-4, FullMLM: false, FullBaseline: false,
+			Rerank: "", RerankDepth: 100},
 		Splade: Splade{LambdaD: 0.008, LambdaQ: 0.01, QueryReg: "flops", LambdaWarmupSteps: 2000,
 			MarginMSE: 0, LR: 5e-5, WeightDecay: 0.01, MaxGradNorm: 1.0, WarmupSteps: 500, Steps: 10000,
 			BatchSize: 32, NNeg: 1, Dropout: true, TrainParams: "all", DomainLayers: 2,
@@ -475,6 +482,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Adapt.TargetMLMSteps < 1 {
 		bad("adapt.target_mlm_steps", "must be at least 1, got %d", c.Adapt.TargetMLMSteps)
+	}
+	if c.Adapt.Rerank != "" && c.Adapt.RerankDepth < 1 {
+		bad("adapt.rerank_depth", "must be at least 1 when adapt.rerank is set, got %d", c.Adapt.RerankDepth)
 	}
 	if p.DomainLayers < 0 {
 		bad("pretrain.domain_layers", "must be >= 0, got %d", p.DomainLayers)

@@ -63,6 +63,7 @@ func TestInvalidValueNamed(t *testing.T) {
 		{"pretrain:\n  arch: distilbert\n  pair_task: nsp\n", "pretrain.pair_task"},
 		{"pretrain:\n  pair_weight: 0\n", "pretrain.pair_weight"},
 		{"pretrain:\n  pair_weight: -1\n", "pretrain.pair_weight"},
+		{"adapt:\n  rerank: models/ce\n  rerank_depth: 0\n", "adapt.rerank_depth"},
 	} {
 		v := New()
 		if err := ReadFile(v, writeFile(t, tc.body), true); err != nil {
@@ -72,6 +73,14 @@ func TestInvalidValueNamed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%q: err = %v, want it to name %s", tc.body, err, tc.key)
 		}
+	}
+	// adapt.rerank_depth matters only with a re-ranker.
+	v := New()
+	if err := ReadFile(v, writeFile(t, "adapt:\n  rerank_depth: 0\n"), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(v); err != nil {
+		t.Errorf("adapt.rerank_depth 0 without adapt.rerank: %v", err)
 	}
 }
 

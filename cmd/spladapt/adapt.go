@@ -49,8 +49,14 @@ RUNDIR (default <cache_dir>/adapt/<targets>):
                   report.md/json/html (baseline: zero-shot), and the held-out
                   perplexity on T before and after MLM on T; otherwise the
                   pipeline stops at the adapted index and says so
+  rerank-T        (--rerank MODEL, adapt.rerank) every run of eval-T with its
+                  top --rerank-depth hits re-scored by a cross-encoder or MICE
+                  model: runs/<system>+rerank.trec and their report
+                  (baseline: zero-shot+rerank)
   summary         table over targets (per target and mean, adapted − zero-shot,
-                  Holm-corrected paired t tests) and the time of every stage
+                  Holm-corrected paired t tests; with re-ranking also the
+                  re-ranked systems and adapted+rerank − zero-shot+rerank) and
+                  the time of every stage
 
 Each stage writes its directory through a temporary path and a rename, with
 meta.json (config, input fingerprints, code version, time). Re-running
@@ -77,6 +83,10 @@ Ctrl-C stops cleanly.`,
 	cmd.Flags().StringArrayVar(&targets, "target", nil, "target collection or corpus directory (repeatable; adds to adapt.targets)")
 	cmd.Flags().StringVar(&out, "out", "", "run directory (default <cache_dir>/adapt/<target names>)")
 	cmd.Flags().StringArrayVar(&force, "force", nil, "rerun this stage even when it is up to date (repeatable)")
+	cmd.Flags().String("rerank", "", "re-rank every target's runs with this cross-encoder or MICE model directory (default: config adapt.rerank; empty: off)")
+	cmd.Flags().Int("rerank-depth", 0, "hits per query re-ranked with --rerank (default: config adapt.rerank_depth)")
+	a.bind(cmd.Flags(), "rerank", "adapt.rerank")
+	a.bind(cmd.Flags(), "rerank-depth", "adapt.rerank_depth")
 	cmd.AddCommand(newAdaptStatusCmd(a), newAdaptDriftCmd(a))
 	return cmd
 }
@@ -125,6 +135,9 @@ func runAdapt(cmd *cobra.Command, cfg config.Config, out string, force []string)
 			continue
 		}
 		fmt.Fprintf(w, "%s: report %s\n", t.Name, filepath.Join(t.Report, "report.html"))
+		if t.RerankReport != "" {
+			fmt.Fprintf(w, "%s: re-ranked report %s\n", t.Name, filepath.Join(t.RerankReport, "report.html"))
+		}
 	}
 	fmt.Fprintf(w, "summary: %s\n", filepath.Join(res.Summary, "summary.md"))
 	if b, err := os.ReadFile(filepath.Join(res.Summary, "summary.md")); err == nil {

@@ -139,7 +139,7 @@ func (m *MICE) Forward(qs, ds []string) []float32 {
 	}
 	qids, qmask, Tq := pad(qr, m.Cfg.QueryLength, m.Tok.PAD())
 	dids, dmask, Td := pad(dr, 1, m.Tok.PAD())
-	return m.train.Forward(m.Cfg.MICEOptions, qids, qmask, Tq, dids, dmask, Td, len(qs))
+	return m.train.Forward(m.Cfg.MICEOptions, qids, nil, qmask, Tq, dids, dmask, Td, len(qs))
 }
 
 // Backward adds the gradient of Σ dscores·scores of the last Forward.
@@ -176,7 +176,7 @@ func (m *MICE) ScorePairs(qs, ds []string, progress func(n int)) ([]float32, err
 		dids, dmask, Td := pad(db, 1, m.Tok.PAD())
 		B := len(idx)
 		xd := m.pass.DocStates(o, dids, dmask, B, Td, Tq)
-		xq := m.pass.QueryStates(o, qids, qmask, B, Tq)
+		xq := m.pass.QueryStates(o, qids, nil, qmask, B, Tq)
 		s := m.pass.Score(o, xq, qmask, Tq, xd, dmask, Td, B)
 		for k, i := range idx {
 			out[i] = s[k]

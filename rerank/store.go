@@ -371,7 +371,7 @@ func RerankStore(m *MICE, st *Store, queries map[string]string, run corpora.Run,
 			return nil, fmt.Errorf("rerank: no text for query %q of the run", qid)
 		}
 		qids1, qmask1, _ := pad([][]int32{m.QueryIDs(qt)}, Tq, m.Tok.PAD())
-		q := append([]float32(nil), m.pass.QueryStates(o, qids1, qmask1, 1, Tq)...)
+		q := append([]float32(nil), m.pass.QueryStates(o, qids1, nil, qmask1, 1, Tq)...)
 		hits := TopHits(run[qid], depth)
 		res := make([]corpora.Hit, 0, len(hits))
 		for lo := 0; lo < len(hits); lo += m.BatchSize {

@@ -213,8 +213,9 @@ type Rerank struct {
 	DevDepth int `mapstructure:"dev_depth"`
 	// ScoreBatchSize is pairs per forward pass when scoring.
 	ScoreBatchSize int `mapstructure:"score_batch_size"`
-	// MatchTypes trains a cross-encoder whose inputs mark exact matches in
-	// the token types (rerank.MarkMatches); the model records it.
+	// MatchTypes trains a re-ranker whose inputs mark exact matches in the
+	// token types (rerank.MarkMatches; MICE on the query side only,
+	// rerank.MICE.MatchTypes); the model records it.
 	MatchTypes bool `mapstructure:"match_types"`
 }
 

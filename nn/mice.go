@@ -13,9 +13,9 @@ import (
 // has the backward.
 //
 // Layout: the query segment [CLS] q [SEP] padded to Tq (positions
-// 0..Tq−1, type 0) and the document segment d [SEP] padded to Td
-// (positions Tq..Tq+Td−1, type 1), so that a document's states do not
-// depend on its query's length.
+// 0..Tq−1, type 0 or per-token types) and the document segment d [SEP]
+// padded to Td (positions Tq..Tq+Td−1, type 1), so that a document's
+// states do not depend on its query's length.
 //
 //	(a) mid-fusion: layers 0..Fusion−1 encode each segment alone (the
 //	    document's states can be computed once and stored: DocStates)
@@ -70,8 +70,11 @@ type MICEPass struct {
 func (c *Classifier) NewMICEPass() *MICEPass { return &MICEPass{c: c} }
 
 // Embed returns the embeddings (B,T,C) of ids (B,T) with positions
-// pos0..pos0+T−1 and token type typ (BERT), in a new slice.
-func (p *MICEPass) Embed(ids []int32, B, T, pos0 int, typ int) []float32 {
+// pos0..pos0+T−1 and token types types (B,T), or typ for every token when
+// types is nil, in a new slice. Types apply to BERT (DistilBERT has none)
+// and must be below type_vocab_size. Per-token types cost nothing more
+// than the constant type: one table row added per token either way.
+func (p *MICEPass) Embed(ids, types []int32, B, T, pos0 int, typ int) []float32 {
 	m := p.c.Model
 	C := m.Config.HiddenSize
 	N := B * T
@@ -82,7 +85,11 @@ func (p *MICEPass) Embed(ids []int32, B, T, pos0 int, typ int) []float32 {
 		copy(row, m.wordEmb.W[id*C:(id+1)*C])
 		addInto(row, m.posEmb.W[t*C:(t+1)*C])
 		if m.typeEmb != nil {
-			addInto(row, m.typeEmb.W[typ*C:(typ+1)*C])
+			y := typ
+			if types != nil {
+				y = int(types[r])
+			}
+			addInto(row, m.typeEmb.W[y*C:(y+1)*C])
 		}
 	}
 	p.mean, p.rstd = grow.To(p.mean, N), grow.To(p.rstd, N)
@@ -100,16 +107,24 @@ func (p *MICEPass) Separate(x []float32, mask []float32, B, T, fusion int) {
 
 // DocStates are a document batch's states after the fusion point: ids
 // (B,Td) "d… [SEP]" padded, positions from tq. The result (B,Td,C) is new.
+//
+// A document's states never depend on a query, so they have one token
+// type, 1: a query-dependent type (an exact-match mark) would make them
+// unstorable.
 func (p *MICEPass) DocStates(o MICEOptions, ids []int32, mask []float32, B, Td, tq int) []float32 {
-	x := p.Embed(ids, B, Td, tq, 1)
+	x := p.Embed(ids, nil, B, Td, tq, 1)
 	p.Separate(x, mask, B, Td, o.Fusion)
 	return x
 }
 
 // QueryStates are a query batch's states after the fusion point: ids
-// (B,Tq) "[CLS] q… [SEP]" padded. The result (B,Tq,C) is new.
-func (p *MICEPass) QueryStates(o MICEOptions, ids []int32, mask []float32, B, Tq int) []float32 {
-	x := p.Embed(ids, B, Tq, 0, 0)
+// (B,Tq) "[CLS] q… [SEP]" padded, token types (B,Tq) or nil for all 0.
+// The result (B,Tq,C) is new. Per-token types can depend on the document
+// (rerank.MICE.MatchTypes marks query pieces found in it); a query's
+// states are then per pair, not per query: B is the number of pairs, and
+// the layers below the fusion point run once for each.
+func (p *MICEPass) QueryStates(o MICEOptions, ids, types []int32, mask []float32, B, Tq int) []float32 {
+	x := p.Embed(ids, types, B, Tq, 0, 0)
 	p.Separate(x, mask, B, Tq, o.Fusion)
 	return x
 }

@@ -73,7 +73,7 @@ func BenchmarkRerankDepth100(b *testing.B) {
 				qm := ones(batch * Tq)
 				b.ResetTimer()
 				for range b.N {
-					q := p.QueryStates(o, qids, qmask, 1, Tq)
+					q := p.QueryStates(o, qids, nil, qmask, 1, Tq)
 					for _, xd := range stored {
 						for i := range batch {
 							copy(xq[i*Tq*sh.C:], q)

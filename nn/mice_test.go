@@ -41,7 +41,7 @@ func TestMICEOracleParity(t *testing.T) {
 			t.Fatal(err)
 		}
 		xd := p.DocStates(o, dids, maskOf(dm), B, Td, Tq)
-		xq := p.QueryStates(o, qids, maskOf(qm), B, Tq)
+		xq := p.QueryStates(o, qids, nil, maskOf(qm), B, Tq)
 		s := p.Score(o, xq, maskOf(qm), Tq, xd, maskOf(dm), Td, B)
 		checkTensor(t, "scores "+name, f64(s), f64(g.floats(t, g.scores, "scores."+name)), defaultTol, true, true, 0)
 	}

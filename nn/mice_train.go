@@ -37,6 +37,7 @@ type MICETrainPass struct {
 // miceEmbActs are one segment's embedding activations.
 type miceEmbActs struct {
 	ids             []int32   // (N) token ids
+	types           []int32   // (N) token types, or nil: typ for every token
 	pos0, typ, T    int       // first position, token type, segment length
 	sum, mean, rstd []float32 // (N,C) word+position+type sums; (N) LN statistics
 	out             []float32 // (N,C) embeddings after LayerNorm
@@ -67,16 +68,18 @@ type miceLayerActs struct {
 func (c *Classifier) NewMICETrainPass() *MICETrainPass { return &MICETrainPass{c: c} }
 
 // Forward scores B pairs under o — query ids (B,Tq) "[CLS] q… [SEP]"
-// padded, document ids (B,Td) "d… [SEP]" padded, masks 1 for real tokens —
-// and keeps the activations for Backward. It returns the B scores, valid
-// until the next Forward; they equal MICEPass's up to float32 rounding.
-// Cost: that of MICEPass plus the memory of every activation.
-func (p *MICETrainPass) Forward(o MICEOptions, qids []int32, qmask []float32, Tq int, dids []int32, dmask []float32, Td, B int) []float32 {
+// padded with their token types qtypes (B,Tq) (nil: all 0), document ids
+// (B,Td) "d… [SEP]" padded (type 1), masks 1 for real tokens — and keeps
+// the activations for Backward. It returns the B scores, valid until the
+// next Forward; they equal MICEPass's up to float32 rounding. qtypes must
+// stay unchanged until Backward. Cost: that of MICEPass plus the memory of
+// every activation.
+func (p *MICETrainPass) Forward(o MICEOptions, qids, qtypes []int32, qmask []float32, Tq int, dids []int32, dmask []float32, Td, B int) []float32 {
 	C := p.c.Config.HiddenSize
 	T := Tq + Td
 	p.o, p.B, p.Tq, p.Td = o, B, Tq, Td
-	xq := p.embed(&p.qEmb, qids, B, Tq, 0, 0)
-	xd := p.embed(&p.dEmb, dids, B, Td, Tq, 1)
+	xq := p.embed(&p.qEmb, qids, qtypes, B, Tq, 0, 0)
+	xd := p.embed(&p.dEmb, dids, nil, B, Td, Tq, 1)
 	p.qSep, p.dSep = slot(p.qSep, o.Fusion), slot(p.dSep, o.Fusion)
 	for l := range o.Fusion {
 		xq = p.layerForward(p.qSep[l], l, xq, nil, qmask, B, Tq, Tq)
@@ -171,12 +174,16 @@ func splitSeq(z []float32, B, U, V, C int) (x, y []float32) {
 }
 
 // embed computes LN(word + position + type) for ids (B,T) at positions
-// pos0.. into e, and returns e.out.
-func (p *MICETrainPass) embed(e *miceEmbActs, ids []int32, B, T, pos0, typ int) []float32 {
+// pos0.., with token types types (B,T) or typ for all when types is nil,
+// into e, and returns e.out.
+func (p *MICETrainPass) embed(e *miceEmbActs, ids, types []int32, B, T, pos0, typ int) []float32 {
 	m := p.c.Model
 	C := m.Config.HiddenSize
 	N := B * T
-	e.ids, e.pos0, e.typ, e.T = ids[:N], pos0, typ, T
+	e.ids, e.types, e.pos0, e.typ, e.T = ids[:N], nil, pos0, typ, T
+	if types != nil {
+		e.types = types[:N]
+	}
 	e.sum, e.out = grow.To(e.sum, N*C), grow.To(e.out, N*C)
 	e.mean, e.rstd = grow.To(e.mean, N), grow.To(e.rstd, N)
 	for r := range N {
@@ -185,7 +192,8 @@ func (p *MICETrainPass) embed(e *miceEmbActs, ids []int32, B, T, pos0, typ int) 
 		copy(row, m.wordEmb.W[id*C:(id+1)*C])
 		addInto(row, m.posEmb.W[t*C:(t+1)*C])
 		if m.typeEmb != nil {
-			addInto(row, m.typeEmb.W[typ*C:(typ+1)*C])
+			y := e.tokenType(r)
+			addInto(row, m.typeEmb.W[y*C:(y+1)*C])
 		}
 	}
 	LayerNormForward(e.out, e.mean, e.rstd, e.sum, m.embLNw.W, m.embLNb.W, N, C, m.Config.LayerNormEps)
@@ -210,9 +218,18 @@ func (p *MICETrainPass) embedBackward(e *miceEmbActs, dout []float32) {
 			addInto(m.posEmb.G[t*C:(t+1)*C], g)
 		}
 		if m.typeEmb != nil && !m.typeEmb.Frozen {
-			addInto(m.typeEmb.G[e.typ*C:(e.typ+1)*C], g)
+			y := e.tokenType(r)
+			addInto(m.typeEmb.G[y*C:(y+1)*C], g)
 		}
 	}
+}
+
+// tokenType is row r's token type.
+func (e *miceEmbActs) tokenType(r int) int {
+	if e.types != nil {
+		return int(e.types[r])
+	}
+	return e.typ
 }
 
 // layerForward runs layer l on xu (B·U,C) attending to xkv (B·K,C), or to

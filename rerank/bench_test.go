@@ -16,7 +16,9 @@ import (
 // of the same shape reading document states from a store file written
 // beforehand (RerankStore; writing and opening the store are not timed):
 // one op = one query. Query about 12 tokens (MICE query segment 16),
-// documents about 120 tokens; batches of 25 pairs.
+// documents about 120 tokens; batches of 25 pairs. match=true marks the
+// query against each document (MICE.MatchTypes): the query's layers below
+// the fusion point then run per pair.
 func BenchmarkRerankStoreDepth100(b *testing.B) {
 	tok := toyTokenizer(b)
 	words := tok.Vocab()[5:]
@@ -69,29 +71,39 @@ func BenchmarkRerankStoreDepth100(b *testing.B) {
 			{"mice-light", nn.MICEOptions{Fusion: L / 2, Interact: seq(L/2, L), Light: true}},
 			{"mice-light-drop", nn.MICEOptions{Fusion: L / 2, Interact: []int{L - 1}, Light: true}},
 		} {
-			b.Run(fmt.Sprintf("model=%s/arch=%s/store=file", sh.name, v.name), func(b *testing.B) {
-				m, err := NewMICE(c, tok, MICEConfig{MICEOptions: v.o, QueryLength: 16, DocLength: 128}, batch)
-				if err != nil {
-					b.Fatal(err)
-				}
-				path := filepath.Join(b.TempDir(), "docs.mice")
-				if err := BuildStore(m, docs, path, "bench", nil); err != nil {
-					b.Fatal(err)
-				}
-				st, err := OpenStore(path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				for range b.N {
-					if _, err := RerankStore(m, st, queries, run, depth, nil); err != nil {
+			for _, match := range []bool{false, true} {
+				b.Run(fmt.Sprintf("model=%s/arch=%s/store=file/match=%v", sh.name, v.name, match), func(b *testing.B) {
+					m, err := NewMICE(c, tok, MICEConfig{MICEOptions: v.o, QueryLength: 16, DocLength: 128}, batch)
+					if err != nil {
 						b.Fatal(err)
 					}
-				}
-				b.ReportMetric(float64(depth*b.N)/b.Elapsed().Seconds(), "pairs/s")
-				b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/query")
-			})
+					if match {
+						if err := c.GrowTokenTypes(NumMatchTypes, 1); err != nil { // rows 0, 1 kept: match=false is unchanged
+							b.Fatal(err)
+						}
+						if err := m.SetMatchTypes(true); err != nil {
+							b.Fatal(err)
+						}
+					}
+					path := filepath.Join(b.TempDir(), "docs.mice")
+					if err := BuildStore(m, docs, path, "bench", nil); err != nil {
+						b.Fatal(err)
+					}
+					st, err := OpenStore(path)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportAllocs()
+					b.ResetTimer()
+					for range b.N {
+						if _, err := RerankStore(m, st, queries, run, depth, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(depth*b.N)/b.Elapsed().Seconds(), "pairs/s")
+					b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/query")
+				})
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package rerank
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/spladapt/spladapt/corpora"
@@ -43,8 +44,10 @@ func NewCrossEncoder(m *nn.Classifier, tok *tokenize.Tokenizer, maxLength, batch
 // SetMatchTypes turns exact-match token types on or off; on needs a BERT
 // model with type_vocab_size ≥ NumMatchTypes.
 func (e *CrossEncoder) SetMatchTypes(on bool) error {
-	if on && e.Model.Config.TypeVocabSize < NumMatchTypes {
-		return fmt.Errorf("cross-encoder: match types need %d token types, the model has %d", NumMatchTypes, e.Model.Config.TypeVocabSize)
+	if on {
+		if err := checkMatchTypes("cross-encoder", e.Model); err != nil {
+			return err
+		}
 	}
 	e.MatchTypes = on
 	return nil
@@ -78,34 +81,45 @@ const (
 )
 
 // MarkMatches rewrites the token types of a pair encoding (types 0 for
-// "[CLS] q [SEP]", 1 for "d [SEP]") so that every non-special query piece
-// whose id also occurs among the (kept) document pieces gets
-// TypeQueryMatched, and every such document piece TypeDocMatched — the
-// exact-match signal of DrQA's features and MarkedBERT's markers, given
-// as token types so that the sequence and the vocabulary stay as they are.
-// A cross-encoder reads it in its first layer instead of having to learn a
-// two-layer match-then-gather circuit first. Cost: O(pair length).
+// "[CLS] q [SEP]", then 1 for "d [SEP]", as EncodePair gives them) so that
+// every non-special query piece whose id also occurs among the (kept)
+// document pieces gets TypeQueryMatched, and every such document piece
+// TypeDocMatched — the exact-match signal of DrQA's features and
+// MarkedBERT's markers, given as token types so that the sequence and the
+// vocabulary stay as they are. A cross-encoder reads it in its first layer
+// instead of having to learn a two-layer match-then-gather circuit first.
+// MICE marks the query side only (MICE.MatchTypes), with the same rule.
+// Cost: 2·|q|·|d| id comparisons, no allocation (queries are tens of
+// pieces).
 func MarkMatches(e tokenize.Encoding, special func(int32) bool) {
-	inQ, inD := map[int32]bool{}, map[int32]bool{}
-	for i, id := range e.IDs {
-		if special(id) {
-			continue
-		}
-		if e.TypeIDs[i] == 0 {
-			inQ[id] = true
-		} else {
-			inD[id] = true
+	k := 0
+	for k < len(e.TypeIDs) && e.TypeIDs[k] == 0 {
+		k++
+	}
+	q, d := e.IDs[:k], e.IDs[k:]
+	markFound(q, e.TypeIDs[:k], d, special, TypeQueryMatched)
+	markFound(d, e.TypeIDs[k:], q, special, TypeDocMatched)
+}
+
+// markFound gives token type typ to every non-special piece of ids (types
+// beside it) whose id also occurs in other: the one marking rule of the
+// cross-encoder's MarkMatches and MICE's query marks. other needs no
+// filtering: a piece equal to a non-special piece is not special, and
+// padding is. Cost: len(ids)·len(other) comparisons, no allocation.
+func markFound(ids, types, other []int32, special func(int32) bool, typ int32) {
+	for i, id := range ids {
+		if !special(id) && slices.Contains(other, id) {
+			types[i] = typ
 		}
 	}
-	for i, id := range e.IDs {
-		switch {
-		case special(id):
-		case e.TypeIDs[i] == 0 && inD[id]:
-			e.TypeIDs[i] = TypeQueryMatched
-		case e.TypeIDs[i] == 1 && inQ[id]:
-			e.TypeIDs[i] = TypeDocMatched
-		}
+}
+
+// checkMatchTypes reports whether model c can take match types.
+func checkMatchTypes(kind string, c *nn.Classifier) error {
+	if c.Config.TypeVocabSize < NumMatchTypes {
+		return fmt.Errorf("%s: match types need %d token types, the model has %d", kind, NumMatchTypes, c.Config.TypeVocabSize)
 	}
+	return nil
 }
 
 // PairBatch pads encodings (ids and token types) into one batch.

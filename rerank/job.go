@@ -85,23 +85,34 @@ func (j TrainJob) Run(ctx context.Context) (*Meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("train rerank: %w", err)
 	}
+	// The setting rerank.match_types decides whether the model (either
+	// architecture) trains with match types, whatever the init's
+	// rerank.json says; the type table grows to NumMatchTypes rows if the
+	// init lacks them.
+	if k, err := readModelKind(j.Init); err == nil && k.MatchTypes && !opt.MatchTypes {
+		fmt.Fprintf(log, "note: %s was trained with match types, and rerank.match_types is false: training without them\n", j.Init)
+	}
+	if opt.MatchTypes {
+		if c.Config.TypeVocabSize < NumMatchTypes {
+			fmt.Fprintf(log, "match types: token types grown from %d to %d\n", c.Config.TypeVocabSize, NumMatchTypes)
+		}
+		if err := c.GrowTokenTypes(NumMatchTypes, opt.Seed); err != nil {
+			return nil, fmt.Errorf("train rerank: match types: %w", err)
+		}
+	}
 	var model PairModel
 	arch := "a cross-encoder"
 	if j.MICE != nil {
-		model, err = NewMICE(c, tok, *j.MICE, j.Settings.ScoreBatchSize)
-		arch = fmt.Sprintf("MICE (fusion %d, interaction layers %v, light %v)", j.MICE.Fusion, j.MICE.Interact, j.MICE.Light)
-		if opt.MatchTypes {
-			err = fmt.Errorf("rerank.match_types applies to cross-encoders: MICE computes document states without the query")
+		var m *MICE
+		if m, err = NewMICE(c, tok, *j.MICE, j.Settings.ScoreBatchSize); err == nil {
+			err = m.SetMatchTypes(opt.MatchTypes)
 		}
+		model = m
+		arch = fmt.Sprintf("MICE (fusion %d, interaction layers %v, light %v)", j.MICE.Fusion, j.MICE.Interact, j.MICE.Light)
 	} else {
 		var ce *CrossEncoder
-		if ce, err = NewCrossEncoder(c, tok, j.Settings.MaxLength, j.Settings.ScoreBatchSize); err == nil && opt.MatchTypes {
-			if c.Config.TypeVocabSize < NumMatchTypes {
-				fmt.Fprintf(log, "match types: token types grown from %d to %d\n", c.Config.TypeVocabSize, NumMatchTypes)
-			}
-			if err = c.GrowTokenTypes(NumMatchTypes, opt.Seed); err == nil {
-				err = ce.SetMatchTypes(true)
-			}
+		if ce, err = NewCrossEncoder(c, tok, j.Settings.MaxLength, j.Settings.ScoreBatchSize); err == nil {
+			err = ce.SetMatchTypes(opt.MatchTypes)
 		}
 		model = ce
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/spladapt/spladapt/internal/grow"
 	"github.com/spladapt/spladapt/nn"
 	"github.com/spladapt/spladapt/tokenize"
 )
@@ -42,9 +43,20 @@ type MICE struct {
 	Tok       *tokenize.Tokenizer
 	Cfg       MICEConfig
 	BatchSize int // pairs per forward pass in ScorePairs and RerankStore
+	// MatchTypes marks exact matches on the query side only: a query piece
+	// found among the document's kept pieces gets TypeQueryMatched (the
+	// rule of MarkMatches), the rest of the query 0; the document keeps
+	// type 1, so that its states stay query-independent and storable. The
+	// model needs type_vocab_size ≥ NumMatchTypes. Cost: the query's
+	// layers below the fusion point run per pair instead of once per query
+	// (queries are short), and a store must hold the documents' token ids
+	// (format 2).
+	MatchTypes bool
 
 	pass  *nn.MICEPass
 	train *nn.MICETrainPass
+	qb    []int32 // (B,Tq) query ids of a batch of pairs (RerankStore)
+	qt    []int32 // (B,Tq) their token types (ScorePairs, RerankStore)
 }
 
 // NewMICE wraps a classifier as MICE of shape cfg.
@@ -56,6 +68,41 @@ func NewMICE(m *nn.Classifier, tok *tokenize.Tokenizer, cfg MICEConfig, batchSiz
 		return nil, err
 	}
 	return &MICE{Model: m, Tok: tok, Cfg: cfg, BatchSize: max(batchSize, 1), pass: m.NewMICEPass(), train: m.NewMICETrainPass()}, nil
+}
+
+// SetMatchTypes turns the query's exact-match token types on or off; on
+// needs a BERT model with type_vocab_size ≥ NumMatchTypes.
+func (m *MICE) SetMatchTypes(on bool) error {
+	if on {
+		if err := checkMatchTypes("mice", m.Model); err != nil {
+			return err
+		}
+	}
+	m.MatchTypes = on
+	return nil
+}
+
+// markQuery writes the token types of query pieces q against document
+// pieces d into types[:len(q)]: TypeQueryMatched for a non-special piece
+// found in d, else 0. Cost: |q|·|d| comparisons, no allocation.
+func (m *MICE) markQuery(types, q, d []int32) {
+	clear(types[:len(q)])
+	markFound(q, types, d, m.Tok.IsSpecial, TypeQueryMatched)
+}
+
+// queryTypes returns the token types (B,Tq) of the query rows qr (padding
+// type 0) against the document rows dr, in buf grown — nil without
+// MatchTypes.
+func (m *MICE) queryTypes(buf []int32, qr, dr [][]int32, Tq int) []int32 {
+	if !m.MatchTypes {
+		return nil
+	}
+	buf = grow.To(buf, len(qr)*Tq)
+	clear(buf)
+	for i := range qr {
+		m.markQuery(buf[i*Tq:], qr[i], dr[i])
+	}
+	return buf
 }
 
 // modelKind is what a loader needs from rerank.json: the kind, MICE's
@@ -84,21 +131,30 @@ func readModelKind(dir string) (modelKind, error) {
 
 // ReadMICEConfig returns the MICE configuration in dir's rerank.json, or
 // ok false when dir holds no MICE model (no rerank.json, or another kind).
+// Whether its inputs carry match types is rerank.json's match_types
+// (LoadScorer reads both).
 func ReadMICEConfig(dir string) (cfg MICEConfig, ok bool, err error) {
 	m, err := readModelKind(dir)
 	if err != nil || m.Kind != "mice" {
 		return cfg, false, err
 	}
-	if err := json.Unmarshal(m.MICE, &cfg); err != nil {
-		return cfg, false, fmt.Errorf("read %s: mice: %w", filepath.Join(dir, MetaFile), err)
-	}
-	return cfg, true, nil
+	cfg, err = m.miceConfig(dir)
+	return cfg, err == nil, err
 }
 
-// WriteMICEConfig writes a rerank.json of kind "mice" with cfg into dir, so
-// that a cross-encoder checkpoint loads as MICE without training.
-func WriteMICEConfig(dir string, cfg MICEConfig) error {
-	raw, err := json.MarshalIndent(Meta{Format: 1, Kind: "mice", MICE: cfg}, "", "  ")
+// miceConfig decodes the "mice" object of dir's rerank.json.
+func (k modelKind) miceConfig(dir string) (cfg MICEConfig, err error) {
+	if err := json.Unmarshal(k.MICE, &cfg); err != nil {
+		return cfg, fmt.Errorf("read %s: mice: %w", filepath.Join(dir, MetaFile), err)
+	}
+	return cfg, nil
+}
+
+// WriteMICEConfig writes a rerank.json of kind "mice" with cfg and
+// matchTypes (MICE.MatchTypes) into dir, so that a cross-encoder
+// checkpoint loads as MICE without training.
+func WriteMICEConfig(dir string, cfg MICEConfig, matchTypes bool) error {
+	raw, err := json.MarshalIndent(Meta{Format: 1, Kind: "mice", MICE: cfg, MatchTypes: matchTypes}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -131,7 +187,7 @@ func pad(rows [][]int32, minT int, padID int32) (ids []int32, mask []float32, T 
 }
 
 // Forward scores the pairs as one batch, kept for Backward (training; no
-// dropout, see nn.MICETrainPass).
+// dropout, see nn.MICETrainPass), the queries marked when MatchTypes.
 func (m *MICE) Forward(qs, ds []string) []float32 {
 	qr, dr := make([][]int32, len(qs)), make([][]int32, len(ds))
 	for i := range qs {
@@ -139,7 +195,8 @@ func (m *MICE) Forward(qs, ds []string) []float32 {
 	}
 	qids, qmask, Tq := pad(qr, m.Cfg.QueryLength, m.Tok.PAD())
 	dids, dmask, Td := pad(dr, 1, m.Tok.PAD())
-	return m.train.Forward(m.Cfg.MICEOptions, qids, qmask, Tq, dids, dmask, Td, len(qs))
+	qtypes := m.queryTypes(nil, qr, dr, Tq) // new: the pass keeps it until Backward
+	return m.train.Forward(m.Cfg.MICEOptions, qids, qtypes, qmask, Tq, dids, dmask, Td, len(qs))
 }
 
 // Backward adds the gradient of Σ dscores·scores of the last Forward.
@@ -175,8 +232,12 @@ func (m *MICE) ScorePairs(qs, ds []string, progress func(n int)) ([]float32, err
 		qids, qmask, _ := pad(qb, Tq, m.Tok.PAD())
 		dids, dmask, Td := pad(db, 1, m.Tok.PAD())
 		B := len(idx)
+		qtypes := m.queryTypes(m.qt, qb, db, Tq)
+		if qtypes != nil {
+			m.qt = qtypes
+		}
 		xd := m.pass.DocStates(o, dids, dmask, B, Td, Tq)
-		xq := m.pass.QueryStates(o, qids, qmask, B, Tq)
+		xq := m.pass.QueryStates(o, qids, qtypes, qmask, B, Tq)
 		s := m.pass.Score(o, xq, qmask, Tq, xd, dmask, Td, B)
 		for k, i := range idx {
 			out[i] = s[k]
@@ -189,34 +250,45 @@ func (m *MICE) ScorePairs(qs, ds []string, progress func(n int)) ([]float32, err
 }
 
 // LoadScorer loads the re-ranker in dir: MICE when its rerank.json says
-// so, else a cross-encoder. maxLen bounds a cross-encoder's pairs.
+// so, else a cross-encoder; either with the match types rerank.json
+// records. maxLen bounds a cross-encoder's pairs.
 func LoadScorer(dir string, maxLen, batch int) (Scorer, error) {
 	c, tok, err := loadClassifier(dir)
 	if err != nil {
 		return nil, err
 	}
-	cfg, ok, err := ReadMICEConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		return NewMICE(c, tok, cfg, batch)
-	}
-	return newCrossEncoderIn(dir, c, tok, maxLen, batch)
-}
-
-// newCrossEncoderIn is NewCrossEncoder with the match types dir's
-// rerank.json records.
-func newCrossEncoderIn(dir string, c *nn.Classifier, tok *tokenize.Tokenizer, maxLen, batch int) (*CrossEncoder, error) {
 	k, err := readModelKind(dir)
 	if err != nil {
 		return nil, err
 	}
+	if k.Kind != "mice" {
+		return newCrossEncoderIn(k, c, tok, maxLen, batch)
+	}
+	cfg, err := k.miceConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := NewMICE(c, tok, cfg, batch)
+	if err == nil {
+		err = m.SetMatchTypes(k.MatchTypes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// newCrossEncoderIn is NewCrossEncoder with the match types k (a
+// directory's rerank.json) records.
+func newCrossEncoderIn(k modelKind, c *nn.Classifier, tok *tokenize.Tokenizer, maxLen, batch int) (*CrossEncoder, error) {
 	e, err := NewCrossEncoder(c, tok, maxLen, batch)
 	if err != nil {
 		return nil, err
 	}
-	return e, e.SetMatchTypes(k.MatchTypes)
+	if err := e.SetMatchTypes(k.MatchTypes); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // LoadCrossEncoder loads the checkpoint in dir as a cross-encoder, whatever
@@ -226,7 +298,11 @@ func LoadCrossEncoder(dir string, maxLen, batch int) (*CrossEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCrossEncoderIn(dir, c, tok, maxLen, batch)
+	k, err := readModelKind(dir)
+	if err != nil {
+		return nil, err
+	}
+	return newCrossEncoderIn(k, c, tok, maxLen, batch)
 }
 
 // loadClassifier loads dir's classifier (its head required) and tokenizer.

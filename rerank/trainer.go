@@ -60,8 +60,9 @@ type TrainOptions struct {
 	EvalEvery       int
 	CheckpointEvery int
 	DevDepth        int // BM25 hits re-ranked per dev query
-	// MatchTypes trains a cross-encoder on exact-match token types
-	// (MarkMatches); it is part of the model, recorded in rerank.json.
+	// MatchTypes trains on exact-match token types (a cross-encoder:
+	// MarkMatches; MICE: the query side, MICE.MatchTypes); it is part of
+	// the model, recorded in rerank.json, and must agree with the model's.
 	MatchTypes bool
 }
 
@@ -134,6 +135,16 @@ type Meta struct {
 func NewTrainer(m PairModel, sources []splade.Source, dev []*DevSet, opt TrainOptions) (*Trainer, error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
+	}
+	var modelMatch bool
+	switch mm := m.(type) {
+	case *CrossEncoder:
+		modelMatch = mm.MatchTypes
+	case *MICE:
+		modelMatch = mm.MatchTypes
+	}
+	if modelMatch != opt.MatchTypes {
+		return nil, fmt.Errorf("train rerank: match types %v in the options, %v in the model (SetMatchTypes): rerank.json would misrecord them", opt.MatchTypes, modelMatch)
 	}
 	t := &Trainer{Model: m, Opt: opt, sources: sources, dev: dev}
 	t.triples, t.texts = splade.MergeSources(sources)

@@ -31,7 +31,9 @@ func newMICEStoreCmd(a *app) *cobra.Command {
 		Long: `Encode every document of --corpus ("d… [SEP]", the model's MICE
 document length) through the layers below the MICE model's fusion layer and
 write the states to --out in the format of docs/format/mice-store.md
-(float32, a CRC-32 per section, written to a temporary file and renamed).
+(version 2: float32 states and each document's token ids, which a MICE
+model with match types marks its queries against; a CRC-32 per section,
+written to a temporary file and renamed).
 "spladapt rerank --model M --store STORE" then re-ranks without encoding
 documents. Documents are batched by length, rerank.score_batch_size at a
 time.`,

@@ -125,3 +125,78 @@ func TestMICECLI(t *testing.T) {
 		t.Errorf("rerank with a damaged store: %v", err)
 	}
 }
+
+// TestMICEMatchTypesCLI: "train rerank --arch mice" with rerank.match_types
+// grows the type table and records match_types in rerank.json; "mice store"
+// keeps the documents' token ids, so that "rerank --store" marks queries
+// as re-ranking on the fly from the corpus does.
+func TestMICEMatchTypesCLI(t *testing.T) {
+	toy := writeSpladeToy(t)
+	init := writeTinyModel(t, 5)
+	dir := t.TempDir()
+	mice := filepath.Join(dir, "mice")
+	env := map[string]string{"SPLADAPT_SPLADE_MINE_NEGATIVES": "2", "SPLADAPT_SPLADE_MINE_DEPTH": "6",
+		"SPLADAPT_RERANK_WARMUP_STEPS": "2", "SPLADAPT_RERANK_MATCH_TYPES": "true"}
+	_, errOut, err := bm25CLI(t, env, "train", "rerank", "--arch", "mice", "--mice-fusion", "1", "--mice-light",
+		"--mice-query-length", "8", "--train", toy, "--init", init, "--out", mice,
+		"--loss", "infonce", "--steps", "3", "--batch-size", "3", "--n-neg", "2", "--max-length", "16")
+	if err != nil {
+		t.Fatalf("train rerank --arch mice with match types: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(errOut, "token types grown from 2 to 4") {
+		t.Errorf("train rerank: stderr %q", errOut)
+	}
+	raw, err := os.ReadFile(filepath.Join(mice, "rerank.json"))
+	if err != nil || !strings.Contains(string(raw), `"kind": "mice"`) || !strings.Contains(string(raw), `"match_types": true`) {
+		t.Errorf("rerank.json %s, %v", raw, err)
+	}
+	store := filepath.Join(dir, "docs.mice")
+	if _, errOut, err := bm25CLI(t, nil, "mice", "store", "--model", mice, "--corpus", toy, "--out", store); err != nil {
+		t.Fatalf("mice store: %v\n%s", err, errOut)
+	}
+	var run strings.Builder
+	for qid := range spladeToy.queries {
+		r := 0
+		for d := range spladeToy.docs {
+			r++
+			fmt.Fprintf(&run, "%s Q0 %s %d %d first\n", qid, d, r, 100-r)
+		}
+	}
+	runPath := filepath.Join(dir, "run")
+	if err := os.WriteFile(runPath, []byte(run.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	queries := filepath.Join(toy, "queries.jsonl")
+	fromStore, onTheFly := filepath.Join(dir, "run.store"), filepath.Join(dir, "run.fly")
+	if _, errOut, err := bm25CLI(t, nil, "rerank", "--model", mice, "--store", store, "--queries", queries, "--run", runPath, "--depth", "6", "--out", fromStore); err != nil {
+		t.Fatalf("rerank --store: %v\n%s", err, errOut)
+	}
+	if _, errOut, err := bm25CLI(t, nil, "rerank", "--model", mice, "--corpus", toy, "--queries", queries, "--run", runPath, "--depth", "6", "--out", onTheFly); err != nil {
+		t.Fatalf("rerank on the fly: %v\n%s", err, errOut)
+	}
+	a, err := corpora.ReadRun(fromStore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := corpora.ReadRun(onTheFly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != len(spladeToy.queries) || len(b) != len(a) {
+		t.Fatalf("%d and %d queries, want %d", len(a), len(b), len(spladeToy.queries))
+	}
+	for qid, hits := range b {
+		want := map[string]float64{}
+		for _, h := range hits {
+			want[h.DocID] = h.Score
+		}
+		if len(a[qid]) != len(hits) {
+			t.Errorf("query %s: %d hits from the store, %d on the fly", qid, len(a[qid]), len(hits))
+		}
+		for _, h := range a[qid] {
+			if w, ok := want[h.DocID]; !ok || math.Abs(w-h.Score) > 1e-5 {
+				t.Errorf("query %s, %s: stored-state score %g, on the fly %g", qid, h.DocID, h.Score, w)
+			}
+		}
+	}
+}

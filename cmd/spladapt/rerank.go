@@ -42,7 +42,10 @@ A MICE model (rerank.json of kind "mice", from "train rerank --arch mice")
 scores on the fly from --corpus, or with --store STORE (from "spladapt mice
 store") reads each document's states below the fusion layer instead of
 computing them: per query, the query is encoded once and only the
-interaction layers run per document. The store must be that model's.`,
+interaction layers run per document. The store must be that model's. A MICE
+model with match types (rerank.json "match_types") marks the query pieces
+found in each document from the store's token ids, and encodes the query
+per document; a store of format 1 has none and is refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.bind(cmd.Flags(), "max-length", "rerank.max_length")
@@ -240,7 +243,12 @@ query and document apart, only the --mice-interact layers (default: all from
 the fusion layer up) run after it, with --mice-light cross-attention (query
 tokens attend to frozen document states). Queries are padded to
 --mice-query-length (default model.query_max_length) tokens, documents cut
-to rerank.max_length. MICE trains without dropout.`,
+to rerank.max_length. MICE trains without dropout. rerank.match_types marks
+the query side only: query pieces found in the document get token type 2,
+the document keeps type 1 (its states must not depend on the query).
+
+rerank.match_types decides for either architecture, whatever the --init's
+rerank.json says; the token-type table grows to four rows if --init has two.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for flag, key := range map[string]string{

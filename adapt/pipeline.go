@@ -386,31 +386,8 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 				}
 				runs[sys] = run
 			}
-			for sys, run := range runs {
-				err := atomicfile.Write(filepath.Join(out, "runs", sys+".trec"), 0o644, func(w io.Writer) error {
-					return corpora.WriteRun(w, run, "spladapt-"+sys)
-				})
-				if err != nil {
-					return err
-				}
-			}
-			ms, err := eval.ParseMeasures(s.Eval.Measures...)
-			if err != nil {
-				return err
-			}
-			var others []eval.NamedRun
-			for _, sys := range []string{SysAdapted, SysFull, SysBM25} {
-				if run, ok := runs[sys]; ok {
-					others = append(others, eval.NamedRun{Name: sys, Run: run})
-				}
-			}
-			cmp, err := eval.Compare(qrels, eval.NamedRun{Name: SysZeroShot, Run: runs[SysZeroShot]}, others, ms,
-				eval.Options{AllQueries: true, RelThreshold: 1, Workers: s.NumThreads()})
-			if err != nil {
-				return err
-			}
-			cmp.Title = fmt.Sprintf("%s (%s split): adapted vs zero-shot", n, split)
-			if err := cmp.WriteDir(filepath.Join(out, "report")); err != nil {
+			title := fmt.Sprintf("%s (%s split): adapted vs zero-shot", n, split)
+			if err := writeRunsAndReport(out, runs, "", qrels, s, title); err != nil {
 				return err
 			}
 			notes["evaluated"] = true
@@ -434,6 +411,40 @@ func (p *Pipeline) evalStage(target string, models map[string]string) Stage {
 			notes["perplexity"] = ppl
 			return nil
 		}}
+}
+
+// writeRunsAndReport writes each system's run as out/runs/<sys><suffix>.trec
+// and the comparison of zero-shot with the adapted, full-mlm and bm25 runs
+// present (eval.measures, Holm-corrected paired tests, every query) to
+// out/report, systems named with suffix. runs is keyed by system name
+// without the suffix and must hold zero-shot.
+func writeRunsAndReport(out string, runs map[string]corpora.Run, suffix string, qrels corpora.Qrels, s config.Config, title string) error {
+	for sys, run := range runs {
+		name := sys + suffix
+		err := atomicfile.Write(filepath.Join(out, "runs", name+".trec"), 0o644, func(w io.Writer) error {
+			return corpora.WriteRun(w, run, "spladapt-"+name)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	ms, err := eval.ParseMeasures(s.Eval.Measures...)
+	if err != nil {
+		return err
+	}
+	var others []eval.NamedRun
+	for _, sys := range []string{SysAdapted, SysFull, SysBM25} {
+		if run, ok := runs[sys]; ok {
+			others = append(others, eval.NamedRun{Name: sys + suffix, Run: run})
+		}
+	}
+	cmp, err := eval.Compare(qrels, eval.NamedRun{Name: SysZeroShot + suffix, Run: runs[SysZeroShot]}, others, ms,
+		eval.Options{AllQueries: true, RelThreshold: 1, Workers: s.NumThreads()})
+	if err != nil {
+		return err
+	}
+	cmp.Title = title
+	return cmp.WriteDir(filepath.Join(out, "report"))
 }
 
 // searchText encodes queries with the model and searches the index.
@@ -544,32 +555,10 @@ func (p *Pipeline) rerankStage(target string) Stage {
 			secs := time.Since(start).Seconds()
 			named := map[string]corpora.Run{}
 			for i, sys := range systems {
-				rs := sys + RerankSuffix
-				named[rs] = reranked[i]
-				err := atomicfile.Write(filepath.Join(out, "runs", rs+".trec"), 0o644, func(w io.Writer) error {
-					return corpora.WriteRun(w, reranked[i], "spladapt-"+rs)
-				})
-				if err != nil {
-					return err
-				}
+				named[sys] = reranked[i]
 			}
-			ms, err := eval.ParseMeasures(s.Eval.Measures...)
-			if err != nil {
-				return err
-			}
-			var others []eval.NamedRun
-			for _, sys := range []string{SysAdapted, SysFull, SysBM25} {
-				if run, ok := named[sys+RerankSuffix]; ok {
-					others = append(others, eval.NamedRun{Name: sys + RerankSuffix, Run: run})
-				}
-			}
-			cmp, err := eval.Compare(qrels, eval.NamedRun{Name: SysZeroShot + RerankSuffix, Run: named[SysZeroShot+RerankSuffix]}, others, ms,
-				eval.Options{AllQueries: true, RelThreshold: 1, Workers: s.NumThreads()})
-			if err != nil {
-				return err
-			}
-			cmp.Title = fmt.Sprintf("%s (%s split), top %d re-ranked by %s: adapted vs zero-shot", n, split, depth, s.Adapt.Rerank)
-			if err := cmp.WriteDir(filepath.Join(out, "report")); err != nil {
+			title := fmt.Sprintf("%s (%s split), top %d re-ranked by %s: adapted vs zero-shot", n, split, depth, s.Adapt.Rerank)
+			if err := writeRunsAndReport(out, named, RerankSuffix, qrels, s, title); err != nil {
 				return err
 			}
 			notes["evaluated"] = true

@@ -260,11 +260,6 @@ func parallelRanges(n int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-var rowInvariance struct {
-	once sync.Once
-	ok   bool
-}
-
 // RowInvariantProducts reports whether a row of a matrix product (op(A) =
 // A, as in every linear layer's forward) comes out the same bit for bit
 // whatever other rows share the product and wherever it sits among them.
@@ -275,21 +270,18 @@ var rowInvariance struct {
 // document can differ in its last bit with its batch. "make test" runs the
 // tests that need it with OPENBLAS_CORETYPE=Sandybridge as well. Cost: two
 // small products, the first time.
-func RowInvariantProducts() bool {
-	rowInvariance.once.Do(func() {
-		const M, K, N = 75, 96, 130
-		rng := rand.New(rand.NewPCG(5, 6))
-		a, w := make([]float32, M*K), make([]float32, N*K)
-		for i := range a {
-			a[i] = float32(rng.NormFloat64())
-		}
-		for i := range w {
-			w[i] = float32(rng.NormFloat64())
-		}
-		full, part := make([]float32, M*N), make([]float32, 5*N)
-		Sgemm(false, true, M, N, K, 1, a, K, w, K, 0, full, N)
-		Sgemm(false, true, 5, N, K, 1, a[3*K:], K, w, K, 0, part, N)
-		rowInvariance.ok = slices.Equal(part, full[3*N:8*N])
-	})
-	return rowInvariance.ok
-}
+var RowInvariantProducts = sync.OnceValue(func() bool {
+	const M, K, N = 75, 96, 130
+	rng := rand.New(rand.NewPCG(5, 6))
+	a, w := make([]float32, M*K), make([]float32, N*K)
+	for i := range a {
+		a[i] = float32(rng.NormFloat64())
+	}
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	full, part := make([]float32, M*N), make([]float32, 5*N)
+	Sgemm(false, true, M, N, K, 1, a, K, w, K, 0, full, N)
+	Sgemm(false, true, 5, N, K, 1, a[3*K:], K, w, K, 0, part, N)
+	return slices.Equal(part, full[3*N:8*N])
+})

@@ -123,22 +123,7 @@ func TestTrainMatchTypes(t *testing.T) {
 	if !ok || !back.MatchTypes || back.Model.Config.TypeVocabSize != NumMatchTypes {
 		t.Fatalf("reloaded %T, match types %v", s, ok && back.MatchTypes)
 	}
-	qs, ds := []string{"cat mouse", "ship ocean crew"}, []string{toyDocs["cat2"], toyDocs["cat2"]}
-	want := ce.Forward(qs, ds)
-	got, err := back.ScorePairs(qs, ds, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range want {
-		if d := got[i] - want[i]; d > 1e-5 || d < -1e-5 {
-			t.Errorf("pair %d: reloaded score %g, trained model %g", i, got[i], want[i])
-		}
-	}
-	back.MatchTypes = false
-	plain, _ := back.ScorePairs(qs, ds, nil)
-	if plain[0] == got[0] {
-		t.Error("turning match types off changed no score: they are not read")
-	}
+	checkReloadedMatchScores(t, back, func(qs, ds []string) []float32 { return ce.Forward(qs, ds) }, func() { back.MatchTypes = false })
 }
 
 // toyMatchMICE is MICE of shape cfg on the toy cross-encoder in dir with
@@ -292,22 +277,8 @@ func TestTrainMICEMatchTypes(t *testing.T) {
 	if !ok || !back.MatchTypes || back.Model.Config.TypeVocabSize != NumMatchTypes {
 		t.Fatalf("reloaded %T, match types %v", s, ok && back.MatchTypes)
 	}
-	qs, ds := []string{"cat mouse", "ship ocean crew"}, []string{toyDocs["cat2"], toyDocs["cat2"]}
-	want := append([]float32(nil), m.Forward(qs, ds)...)
-	got, err := back.ScorePairs(qs, ds, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range want {
-		if d := got[i] - want[i]; d > 1e-5 || d < -1e-5 {
-			t.Errorf("pair %d: reloaded score %g, trained model %g", i, got[i], want[i])
-		}
-	}
-	back.MatchTypes = false
-	plain, _ := back.ScorePairs(qs, ds, nil)
-	if plain[0] == got[0] {
-		t.Error("turning match types off changed no score: they are not read")
-	}
+	checkReloadedMatchScores(t, back, func(qs, ds []string) []float32 { return append([]float32(nil), m.Forward(qs, ds)...) },
+		func() { back.MatchTypes = false })
 	// WriteMICEConfig records them for a checkpoint made MICE by hand.
 	if err := WriteMICEConfig(out, toyMICECfg, false); err != nil {
 		t.Fatal(err)
@@ -320,5 +291,28 @@ func TestTrainMICEMatchTypes(t *testing.T) {
 	}
 	if s, err := LoadScorer(out, 32, 4); err != nil || !s.(*MICE).MatchTypes {
 		t.Errorf("after WriteMICEConfig with match types: %v", err)
+	}
+}
+
+// checkReloadedMatchScores: a model trained with match types and reloaded
+// (back) scores two toy pairs as the trained model does (trained, within
+// 1e-5), and scores differently once off turns its match types off.
+func checkReloadedMatchScores(t *testing.T, back Scorer, trained func(qs, ds []string) []float32, off func()) {
+	t.Helper()
+	qs, ds := []string{"cat mouse", "ship ocean crew"}, []string{toyDocs["cat2"], toyDocs["cat2"]}
+	want := trained(qs, ds)
+	got, err := back.ScorePairs(qs, ds, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if d := got[i] - want[i]; d > 1e-5 || d < -1e-5 {
+			t.Errorf("pair %d: reloaded score %g, trained model %g", i, got[i], want[i])
+		}
+	}
+	off()
+	plain, _ := back.ScorePairs(qs, ds, nil)
+	if plain[0] == got[0] {
+		t.Error("turning match types off changed no score: they are not read")
 	}
 }

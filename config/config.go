@@ -258,6 +258,11 @@ type Splade struct {
 	// do) or idf (inference-free: a query is its tokens weighted by IDF over
 	// the training corpora; recorded in the checkpoint as idf.json).
 	QueryEncoder string `mapstructure:"query_encoder"`
+	// Pooling is the SPLADE head's pooling of a text's positions, set on
+	// the model before training and saved in its config.json: max (SPLADE
+	// v2), sum (log1p of the summed ReLU logits: a term's weight grows,
+	// saturating, with its occurrences), or "" to keep the checkpoint's.
+	Pooling string `mapstructure:"pooling"`
 	// QueryIDF is where an inference-free model's query weights come from
 	// when searching: corpus (the IDF of the searched corpus, stored in its
 	// index) or training (the checkpoint's idf.json).
@@ -512,6 +517,9 @@ func (c *Config) Validate() error {
 	}
 	if sp.QueryIDF != "corpus" && sp.QueryIDF != "training" {
 		bad("splade.query_idf", "must be corpus or training, got %q", sp.QueryIDF)
+	}
+	if sp.Pooling != "" && sp.Pooling != "max" && sp.Pooling != "sum" {
+		bad("splade.pooling", "must be max, sum or empty (keep the checkpoint's), got %q", sp.Pooling)
 	}
 	if sp.QueryEncoder != "model" && sp.QueryEncoder != "idf" {
 		bad("splade.query_encoder", "must be model or idf, got %q", sp.QueryEncoder)

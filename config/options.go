@@ -63,7 +63,7 @@ func (c Config) SpladeTrainOptions() (splade.TrainOptions, error) {
 		WarmupSteps: sp.WarmupSteps, Steps: sp.Steps, BatchSize: sp.BatchSize, NNeg: sp.NNeg,
 		QueryMaxLen: c.Model.QueryMaxLength, DocMaxLen: docLen, DevDocMaxLen: c.Model.MaxLength, DevTopN: sp.TopN, Seed: sp.Seed,
 		TrainParams: sp.TrainParams, DomainLayers: sp.DomainLayers, Dropout: sp.Dropout, QueryEncoder: sp.QueryEncoder,
-		EvalEvery: sp.EvalEvery, CheckpointEvery: sp.CheckpointEvery, EncodeBatch: sp.EncodeBatchSize,
+		Pooling: sp.Pooling, EvalEvery: sp.EvalEvery, CheckpointEvery: sp.CheckpointEvery, EncodeBatch: sp.EncodeBatchSize,
 	}, nil
 }
 

@@ -113,6 +113,9 @@ func (r *Result) CompletenessError() float64 {
 
 func (a *Attributor) check() error {
 	L, F := a.Model.Config.NumLayers, a.Model.Config.IntermediateSize
+	if a.Model.Config.SpladePooling != nn.PoolMax {
+		return fmt.Errorf("attribute: the model pools with %q; attribution follows the max pooling's argmax and supports max-pooled models only", a.Model.Config.SpladePooling)
+	}
 	if len(a.Layers) == 0 {
 		return fmt.Errorf("attribute: no layers chosen")
 	}

@@ -29,11 +29,23 @@ type Config struct {
 	// "architectures" (the cross-encoder's *ForSequenceClassification,
 	// BertForPreTraining with a pair head); empty means the masked-LM class.
 	Architecture string
+	// SpladePooling is how the SPLADE head pools a text's positions into
+	// one weight per term: PoolMax ("", max pooling, SPLADE v2) or PoolSum
+	// (log1p of the summed ReLU logits, splade_sum.go). It is the
+	// config.json key "splade_pooling", absent for max pooling, so that
+	// every loader of the checkpoint encodes as it was trained.
+	SpladePooling string
 
 	// raw keeps every key of the config.json it was read from, so SaveHF
 	// writes back the keys spladapt does not interpret.
 	raw map[string]any
 }
+
+// SPLADE poolings (Config.SpladePooling).
+const (
+	PoolMax = ""    // w[v] = max_t log1p(relu(logit[t,v]))
+	PoolSum = "sum" // w[v] = log1p(Σ_t relu(logit[t,v]))
+)
 
 // BERTConfig returns a BERT config with HuggingFace's defaults for
 // everything but the given sizes.
@@ -87,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.LayerNormEps > 0) {
 		return fmt.Errorf("layer_norm_eps must be positive, got %g", c.LayerNormEps)
+	}
+	if c.SpladePooling != PoolMax && c.SpladePooling != PoolSum {
+		return fmt.Errorf("splade_pooling %q: want %q or %q", c.SpladePooling, "max", PoolSum)
 	}
 	if c.HiddenDropout < 0 || c.HiddenDropout >= 1 || c.AttnDropout < 0 || c.AttnDropout >= 1 {
 		return fmt.Errorf("dropout must be in [0,1), got hidden %g attention %g", c.HiddenDropout, c.AttnDropout)
@@ -190,6 +205,9 @@ func ParseConfig(data []byte) (Config, error) {
 	default:
 		return Config{}, fmt.Errorf("config.json: unsupported model_type %q (want bert or distilbert)", c.ModelType)
 	}
+	if c.SpladePooling = strKey("splade_pooling", ""); c.SpladePooling == "max" {
+		c.SpladePooling = PoolMax
+	}
 	if err != nil {
 		return Config{}, err
 	}
@@ -243,6 +261,10 @@ func (c Config) MarshalHF() ([]byte, error) {
 		}
 	default:
 		return nil, fmt.Errorf("unsupported model_type %q", c.ModelType)
+	}
+	delete(out, "splade_pooling")
+	if c.SpladePooling != PoolMax {
+		out["splade_pooling"] = c.SpladePooling
 	}
 	if c.Architecture != "" {
 		out["architectures"] = []string{c.Architecture}

@@ -372,8 +372,9 @@ const spladeEncodeRows = 2048
 
 // SpladeEncode computes the SPLADE term weights of batch b with model m for
 // inference: the encoder (Model.Encode), the MLM head transform over every
-// position, and the max pooling with the tied decoder (word embeddings and
-// decoder bias), writing out (B,V) and, unless argmax is nil, argmax (B,V).
+// position, and the pooling of m.Config.SpladePooling with the tied decoder
+// (word embeddings and decoder bias), writing out (B,V) and, unless argmax
+// is nil, argmax (B,V) (max pooling only; a sum-pooled model panics).
 // With argmax nil the pooling is SpladePoolInfer (the fused kernel),
 // otherwise SpladePoolForward. It runs groups of
 // sequences of at most spladeEncodeRows positions (at least one sequence)
@@ -397,7 +398,12 @@ func spladeEncode(m *Model, b Batch, out []float32, argmax []int32, maxRows int)
 		}
 		h := m.Encode(sub)
 		z := m.HeadTransform(h, n*T)
-		if argmax == nil {
+		if m.Config.SpladePooling == PoolSum {
+			if argmax != nil {
+				panic("splade: argmax asked of a sum-pooled model")
+			}
+			SpladeSumPoolForward(z, sub.Mask, m.wordEmb.W, m.decBias.W, n, T, C, V, out[s0*V:(s0+n)*V])
+		} else if argmax == nil {
 			SpladePoolInfer(z, sub.Mask, m.wordEmb.W, m.decBias.W, n, T, C, V, out[s0*V:(s0+n)*V])
 		} else {
 			SpladePoolForward(z, sub.Mask, m.wordEmb.W, m.decBias.W, n, T, C, V, out[s0*V:(s0+n)*V], argmax[s0*V:(s0+n)*V])

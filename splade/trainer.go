@@ -27,6 +27,7 @@ import (
 //	for X in Q, P, N, each in its own nn.Pass:
 //	    h = Encode(X) (R,T,C);  z = HeadTransform(h) (R·T,C)
 //	    W_X = SpladePoolForward(z) (R,V), argmax (R,V)            chunked head
+//	          (SpladeSumPoolForward for a sum-pooled model)
 //	Total = InfoNCE(Q; P,N) + λ_t·reg(Q) + λ_t·FLOPS([P;N]) (+ MarginMSE)   Objective
 //	for X: dz = SpladePoolBackward(dW_X)  (sparse: argmax rows, w > 0 only)
 //	       dh = HeadTransformBackward(dz); Backward(dh)   (gradients accumulate:
@@ -69,6 +70,10 @@ type TrainOptions struct {
 	// by Trainer.QueryWeights; only documents train the model, and the
 	// query regularisers do not apply).
 	QueryEncoder string
+	// Pooling sets the model's SPLADE pooling before training (nn.Config.
+	// SpladePooling, saved in its config.json): "max", "sum", or "" to keep
+	// the checkpoint's.
+	Pooling string
 	// EvalEvery evaluates on the dev sets every this many steps, at the
 	// last step and, when > 0, before the first step (the initial model is
 	// a candidate too); 0 only at the last step. No dev sets: no
@@ -100,6 +105,11 @@ func (o *TrainOptions) Validate() error {
 	case "all", "task", "domain":
 	default:
 		return fmt.Errorf("train: train params %q, want all, task or domain", o.TrainParams)
+	}
+	switch o.Pooling {
+	case "", "max", nn.PoolSum:
+	default:
+		return fmt.Errorf("train: pooling %q, want max or sum", o.Pooling)
 	}
 	switch o.QueryEncoder {
 	case QueryEncoderModel, QueryEncoderIDF, "":
@@ -183,6 +193,12 @@ func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*D
 	}
 	if opt.EvalDepth <= 0 {
 		opt.EvalDepth = 100
+	}
+	switch opt.Pooling {
+	case "max":
+		m.Config.SpladePooling = nn.PoolMax
+	case nn.PoolSum:
+		m.Config.SpladePooling = nn.PoolSum
 	}
 	t := &Trainer{Model: m, Tok: tok, Opt: opt, sources: sources, dev: dev,
 		QueryWeights: queryWeights}
@@ -308,6 +324,7 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 	var mats [3]*Mat[float32]
 	tokens := 0
 	idf := t.QueryWeights != nil
+	sum := m.Config.SpladePooling == nn.PoolSum
 	for i, b := range batches {
 		hb := &t.heads[i]
 		hb.b = b
@@ -330,8 +347,12 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 		h := t.passes[i].Encode(b)
 		hb.z = t.passes[i].HeadTransform(h, b.B*b.T)
 		hb.out = grow.To(hb.out, b.B*V)
-		hb.argmax = grow.To(hb.argmax, b.B*V)
-		nn.SpladePoolForward(hb.z, b.Mask, emb.W, bias.W, b.B, b.T, C, V, hb.out, hb.argmax)
+		if sum {
+			nn.SpladeSumPoolForward(hb.z, b.Mask, emb.W, bias.W, b.B, b.T, C, V, hb.out)
+		} else {
+			hb.argmax = grow.To(hb.argmax, b.B*V)
+			nn.SpladePoolForward(hb.z, b.Mask, emb.W, bias.W, b.B, b.T, C, V, hb.out, hb.argmax)
+		}
 		mats[i] = NewMat(hb.out, b.B, V)
 		for _, x := range b.Mask {
 			tokens += int(x)
@@ -359,7 +380,11 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 		hb := &t.heads[i]
 		b := hb.b
 		hb.dz = zeroF(hb.dz, b.B*b.T*C)
-		nn.SpladePoolBackward(dout, hb.z, emb.W, bias.W, hb.argmax, hb.out, b.B, b.T, C, V, hb.dz, gradOf(emb), gradOf(bias))
+		if sum {
+			nn.SpladeSumPoolBackward(dout, hb.z, b.Mask, emb.W, bias.W, hb.out, b.B, b.T, C, V, hb.dz, gradOf(emb), gradOf(bias))
+		} else {
+			nn.SpladePoolBackward(dout, hb.z, emb.W, bias.W, hb.argmax, hb.out, b.B, b.T, C, V, hb.dz, gradOf(emb), gradOf(bias))
+		}
 		dh := t.passes[i].HeadTransformBackward(hb.dz)
 		t.passes[i].Backward(dh)
 	}

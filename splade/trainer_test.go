@@ -334,3 +334,72 @@ func mustMeasures(t *testing.T, names ...string) []eval.Measure {
 	}
 	return ms
 }
+
+// TestTrainToySumPooling trains the toy with splade.pooling sum: the loss
+// falls, the positive comes to outscore the negative, the saved model's
+// config.json records the pooling, and the reloaded encoder (which reads
+// it) scores the dev set as training's evaluation did.
+func TestTrainToySumPooling(t *testing.T) {
+	dir := tinyModelDir(t, 11)
+	m, tok := loadTiny(t, dir)
+	src, dev := toySource()
+	opt := toyOptions()
+	opt.EvalEvery = 10
+	opt.Pooling = nn.PoolSum
+	tr, err := NewTrainer(m, tok, []Source{src}, []*DevSet{dev}, opt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.SpladePooling != nn.PoolSum {
+		t.Fatalf("model pooling %q after NewTrainer with pooling sum", m.Config.SpladePooling)
+	}
+	var losses []float64
+	out := filepath.Join(t.TempDir(), "best")
+	if _, err := tr.Run(context.Background(), RunConfig{WorkDir: t.TempDir(), Out: out, Init: dir}, TrainHooks{
+		OnStep: func(s StepStats) { losses = append(losses, s.Terms.Total) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l0 := (losses[0] + losses[1] + losses[2]) / 3
+	l1 := (losses[27] + losses[28] + losses[29]) / 3
+	t.Logf("loss %.3f → %.3f, best dev nDCG@10 %.3f at step %d", l0, l1, tr.Best, tr.BestAt)
+	if !(l1 < 0.7*l0) {
+		t.Errorf("loss fell only from %.3f to %.3f", l0, l1)
+	}
+	wins := 0
+	for _, d := range margins(t, m, tok) {
+		if d > 0 {
+			wins++
+		}
+	}
+	if wins < 8 {
+		t.Errorf("positive outscores the negative for %d of 10 queries after training, want ≥ 8", wins)
+	}
+	enc, err := LoadEncoder(out, 16, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc.Model.Config.SpladePooling != nn.PoolSum {
+		t.Fatalf("reloaded model pools with %q", enc.Model.Config.SpladePooling)
+	}
+	res, err := EvaluateDev(enc, dev, mustMeasures(t, "nDCG@10"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(res.All[0]-tr.Best) > 1e-9 {
+		t.Errorf("reloaded best model: nDCG@10 %g, recorded %g", res.All[0], tr.Best)
+	}
+	// The same weights read as max-pooled give other vectors: the pooling
+	// is not ignored.
+	enc.Model.Config.SpladePooling = nn.PoolMax
+	maxRes, err := EvaluateDev(enc, dev, mustMeasures(t, "nDCG@10"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := enc.EncodeDocs([]string{toyDocs[toyQueries["q1"].Pos]})
+	enc.Model.Config.SpladePooling = nn.PoolSum
+	vsSum, _ := enc.EncodeDocs([]string{toyDocs[toyQueries["q1"].Pos]})
+	if slices.Equal(vs[0], vsSum[0]) {
+		t.Errorf("max and sum pooling give the same vector (dev nDCG@10 %g and %g)", maxRes.All[0], res.All[0])
+	}
+}

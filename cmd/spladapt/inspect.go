@@ -124,7 +124,8 @@ vocab.txt or tokenizer.json) in evaluation mode on the batch in FILE.json:
 (rows padded to one length; attention_mask defaults to all ones and
 token_type_ids to zeros). Writes float32 tensors last_hidden_state (B,T,C),
 mlm_logits (B,T,V) at every position, and splade (B,V) = max over real
-positions of log(1+ReLU(logit)). --group G reads the keys "G.input_ids", ...
+positions of log(1+ReLU(logit)) (log(1+Σ ReLU(logit)) for a model whose
+config.json has splade_pooling sum). --group G reads the keys "G.input_ids", ...
 (the PyTorch oracle's inputs.json).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -138,8 +139,12 @@ positions of log(1+ReLU(logit)). --group G reads the keys "G.input_ids", ...
 			z := m.HeadTransform(hidden, B*T)
 			logits := make([]float32, B*T*V)
 			m.Logits(logits, z, B*T)
-			splade, argmax := make([]float32, B*V), make([]int32, B*V)
-			nn.SpladePoolForward(z, b.Mask, m.WordEmbeddings().W, m.DecoderBias().W, B, T, C, V, splade, argmax)
+			splade := make([]float32, B*V)
+			if m.Config.SpladePooling == nn.PoolSum {
+				nn.SpladeSumPoolForward(z, b.Mask, m.WordEmbeddings().W, m.DecoderBias().W, B, T, C, V, splade)
+			} else {
+				nn.SpladePoolForward(z, b.Mask, m.WordEmbeddings().W, m.DecoderBias().W, B, T, C, V, splade, make([]int32, B*V))
+			}
 			err = safetensors.WriteFile(out, []safetensors.Named{
 				{Name: "last_hidden_state", Shape: []int{B, T, C}, Data: hidden},
 				{Name: "mlm_logits", Shape: []int{B, T, V}, Data: logits},

@@ -165,19 +165,28 @@ func Build(m *nn.Model) (*onnxpb.ModelProto, error) {
 	logits = b.node("Reshape", []string{logits, btv}) // (B,T,V)
 
 	// SPLADE pooling: every term is ≥ 0, so masking padded positions to 0
-	// before the max excludes them exactly.
-	w := b.node("Log", []string{b.node("Add", []string{b.node("Relu", []string{logits}), b.constF32("one_b", 1)})})
-	w = b.node("Mul", []string{w, b.node("Unsqueeze", []string{maskF, b.constI64("axis2", 2)})})
-	b.g.Node = append(b.g.Node, &onnxpb.NodeProto{OpType: proto.String("ReduceMax"), Input: []string{w},
-		Output: []string{"splade"}, Name: proto.String("pool"),
-		Attribute: []*onnxpb.AttributeProto{intsAttr("axes", 1), intAttr("keepdims", 0)}})
+	// before the max (or the sum) excludes them exactly.
+	mask3 := b.node("Unsqueeze", []string{maskF, b.constI64("axis2", 2)})
+	if cfg.SpladePooling == nn.PoolSum {
+		// log(1 + Σ_t relu(logit)), ReduceSum's axes an input (opset ≥ 13).
+		s := b.node("ReduceSum", []string{b.node("Mul", []string{b.node("Relu", []string{logits}), mask3}), b.constI64("axis1", 1)},
+			intAttr("keepdims", 0))
+		b.g.Node = append(b.g.Node, &onnxpb.NodeProto{OpType: proto.String("Log"), Input: []string{b.node("Add", []string{s, b.constF32("one_b", 1)})},
+			Output: []string{"splade"}, Name: proto.String("pool")})
+	} else {
+		w := b.node("Log", []string{b.node("Add", []string{b.node("Relu", []string{logits}), b.constF32("one_b", 1)})})
+		w = b.node("Mul", []string{w, mask3})
+		b.g.Node = append(b.g.Node, &onnxpb.NodeProto{OpType: proto.String("ReduceMax"), Input: []string{w},
+			Output: []string{"splade"}, Name: proto.String("pool"),
+			Attribute: []*onnxpb.AttributeProto{intsAttr("axes", 1), intAttr("keepdims", 0)}})
+	}
 	b.g.Output = append(b.g.Output, valueInfo("splade", onnxpb.TensorProto_FLOAT, dimParam("batch"), dimValue(int64(cfg.VocabSize))))
 
 	return &onnxpb.ModelProto{
 		IrVersion:       proto.Int64(irVersion),
 		ProducerName:    proto.String("spladapt"),
 		ProducerVersion: proto.String("1"),
-		DocString:       proto.String("SPLADE encoder: splade = max over real positions of log(1+ReLU(MLM logits))"),
+		DocString:       proto.String(docString(cfg)),
 		OpsetImport:     []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
 		Graph:           b.g,
 		MetadataProps: []*onnxpb.StringStringEntryProto{
@@ -397,4 +406,11 @@ func valueInfo(name string, elem onnxpb.TensorProto_DataType, dims ...*onnxpb.Te
 	return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{
 		Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
 			ElemType: proto.Int32(int32(elem)), Shape: &onnxpb.TensorShapeProto{Dim: dims}}}}}
+}
+
+func docString(cfg nn.Config) string {
+	if cfg.SpladePooling == nn.PoolSum {
+		return "SPLADE encoder: splade = log(1 + sum over real positions of ReLU(MLM logits))"
+	}
+	return "SPLADE encoder: splade = max over real positions of log(1+ReLU(MLM logits))"
 }

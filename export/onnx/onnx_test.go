@@ -166,13 +166,26 @@ func TestONNXRuntimeParity(t *testing.T) {
 	}
 	var jobs []job
 	var wants [][]float32
-	cases := oracleCases(t)
+	// Every oracle case, and the first again as a sum-pooled model.
+	var cases []string
+	var models []*nn.Model
+	for i, c := range oracleCases(t) {
+		for _, pool := range []string{nn.PoolMax, nn.PoolSum} {
+			if pool == nn.PoolSum && i > 0 {
+				continue
+			}
+			m, err := nn.LoadHF(filepath.Join(oracleDir, c, "model"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Config.SpladePooling = pool
+			cases = append(cases, c+map[string]string{nn.PoolMax: "", nn.PoolSum: "-sum"}[pool])
+			models = append(models, m)
+		}
+	}
 	tmp := t.TempDir()
 	for i, c := range cases {
-		m, err := nn.LoadHF(filepath.Join(oracleDir, c, "model"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := models[i]
 		dir := filepath.Join(tmp, c)
 		if err := Export(m, dir); err != nil {
 			t.Fatal(err)

@@ -326,6 +326,38 @@ func BenchmarkSpladePool(b *testing.B) {
 				SpladePoolBackward(dout, z, emb, bias, arg, out, s.B, s.T, s.C, V, dz, demb, dbias)
 			}
 		})
+		b.Run(fmt.Sprintf("pass=sum-forward/hidden=%d/batch=%d/len=%d", s.C, s.B, s.T), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				SpladeSumPoolForward(z, mask, emb, bias, s.B, s.T, s.C, V, out)
+			}
+			flops := 2 * float64(s.B*s.T) * V * float64(s.C)
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
+		// The backwards at a trained model's sparsity: only the first
+		// sparseCols terms can be positive (a trained vector has 200–2 000
+		// non-zeros), where the random case above activates half of V.
+		const sparseCols = 1024
+		sb := append([]float32(nil), bias...)
+		for v := sparseCols; v < V; v++ {
+			sb[v] = -1e6
+		}
+		dout := randSlice(rng, s.B*V)
+		dz, demb, dbias := make([]float32, s.B*s.T*s.C), make([]float32, V*s.C), make([]float32, V)
+		b.Run(fmt.Sprintf("pass=backward-sparse/hidden=%d/batch=%d/len=%d", s.C, s.B, s.T), func(b *testing.B) {
+			SpladePoolForward(z, mask, emb, sb, s.B, s.T, s.C, V, out, arg)
+			b.ReportAllocs()
+			for b.Loop() {
+				SpladePoolBackward(dout, z, emb, sb, arg, out, s.B, s.T, s.C, V, dz, demb, dbias)
+			}
+		})
+		b.Run(fmt.Sprintf("pass=sum-backward-sparse/hidden=%d/batch=%d/len=%d", s.C, s.B, s.T), func(b *testing.B) {
+			SpladeSumPoolForward(z, mask, emb, sb, s.B, s.T, s.C, V, out)
+			b.ReportAllocs()
+			for b.Loop() {
+				SpladeSumPoolBackward(dout, z, mask, emb, sb, out, s.B, s.T, s.C, V, dz, demb, dbias)
+			}
+		})
 	}
 }
 

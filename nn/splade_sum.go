@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/spladapt/spladapt/internal/grow"
 	"math"
+	"sync"
 )
 
 // The SPLADE head with saturated sum pooling (splade.pooling: sum):
@@ -25,9 +26,13 @@ import (
 // the active columns only (w > 0 and dout ≠ 0): 6·(real positions)·nnz·C
 // flops, so it costs what the vectors' non-zeros cost, not V.
 
-// sumPoolRows bounds the logits SpladeSumPoolForward materialises at once
-// (rows × V floats: 64 MiB at V = 16 384).
-const sumPoolRows = 1024
+// sumPoolRows is the number of positions SpladeSumPoolForward projects
+// onto the vocabulary at once: their (rows, V) logits (4 MiB at V = 16 384)
+// stay in cache between the product and the ReLU-sum pass that reads them.
+const sumPoolRows = 64
+
+// sumPoolBuf recycles the logits buffers of SpladeSumPoolForward.
+var sumPoolBuf sync.Pool
 
 // SpladeSumPoolForward sets out (B, V) to the sum-pooled SPLADE weights of
 // z (B, T, C) over the positions with mask > 0. A sequence with no real
@@ -40,7 +45,13 @@ func SpladeSumPoolForward(z, mask, emb, bias []float32, B, T, C, V int, out []fl
 	clear(out[:B*V])
 	var rows []float32 // gathered real positions, (n, C)
 	var owner []int32  // sequence of each gathered row
-	logits := make([]float32, min(sumPoolRows, B*T)*V)
+	bp, _ := sumPoolBuf.Get().(*[]float32)
+	if bp == nil {
+		bp = new([]float32)
+	}
+	defer sumPoolBuf.Put(bp)
+	*bp = grow.To(*bp, sumPoolRows*V)
+	logits := *bp
 	flush := func() {
 		n := len(owner)
 		if n == 0 {

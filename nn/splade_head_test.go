@@ -205,31 +205,9 @@ func TestSpladePoolBackwardFiniteDifferences(t *testing.T) {
 		}
 		return s
 	}
-	const h = 1e-6
-	check := func(name string, p []float64, grad []float32) {
-		nonzero := 0
-		for i := range p {
-			old := p[i]
-			p[i] = old + h
-			lp := loss()
-			p[i] = old - h
-			lm := loss()
-			p[i] = old
-			fd := (lp - lm) / (2 * h)
-			if d := math.Abs(fd - float64(grad[i])); d > 1e-4*(1+math.Abs(fd)) {
-				t.Errorf("%s[%d]: analytic %g, finite difference %g", name, i, grad[i], fd)
-			}
-			if fd != 0 {
-				nonzero++
-			}
-		}
-		if nonzero == 0 {
-			t.Errorf("%s: all finite differences zero, test is vacuous", name)
-		}
-	}
-	check("dz", z64, dz)
-	check("demb", e64, demb)
-	check("dbias", b64, dbias)
+	checkFiniteDifferences(t, "dz", z64, dz, loss)
+	checkFiniteDifferences(t, "demb", e64, demb, loss)
+	checkFiniteDifferences(t, "dbias", b64, dbias, loss)
 	// Sequence 2 is empty: no gradient may reach it.
 	for i := 2 * T * C; i < 3*T*C; i++ {
 		if dz[i] != 0 {
@@ -388,5 +366,32 @@ func TestSpladePoolTiesPickFirst(t *testing.T) {
 		if arg[v] != want {
 			t.Errorf("argmax[v=%d] = %d, want %d (logit at t=1: %g)", v, arg[v], want, s)
 		}
+	}
+}
+
+// checkFiniteDifferences compares every entry of grad with the central
+// difference of loss in p (float64 parameters that loss reads), and fails
+// when none of the differences is non-zero (a vacuous check).
+func checkFiniteDifferences(t *testing.T, name string, p []float64, grad []float32, loss func() float64) {
+	t.Helper()
+	const h = 1e-6
+	nonzero := 0
+	for i := range p {
+		old := p[i]
+		p[i] = old + h
+		lp := loss()
+		p[i] = old - h
+		lm := loss()
+		p[i] = old
+		fd := (lp - lm) / (2 * h)
+		if d := math.Abs(fd - float64(grad[i])); d > 1e-4*(1+math.Abs(fd)) {
+			t.Errorf("%s[%d]: analytic %g, finite difference %g", name, i, grad[i], fd)
+		}
+		if fd != 0 {
+			nonzero++
+		}
+	}
+	if nonzero == 0 {
+		t.Errorf("%s: all finite differences zero, test is vacuous", name)
 	}
 }

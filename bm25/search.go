@@ -141,12 +141,7 @@ func (s *Searcher) Search(query string, k int) ([]corpora.Hit, error) {
 				break
 			}
 			tf := float64(p.Freq)
-			dl := docLen(p.Norm)
-			norm := 1.0
-			if avgdl > 0 {
-				norm = 1 - b + b*dl/avgdl
-			}
-			s.add(p.ID.Value(), w*tf/(tf+k1*norm))
+			s.add(p.ID.Value(), w*tf/(tf+Norm(k1, b, docLen(p.Norm), avgdl)))
 		}
 		if err := tfr.Close(); err != nil {
 			return nil, err

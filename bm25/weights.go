@@ -8,9 +8,18 @@ import (
 	"github.com/blevesearch/bleve/v2/registry"
 )
 
-// ImpactWeight is IDF(df, n)·tf/(tf + norm) with norm = k1·(1 − b + b·dl/avgdl).
+// ImpactWeight is IDF(df, n)·tf/(tf + norm) with norm = Norm(k1, b, dl, avgdl).
 func ImpactWeight(tf, df, n, norm float64) float64 {
 	return IDF(df, n) * tf / (tf + norm)
+}
+
+// Norm is BM25's length normalisation k1·(1 − b + b·dl/avgdl) of a
+// document of dl tokens (k1 alone when avgdl is 0).
+func Norm(k1, b, dl, avgdl float64) float64 {
+	if avgdl <= 0 {
+		return k1
+	}
+	return k1 * (1 - b + b*dl/avgdl)
 }
 
 // IDF is BM25's idf of a term in df of n documents,

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/spladapt/spladapt/nn"
@@ -313,5 +314,16 @@ func TestForcedGradientFiniteDifferences(t *testing.T) {
 		if bad > 2 {
 			t.Errorf("%s: %d of 40 gradients disagree with finite differences (f = %g, max |g| %g)", name, bad, f0, scale)
 		}
+	}
+}
+
+// TestAttributeRefusesSumPooling: attribution follows max pooling's
+// argmax, so a sum-pooled model is refused with an error that says so.
+func TestAttributeRefusesSumPooling(t *testing.T) {
+	c := loadCase(t, oracleModels[0], 1)
+	c.m.Config.SpladePooling = nn.PoolSum
+	_, err := (&Attributor{Model: c.m, Layers: allLayers(c.m), Steps: 8}).Attribute(c.ids, c.other)
+	if err == nil || !strings.Contains(err.Error(), "max-pooled models only") {
+		t.Fatalf("sum-pooled model: err %v, want a refusal naming max pooling", err)
 	}
 }

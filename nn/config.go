@@ -47,6 +47,19 @@ const (
 	PoolSum = "sum" // w[v] = log1p(Σ_t relu(logit[t,v]))
 )
 
+// ParsePooling maps a pooling's name (splade.pooling, config.json's
+// splade_pooling) to its Config.SpladePooling value: "max" and "" to
+// PoolMax, "sum" to PoolSum; anything else is an error.
+func ParsePooling(name string) (string, error) {
+	switch name {
+	case "", "max":
+		return PoolMax, nil
+	case PoolSum:
+		return PoolSum, nil
+	}
+	return "", fmt.Errorf("splade pooling %q: want max or sum", name)
+}
+
 // BERTConfig returns a BERT config with HuggingFace's defaults for
 // everything but the given sizes.
 func BERTConfig(vocab, hidden, layers, heads, ff, maxPos int) Config {
@@ -100,8 +113,8 @@ func (c Config) Validate() error {
 	if !(c.LayerNormEps > 0) {
 		return fmt.Errorf("layer_norm_eps must be positive, got %g", c.LayerNormEps)
 	}
-	if c.SpladePooling != PoolMax && c.SpladePooling != PoolSum {
-		return fmt.Errorf("splade_pooling %q: want %q or %q", c.SpladePooling, "max", PoolSum)
+	if p, err := ParsePooling(c.SpladePooling); err != nil || p != c.SpladePooling {
+		return fmt.Errorf("splade_pooling %q: want %q (max pooling) or %q", c.SpladePooling, PoolMax, PoolSum)
 	}
 	if c.HiddenDropout < 0 || c.HiddenDropout >= 1 || c.AttnDropout < 0 || c.AttnDropout >= 1 {
 		return fmt.Errorf("dropout must be in [0,1), got hidden %g attention %g", c.HiddenDropout, c.AttnDropout)
@@ -205,11 +218,12 @@ func ParseConfig(data []byte) (Config, error) {
 	default:
 		return Config{}, fmt.Errorf("config.json: unsupported model_type %q (want bert or distilbert)", c.ModelType)
 	}
-	if c.SpladePooling = strKey("splade_pooling", ""); c.SpladePooling == "max" {
-		c.SpladePooling = PoolMax
-	}
+	pooling := strKey("splade_pooling", "")
 	if err != nil {
 		return Config{}, err
+	}
+	if c.SpladePooling, err = ParsePooling(pooling); err != nil {
+		return Config{}, fmt.Errorf("config.json: %w", err)
 	}
 	c.raw = raw
 	if err := c.Validate(); err != nil {

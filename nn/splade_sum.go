@@ -2,9 +2,10 @@ package nn
 
 import (
 	"fmt"
-	"github.com/spladapt/spladapt/internal/grow"
 	"math"
 	"sync"
+
+	"github.com/spladapt/spladapt/internal/grow"
 )
 
 // The SPLADE head with saturated sum pooling (splade.pooling: sum):
@@ -25,6 +26,29 @@ import (
 // pass over their (rows, V) logits. The backward recomputes the logits of
 // the active columns only (w > 0 and dout ≠ 0): 6·(real positions)·nnz·C
 // flops, so it costs what the vectors' non-zeros cost, not V.
+
+// SpladeHeadForward sets out (B, V) to the pooled SPLADE weights of z under
+// pooling (Config.SpladePooling): SpladePoolForward, which also sets argmax
+// (B, V), for max pooling; SpladeSumPoolForward, which ignores argmax (it
+// may be nil), for sum pooling. SpladeHeadBackward is its gradient.
+func SpladeHeadForward(pooling string, z, mask, emb, bias []float32, B, T, C, V int, out []float32, argmax []int32) {
+	if pooling == PoolSum {
+		SpladeSumPoolForward(z, mask, emb, bias, B, T, C, V, out)
+		return
+	}
+	SpladePoolForward(z, mask, emb, bias, B, T, C, V, out, argmax)
+}
+
+// SpladeHeadBackward accumulates the gradients of SpladeHeadForward under
+// the same pooling, given its outputs out and argmax (SpladePoolBackward,
+// SpladeSumPoolBackward).
+func SpladeHeadBackward(pooling string, dout, z, mask, emb, bias []float32, argmax []int32, out []float32, B, T, C, V int, dz, demb, dbias []float32) {
+	if pooling == PoolSum {
+		SpladeSumPoolBackward(dout, z, mask, emb, bias, out, B, T, C, V, dz, demb, dbias)
+		return
+	}
+	SpladePoolBackward(dout, z, emb, bias, argmax, out, B, T, C, V, dz, demb, dbias)
+}
 
 // sumPoolRows is the number of positions SpladeSumPoolForward projects
 // onto the vocabulary at once: their (rows, V) logits (4 MiB at V = 16 384)

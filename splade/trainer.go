@@ -26,10 +26,9 @@ import (
 //	tokenise and pad Q (B,Tq), P (B,Tp), N (B·NNeg,Tn)          BuildTrainBatch
 //	for X in Q, P, N, each in its own nn.Pass:
 //	    h = Encode(X) (R,T,C);  z = HeadTransform(h) (R·T,C)
-//	    W_X = SpladePoolForward(z) (R,V), argmax (R,V)            chunked head
-//	          (SpladeSumPoolForward for a sum-pooled model)
+//	    W_X = SpladeHeadForward(z) (R,V), argmax (R,V)            the model's pooling
 //	Total = InfoNCE(Q; P,N) + λ_t·reg(Q) + λ_t·FLOPS([P;N]) (+ MarginMSE)   Objective
-//	for X: dz = SpladePoolBackward(dW_X)  (sparse: argmax rows, w > 0 only)
+//	for X: dz = SpladeHeadBackward(dW_X)  (sparse: w > 0 only)
 //	       dh = HeadTransformBackward(dz); Backward(dh)   (gradients accumulate:
 //	                                                        weights are shared)
 //	clip the global gradient norm; AdamW step with the linear schedule
@@ -106,10 +105,8 @@ func (o *TrainOptions) Validate() error {
 	default:
 		return fmt.Errorf("train: train params %q, want all, task or domain", o.TrainParams)
 	}
-	switch o.Pooling {
-	case "", "max", nn.PoolSum:
-	default:
-		return fmt.Errorf("train: pooling %q, want max or sum", o.Pooling)
+	if _, err := nn.ParsePooling(o.Pooling); err != nil {
+		return fmt.Errorf("train: %w", err)
 	}
 	switch o.QueryEncoder {
 	case QueryEncoderModel, QueryEncoderIDF, "":
@@ -194,11 +191,8 @@ func NewTrainer(m *nn.Model, tok *tokenize.Tokenizer, sources []Source, dev []*D
 	if opt.EvalDepth <= 0 {
 		opt.EvalDepth = 100
 	}
-	switch opt.Pooling {
-	case "max":
-		m.Config.SpladePooling = nn.PoolMax
-	case nn.PoolSum:
-		m.Config.SpladePooling = nn.PoolSum
+	if opt.Pooling != "" {
+		m.Config.SpladePooling, _ = nn.ParsePooling(opt.Pooling) // checked by Validate
 	}
 	t := &Trainer{Model: m, Tok: tok, Opt: opt, sources: sources, dev: dev,
 		QueryWeights: queryWeights}
@@ -324,7 +318,7 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 	var mats [3]*Mat[float32]
 	tokens := 0
 	idf := t.QueryWeights != nil
-	sum := m.Config.SpladePooling == nn.PoolSum
+	pool := m.Config.SpladePooling
 	for i, b := range batches {
 		hb := &t.heads[i]
 		hb.b = b
@@ -347,12 +341,8 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 		h := t.passes[i].Encode(b)
 		hb.z = t.passes[i].HeadTransform(h, b.B*b.T)
 		hb.out = grow.To(hb.out, b.B*V)
-		if sum {
-			nn.SpladeSumPoolForward(hb.z, b.Mask, emb.W, bias.W, b.B, b.T, C, V, hb.out)
-		} else {
-			hb.argmax = grow.To(hb.argmax, b.B*V)
-			nn.SpladePoolForward(hb.z, b.Mask, emb.W, bias.W, b.B, b.T, C, V, hb.out, hb.argmax)
-		}
+		hb.argmax = grow.To(hb.argmax, b.B*V)
+		nn.SpladeHeadForward(pool, hb.z, b.Mask, emb.W, bias.W, b.B, b.T, C, V, hb.out, hb.argmax)
 		mats[i] = NewMat(hb.out, b.B, V)
 		for _, x := range b.Mask {
 			tokens += int(x)
@@ -380,11 +370,7 @@ func (t *Trainer) Gradients(tb *TrainBatch, step int) (Terms, int, error) {
 		hb := &t.heads[i]
 		b := hb.b
 		hb.dz = zeroF(hb.dz, b.B*b.T*C)
-		if sum {
-			nn.SpladeSumPoolBackward(dout, hb.z, b.Mask, emb.W, bias.W, hb.out, b.B, b.T, C, V, hb.dz, gradOf(emb), gradOf(bias))
-		} else {
-			nn.SpladePoolBackward(dout, hb.z, emb.W, bias.W, hb.argmax, hb.out, b.B, b.T, C, V, hb.dz, gradOf(emb), gradOf(bias))
-		}
+		nn.SpladeHeadBackward(pool, dout, hb.z, b.Mask, emb.W, bias.W, hb.argmax, hb.out, b.B, b.T, C, V, hb.dz, gradOf(emb), gradOf(bias))
 		dh := t.passes[i].HeadTransformBackward(hb.dz)
 		t.passes[i].Backward(dh)
 	}

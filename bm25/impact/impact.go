@@ -146,7 +146,7 @@ func Build(dir string, next func() (corpora.Doc, error), opts Options) (*index.M
 	vec := make([]index.TermWeight, 0, 256)
 	for i, id := range ids {
 		vec = vec[:0]
-		norm := opts.K1 * (1 - opts.B + opts.B*float64(dls[i])/st.AvgDL)
+		norm := bm25.Norm(opts.K1, opts.B, float64(dls[i]), st.AvgDL)
 		for _, x := range tfs[i] {
 			w := bm25.ImpactWeight(float64(x.n), float64(df[x.term]), N, norm)
 			vec = append(vec, index.TermWeight{Term: remap[x.term], Weight: float32(w)})

@@ -140,11 +140,7 @@ config.json has splade_pooling sum). --group G reads the keys "G.input_ids", ...
 			logits := make([]float32, B*T*V)
 			m.Logits(logits, z, B*T)
 			splade := make([]float32, B*V)
-			if m.Config.SpladePooling == nn.PoolSum {
-				nn.SpladeSumPoolForward(z, b.Mask, m.WordEmbeddings().W, m.DecoderBias().W, B, T, C, V, splade)
-			} else {
-				nn.SpladePoolForward(z, b.Mask, m.WordEmbeddings().W, m.DecoderBias().W, B, T, C, V, splade, make([]int32, B*V))
-			}
+			nn.SpladeHeadForward(m.Config.SpladePooling, z, b.Mask, m.WordEmbeddings().W, m.DecoderBias().W, B, T, C, V, splade, make([]int32, B*V))
 			err = safetensors.WriteFile(out, []safetensors.Named{
 				{Name: "last_hidden_state", Shape: []int{B, T, C}, Data: hidden},
 				{Name: "mlm_logits", Shape: []int{B, T, V}, Data: logits},

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spladapt/spladapt/bm25"
 	"github.com/spladapt/spladapt/corpora"
 	"github.com/spladapt/spladapt/eval"
 	"github.com/spladapt/spladapt/nn"
@@ -84,9 +85,9 @@ func main() {
 				own[i][t] = true
 				binary[i] = append(binary[i], sparse.TermWeight{Term: t, Weight: 1})
 				f := float64(n)
-				w := f * (*k1 + 1) / (f + *k1*(1-*b+*b*dl/avgdl))
-				bm[i] = append(bm[i], sparse.TermWeight{Term: t, Weight: float32(w)})
-				bm0[i] = append(bm0[i], sparse.TermWeight{Term: t, Weight: float32(f * (*k1 + 1) / (f + *k1))})
+				// BM25's tf term, without the constant k1+1
+				bm[i] = append(bm[i], sparse.TermWeight{Term: t, Weight: float32(f / (f + bm25.Norm(*k1, *b, dl, avgdl)))})
+				bm0[i] = append(bm0[i], sparse.TermWeight{Term: t, Weight: float32(f / (f + bm25.Norm(*k1, 0, dl, avgdl)))})
 				logtf[i] = append(logtf[i], sparse.TermWeight{Term: t, Weight: float32(math.Log1p(f))})
 			}
 		}
